@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// Runs the compiled test files (dist/test/**/*.test.js) with Node's built-in
+// test runner. `npm test` builds first, then calls this.
+//   node scripts/run-tests.mjs              all tests
+//   node scripts/run-tests.mjs --only store tests under test/store/ only
+//   node scripts/run-tests.mjs --unit       everything except tests that need ZFS or run the CLI end to end
+import { spawnSync } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+const args = process.argv.slice(2);
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
+const unit = args.includes('--unit');
+const root = join(process.cwd(), 'dist', 'test');
+const heavy = new Set(['zfs', 'e2e', 'services']);
+
+function walk(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...walk(p));
+    else if (name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+let files = walk(root).sort();
+if (only) files = files.filter((f) => relative(root, f).split('/')[0] === only);
+if (unit) files = files.filter((f) => !heavy.has(relative(root, f).split('/')[0]));
+if (files.length === 0) {
+  console.error('run-tests: no test files found (did the build run?)');
+  process.exit(1);
+}
+const concurrency = process.env.ZBK_TEST_CONCURRENCY ?? '2';
+const res = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+  stdio: 'inherit',
+  env: process.env,
+});
+process.exit(res.status ?? 1);

@@ -1,0 +1,169 @@
+/**
+ * The storage contract every backend (S3, local directory, test doubles)
+ * implements. Consumers depend on this interface only.
+ *
+ * General rules:
+ * - Keys are relative to the store's prefix (the store adds it), use `/` as a
+ *   separator and never start with `/`.
+ * - Every method either succeeds or throws a `StoreError` subclass from
+ *   `./errors.ts`; `TransientStoreError` is the only one a retry may fix.
+ * - Methods marked idempotent may be repeated after a failure or a crash
+ *   with the same arguments and reach the same final state.
+ * - Sizes are byte counts as JS numbers (exact below 2^53 = 8 PiB).
+ */
+import type { Readable } from 'node:stream';
+
+/** Storage class names as S3 spells them. */
+export type StorageClass = 'STANDARD' | 'STANDARD_IA' | 'GLACIER_IR' | 'GLACIER' | 'DEEP_ARCHIVE' | (string & {});
+
+/** Archive classes: a GET needs a restore first. */
+export const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+export type RestoreTier = 'Standard' | 'Bulk';
+
+/**
+ * Restore state of an object, as `x-amz-restore` reports it.
+ * - `not-archived`: readable now (not in an archive class).
+ * - `archived`: archive class, no restored copy, no restore running.
+ * - `in-progress`: a restore was requested and is running.
+ * - `restored`: a temporary copy is readable until `expiry`.
+ */
+export type RestoreState =
+  | { state: 'not-archived' }
+  | { state: 'archived' }
+  | { state: 'in-progress' }
+  | { state: 'restored'; expiry: Date };
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  storageClass: StorageClass;
+  lastModified: Date;
+  /** ETag without quotes, when the backend has one. */
+  etag?: string;
+  /** User metadata (lower-case names, without the `x-amz-meta-` prefix). */
+  metadata: Record<string, string>;
+  restore: RestoreState;
+}
+
+/** One entry of a listing. Listings do not carry user metadata: use `head`. */
+export interface ListEntry {
+  key: string;
+  size: number;
+  storageClass: StorageClass;
+  lastModified: Date;
+}
+
+export interface PutOptions {
+  /** Defaults to STANDARD. */
+  storageClass?: StorageClass;
+  /** User metadata; at most 2 KB in total (names + values), ASCII values, lower-case names. */
+  metadata?: Record<string, string>;
+}
+
+/** An acknowledged part of a multipart upload. */
+export interface UploadedPart {
+  /** 1-based, ≤ 10,000. */
+  partNumber: number;
+  size: number;
+  /** ETag without quotes. */
+  etag: string;
+  /** Base64 SHA-256 of the part's bytes as the server verified it, when known. */
+  checksumSha256?: string;
+}
+
+export interface MultipartUploadInfo {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/** Inclusive byte range, as HTTP Range `bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export type RestoreOutcome =
+  /** A restore started (S3: 202). */
+  | 'started'
+  /** The object already has a restored copy; its expiry was moved to now + days (S3: 200). */
+  | 'already-restored'
+  /** A restore is already running (S3: 409 RestoreAlreadyInProgress); nothing changed. */
+  | 'in-progress'
+  /** The object is not in an archive class: it is readable now; nothing to do. */
+  | 'not-archived';
+
+export interface ObjectStore {
+  /** Human-readable location without credentials, e.g. `s3://bucket/prefix` or `file:///dir`. */
+  readonly url: string;
+
+  /**
+   * Write a whole object (small objects: key file, manifest mirrors).
+   * Atomic: readers see the old object or the new one, never a mix.
+   * Idempotent. Overwrites an existing object.
+   */
+  put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
+
+  /**
+   * Read an object (or an inclusive byte range of it) as a stream.
+   * Throws NotFoundError, ArchivedError (archive class, not restored) or
+   * RestoreInProgressError. The stream errors with a StoreError if the
+   * transfer fails midway.
+   */
+  get(key: string, range?: ByteRange): Promise<Readable>;
+
+  /** Read a whole small object into memory. Same errors as `get`. */
+  getBytes(key: string): Promise<Uint8Array>;
+
+  /** Size, class, metadata and restore state. Works on archived objects. Throws NotFoundError. */
+  head(key: string): Promise<ObjectInfo>;
+
+  /** All objects whose key starts with `prefix`, in key order, across pages. */
+  list(prefix: string): AsyncIterable<ListEntry>;
+
+  /** Delete objects. Idempotent: deleting a missing key is not an error. */
+  deleteMany(keys: readonly string[]): Promise<void>;
+
+  /**
+   * Start a multipart upload. Storage class and metadata are fixed here and
+   * cannot change later. Returns the upload id (persist it to resume).
+   */
+  createMultipartUpload(key: string, options?: PutOptions): Promise<string>;
+
+  /**
+   * Upload one part. `checksumSha256` (base64 SHA-256 of `body`) is sent to
+   * the server, which rejects a mismatch (PermanentStoreError 'BAD_DIGEST').
+   * Idempotent: re-uploading a part number replaces it.
+   * Throws NoSuchUploadError if the upload is gone.
+   */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart>;
+
+  /** Parts the server has acknowledged, ascending, across all pages. Throws NoSuchUploadError. */
+  listParts(key: string, uploadId: string): Promise<UploadedPart[]>;
+
+  /**
+   * Assemble the object from `parts` (ascending part numbers, every part but
+   * the last ≥ the server's minimum part size). After success the upload id
+   * is gone. Throws NoSuchUploadError, or PermanentStoreError with code
+   * 'INVALID_PART' / 'INVALID_PART_ORDER' / 'ENTITY_TOO_SMALL'.
+   */
+  completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void>;
+
+  /** Discard an upload and its parts. Idempotent: an unknown upload id is not an error. */
+  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+
+  /** Unfinished multipart uploads whose key starts with `prefix`, across pages. */
+  listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]>;
+
+  /**
+   * Ask for a temporary readable copy of an archived object for `days` days.
+   * See `RestoreOutcome`. Throws NotFoundError.
+   */
+  requestRestore(key: string, days: number, tier: RestoreTier): Promise<RestoreOutcome>;
+}
+
+/** Who the credentials belong to (STS GetCallerIdentity); stores without identities return null. */
+export interface IdentityProvider {
+  callerIdentity(): Promise<{ account: string; arn: string; userId: string } | null>;
+}
