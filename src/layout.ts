@@ -1,0 +1,75 @@
+/**
+ * Where things live in the store, and the small records zbk writes there.
+ * Pure: no I/O. Object keys never contain dataset or snapshot names; stream
+ * ids are random, so the store learns only sizes and timing.
+ *
+ *   zbk.key                          key file (JSON), metadata class
+ *   manifest/<time>-<rand>.zbkm      sealed manifest mirror, metadata class
+ *   streams/<streamId>.zbks          sealed stream record, metadata class
+ *   data/<streamId>/<volume>.zbkv    volume (sealed parts), data class;
+ *                                    user metadata `zbk-meta` = sealed VolumeMetadata
+ */
+
+export const KEY_FILE_KEY = 'zbk.key';
+export const MANIFEST_PREFIX = 'manifest/';
+export const STREAMS_PREFIX = 'streams/';
+export const DATA_PREFIX = 'data/';
+/** S3 user-metadata name that carries the sealed VolumeMetadata of a volume. */
+export const VOLUME_META_HEADER = 'zbk-meta';
+
+/** Blob kinds bound into sealed blobs' associated data. */
+export const BLOB_MANIFEST = 'zbk-manifest-v1';
+export const BLOB_STREAM_RECORD = 'zbk-stream-v1';
+
+export function volumeKey(streamIdHex: string, volumeIndex: number): string {
+  return `${DATA_PREFIX}${streamIdHex}/${String(volumeIndex).padStart(6, '0')}.zbkv`;
+}
+
+export function streamRecordKey(streamIdHex: string): string {
+  return `${STREAMS_PREFIX}${streamIdHex}.zbks`;
+}
+
+/** Parse `data/<streamId>/<volume>.zbkv`; null for anything else. */
+export function parseVolumeKey(key: string): { streamId: string; volumeIndex: number } | null {
+  const m = /^data\/([0-9a-f]{32})\/(\d{6})\.zbkv$/.exec(key);
+  return m ? { streamId: m[1]!, volumeIndex: Number(m[2]) } : null;
+}
+
+/** Mirror keys sort by time: ISO basic format, then a random suffix. */
+export function manifestMirrorKey(at: Date, randomHex: string): string {
+  const t = at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return `${MANIFEST_PREFIX}${t}-${randomHex}.zbkm`;
+}
+
+/** One volume as the stream record lists it. Sizes are exact byte counts. */
+export interface VolumeRecord {
+  index: number;
+  key: string;
+  plaintextSize: number;
+  /** hex SHA-256 of the volume's plaintext. */
+  plaintextSha256: string;
+  /** Object size in the store (sealed). */
+  storedSize: number;
+  partCount: number;
+  /** Plaintext bytes per part (all but the last part of the volume). */
+  partSize: number;
+}
+
+/**
+ * Written (sealed, metadata class) after every volume of a stream is
+ * confirmed by the store and before the manifest records the stream: its
+ * presence means "this stream is complete". Rebuild reads these.
+ */
+export interface StreamRecord {
+  v: 1;
+  /** 32 hex chars. */
+  streamId: string;
+  dataset: string;
+  from: { name: string; guid: string } | null;
+  to: { name: string; guid: string; createtxg: string; creation: number };
+  plaintextSize: number;
+  storedSize: number;
+  volumes: VolumeRecord[];
+  startedAt: string;
+  completedAt: string;
+}
