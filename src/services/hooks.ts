@@ -1,0 +1,122 @@
+/**
+ * User hooks around a push: pre/post commands (argument arrays, no shell)
+ * and success/failure webhooks in the formats of healthchecks.io, Uptime Kuma
+ * (push monitors) and ntfy. Each has a timeout. A failing hook is reported
+ * as a warning and never hides or changes the push result. Webhook URLs are
+ * secrets (they authenticate the sender): they are never logged; errors
+ * mention only the host.
+ */
+import { spawn } from 'node:child_process';
+import type { HookConfig } from '../config/config.js';
+
+export interface HookOutcome {
+  ok: boolean;
+  /** What ran, without secrets. */
+  what: string;
+  detail?: string;
+}
+
+/** Run a hook command with a timeout. Never throws. */
+export function runHookCommand(argv: string[], env: Record<string, string>, timeoutSeconds: number): Promise<HookOutcome> {
+  const what = `hook ${argv[0] ?? ''}`;
+  return new Promise((resolve) => {
+    let stderr = '';
+    let settled = false;
+    const finish = (o: HookOutcome): void => {
+      if (!settled) {
+        settled = true;
+        resolve(o);
+      }
+    };
+    let child;
+    try {
+      child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      finish({ ok: false, what, detail: (err as Error).message });
+      return;
+    }
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish({ ok: false, what, detail: `timed out after ${timeoutSeconds}s` });
+    }, timeoutSeconds * 1000);
+    child.stderr?.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString('utf8')).slice(-500);
+    });
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      finish({ ok: false, what, detail: err.message });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) finish({ ok: true, what });
+      else finish({ ok: false, what, detail: `exit ${code ?? signal}${stderr ? `: ${stderr.trim().split('\n').pop()}` : ''}` });
+    });
+  });
+}
+
+export interface WebhookRequest {
+  url: string;
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  body?: string;
+}
+
+/** Build the request a webhook service expects for a success or failure. Pure. */
+export function webhookRequest(hooks: HookConfig, ok: boolean, message: string): WebhookRequest | null {
+  const text = message.slice(0, 1000);
+  switch (hooks.webhookFormat) {
+    case 'healthchecks': {
+      // healthchecks.io: ping URL for success, the same URL + "/fail" for failure, body is the log.
+      const base = ok ? hooks.onSuccess : hooks.onFailure ?? (hooks.onSuccess ? `${hooks.onSuccess.replace(/\/+$/, '')}/fail` : undefined);
+      return base ? { url: base, method: 'POST', headers: { 'content-type': 'text/plain' }, body: text } : null;
+    }
+    case 'uptime-kuma': {
+      // Uptime Kuma push monitor: GET with status=up|down and msg.
+      const base = ok ? hooks.onSuccess : hooks.onFailure ?? hooks.onSuccess;
+      if (!base) return null;
+      const u = new URL(base);
+      u.searchParams.set('status', ok ? 'up' : 'down');
+      u.searchParams.set('msg', text.slice(0, 200));
+      return { url: u.toString(), method: 'GET', headers: {} };
+    }
+    case 'ntfy': {
+      // ntfy: POST the message to the topic URL; title, priority and tags as headers.
+      const base = ok ? hooks.onSuccess : hooks.onFailure ?? hooks.onSuccess;
+      if (!base) return null;
+      return {
+        url: base,
+        method: 'POST',
+        headers: { title: ok ? 'zbk backup ok' : 'zbk backup FAILED', priority: ok ? 'default' : 'high', tags: ok ? 'white_check_mark' : 'warning' },
+        body: text,
+      };
+    }
+  }
+}
+
+/** Host of a URL, for messages (the rest of a webhook URL is a secret). */
+export function redactUrl(url: string): string {
+  try {
+    return new URL(url).host || 'webhook';
+  } catch {
+    return 'webhook';
+  }
+}
+
+/** Send the success/failure webhook, if configured. Never throws. */
+export async function sendWebhook(hooks: HookConfig, ok: boolean, message: string): Promise<HookOutcome | null> {
+  const req = webhookRequest(hooks, ok, message);
+  if (!req) return null;
+  const what = `webhook to ${redactUrl(req.url)}`;
+  try {
+    const res = await fetch(req.url, {
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+      signal: AbortSignal.timeout(hooks.timeoutSeconds * 1000),
+    });
+    return res.ok ? { ok: true, what } : { ok: false, what, detail: `HTTP ${res.status}` };
+  } catch (err) {
+    const name = (err as Error).name === 'TimeoutError' ? `timed out after ${hooks.timeoutSeconds}s` : 'request failed';
+    return { ok: false, what, detail: name };
+  }
+}
