@@ -1,0 +1,118 @@
+/**
+ * Errors raised by the zfs adapter. Every failure of a spawned `zfs`/`zpool`
+ * is a `ZfsError` carrying the argv, exit status and the tail of stderr, so a
+ * user (and `--json` output) sees what zfs itself said.
+ */
+import { ExitCode, ZbkError } from '../errors.js';
+
+/** How much of zfs's stderr is kept on an error. */
+export const STDERR_TAIL_BYTES = 2048;
+
+/** Codes of ZfsError; stable for scripts and `--json` output. */
+export type ZfsErrorCode =
+  | 'ZFS_FAILED'
+  | 'ZFS_NOT_FOUND'
+  | 'ZFS_EXISTS'
+  | 'ZFS_BUSY'
+  | 'ZFS_MISSING'
+  | 'ZFS_UNSUPPORTED'
+  | 'ZFS_PARSE'
+  | 'ZFS_KILLED'
+  | 'ZFS_NOT_READY';
+
+export interface ZfsErrorDetails {
+  argv?: string[];
+  exitStatus?: number | null;
+  signal?: NodeJS.Signals | null;
+  stderrTail?: string;
+  cause?: unknown;
+}
+
+/** A `zfs`/`zpool` command failed, or its output could not be understood. Exit code 7. */
+export class ZfsError extends ZbkError {
+  override readonly code: ZfsErrorCode;
+  /** The full command line that was spawned (never contains secrets: only names and flags). */
+  readonly argv: string[];
+  readonly exitStatus: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The last {@link STDERR_TAIL_BYTES} bytes of stderr. */
+  readonly stderrTail: string;
+
+  constructor(message: string, code: ZfsErrorCode = 'ZFS_FAILED', details: ZfsErrorDetails = {}) {
+    super(message, code, ExitCode.ZFS, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    this.argv = details.argv ?? [];
+    this.exitStatus = details.exitStatus ?? null;
+    this.signal = details.signal ?? null;
+    this.stderrTail = details.stderrTail ?? '';
+  }
+}
+
+/** The dataset, snapshot or bookmark does not exist. */
+export class ZfsNotFoundError extends ZfsError {
+  constructor(message: string, details: ZfsErrorDetails = {}) {
+    super(message, 'ZFS_NOT_FOUND', details);
+  }
+}
+
+/** The dataset or snapshot to be created already exists. */
+export class ZfsExistsError extends ZfsError {
+  constructor(message: string, details: ZfsErrorDetails = {}) {
+    super(message, 'ZFS_EXISTS', details);
+  }
+}
+
+/** The dataset is busy or the snapshot is held. */
+export class ZfsBusyError extends ZfsError {
+  constructor(message: string, details: ZfsErrorDetails = {}) {
+    super(message, 'ZFS_BUSY', details);
+  }
+}
+
+/** The zfs/zpool program (or its sudo wrapper) could not be started. */
+export class ZfsMissingError extends ZfsError {
+  constructor(message: string, details: ZfsErrorDetails = {}) {
+    super(message, 'ZFS_MISSING', details);
+  }
+}
+
+/** The installed ZFS lacks a feature (bookmarks, `zfs holds`, ...). Callers check capabilities first. */
+export class ZfsUnsupportedError extends ZfsError {
+  constructor(message: string, details: ZfsErrorDetails = {}) {
+    super(message, 'ZFS_UNSUPPORTED', details);
+  }
+}
+
+/** Collapse zfs's (multi-line) stderr to one line for a message. */
+export function oneLine(stderr: string, max = 400): string {
+  const s = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0 && !/^usage:/i.test(l))
+    .slice(0, 3)
+    .join(' / ');
+  return s.length > max ? `${s.slice(0, max)}…` : s;
+}
+
+/**
+ * Map a failed command to the most specific error class by what zfs wrote on
+ * stderr (the messages of OpenZFS and zfs-fuse agree on these phrases).
+ * `what` describes the operation and its object, e.g. `zfs send of 'tank/a@s1'`.
+ */
+export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsError {
+  const stderr = details.stderrTail ?? '';
+  const said = oneLine(stderr);
+  const how = details.signal ? `killed by ${details.signal}` : `exit status ${details.exitStatus ?? 'unknown'}`;
+  const base = `${what} failed (${how})${said ? `: ${said}` : ''}`;
+  if (/does not exist|no such pool|no such dataset|could not find any snapshots/i.test(stderr)) {
+    return new ZfsNotFoundError(`${base} — check the name with "zfs list -t all"`, details);
+  }
+  if (/already exists|destination '.*' exists/i.test(stderr)) {
+    return new ZfsExistsError(`${base} — choose another name or destroy the existing one`, details);
+  }
+  if (/dataset is busy|pool or dataset is busy|is held|tag already exists|device busy/i.test(stderr)) {
+    return new ZfsBusyError(`${base} — release holds ("zfs holds"/"zfs release") or stop what uses it`, details);
+  }
+  if (details.signal) return new ZfsError(base, 'ZFS_KILLED', details);
+  return new ZfsError(base, 'ZFS_FAILED', details);
+}
