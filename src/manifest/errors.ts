@@ -1,0 +1,40 @@
+/** Typed manifest errors services can branch on. */
+import { ManifestError } from '../errors.js';
+
+/**
+ * A restore chain has a gap: some incremental's base snapshot has no complete
+ * stream ending at it. `missing` names the link; `neededBy` the stream whose
+ * base it is.
+ */
+export class BrokenChainError extends ManifestError {
+  readonly dataset: string;
+  readonly missing: { name: string; guid: bigint };
+  readonly neededBy: string;
+  constructor(dataset: string, missing: { name: string; guid: bigint }, neededBy: string) {
+    super(
+      `restore chain of ${dataset} is broken: no complete stream ends at snapshot ${missing.name} (guid ${missing.guid}), ` +
+        `the base of stream ${neededBy}; run "zbk verify" and push a new full stream`,
+      'CHAIN_BROKEN',
+    );
+    this.dataset = dataset;
+    this.missing = missing;
+    this.neededBy = neededBy;
+  }
+}
+
+/** The dataset has no complete stream ending at the requested snapshot (or none at all). */
+export class SnapshotNotPushedError extends ManifestError {
+  readonly dataset: string;
+  constructor(dataset: string, what: string) {
+    super(`${dataset}: ${what} has not been pushed (no complete stream ends there)`, 'SNAPSHOT_NOT_PUSHED');
+    this.dataset = dataset;
+  }
+}
+
+/** Message used whenever a corrupt manifest is refused. */
+export function corruptMessage(path: string, detail: string): string {
+  return (
+    `the manifest database ${path} is corrupt (${detail}); it was left untouched. ` +
+    `Rebuild it from the bucket with "zbk manifest rebuild --force" (the damaged file is moved aside, not deleted)`
+  );
+}

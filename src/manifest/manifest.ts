@@ -1,0 +1,907 @@
+/**
+ * The local manifest: what has been pushed, what is in flight, what can be
+ * deleted. One SQLite database per repository (WAL, foreign keys on). Every
+ * write runs in a transaction; readers see committed state only.
+ *
+ * Callers hold the process lock (`./lock.ts`) around any session that
+ * writes; SQLite's own locking keeps concurrent readers safe.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { ManifestError } from '../errors.js';
+import { volumeKey } from '../layout.js';
+import { bestChains, resolveChain } from './chain.js';
+import { SnapshotNotPushedError } from './errors.js';
+import { textToU64, u64ToText } from './guid.js';
+import { createFresh, openExisting } from './open.js';
+import { SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
+import type {
+  BeginStreamInput,
+  DatasetRow,
+  EventRow,
+  InFlightUpload,
+  IntegrityReport,
+  PartAckInput,
+  PartCheckpoint,
+  RepositoryRow,
+  SnapshotRow,
+  StreamRow,
+  StreamWithVolumes,
+  UnneededObject,
+  VolumeCompletedInput,
+  VolumeRow,
+} from './types.js';
+
+export interface ManifestOpenOptions {
+  /** Open without writing (no migrations; refuses an outdated schema). */
+  readonly?: boolean;
+  /** Create the file if missing (default true unless readonly). */
+  create?: boolean;
+  /** Clock for default timestamps (tests). */
+  now?: () => Date;
+}
+
+/** A complete stream as rebuild imports it (from a stream record + HEADs). */
+export interface ImportStreamInput {
+  streamId: string;
+  dataset: string;
+  from: { name: string; guid: bigint } | null;
+  to: { name: string; guid: bigint; createtxg: bigint; creation: number };
+  plaintextSize: number;
+  storedSize: number;
+  volumeSize: number;
+  partSize: number;
+  startedAt: Date;
+  completedAt: Date;
+  volumes: {
+    index: number;
+    key: string;
+    storageClass: string;
+    storedSize: number;
+    partCount: number;
+    plaintextSize: number;
+    plaintextSha256: string;
+    uploadedAt: Date;
+  }[];
+}
+
+interface StreamDbRow {
+  stream_id: string;
+  dataset: string;
+  kind: 'full' | 'incremental';
+  from_guid: string | null;
+  from_name: string | null;
+  to_guid: string;
+  to_name: string;
+  to_createtxg: string;
+  to_creation: number;
+  plaintext_size: number | null;
+  stored_size: number | null;
+  state: StreamRow['state'];
+  volume_size: number;
+  part_size: number;
+  started_at: string;
+  completed_at: string | null;
+  superseded_at: string | null;
+  abandoned_at: string | null;
+  abandon_reason: string | null;
+}
+
+interface VolumeDbRow {
+  stream_id: string;
+  volume_index: number;
+  object_key: string;
+  state: VolumeRow['state'];
+  upload_id: string | null;
+  storage_class: string;
+  stored_size: number | null;
+  part_count: number | null;
+  plaintext_size: number | null;
+  plaintext_sha256: string | null;
+  started_at: string;
+  uploaded_at: string | null;
+  deleted_at: string | null;
+}
+
+const STREAM_COLUMNS = `s.stream_id, d.name AS dataset, s.kind, s.from_guid, s.from_name, s.to_guid, s.to_name,
+  s.to_createtxg, s.to_creation, s.plaintext_size, s.stored_size, s.state, s.volume_size, s.part_size,
+  s.started_at, s.completed_at, s.superseded_at, s.abandoned_at, s.abandon_reason`;
+const STREAM_FROM = `streams s JOIN datasets d ON d.id = s.dataset_id`;
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function d(s: string): Date;
+function d(s: string | null): Date | null;
+function d(s: string | null): Date | null {
+  return s === null ? null : new Date(s);
+}
+
+function toStream(r: StreamDbRow): StreamRow {
+  return {
+    streamId: r.stream_id,
+    dataset: r.dataset,
+    kind: r.kind,
+    from: r.from_guid === null ? null : { name: r.from_name!, guid: textToU64(r.from_guid, 'from guid') },
+    to: { name: r.to_name, guid: textToU64(r.to_guid, 'to guid'), createtxg: textToU64(r.to_createtxg, 'createtxg'), creation: r.to_creation },
+    plaintextSize: r.plaintext_size,
+    storedSize: r.stored_size,
+    state: r.state,
+    volumeSize: r.volume_size,
+    partSize: r.part_size,
+    startedAt: d(r.started_at),
+    completedAt: d(r.completed_at),
+    supersededAt: d(r.superseded_at),
+    abandonedAt: d(r.abandoned_at),
+    abandonReason: r.abandon_reason,
+  };
+}
+
+function toVolume(r: VolumeDbRow): VolumeRow {
+  return {
+    streamId: r.stream_id,
+    volumeIndex: r.volume_index,
+    key: r.object_key,
+    state: r.state,
+    uploadId: r.upload_id,
+    storageClass: r.storage_class,
+    storedSize: r.stored_size,
+    partCount: r.part_count,
+    plaintextSize: r.plaintext_size,
+    plaintextSha256: r.plaintext_sha256,
+    startedAt: d(r.started_at),
+    uploadedAt: d(r.uploaded_at),
+    deletedAt: d(r.deleted_at),
+  };
+}
+
+function checkSize(n: number, what: string): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new ManifestError(`${what} must be a non-negative safe integer, got ${n}`, 'BAD_INPUT');
+}
+
+function checkStreamId(id: string): void {
+  if (!HEX32.test(id)) throw new ManifestError(`stream id must be 32 lower-case hex chars, got ${JSON.stringify(id)}`, 'BAD_INPUT');
+}
+
+export class Manifest {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly now: () => Date;
+  private readonly ackStmt: Database.Statement;
+  private readonly ackTx: Database.Transaction<(p: PartAckInput, at: string) => void>;
+
+  private constructor(path: string, db: Database.Database, now: () => Date) {
+    this.path = path;
+    this.db = db;
+    this.now = now;
+    // Prepared once: recordPartAcknowledged runs once per part and must stay cheap.
+    // The INSERT ... SELECT only matches a volume that is still uploading.
+    this.ackStmt = db.prepare(`
+      INSERT INTO upload_parts (stream_id, volume_index, part_number, plaintext_size, plaintext_sha256, sealed_size, etag, checksum_sha256, acked_at)
+      SELECT v.stream_id, v.volume_index, ?, ?, ?, ?, ?, ?, ? FROM volumes v
+        WHERE v.stream_id = ? AND v.volume_index = ? AND v.state = 'uploading'
+      ON CONFLICT (stream_id, volume_index, part_number) DO UPDATE SET
+        plaintext_size = excluded.plaintext_size, plaintext_sha256 = excluded.plaintext_sha256,
+        sealed_size = excluded.sealed_size, etag = excluded.etag, checksum_sha256 = excluded.checksum_sha256,
+        acked_at = excluded.acked_at`);
+    this.ackTx = db.transaction((p: PartAckInput, at: string) => {
+      const res = this.ackStmt.run(
+        p.partNumber, p.plaintextSize, p.plaintextSha256, p.sealedSize, p.etag, p.checksumSha256 ?? null, at, p.streamId, p.volumeIndex,
+      );
+      if (res.changes !== 1) {
+        throw new ManifestError(`part ${p.partNumber} acknowledged for volume ${p.volumeIndex} of stream ${p.streamId}, which is not uploading`, 'NOT_UPLOADING');
+      }
+    });
+  }
+
+  /**
+   * Open (or create) the manifest at `path`. An existing file is checked
+   * first (header, quick_check) and refused with MANIFEST_CORRUPT if damaged;
+   * a newer schema is refused with MANIFEST_TOO_NEW; an older one is migrated
+   * (not when readonly: MANIFEST_OUTDATED). A missing file is created unless
+   * `readonly` or `create: false` (then NO_MANIFEST).
+   */
+  static open(path: string, opts: ManifestOpenOptions = {}): Manifest {
+    const readonly = opts.readonly ?? false;
+    if (!existsSync(path)) {
+      if (readonly || opts.create === false) {
+        throw new ManifestError(`no manifest at ${path}: run "zbk init", or "zbk manifest rebuild" to recover it from the bucket`, 'NO_MANIFEST');
+      }
+      createFresh(path);
+    }
+    const db = openExisting(path, readonly);
+    try {
+      db.pragma('foreign_keys = ON');
+      if (!readonly) {
+        db.pragma('journal_mode = WAL');
+        // FULL: a committed "stream complete" must survive a power cut, not only a crash.
+        db.pragma('synchronous = FULL');
+        migrate(db);
+      } else {
+        const v = schemaVersion(db);
+        if (v > SCHEMA_VERSION) migrate(db); // throws MANIFEST_TOO_NEW
+        if (v < SCHEMA_VERSION) {
+          throw new ManifestError(`the manifest at ${path} uses an older schema (${v}); run any writing zbk command to upgrade it`, 'MANIFEST_OUTDATED');
+        }
+      }
+      return new Manifest(path, db, opts.now ?? (() => new Date()));
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /** Close the database (checkpoints the WAL). Idempotent. */
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Schema version of the open database. */
+  get schemaVersion(): number {
+    return schemaVersion(this.db);
+  }
+
+  private iso(at?: Date): string {
+    return (at ?? this.now()).toISOString();
+  }
+
+  // ---------------------------------------------------------------- repository
+
+  /**
+   * Record which store and key this manifest belongs to. Idempotent for the
+   * same values; REPOSITORY_MISMATCH if it already records different ones.
+   */
+  initRepository(input: { storeUrl: string; keyId: string; createdAt?: Date }): RepositoryRow {
+    this.db.transaction(() => {
+      const cur = this.repository();
+      if (cur) {
+        if (cur.storeUrl !== input.storeUrl || cur.keyId !== input.keyId) {
+          throw new ManifestError(
+            `this manifest belongs to ${cur.storeUrl} (key ${cur.keyId}), not ${input.storeUrl} (key ${input.keyId})`,
+            'REPOSITORY_MISMATCH',
+          );
+        }
+        return;
+      }
+      this.db
+        .prepare('INSERT INTO repository (id, store_url, key_id, created_at) VALUES (1, ?, ?, ?)')
+        .run(input.storeUrl, input.keyId, this.iso(input.createdAt));
+    }).immediate();
+    return this.repository()!;
+  }
+
+  /** The repository this manifest belongs to, or null before `initRepository`. */
+  repository(): RepositoryRow | null {
+    const r = this.db.prepare('SELECT store_url, key_id, created_at FROM repository WHERE id = 1').get() as
+      | { store_url: string; key_id: string; created_at: string }
+      | undefined;
+    return r ? { storeUrl: r.store_url, keyId: r.key_id, createdAt: d(r.created_at) } : null;
+  }
+
+  // ------------------------------------------------------------------ datasets
+
+  private datasetId(name: string): number | null {
+    const r = this.db.prepare('SELECT id FROM datasets WHERE name = ?').get(name) as { id: number } | undefined;
+    return r ? r.id : null;
+  }
+
+  /** Must run inside a transaction. */
+  private ensureDataset(name: string, opaqueId?: string): number {
+    if (!name) throw new ManifestError('dataset name is empty', 'BAD_INPUT');
+    const id = this.datasetId(name);
+    if (id !== null) {
+      if (opaqueId) this.db.prepare('UPDATE datasets SET opaque_id = ? WHERE id = ? AND opaque_id IS NULL').run(opaqueId, id);
+      return id;
+    }
+    const res = this.db
+      .prepare('INSERT INTO datasets (name, opaque_id, created_at) VALUES (?, ?, ?)')
+      .run(name, opaqueId ?? null, this.iso());
+    return Number(res.lastInsertRowid);
+  }
+
+  /** Every dataset the manifest knows, by name. */
+  datasets(): DatasetRow[] {
+    const rows = this.db.prepare('SELECT name, opaque_id, created_at FROM datasets ORDER BY name').all() as {
+      name: string;
+      opaque_id: string | null;
+      created_at: string;
+    }[];
+    return rows.map((r) => ({ name: r.name, opaqueId: r.opaque_id, createdAt: d(r.created_at) }));
+  }
+
+  /** Snapshots recorded for `dataset` (ends of complete streams and their bases), oldest first when createtxg is known. */
+  snapshots(dataset: string): SnapshotRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT sn.name, sn.guid, sn.createtxg, sn.creation FROM snapshots sn JOIN datasets d ON d.id = sn.dataset_id
+         WHERE d.name = ? ORDER BY sn.createtxg IS NULL, length(sn.createtxg), sn.createtxg, sn.name`,
+      )
+      .all(dataset) as { name: string; guid: string; createtxg: string | null; creation: number | null }[];
+    return rows
+      .filter((r) => r.createtxg !== null)
+      .map((r) => ({ dataset, name: r.name, guid: textToU64(r.guid), createtxg: textToU64(r.createtxg!), creation: r.creation ?? 0 }));
+  }
+
+  // ----------------------------------------------------------- push lifecycle
+
+  /**
+   * Start recording a push of `input.to` (incremental from `input.from`, or
+   * full when null). Refuses (STREAM_IN_FLIGHT) while the dataset has an
+   * uploading stream — resume it or abandon it first — and refuses
+   * (BASE_NOT_PUSHED) an incremental whose base no complete stream ends at,
+   * since such a stream could never be restored.
+   */
+  beginStream(input: BeginStreamInput): StreamRow {
+    checkStreamId(input.streamId);
+    checkSize(input.volumeSize, 'volumeSize');
+    checkSize(input.partSize, 'partSize');
+    const toGuid = u64ToText(input.to.guid, 'to guid');
+    const createtxg = u64ToText(input.to.createtxg, 'createtxg');
+    const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
+    this.db.transaction(() => {
+      const dsId = this.ensureDataset(input.dataset, input.datasetOpaqueId);
+      const inflight = this.db.prepare(`SELECT stream_id FROM streams WHERE dataset_id = ? AND state = 'uploading'`).get(dsId) as
+        | { stream_id: string }
+        | undefined;
+      if (inflight) {
+        throw new ManifestError(`${input.dataset} already has a push in flight (stream ${inflight.stream_id}): resume or abandon it`, 'STREAM_IN_FLIGHT');
+      }
+      if (fromGuid !== null) {
+        const base = this.db
+          .prepare(`SELECT 1 FROM streams WHERE dataset_id = ? AND to_guid = ? AND state = 'complete' LIMIT 1`)
+          .get(dsId, fromGuid);
+        if (!base) {
+          throw new ManifestError(
+            `${input.dataset}: base snapshot ${input.from!.name} (guid ${fromGuid}) is not the end of any complete stream; push a full stream`,
+            'BASE_NOT_PUSHED',
+          );
+        }
+      }
+      this.db
+        .prepare(
+          `INSERT INTO streams (stream_id, dataset_id, kind, from_guid, from_name, to_guid, to_name, to_createtxg, to_creation,
+             state, volume_size, part_size, started_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?, ?, ?)`,
+        )
+        .run(
+          input.streamId, dsId, fromGuid === null ? 'full' : 'incremental', fromGuid, input.from?.name ?? null,
+          toGuid, input.to.name, createtxg, input.to.creation, input.volumeSize, input.partSize, this.iso(input.startedAt),
+        );
+    }).immediate();
+    return this.stream(input.streamId)!;
+  }
+
+  /** The dataset's uploading stream with its volumes (to resume), or null. */
+  findInFlightStream(dataset: string): StreamWithVolumes | null {
+    const r = this.db
+      .prepare(`SELECT ${STREAM_COLUMNS} FROM ${STREAM_FROM} WHERE d.name = ? AND s.state = 'uploading'`)
+      .get(dataset) as StreamDbRow | undefined;
+    if (!r) return null;
+    const s = toStream(r);
+    return { ...s, volumes: this.volumes(s.streamId) };
+  }
+
+  /**
+   * A volume's multipart upload was created. Re-recording an existing
+   * uploading volume (the old upload id was lost: NoSuchUpload) replaces its
+   * upload id and drops its part checkpoints, which belonged to the old upload.
+   */
+  recordVolumeStarted(streamId: string, volumeIndex: number, key: string, uploadId: string, storageClass: string): VolumeRow {
+    if (key !== volumeKey(streamId, volumeIndex)) {
+      throw new ManifestError(`volume key ${key} does not match stream ${streamId} volume ${volumeIndex}`, 'BAD_INPUT');
+    }
+    if (!uploadId) throw new ManifestError('upload id is empty', 'BAD_INPUT');
+    this.db.transaction(() => {
+      this.requireStreamState(streamId, 'uploading');
+      const cur = this.db.prepare('SELECT state FROM volumes WHERE stream_id = ? AND volume_index = ?').get(streamId, volumeIndex) as
+        | { state: string }
+        | undefined;
+      if (cur) {
+        if (cur.state !== 'uploading') throw new ManifestError(`volume ${volumeIndex} of stream ${streamId} is already ${cur.state}`, 'BAD_STATE');
+        this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(streamId, volumeIndex);
+        this.db
+          .prepare('UPDATE volumes SET upload_id = ?, storage_class = ?, started_at = ? WHERE stream_id = ? AND volume_index = ?')
+          .run(uploadId, storageClass, this.iso(), streamId, volumeIndex);
+      } else {
+        this.db
+          .prepare(
+            `INSERT INTO volumes (stream_id, volume_index, object_key, state, upload_id, storage_class, started_at)
+             VALUES (?, ?, ?, 'uploading', ?, ?, ?)`,
+          )
+          .run(streamId, volumeIndex, key, uploadId, storageClass, this.iso());
+      }
+    }).immediate();
+    return this.volume(streamId, volumeIndex)!;
+  }
+
+  /**
+   * The store acknowledged a part: one small transaction, one statement.
+   * Idempotent per part number (a re-upload replaces the checkpoint).
+   * NOT_UPLOADING if the volume is not an uploading volume.
+   */
+  recordPartAcknowledged(part: PartAckInput): void {
+    this.ackTx.immediate(part, this.iso());
+  }
+
+  /** Acknowledged parts of an uploading volume, ascending part number. */
+  partsOf(streamId: string, volumeIndex: number): PartCheckpoint[] {
+    const rows = this.db
+      .prepare('SELECT * FROM upload_parts WHERE stream_id = ? AND volume_index = ? ORDER BY part_number')
+      .all(streamId, volumeIndex) as {
+      part_number: number;
+      plaintext_size: number;
+      plaintext_sha256: string;
+      sealed_size: number;
+      etag: string;
+      checksum_sha256: string | null;
+      acked_at: string;
+    }[];
+    return rows.map((r) => ({
+      streamId,
+      volumeIndex,
+      partNumber: r.part_number,
+      plaintextSize: r.plaintext_size,
+      plaintextSha256: r.plaintext_sha256,
+      sealedSize: r.sealed_size,
+      etag: r.etag,
+      checksumSha256: r.checksum_sha256,
+      ackedAt: d(r.acked_at),
+    }));
+  }
+
+  /**
+   * The store confirmed a volume (CompleteMultipartUpload succeeded and was
+   * verified). Clears the upload id and the volume's part checkpoints.
+   */
+  recordVolumeCompleted(input: VolumeCompletedInput): VolumeRow {
+    checkSize(input.storedSize, 'storedSize');
+    checkSize(input.plaintextSize, 'plaintextSize');
+    if (!Number.isInteger(input.partCount) || input.partCount < 1 || input.partCount > 10000) {
+      throw new ManifestError(`partCount out of range: ${input.partCount}`, 'BAD_INPUT');
+    }
+    if (!HEX64.test(input.plaintextSha256)) throw new ManifestError('plaintextSha256 must be 64 lower-case hex chars', 'BAD_INPUT');
+    this.db.transaction(() => {
+      this.requireStreamState(input.streamId, 'uploading');
+      const res = this.db
+        .prepare(
+          `UPDATE volumes SET state = 'complete', upload_id = NULL, stored_size = ?, part_count = ?, plaintext_size = ?,
+             plaintext_sha256 = ?, uploaded_at = ? WHERE stream_id = ? AND volume_index = ? AND state = 'uploading'`,
+        )
+        .run(input.storedSize, input.partCount, input.plaintextSize, input.plaintextSha256, this.iso(input.uploadedAt), input.streamId, input.volumeIndex);
+      if (res.changes !== 1) throw new ManifestError(`volume ${input.volumeIndex} of stream ${input.streamId} is not uploading`, 'NOT_UPLOADING');
+      this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(input.streamId, input.volumeIndex);
+    }).immediate();
+    return this.volume(input.streamId, input.volumeIndex)!;
+  }
+
+  /** A multipart upload was aborted in the store (cleanup, or restart): forget its id. */
+  recordUploadAborted(key: string, uploadId: string): void {
+    this.db.transaction(() => {
+      const v = this.db.prepare('SELECT stream_id, volume_index FROM volumes WHERE object_key = ? AND upload_id = ?').get(key, uploadId) as
+        | { stream_id: string; volume_index: number }
+        | undefined;
+      if (!v) return;
+      this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(v.stream_id, v.volume_index);
+      this.db
+        .prepare(`UPDATE volumes SET state = 'aborted', upload_id = NULL, deleted_at = ? WHERE stream_id = ? AND volume_index = ?`)
+        .run(this.iso(), v.stream_id, v.volume_index);
+    }).immediate();
+  }
+
+  /**
+   * Every volume is confirmed and the stream record is in the store: mark
+   * the stream complete, record its snapshots and drop its checkpoints, in
+   * one transaction. Refuses (INCOMPLETE_STREAM) if volumes are missing,
+   * not complete, not numbered 0..n-1, or do not add up to the given sizes.
+   */
+  completeStream(streamId: string, totals: { plaintextSize: number; storedSize: number; completedAt?: Date }): StreamWithVolumes {
+    checkSize(totals.plaintextSize, 'plaintextSize');
+    checkSize(totals.storedSize, 'storedSize');
+    this.db.transaction(() => {
+      const s = this.requireStreamState(streamId, 'uploading');
+      const vols = this.volumes(streamId);
+      const problem = volumeSetProblem(vols, totals);
+      if (problem) throw new ManifestError(`stream ${streamId} cannot be completed: ${problem}`, 'INCOMPLETE_STREAM');
+      this.db
+        .prepare(`UPDATE streams SET state = 'complete', plaintext_size = ?, stored_size = ?, completed_at = ? WHERE stream_id = ?`)
+        .run(totals.plaintextSize, totals.storedSize, this.iso(totals.completedAt), streamId);
+      this.upsertSnapshots(s);
+      this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ?').run(streamId);
+    }).immediate();
+    return { ...this.stream(streamId)!, volumes: this.volumes(streamId) };
+  }
+
+  /** Record the snapshots at both ends of a stream. Must run inside a transaction. */
+  private upsertSnapshots(s: StreamRow): void {
+    const dsId = this.datasetId(s.dataset)!;
+    this.db
+      .prepare(
+        `INSERT INTO snapshots (dataset_id, name, guid, createtxg, creation) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (dataset_id, guid) DO UPDATE SET name = excluded.name, createtxg = excluded.createtxg, creation = excluded.creation`,
+      )
+      .run(dsId, s.to.name, u64ToText(s.to.guid), u64ToText(s.to.createtxg), s.to.creation);
+    if (s.from) {
+      this.db
+        .prepare(`INSERT INTO snapshots (dataset_id, name, guid) VALUES (?, ?, ?) ON CONFLICT (dataset_id, guid) DO NOTHING`)
+        .run(dsId, s.from.name, u64ToText(s.from.guid));
+    }
+  }
+
+  /**
+   * Give up an uploading stream (restart from scratch). Its in-flight upload
+   * ids stay recorded, so `inFlightUploads()` lists them for aborting, and its
+   * completed volumes become `unneededObjects` candidates.
+   */
+  abandonStream(streamId: string, reason: string): void {
+    this.db.transaction(() => {
+      const s = this.requireStreamState(streamId, 'uploading');
+      this.db
+        .prepare(`UPDATE streams SET state = 'abandoned', abandoned_at = ?, abandon_reason = ? WHERE stream_id = ?`)
+        .run(this.iso(), reason, streamId);
+      this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ?').run(streamId);
+      this.insertEvent('stream-abandoned', s.dataset, { streamId, reason });
+    }).immediate();
+  }
+
+  /**
+   * Rebuild: insert a complete stream with its volumes and snapshots as the
+   * stream record and the store describe it. Idempotent for an identical
+   * stream id already complete.
+   */
+  importCompleteStream(input: ImportStreamInput): void {
+    checkStreamId(input.streamId);
+    this.db.transaction(() => {
+      if (this.stream(input.streamId)) return;
+      const dsId = this.ensureDataset(input.dataset);
+      const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
+      this.db
+        .prepare(
+          `INSERT INTO streams (stream_id, dataset_id, kind, from_guid, from_name, to_guid, to_name, to_createtxg, to_creation,
+             plaintext_size, stored_size, state, volume_size, part_size, started_at, completed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?)`,
+        )
+        .run(
+          input.streamId, dsId, fromGuid === null ? 'full' : 'incremental', fromGuid, input.from?.name ?? null,
+          u64ToText(input.to.guid, 'to guid'), input.to.name, u64ToText(input.to.createtxg, 'createtxg'), input.to.creation,
+          input.plaintextSize, input.storedSize, input.volumeSize, input.partSize, input.startedAt.toISOString(), input.completedAt.toISOString(),
+        );
+      const ins = this.db.prepare(
+        `INSERT INTO volumes (stream_id, volume_index, object_key, state, storage_class, stored_size, part_count, plaintext_size,
+           plaintext_sha256, started_at, uploaded_at) VALUES (?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const v of input.volumes) {
+        ins.run(input.streamId, v.index, v.key, v.storageClass, v.storedSize, v.partCount, v.plaintextSize, v.plaintextSha256,
+          input.startedAt.toISOString(), v.uploadedAt.toISOString());
+      }
+      const problem = volumeSetProblem(this.volumes(input.streamId), input);
+      if (problem) throw new ManifestError(`stream ${input.streamId} cannot be imported: ${problem}`, 'INCOMPLETE_STREAM');
+      this.upsertSnapshots(this.stream(input.streamId)!);
+    }).immediate();
+  }
+
+  private requireStreamState(streamId: string, state: StreamRow['state']): StreamRow {
+    const s = this.stream(streamId);
+    if (!s) throw new ManifestError(`unknown stream ${streamId}`, 'UNKNOWN_STREAM');
+    if (s.state !== state) throw new ManifestError(`stream ${streamId} is ${s.state}, not ${state}`, 'BAD_STATE');
+    return s;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** One stream, or null. */
+  stream(streamId: string): StreamRow | null {
+    const r = this.db.prepare(`SELECT ${STREAM_COLUMNS} FROM ${STREAM_FROM} WHERE s.stream_id = ?`).get(streamId) as StreamDbRow | undefined;
+    return r ? toStream(r) : null;
+  }
+
+  /** Streams in any state, of one dataset or all, in start order. */
+  streams(dataset?: string): StreamRow[] {
+    const rows = (
+      dataset === undefined
+        ? this.db.prepare(`SELECT ${STREAM_COLUMNS} FROM ${STREAM_FROM} ORDER BY s.started_at, s.stream_id`).all()
+        : this.db.prepare(`SELECT ${STREAM_COLUMNS} FROM ${STREAM_FROM} WHERE d.name = ? ORDER BY s.started_at, s.stream_id`).all(dataset)
+    ) as StreamDbRow[];
+    return rows.map(toStream);
+  }
+
+  private completeStreams(dataset: string): StreamRow[] {
+    const rows = this.db
+      .prepare(`SELECT ${STREAM_COLUMNS} FROM ${STREAM_FROM} WHERE d.name = ? AND s.state = 'complete'`)
+      .all(dataset) as StreamDbRow[];
+    return rows.map(toStream);
+  }
+
+  private volume(streamId: string, index: number): VolumeRow | null {
+    const r = this.db.prepare('SELECT * FROM volumes WHERE stream_id = ? AND volume_index = ?').get(streamId, index) as VolumeDbRow | undefined;
+    return r ? toVolume(r) : null;
+  }
+
+  /** Volumes of a stream, by index. */
+  volumes(streamId: string): VolumeRow[] {
+    const rows = this.db.prepare('SELECT * FROM volumes WHERE stream_id = ? ORDER BY volume_index').all(streamId) as VolumeDbRow[];
+    return rows.map(toVolume);
+  }
+
+  /**
+   * The newest snapshot (highest createtxg) that a complete stream of
+   * `dataset` ends at: the base for the next incremental. Null if none.
+   */
+  lastPushedSnapshot(dataset: string): SnapshotRow | null {
+    // createtxg is decimal TEXT: order by length first to compare numerically.
+    const r = this.db
+      .prepare(
+        `SELECT s.to_name, s.to_guid, s.to_createtxg, s.to_creation FROM ${STREAM_FROM}
+         WHERE d.name = ? AND s.state = 'complete' ORDER BY length(s.to_createtxg) DESC, s.to_createtxg DESC LIMIT 1`,
+      )
+      .get(dataset) as { to_name: string; to_guid: string; to_createtxg: string; to_creation: number } | undefined;
+    return r ? { dataset, name: r.to_name, guid: textToU64(r.to_guid), createtxg: textToU64(r.to_createtxg), creation: r.to_creation } : null;
+  }
+
+  /**
+   * The complete streams (with volumes) that restore `snapshotGuid` (default:
+   * the last pushed snapshot), full first, each incremental's base equal to
+   * the previous link's target. Throws SnapshotNotPushedError, or
+   * BrokenChainError naming the missing base snapshot.
+   */
+  chainFor(dataset: string, snapshotGuid?: bigint): StreamWithVolumes[] {
+    const target = snapshotGuid ?? this.lastPushedSnapshot(dataset)?.guid;
+    if (target === undefined) throw new SnapshotNotPushedError(dataset, 'no snapshot');
+    return resolveChain(dataset, this.completeStreams(dataset), target).map((s) => ({ ...s, volumes: this.volumes(s.streamId) }));
+  }
+
+  /**
+   * Volumes no chain of a kept snapshot needs: deletion candidates.
+   * `keepSnapshotGuids` holds decimal guids; the last pushed snapshot of every
+   * dataset is always kept as well. Kept guids the manifest does not know
+   * are ignored. Only objects of complete, superseded or abandoned streams
+   * that exist in the store (volume state complete) are returned; uploading
+   * streams are never touched. Throws BrokenChainError if a kept snapshot's
+   * chain is broken (deciding deletions then would be guesswork).
+   */
+  unneededObjects(keepSnapshotGuids: Set<string>): UnneededObject[] {
+    const needed = new Set<string>();
+    for (const ds of this.datasets()) {
+      const streams = this.completeStreams(ds.name);
+      const best = bestChains(streams);
+      const targets = new Set<bigint>();
+      const last = this.lastPushedSnapshot(ds.name);
+      if (last) targets.add(last.guid);
+      for (const s of streams) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
+      for (const t of targets) for (const s of resolveChain(ds.name, streams, t, best)) needed.add(s.streamId);
+    }
+    const rows = this.db
+      .prepare(
+        `SELECT v.object_key, v.stream_id, d.name AS dataset, s.state AS stream_state, v.stored_size, v.storage_class, v.uploaded_at
+         FROM volumes v JOIN streams s ON s.stream_id = v.stream_id JOIN datasets d ON d.id = s.dataset_id
+         WHERE v.state = 'complete' AND s.state IN ('complete', 'superseded', 'abandoned')
+         ORDER BY v.object_key`,
+      )
+      .all() as {
+      object_key: string;
+      stream_id: string;
+      dataset: string;
+      stream_state: StreamRow['state'];
+      stored_size: number | null;
+      storage_class: string;
+      uploaded_at: string | null;
+    }[];
+    return rows
+      .filter((r) => !needed.has(r.stream_id))
+      .map((r) => ({
+        key: r.object_key,
+        streamId: r.stream_id,
+        dataset: r.dataset,
+        streamState: r.stream_state,
+        storedSize: r.stored_size,
+        storageClass: r.storage_class,
+        uploadedAt: d(r.uploaded_at),
+      }));
+  }
+
+  /** Multipart uploads the manifest knows to be open (to resume, or abort when abandoned). */
+  inFlightUploads(): InFlightUpload[] {
+    const rows = this.db
+      .prepare(
+        `SELECT v.stream_id, d.name AS dataset, s.state AS stream_state, v.volume_index, v.object_key, v.upload_id, v.storage_class, v.started_at
+         FROM volumes v JOIN streams s ON s.stream_id = v.stream_id JOIN datasets d ON d.id = s.dataset_id
+         WHERE v.upload_id IS NOT NULL AND v.state = 'uploading' ORDER BY v.object_key`,
+      )
+      .all() as {
+      stream_id: string;
+      dataset: string;
+      stream_state: StreamRow['state'];
+      volume_index: number;
+      object_key: string;
+      upload_id: string;
+      storage_class: string;
+      started_at: string;
+    }[];
+    return rows.map((r) => ({
+      streamId: r.stream_id,
+      dataset: r.dataset,
+      streamState: r.stream_state,
+      volumeIndex: r.volume_index,
+      key: r.object_key,
+      uploadId: r.upload_id,
+      storageClass: r.storage_class,
+      startedAt: d(r.started_at),
+    }));
+  }
+
+  // ------------------------------------------------------------ consolidation
+
+  /**
+   * Mark complete streams superseded (replaced by consolidation). Rolled back
+   * with LAST_SNAPSHOT_UNRESTORABLE if afterwards the last pushed snapshot of
+   * an affected dataset would no longer resolve to a chain.
+   */
+  markSuperseded(streamIds: readonly string[], at?: Date): void {
+    this.db.transaction(() => {
+      const touched = new Set<string>();
+      for (const id of streamIds) {
+        const s = this.requireStreamState(id, 'complete');
+        this.db.prepare(`UPDATE streams SET state = 'superseded', superseded_at = ? WHERE stream_id = ?`).run(this.iso(at), id);
+        touched.add(s.dataset);
+      }
+      for (const ds of touched) {
+        const last = this.lastPushedSnapshot(ds);
+        try {
+          if (!last) throw new SnapshotNotPushedError(ds, 'no snapshot');
+          resolveChain(ds, this.completeStreams(ds), last.guid);
+        } catch (err) {
+          throw new ManifestError(
+            `refusing to supersede: ${ds} would have no restorable latest snapshot (${(err as Error).message})`,
+            'LAST_SNAPSHOT_UNRESTORABLE',
+          );
+        }
+      }
+      this.insertEvent('streams-superseded', null, { streamIds: [...streamIds] });
+    }).immediate();
+  }
+
+  /**
+   * Objects were deleted from the store. A stream whose volumes are all gone
+   * becomes `deleted`. Unknown keys are ignored.
+   */
+  markVolumesDeleted(keys: readonly string[], at?: Date): void {
+    const when = this.iso(at);
+    this.db.transaction(() => {
+      const streams = new Set<string>();
+      for (const key of keys) {
+        const v = this.db.prepare('SELECT stream_id FROM volumes WHERE object_key = ?').get(key) as { stream_id: string } | undefined;
+        if (!v) continue;
+        this.db.prepare(`UPDATE volumes SET state = 'deleted', deleted_at = ?, upload_id = NULL WHERE object_key = ?`).run(when, key);
+        streams.add(v.stream_id);
+      }
+      for (const id of streams) {
+        const left = this.db.prepare(`SELECT count(*) AS n FROM volumes WHERE stream_id = ? AND state NOT IN ('deleted', 'aborted')`).get(id) as { n: number };
+        if (left.n === 0) this.db.prepare(`UPDATE streams SET state = 'deleted' WHERE stream_id = ? AND state != 'uploading'`).run(id);
+      }
+      this.insertEvent('volumes-deleted', null, { count: keys.length });
+    }).immediate();
+  }
+
+  // ------------------------------------------------------------------ events
+
+  private insertEvent(kind: string, dataset: string | null, detail: unknown): void {
+    this.db.prepare('INSERT INTO events (at, kind, dataset, detail) VALUES (?, ?, ?, ?)').run(this.iso(), kind, dataset, jsonText(detail));
+  }
+
+  /** Append to the event log. `detail` is JSON; never put secrets in it. */
+  logEvent(kind: string, dataset: string | null, detail: unknown): void {
+    this.db.transaction(() => this.insertEvent(kind, dataset, detail)).immediate();
+  }
+
+  /** The newest `limit` events, newest first. */
+  events(limit = 100): EventRow[] {
+    const rows = this.db.prepare('SELECT id, at, kind, dataset, detail FROM events ORDER BY id DESC LIMIT ?').all(limit) as {
+      id: number;
+      at: string;
+      kind: string;
+      dataset: string | null;
+      detail: string;
+    }[];
+    return rows.map((r) => ({ id: r.id, at: d(r.at), kind: r.kind, dataset: r.dataset, detail: JSON.parse(r.detail) as unknown }));
+  }
+
+  // ---------------------------------------------------------------------- kv
+
+  /** Read a JSON value from the generic key/value table (later features: restore plans). */
+  getValue(key: string): unknown {
+    const r = this.db.prepare('SELECT value FROM kv WHERE key = ?').get(key) as { value: string } | undefined;
+    return r ? (JSON.parse(r.value) as unknown) : undefined;
+  }
+
+  /** Write (or with `undefined`, delete) a JSON value in the key/value table. */
+  setValue(key: string, value: unknown): void {
+    this.db.transaction(() => {
+      if (value === undefined) this.db.prepare('DELETE FROM kv WHERE key = ?').run(key);
+      else {
+        this.db
+          .prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+          .run(key, jsonText(value), this.iso());
+      }
+    }).immediate();
+  }
+
+  // --------------------------------------------------------------- integrity
+
+  /** SQLite integrity_check + foreign_key_check + zbk invariants. */
+  integrityCheck(): IntegrityReport {
+    const problems: string[] = [];
+    const ic = (this.db.pragma('integrity_check') as Record<string, unknown>[]).map((r) => String(Object.values(r)[0]));
+    if (!(ic.length === 1 && ic[0] === 'ok')) problems.push(...ic.map((m) => `integrity_check: ${m}`));
+    if (problems.length > 0) return { ok: false, problems };
+    for (const fk of this.db.pragma('foreign_key_check') as { table: string; rowid: number; parent: string }[]) {
+      problems.push(`foreign key: ${fk.table} row ${fk.rowid} references a missing ${fk.parent}`);
+    }
+    for (const s of this.streams()) {
+      const vols = this.volumes(s.streamId);
+      for (const v of vols) {
+        if (v.key !== volumeKey(s.streamId, v.volumeIndex)) problems.push(`volume ${v.key} does not match stream ${s.streamId} index ${v.volumeIndex}`);
+      }
+      // Superseded streams may be partly deleted mid-consolidation: only complete ones must be whole.
+      if (s.state === 'complete') {
+        const problem = volumeSetProblem(vols, { plaintextSize: s.plaintextSize ?? -1, storedSize: s.storedSize ?? -1 });
+        if (problem) problems.push(`stream ${s.streamId} (${s.dataset}, ${s.state}): ${problem}`);
+      }
+    }
+    const strayParts = this.db
+      .prepare(`SELECT count(*) AS n FROM upload_parts p JOIN volumes v USING (stream_id, volume_index) WHERE v.state != 'uploading'`)
+      .get() as { n: number };
+    if (strayParts.n > 0) problems.push(`${strayParts.n} part checkpoints belong to volumes that are not uploading`);
+    const multi = this.db
+      .prepare(`SELECT d.name, count(*) AS n FROM ${STREAM_FROM} WHERE s.state = 'uploading' GROUP BY d.name HAVING n > 1`)
+      .all() as { name: string; n: number }[];
+    for (const m of multi) problems.push(`${m.name} has ${m.n} uploading streams`);
+    for (const ds of this.datasets()) {
+      const last = this.lastPushedSnapshot(ds.name);
+      if (!last) continue;
+      try {
+        resolveChain(ds.name, this.completeStreams(ds.name), last.guid);
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+    }
+    return { ok: problems.length === 0, problems };
+  }
+
+  /**
+   * A compacted, self-contained copy of the database (`VACUUM INTO`), as
+   * bytes: a consistent snapshot of committed state, for the mirror.
+   */
+  compactedCopy(): Uint8Array {
+    const tmp = join(tmpdir(), `zbk-manifest-${process.pid}-${randomBytes(6).toString('hex')}.db`);
+    try {
+      this.db.prepare('VACUUM INTO ?').run(tmp);
+      return new Uint8Array(readFileSync(tmp));
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+}
+
+/** JSON with bigints (guids) as decimal strings. */
+function jsonText(value: unknown): string {
+  return JSON.stringify(value ?? null, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
+/** Why a stream's volumes do not form a complete set for `totals`, or null. */
+function volumeSetProblem(vols: readonly VolumeRow[], totals: { plaintextSize: number; storedSize: number }): string | null {
+  if (vols.length === 0) return 'it has no volumes';
+  let plain = 0;
+  let stored = 0;
+  for (let i = 0; i < vols.length; i++) {
+    const v = vols[i]!;
+    if (v.volumeIndex !== i) return `volume ${i} is missing`;
+    if (v.state !== 'complete') return `volume ${i} is ${v.state}`;
+    plain += v.plaintextSize ?? 0;
+    stored += v.storedSize ?? 0;
+  }
+  if (plain !== totals.plaintextSize) return `volumes hold ${plain} plaintext bytes, the stream ${totals.plaintextSize}`;
+  if (stored !== totals.storedSize) return `volumes hold ${stored} stored bytes, the stream ${totals.storedSize}`;
+  return null;
+}

@@ -1,0 +1,111 @@
+/**
+ * Opening a manifest database file safely: a damaged file is refused with
+ * MANIFEST_CORRUPT (never replaced by a fresh database), and a new database
+ * is created fully migrated under a temporary name and then linked into
+ * place, so a legitimate manifest is never an empty or half-initialised file.
+ */
+import { closeSync, existsSync, fstatSync, linkSync, openSync, readSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { ManifestError } from '../errors.js';
+import { corruptMessage } from './errors.js';
+import { migrate } from './schema.js';
+
+const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+function corrupt(path: string, detail: string): ManifestError {
+  return new ManifestError(corruptMessage(path, detail), 'MANIFEST_CORRUPT');
+}
+
+/**
+ * Cheap structural checks on the file header before SQLite sees the file:
+ * SQLite happily treats an empty file as a new database, and reads past the
+ * end of a truncated one as zeros.
+ */
+export function checkHeader(path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) throw corrupt(path, 'the file is empty');
+    const head = Buffer.alloc(100);
+    const n = readSync(fd, head, 0, 100, 0);
+    if (n < 100 || !head.subarray(0, 16).equals(MAGIC)) throw corrupt(path, 'not an SQLite database');
+    const rawPageSize = head.readUInt16BE(16);
+    const pageSize = rawPageSize === 1 ? 65536 : rawPageSize;
+    if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0) throw corrupt(path, 'invalid page size in the header');
+    // The in-header page count is valid only when the two change counters agree.
+    const pages = head.readUInt32BE(28);
+    if (head.readUInt32BE(24) === head.readUInt32BE(92) && pages > 0 && pages * pageSize > size) {
+      throw corrupt(path, `truncated: ${size} bytes, the header says ${pages * pageSize}`);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function isSqliteCorruption(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB)/.test(code);
+}
+
+/** Run quick_check; throws MANIFEST_CORRUPT when it reports anything. */
+export function quickCheck(db: Database.Database, path: string): void {
+  let rows: unknown[];
+  try {
+    rows = db.pragma('quick_check') as unknown[];
+  } catch (err) {
+    if (isSqliteCorruption(err)) throw corrupt(path, (err as Error).message);
+    throw err;
+  }
+  const msgs = rows.map((r) => String(Object.values(r as Record<string, unknown>)[0]));
+  if (msgs.length !== 1 || msgs[0] !== 'ok') throw corrupt(path, msgs.slice(0, 3).join('; '));
+}
+
+/**
+ * Open an existing manifest file (header check + quick_check), or throw
+ * MANIFEST_CORRUPT. Does not migrate.
+ */
+export function openExisting(path: string, readonly: boolean): Database.Database {
+  checkHeader(path);
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly, fileMustExist: true, timeout: 10_000 });
+  } catch (err) {
+    if (isSqliteCorruption(err)) throw corrupt(path, (err as Error).message);
+    throw err;
+  }
+  try {
+    quickCheck(db, path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/**
+ * Create a fully migrated database at `path`, atomically: built at a temporary
+ * name, then hard-linked into place (fails if `path` appeared meanwhile, so an
+ * existing manifest is never clobbered).
+ */
+export function createFresh(path: string): void {
+  const tmp = `${path}.new-${process.pid}-${Date.now()}`;
+  try {
+    const db = new Database(tmp);
+    try {
+      db.pragma('journal_mode = DELETE');
+      migrate(db);
+      db.pragma('journal_mode = WAL');
+    } finally {
+      db.close();
+    }
+    try {
+      linkSync(tmp, path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // Someone else created it first: use theirs.
+    }
+  } finally {
+    for (const p of [tmp, `${tmp}-wal`, `${tmp}-shm`, `${tmp}-journal`]) rmSync(p, { force: true });
+  }
+  if (!existsSync(path)) throw new ManifestError(`could not create the manifest at ${path}`);
+}

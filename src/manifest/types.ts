@@ -1,0 +1,175 @@
+/**
+ * Row types the Manifest API returns and accepts.
+ *
+ * 64-bit ZFS values (guid, createtxg) cross the API as `bigint` and are
+ * stored as canonical decimal TEXT; see `./guid.ts`. Times are `Date`.
+ * Byte counts are `number` (exact below 2^53).
+ */
+
+export type StreamKind = 'full' | 'incremental';
+/**
+ * - `uploading`: push in progress (or interrupted; resumable).
+ * - `complete`: every volume confirmed and the stream record written.
+ * - `superseded`: replaced by consolidation; still in the store until deleted.
+ * - `deleted`: every volume removed from the store.
+ * - `abandoned`: an upload given up (restart from scratch); its objects are cleanup candidates.
+ */
+export type StreamState = 'uploading' | 'complete' | 'superseded' | 'deleted' | 'abandoned';
+export type VolumeState = 'uploading' | 'complete' | 'aborted' | 'deleted';
+
+export interface RepositoryRow {
+  storeUrl: string;
+  keyId: string;
+  createdAt: Date;
+}
+
+export interface SnapshotRef {
+  name: string;
+  guid: bigint;
+}
+
+export interface TargetSnapshot extends SnapshotRef {
+  createtxg: bigint;
+  /** Unix seconds, as `zfs get creation -p` prints it. */
+  creation: number;
+}
+
+export interface SnapshotRow extends TargetSnapshot {
+  dataset: string;
+}
+
+export interface DatasetRow {
+  name: string;
+  opaqueId: string | null;
+  createdAt: Date;
+}
+
+export interface StreamRow {
+  /** 32 lower-case hex chars. */
+  streamId: string;
+  dataset: string;
+  kind: StreamKind;
+  from: SnapshotRef | null;
+  to: TargetSnapshot;
+  /** Known once complete. */
+  plaintextSize: number | null;
+  storedSize: number | null;
+  state: StreamState;
+  volumeSize: number;
+  partSize: number;
+  startedAt: Date;
+  completedAt: Date | null;
+  supersededAt: Date | null;
+  abandonedAt: Date | null;
+  abandonReason: string | null;
+}
+
+export interface VolumeRow {
+  streamId: string;
+  volumeIndex: number;
+  key: string;
+  state: VolumeState;
+  /** Set while a multipart upload is in flight. */
+  uploadId: string | null;
+  storageClass: string;
+  storedSize: number | null;
+  partCount: number | null;
+  plaintextSize: number | null;
+  /** hex SHA-256 of the volume's plaintext. */
+  plaintextSha256: string | null;
+  startedAt: Date;
+  uploadedAt: Date | null;
+  deletedAt: Date | null;
+}
+
+/** One acknowledged part of an in-flight volume (an upload checkpoint). */
+export interface PartCheckpoint {
+  streamId: string;
+  volumeIndex: number;
+  /** 1-based multipart part number. */
+  partNumber: number;
+  plaintextSize: number;
+  /** hex SHA-256 of the part's plaintext. */
+  plaintextSha256: string;
+  sealedSize: number;
+  etag: string;
+  /** base64 SHA-256 of the sealed bytes, as sent to the store. */
+  checksumSha256: string | null;
+  ackedAt: Date;
+}
+
+/** A stream with its volumes, as chain queries return it. */
+export interface StreamWithVolumes extends StreamRow {
+  volumes: VolumeRow[];
+}
+
+export interface InFlightUpload {
+  streamId: string;
+  dataset: string;
+  streamState: StreamState;
+  volumeIndex: number;
+  key: string;
+  uploadId: string;
+  storageClass: string;
+  startedAt: Date;
+}
+
+export interface EventRow {
+  id: number;
+  at: Date;
+  kind: string;
+  dataset: string | null;
+  detail: unknown;
+}
+
+export interface BeginStreamInput {
+  /** 32 hex chars (16 random bytes), as used in object keys and part contexts. */
+  streamId: string;
+  dataset: string;
+  /** Base snapshot for an incremental; null for a full stream. */
+  from: SnapshotRef | null;
+  to: TargetSnapshot;
+  volumeSize: number;
+  partSize: number;
+  startedAt?: Date;
+  /** Optional opaque dataset id (keyed hash), stored on first sight of the dataset. */
+  datasetOpaqueId?: string;
+}
+
+export interface PartAckInput {
+  streamId: string;
+  volumeIndex: number;
+  partNumber: number;
+  plaintextSize: number;
+  plaintextSha256: string;
+  sealedSize: number;
+  etag: string;
+  checksumSha256?: string | null;
+}
+
+export interface VolumeCompletedInput {
+  streamId: string;
+  volumeIndex: number;
+  storedSize: number;
+  partCount: number;
+  plaintextSize: number;
+  plaintextSha256: string;
+  uploadedAt?: Date;
+}
+
+/** A volume that no kept snapshot needs: a deletion candidate. */
+export interface UnneededObject {
+  key: string;
+  streamId: string;
+  dataset: string;
+  streamState: StreamState;
+  storedSize: number | null;
+  storageClass: string;
+  /** When the object was created in the store (for minimum-storage-duration checks). */
+  uploadedAt: Date | null;
+}
+
+export interface IntegrityReport {
+  ok: boolean;
+  problems: string[];
+}
