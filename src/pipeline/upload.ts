@@ -1,0 +1,476 @@
+/**
+ * Upload side of the pipeline: a plaintext stream (`zfs send` stdout) →
+ * sealed parts → volumes (multipart objects), checkpointed part by part so a
+ * killed push resumes without re-uploading what the store already holds.
+ * Talks only to an ObjectStore, a Keyring, the source and callbacks.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import type { Keyring } from '../crypto/types.js';
+import { IntegrityError } from '../errors.js';
+import { volumeKey, type VolumeRecord } from '../layout.js';
+import { NoSuchUploadError, NotFoundError } from '../store/errors.js';
+import type { ObjectInfo, ObjectStore, UploadedPart } from '../store/object-store.js';
+import { AbortError, ResumeMismatchError } from './errors.js';
+import { readParts, type StreamPart } from './parts.js';
+
+/** S3's limit of parts per multipart upload. */
+export const MAX_PARTS_PER_VOLUME = 10_000;
+
+/** A part the store acknowledged, as the checkpoint persists it. */
+export interface AcknowledgedPart {
+  plaintextSize: number;
+  /** hex SHA-256 of the part's plaintext. */
+  plaintextSha256: string;
+  sealedSize: number;
+  /** ETag without quotes. */
+  etag: string;
+  /** base64 SHA-256 of the sealed bytes. */
+  checksumSha256: string;
+}
+
+export interface PartAcknowledgement extends AcknowledgedPart {
+  volumeIndex: number;
+  /** 1-based multipart part number. */
+  partNumber: number;
+}
+
+/** Durable progress callbacks. Each is awaited before the pipeline relies on it. */
+export interface UploadCheckpoint {
+  /** A multipart upload was created for a volume (persist the id before any part is sent). */
+  volumeStarted(v: { volumeIndex: number; key: string; uploadId: string }): void | Promise<void>;
+  /** A part is stored; the part counts as done only once this resolves. */
+  partAcknowledged(p: PartAcknowledgement): void | Promise<void>;
+  /** A volume is complete and its stored size verified. Not called again for volumes completed in `resume`. */
+  volumeCompleted(v: VolumeRecord): void | Promise<void>;
+}
+
+/** What an earlier run of the same stream checkpointed for one volume. */
+export interface ResumeVolume {
+  key: string;
+  uploadId: string | null;
+  completed: VolumeRecord | null;
+  /** By 1-based part number. */
+  parts: Map<number, AcknowledgedPart>;
+}
+
+/** Everything an earlier run checkpointed, by volume index. */
+export interface ResumeState {
+  volumes: Map<number, ResumeVolume>;
+}
+
+export interface UploadProgress {
+  /** Cumulative plaintext bytes done (uploaded or verified and skipped). */
+  plaintextBytes: number;
+  /** Cumulative sealed bytes of those parts. */
+  storedBytes: number;
+  volumeIndex: number;
+  partNumber: number;
+  /** True when the part was already stored by an earlier run and only verified. */
+  skipped: boolean;
+}
+
+export interface UploadStreamOptions {
+  store: ObjectStore;
+  keyring: Keyring;
+  /** Plaintext source; destroyed on failure (so `zfs send` dies), consumed to the end on success. */
+  source: Readable;
+  /** 16 random bytes naming the stream. */
+  streamId: Uint8Array;
+  /** Plaintext bytes per part (≥ the store's minimum part size, except in tests). */
+  partSize: number;
+  /**
+   * Plaintext bytes per volume. Rounded DOWN to a multiple of `partSize`
+   * (at least one part), so every volume but the last holds exactly
+   * `floor(volumeSize / partSize)` full parts.
+   */
+  volumeSize: number;
+  /** Parts in flight at once (≥ 1). */
+  parallel: number;
+  storageClass: string;
+  /** User metadata for CreateMultipartUpload of a volume (the sealed VolumeMetadata under 'zbk-meta'). */
+  volumeMetadata(volumeIndex: number): Record<string, string>;
+  /** Sealed length of a part of `plainLen` plaintext bytes (crypto's `sealedPartSize`). */
+  sealedSize(plainLen: number): number;
+  checkpoint: UploadCheckpoint;
+  /** Checkpointed state of an interrupted run of the SAME stream id, partSize and volumeSize. */
+  resume?: ResumeState;
+  signal?: AbortSignal;
+  onProgress?(p: UploadProgress): void;
+}
+
+export interface UploadResult {
+  /** Every volume of the stream, in order (uploaded, adopted or verified from `resume`). */
+  volumes: VolumeRecord[];
+  plaintextSize: number;
+  storedSize: number;
+  partsUploaded: number;
+  partsSkipped: number;
+  volumesSkipped: number;
+}
+
+type VolumeMode =
+  /** Parts go to a live multipart upload. */
+  | 'upload'
+  /** Completed in `resume`: read and hash only, compare with the record. */
+  | 'verify'
+  /** Upload id gone but the object exists (crash between complete and checkpoint): verify and adopt. */
+  | 'adopt';
+
+interface VolumeState {
+  index: number;
+  key: string;
+  mode: VolumeMode;
+  uploadId: string | null;
+  resume: ResumeVolume | undefined;
+  /** Parts the store confirmed (listParts), usable for skipping. */
+  serverParts: Map<number, UploadedPart>;
+  /** Object info when adopting or verifying. */
+  info: ObjectInfo | null;
+  hash: Hash;
+  plaintextSize: number;
+  sealedTotal: number;
+  partCount: number;
+  /** Final part list for complete, by part number − 1. */
+  parts: (UploadedPart | undefined)[];
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** S3's multipart ETag (md5 of the parts' binary md5s, "-N"); null when a part ETag is not an md5. */
+function multipartEtagOf(etags: string[]): string | null {
+  if (!etags.every((e) => /^[0-9a-f]{32}$/i.test(e))) return null;
+  const md5 = createHash('md5');
+  for (const e of etags) md5.update(Buffer.from(e, 'hex'));
+  return `${md5.digest('hex')}-${etags.length}`;
+}
+
+/**
+ * Upload one plaintext stream as sealed volumes.
+ *
+ * Layout: volume v holds plaintext bytes [v·P·S, (v+1)·P·S) where S =
+ * `partSize` and P = floor(volumeSize / S); part n (1-based) of a volume is
+ * sealed with PartContext { streamId, volumeIndex: v, partIndex: n − 1,
+ * final: n is the volume's last part }. An empty stream yields one volume
+ * with one empty part. Volume keys are `volumeKey(hex(streamId), v)`.
+ *
+ * Resume: with `resume`, a part is skipped (not uploaded) only when the
+ * checkpoint acknowledged it, the store's listParts still shows it with the
+ * same size and ETag, its plaintext SHA-256 and size equal the source's, and
+ * its `final` flag is known to be the same; a part whose final flag cannot
+ * be known (the highest acknowledged full part of a volume) is re-uploaded.
+ * Completed volumes are re-read and their plaintext hash compared, never
+ * re-uploaded. Any disagreement with the source — different bytes, an
+ * earlier or later end, a changed part size — throws `ResumeMismatchError`
+ * before anything stored is overwritten or completed.
+ *
+ * Durability: a part counts as done only after `checkpoint.partAcknowledged`
+ * resolves; a volume is completed only after all its parts are done, and
+ * `checkpoint.volumeCompleted` is called only after `head` confirms the
+ * stored size equals the sum of sealed part sizes (else IntegrityError).
+ *
+ * Failure: on any error or abort, reading stops, the source is destroyed,
+ * in-flight parts settle (no unhandled rejections), and the promise rejects
+ * with the first error (`AbortError` for the signal). Uploads are left in
+ * place for a later resume; the caller decides whether to abort them.
+ *
+ * Memory bound: ≈ (parallel + 2) × (partSize + sealed overhead): `parallel`
+ * sealed parts in flight, plus the part being sealed (plaintext and sealed
+ * copy), plus one source chunk of look-ahead. Independent of stream length.
+ * Parallelism is per volume: in-flight parts drain before a volume completes.
+ */
+export async function uploadStream(opts: UploadStreamOptions): Promise<UploadResult> {
+  const { store, keyring, source, streamId, partSize, parallel, checkpoint, signal } = opts;
+  if (!(streamId instanceof Uint8Array) || streamId.length !== 16) throw new TypeError('streamId must be 16 bytes');
+  if (!Number.isSafeInteger(partSize) || partSize <= 0) throw new RangeError('partSize must be a positive integer');
+  if (!Number.isSafeInteger(parallel) || parallel < 1) throw new RangeError('parallel must be a positive integer');
+  const partsPerVolume = Math.floor(opts.volumeSize / partSize);
+  if (!(partsPerVolume >= 1)) throw new RangeError('volumeSize must be at least partSize');
+  if (partsPerVolume > MAX_PARTS_PER_VOLUME) throw new RangeError(`volumeSize / partSize exceeds ${MAX_PARTS_PER_VOLUME} parts`);
+  const streamHex = hex(streamId);
+  const resume = opts.resume?.volumes ?? new Map<number, ResumeVolume>();
+
+  const result: UploadResult = { volumes: [], plaintextSize: 0, storedSize: 0, partsUploaded: 0, partsSkipped: 0, volumesSkipped: 0 };
+  let doneBytes = 0;
+  let doneStored = 0;
+  const inflight = new Set<Promise<void>>();
+  let failure: { error: unknown } | null = null;
+
+  const fail = (error: unknown): void => {
+    if (failure) return;
+    failure = { error };
+    // Stops a pending read at once and kills the producer (zfs send).
+    source.destroy();
+  };
+  const onAbort = (): void => fail(new AbortError('upload aborted', { cause: signal?.reason }));
+
+  const progress = (volumeIndex: number, partNumber: number, plain: number, stored: number, skipped: boolean): void => {
+    doneBytes += plain;
+    doneStored += stored;
+    opts.onProgress?.({ plaintextBytes: doneBytes, storedBytes: doneStored, volumeIndex, partNumber, skipped });
+  };
+
+  const mismatch = (why: string): never => {
+    throw new ResumeMismatchError(`the stream differs from the interrupted upload it would resume (${why}); start it afresh`);
+  };
+
+  const drain = async (): Promise<void> => {
+    while (inflight.size > 0) await Promise.race(inflight);
+  };
+
+  const createUpload = async (index: number, key: string): Promise<string> => {
+    const uploadId = await store.createMultipartUpload(key, { storageClass: opts.storageClass, metadata: opts.volumeMetadata(index) });
+    await checkpoint.volumeStarted({ volumeIndex: index, key, uploadId });
+    return uploadId;
+  };
+
+  const openVolume = async (index: number): Promise<VolumeState> => {
+    const key = volumeKey(streamHex, index);
+    const r = resume.get(index);
+    if (r && r.key !== key) mismatch(`volume ${index} was recorded under another key`);
+    const v: VolumeState = {
+      index,
+      key,
+      mode: 'upload',
+      uploadId: null,
+      resume: r,
+      serverParts: new Map(),
+      info: null,
+      hash: createHash('sha256'),
+      plaintextSize: 0,
+      sealedTotal: 0,
+      partCount: 0,
+      parts: [],
+    };
+    if (r?.completed) {
+      if (r.completed.key !== key || r.completed.index !== index) mismatch(`volume ${index} record names another object`);
+      if (r.completed.partSize !== partSize) mismatch(`volume ${index} was written with part size ${r.completed.partSize}, not ${partSize}`);
+      v.mode = 'verify';
+      v.info = await headOrNull(store, key);
+      if (!v.info || v.info.size !== r.completed.storedSize) {
+        mismatch(`completed volume ${key} is ${v.info ? `${v.info.size} bytes in the store, not ${r.completed.storedSize}` : 'missing from the store'}`);
+      }
+      return v;
+    }
+    if (r?.uploadId) {
+      try {
+        for (const p of await store.listParts(key, r.uploadId)) v.serverParts.set(p.partNumber, p);
+        v.uploadId = r.uploadId;
+        return v;
+      } catch (err) {
+        if (!(err instanceof NoSuchUploadError)) throw err;
+      }
+      // The upload is gone: either it was completed just before a crash, or it was aborted/expired.
+      const info = await headOrNull(store, key);
+      if (info) {
+        v.mode = 'adopt';
+        v.info = info;
+        return v;
+      }
+    }
+    v.uploadId = await createUpload(index, key);
+    return v;
+  };
+
+  /** Whether the earlier run sealed part `n` of `v` as final: true/false, or null when unknowable. */
+  const previousFinal = (v: VolumeState, n: number, prev: AcknowledgedPart): boolean | null => {
+    if (n === partsPerVolume || prev.plaintextSize < partSize) return true;
+    for (const pn of v.resume?.parts.keys() ?? []) if (pn > n) return false;
+    for (const [vi, rv] of resume) if (vi > v.index && (rv.completed || rv.parts.size > 0)) return false;
+    return null;
+  };
+
+  /** The source ends at (volumeIndex, partNumber): nothing the earlier run stored may lie beyond. */
+  const checkSourceEnd = (volumeIndex: number, partNumber: number): void => {
+    for (const [vi, rv] of resume) {
+      const beyond =
+        (vi > volumeIndex && (rv.completed !== null || rv.parts.size > 0)) ||
+        (vi === volumeIndex && ([...rv.parts.keys()].some((pn) => pn > partNumber) || (rv.completed !== null && rv.completed.partCount > partNumber)));
+      if (beyond) mismatch(`the source ends at volume ${volumeIndex} part ${partNumber}, but the earlier run stored data beyond it`);
+    }
+  };
+
+  const dispatch = async (v: VolumeState, n: number, data: Buffer, sha: string, final: boolean, sealedLen: number): Promise<void> => {
+    while (inflight.size >= parallel && !failure) await Promise.race(inflight);
+    if (failure) return;
+    const sealed = keyring.sealPart({ streamId, volumeIndex: v.index, partIndex: n - 1, final }, data);
+    if (sealed.length !== sealedLen) throw new Error(`sealedSize(${data.length}) = ${sealedLen} but the keyring sealed ${sealed.length} bytes`);
+    const checksum = createHash('sha256').update(sealed).digest('base64');
+    const uploadId = v.uploadId!;
+    const plainLen = data.length;
+    const task = (async () => {
+      const up = await store.uploadPart(v.key, uploadId, n, sealed, checksum);
+      if (up.size !== sealed.length) throw new IntegrityError(`store acknowledged ${up.size} bytes for part ${n} of ${v.key}, sent ${sealed.length}`);
+      await checkpoint.partAcknowledged({
+        volumeIndex: v.index,
+        partNumber: n,
+        plaintextSize: plainLen,
+        plaintextSha256: sha,
+        sealedSize: sealed.length,
+        etag: up.etag,
+        checksumSha256: up.checksumSha256 ?? checksum,
+      });
+      v.parts[n - 1] = { ...up, checksumSha256: up.checksumSha256 ?? checksum };
+      result.partsUploaded++;
+      progress(v.index, n, plainLen, sealed.length, false);
+    })();
+    const settled: Promise<void> = task.then(
+      () => undefined,
+      (err: unknown) => fail(err),
+    );
+    inflight.add(settled);
+    void settled.finally(() => inflight.delete(settled));
+  };
+
+  const finishVolume = async (v: VolumeState): Promise<void> => {
+    const record: VolumeRecord = {
+      index: v.index,
+      key: v.key,
+      plaintextSize: v.plaintextSize,
+      plaintextSha256: v.hash.digest('hex'),
+      storedSize: v.sealedTotal,
+      partCount: v.partCount,
+      partSize,
+    };
+    if (v.mode === 'verify') {
+      const c = v.resume!.completed!;
+      if (c.plaintextSize !== record.plaintextSize || c.partCount !== record.partCount || c.plaintextSha256 !== record.plaintextSha256) {
+        mismatch(`completed volume ${v.index} holds other data than the source`);
+      }
+      if (c.storedSize !== record.storedSize) mismatch(`completed volume ${v.index} has another sealed size`);
+      result.volumesSkipped++;
+      result.volumes.push(c);
+      return;
+    }
+    if (v.mode === 'adopt') {
+      const acked = v.resume!.parts;
+      if (acked.size !== v.partCount) mismatch(`volume ${v.index}: the stored object has other parts than the source`);
+      const etags: string[] = [];
+      for (let n = 1; n <= v.partCount; n++) etags.push(acked.get(n)!.etag);
+      const expected = multipartEtagOf(etags);
+      const info = v.info!;
+      if (info.size !== v.sealedTotal || (expected !== null && info.etag !== undefined && info.etag !== expected)) {
+        mismatch(`volume ${v.index}: the stored object is not the one the earlier run completed`);
+      }
+      await checkpoint.volumeCompleted(record);
+      result.volumesSkipped++;
+      result.volumes.push(record);
+      return;
+    }
+    const parts: UploadedPart[] = [];
+    for (let i = 0; i < v.partCount; i++) {
+      const p = v.parts[i];
+      if (!p) throw new Error(`internal: part ${i + 1} of ${v.key} missing at complete`);
+      parts.push(p);
+    }
+    await store.completeMultipartUpload(v.key, v.uploadId!, parts);
+    const info = await store.head(v.key);
+    if (info.size !== v.sealedTotal) {
+      throw new IntegrityError(`stored object ${v.key} is ${info.size} bytes, expected ${v.sealedTotal}: the store did not keep what was uploaded`);
+    }
+    await checkpoint.volumeCompleted(record);
+    result.volumes.push(record);
+  };
+
+  let vol: VolumeState | null = null;
+  let volumeIndex = 0;
+
+  const handlePart = async (part: StreamPart): Promise<void> => {
+    if (!vol) vol = await openVolume(volumeIndex);
+    const v: VolumeState = vol;
+    const n = v.partCount + 1;
+    const final = part.last || n === partsPerVolume;
+    if (part.last) checkSourceEnd(v.index, n);
+    const data = part.data;
+    const sha = sha256Hex(data);
+    const sealedLen = opts.sealedSize(data.length);
+    v.hash.update(data);
+    v.plaintextSize += data.length;
+    v.sealedTotal += sealedLen;
+    v.partCount = n;
+    result.plaintextSize += data.length;
+
+    if (v.mode === 'verify') {
+      if (n > v.resume!.completed!.partCount) mismatch(`the source is longer than completed volume ${v.index}`);
+      result.partsSkipped++;
+      progress(v.index, n, data.length, sealedLen, true);
+    } else if (v.mode === 'adopt') {
+      const prev = v.resume!.parts.get(n);
+      if (!prev || prev.plaintextSha256 !== sha || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+        mismatch(`part ${n} of volume ${v.index} differs from the stored object`);
+      }
+      result.partsSkipped++;
+      progress(v.index, n, data.length, sealedLen, true);
+    } else {
+      const prev = v.resume?.parts.get(n);
+      const server = v.serverParts.get(n);
+      let skip = false;
+      if (prev && server && server.size === prev.sealedSize && server.etag === prev.etag) {
+        if (prev.plaintextSha256 !== sha || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+          mismatch(`part ${n} of volume ${v.index} differs`);
+        }
+        const was = previousFinal(v, n, prev);
+        if (was !== null && was !== final) mismatch(`part ${n} of volume ${v.index} ends the volume in one run but not the other`);
+        skip = was === final;
+      }
+      if (skip) {
+        v.parts[n - 1] = server;
+        result.partsSkipped++;
+        progress(v.index, n, data.length, sealedLen, true);
+      } else {
+        await dispatch(v, n, data, sha, final, sealedLen);
+      }
+    }
+
+    if (final) {
+      await drain();
+      if (failure) return;
+      vol = null;
+      volumeIndex++;
+      await finishVolume(v);
+      result.storedSize += v.sealedTotal;
+    }
+  };
+
+  if (signal?.aborted) {
+    source.destroy();
+    throw new AbortError('upload aborted', { cause: signal.reason });
+  }
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const gen = readParts(source, partSize);
+  try {
+    for (;;) {
+      if (failure) break;
+      const r = await gen.next();
+      if (r.done) break;
+      if (failure) break;
+      await handlePart(r.value);
+    }
+  } catch (err) {
+    fail(err);
+  } finally {
+    await drain();
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (failure) {
+    await gen.return(undefined).catch(() => undefined);
+    throw (failure as { error: unknown }).error;
+  }
+  if (vol) throw new Error('internal: stream ended inside a volume');
+  return result;
+}
+
+async function headOrNull(store: ObjectStore, key: string): Promise<ObjectInfo | null> {
+  try {
+    return await store.head(key);
+  } catch (err) {
+    if (err instanceof NotFoundError) return null;
+    throw err;
+  }
+}
