@@ -548,13 +548,17 @@ export class Manifest {
 
   /**
    * Rebuild: insert a complete stream with its volumes and snapshots as the
-   * stream record and the store describe it. Idempotent for an identical
-   * stream id already complete.
+   * stream record and the store describe it. Returns false (and changes
+   * nothing) if the stream is already known as complete, superseded or
+   * deleted; an `uploading`/`abandoned` copy (from a mirror taken mid-push)
+   * is replaced, since the stream record proves the push finished.
    */
-  importCompleteStream(input: ImportStreamInput): void {
+  importCompleteStream(input: ImportStreamInput): boolean {
     checkStreamId(input.streamId);
-    this.db.transaction(() => {
-      if (this.stream(input.streamId)) return;
+    return this.db.transaction((): boolean => {
+      const existing = this.stream(input.streamId);
+      if (existing && existing.state !== 'uploading' && existing.state !== 'abandoned') return false;
+      if (existing) this.db.prepare('DELETE FROM streams WHERE stream_id = ?').run(input.streamId);
       const dsId = this.ensureDataset(input.dataset);
       const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
       this.db
@@ -579,6 +583,7 @@ export class Manifest {
       const problem = volumeSetProblem(this.volumes(input.streamId), input);
       if (problem) throw new ManifestError(`stream ${input.streamId} cannot be imported: ${problem}`, 'INCOMPLETE_STREAM');
       this.upsertSnapshots(this.stream(input.streamId)!);
+      return true;
     }).immediate();
   }
 

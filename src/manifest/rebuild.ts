@@ -1,0 +1,275 @@
+/**
+ * `zbk manifest rebuild`: recreate the local manifest from the bucket alone.
+ *
+ * 1. The newest mirror that decrypts and passes every check is the base.
+ * 2. Stream records (`streams/*.zbks`, sealed, instantly readable) are then
+ *    merged in: they cover pushes completed after that mirror, or everything
+ *    when no mirror is usable. Each record's volumes are cross-checked with a
+ *    listing and a HEAD (size, sealed `zbk-meta` metadata).
+ *
+ * Archived data is never read (no GET under `data/`). Objects that cannot be
+ * placed — volumes without a stream record (incomplete uploads), metadata
+ * that does not open, records whose volumes are missing — are reported, not
+ * guessed. The result is built under a temporary name and moved into place;
+ * an existing manifest is only replaced with `force`, and then moved aside.
+ */
+import { existsSync, linkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { Keyring, VolumeMetadata } from '../crypto/types.js';
+import { ManifestError } from '../errors.js';
+import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, parseVolumeKey, volumeKey } from '../layout.js';
+import type { StreamRecord } from '../layout.js';
+import type { ListEntry, ObjectStore } from '../store/object-store.js';
+import { textToU64 } from './guid.js';
+import { type ImportStreamInput, Manifest } from './manifest.js';
+import { readNewestMirror, type SkippedMirror } from './mirror.js';
+
+export interface RebuildOptions {
+  store: ObjectStore;
+  keyring: Keyring;
+  targetPath: string;
+  /** Replace an existing manifest (it is renamed aside, never deleted). */
+  force?: boolean;
+  /** Ignore mirrors and rebuild from stream records and volume metadata only. */
+  ignoreMirrors?: boolean;
+  now?: () => Date;
+}
+
+export interface RebuildReport {
+  source: 'mirror' | 'listing';
+  mirrorKey?: string;
+  /** Complete streams in the rebuilt manifest. */
+  streams: number;
+  /** Streams added from stream records (all of them when source is 'listing'). */
+  streamsFromRecords: number;
+  datasets: string[];
+  /** Objects that could not be placed, with the reason. */
+  unplaced: { key: string; reason: string }[];
+  skippedMirrors: SkippedMirror[];
+  /** Where the replaced manifest was moved (force only). */
+  movedAside?: string;
+}
+
+const STREAM_RECORD_KEY = /^streams\/([0-9a-f]{32})\.zbks$/;
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function isU64Text(v: unknown): v is string {
+  return typeof v === 'string' && /^(0|[1-9][0-9]*)$/.test(v);
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** Decode and shape-check a decrypted stream record; throws with a reason. */
+export function parseStreamRecord(plain: Uint8Array, expectedStreamId: string): StreamRecord {
+  const r = JSON.parse(Buffer.from(plain).toString('utf8')) as unknown;
+  const bad = (what: string): never => {
+    throw new Error(`malformed stream record: ${what}`);
+  };
+  if (!isObj(r) || r.v !== 1) return bad('unknown version');
+  if (r.streamId !== expectedStreamId) return bad(`stream id ${String(r.streamId)} does not match its key`);
+  if (typeof r.dataset !== 'string' || r.dataset === '') return bad('dataset');
+  const from = r.from;
+  if (from !== null && !(isObj(from) && typeof from.name === 'string' && isU64Text(from.guid))) return bad('from');
+  const to = r.to;
+  if (!(isObj(to) && typeof to.name === 'string' && isU64Text(to.guid) && isU64Text(to.createtxg) && typeof to.creation === 'number')) return bad('to');
+  if (!isCount(r.plaintextSize) || !isCount(r.storedSize)) return bad('sizes');
+  if (typeof r.startedAt !== 'string' || typeof r.completedAt !== 'string') return bad('times');
+  if (!Array.isArray(r.volumes) || r.volumes.length === 0) return bad('volumes');
+  r.volumes.forEach((v: unknown, i: number) => {
+    if (!isObj(v) || v.index !== i || v.key !== volumeKey(expectedStreamId, i)) bad(`volume ${i}`);
+    const vol = v as Record<string, unknown>;
+    if (![vol.plaintextSize, vol.storedSize, vol.partCount, vol.partSize].every(isCount)) bad(`volume ${i} sizes`);
+    if (typeof vol.plaintextSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(vol.plaintextSha256)) bad(`volume ${i} hash`);
+  });
+  return r as unknown as StreamRecord;
+}
+
+/** Why the sealed volume metadata disagrees with the stream record, or null. */
+function metadataMismatch(meta: VolumeMetadata, rec: StreamRecord, index: number): string | null {
+  if (meta.streamId !== rec.streamId) return 'metadata names another stream';
+  if (meta.volumeIndex !== index) return `metadata says volume ${meta.volumeIndex}`;
+  if (meta.dataset !== rec.dataset) return 'metadata names another dataset';
+  if (meta.toSnapshot.guid !== rec.to.guid || meta.toSnapshot.name !== rec.to.name || meta.toSnapshot.createtxg !== rec.to.createtxg) {
+    return 'metadata names another target snapshot';
+  }
+  if ((meta.fromSnapshot?.guid ?? null) !== (rec.from?.guid ?? null)) return 'metadata names another base snapshot';
+  if (meta.partSize !== rec.volumes[index]!.partSize) return 'metadata part size differs from the record';
+  return null;
+}
+
+interface Collected {
+  streams: ImportStreamInput[];
+  unplaced: { key: string; reason: string }[];
+}
+
+/** Read every stream record and cross-check its volumes (LIST + HEAD only). */
+async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream: (id: string) => boolean): Promise<Collected> {
+  const unplaced: { key: string; reason: string }[] = [];
+  const listed = new Map<string, ListEntry>();
+  for await (const e of store.list(DATA_PREFIX)) listed.set(e.key, e);
+  const placed = new Set<string>();
+  const streams: ImportStreamInput[] = [];
+
+  for await (const e of store.list(STREAMS_PREFIX)) {
+    const m = STREAM_RECORD_KEY.exec(e.key);
+    if (!m) {
+      unplaced.push({ key: e.key, reason: 'not a stream record name' });
+      continue;
+    }
+    const id = m[1]!;
+    if (skipStream(id)) {
+      for (const k of listed.keys()) if (parseVolumeKey(k)?.streamId === id) placed.add(k);
+      continue;
+    }
+    let rec: StreamRecord;
+    try {
+      rec = parseStreamRecord(keyring.openBlob(BLOB_STREAM_RECORD, await store.getBytes(e.key)), id);
+    } catch (err) {
+      unplaced.push({ key: e.key, reason: `stream record unusable: ${(err as Error).message}` });
+      continue;
+    }
+    const vols: ImportStreamInput['volumes'] = [];
+    let volumeSize = 0;
+    let problem: string | null = null;
+    for (const v of rec.volumes) {
+      const entry = listed.get(v.key);
+      if (!entry) {
+        problem = `volume ${v.key} is missing from the store`;
+        break;
+      }
+      if (entry.size !== v.storedSize) {
+        problem = `volume ${v.key} has ${entry.size} bytes, the record says ${v.storedSize}`;
+        break;
+      }
+      const info = await store.head(v.key);
+      let meta: VolumeMetadata;
+      try {
+        meta = keyring.openVolumeMetadata(info.metadata[VOLUME_META_HEADER] ?? '');
+      } catch (err) {
+        problem = `volume ${v.key} metadata does not open: ${(err as Error).message}`;
+        break;
+      }
+      problem = metadataMismatch(meta, rec, v.index);
+      if (problem) break;
+      volumeSize = meta.volumeSize;
+      vols.push({
+        index: v.index, key: v.key, storageClass: info.storageClass, storedSize: v.storedSize, partCount: v.partCount,
+        plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: info.lastModified,
+      });
+    }
+    if (problem) {
+      unplaced.push({ key: e.key, reason: `stream not restorable: ${problem}` });
+      continue;
+    }
+    for (const v of vols) placed.add(v.key);
+    streams.push({
+      streamId: rec.streamId,
+      dataset: rec.dataset,
+      from: rec.from ? { name: rec.from.name, guid: textToU64(rec.from.guid) } : null,
+      to: { name: rec.to.name, guid: textToU64(rec.to.guid), createtxg: textToU64(rec.to.createtxg), creation: rec.to.creation },
+      plaintextSize: rec.plaintextSize,
+      storedSize: rec.storedSize,
+      volumeSize,
+      partSize: rec.volumes[0]!.partSize,
+      startedAt: new Date(rec.startedAt),
+      completedAt: new Date(rec.completedAt),
+      volumes: vols,
+    });
+  }
+
+  for (const key of listed.keys()) {
+    if (placed.has(key)) continue;
+    const pk = parseVolumeKey(key);
+    if (!pk) {
+      unplaced.push({ key, reason: 'not a volume name' });
+      continue;
+    }
+    let reason: string;
+    try {
+      const meta = keyring.openVolumeMetadata((await store.head(key)).metadata[VOLUME_META_HEADER] ?? '');
+      reason = `no usable stream record for stream ${pk.streamId} of ${meta.dataset} (incomplete or abandoned upload)`;
+    } catch (err) {
+      reason = `metadata does not open: ${(err as Error).message}`;
+    }
+    unplaced.push({ key, reason });
+  }
+  return { streams, unplaced };
+}
+
+function removeDbFiles(path: string): void {
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) rmSync(p, { force: true });
+}
+
+/** Rebuild the manifest at `targetPath` from the bucket. See the module comment. */
+export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildReport> {
+  const { store, keyring, targetPath } = opts;
+  const now = opts.now ?? (() => new Date());
+  if (existsSync(targetPath) && !opts.force) {
+    throw new ManifestError(`a manifest already exists at ${targetPath}; pass --force to replace it (it will be moved aside, not deleted)`, 'MANIFEST_EXISTS');
+  }
+  const tmp = `${targetPath}.rebuild-${process.pid}`;
+  removeDbFiles(tmp);
+  let m: Manifest | undefined;
+  try {
+    const validate = (bytes: Uint8Array): string | null => {
+      removeDbFiles(tmp);
+      writeFileSync(tmp, bytes, { mode: 0o600 });
+      let probe: Manifest | undefined;
+      try {
+        probe = Manifest.open(tmp, { create: false, now });
+        const repo = probe.repository();
+        if (repo && repo.keyId !== keyring.keyId) return `belongs to key ${repo.keyId}, not ${keyring.keyId}`;
+        const check = probe.integrityCheck();
+        return check.ok ? null : `integrity: ${check.problems.slice(0, 2).join('; ')}`;
+      } catch (err) {
+        return (err as Error).message;
+      } finally {
+        probe?.close();
+      }
+    };
+    const mirror = opts.ignoreMirrors ? { bytes: null, key: null, skipped: [] } : await readNewestMirror(store, keyring, validate);
+    if (!mirror.bytes) removeDbFiles(tmp);
+    // With a mirror, tmp already holds it (validated last); else create fresh.
+    m = Manifest.open(tmp, { now });
+    m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
+
+    const known = new Set(m.streams().filter((s) => s.state !== 'uploading' && s.state !== 'abandoned').map((s) => s.streamId));
+    const collected = await collectFromStore(store, keyring, (id) => known.has(id));
+    let added = 0;
+    for (const s of collected.streams) if (m.importCompleteStream(s)) added++;
+
+    const check = m.integrityCheck();
+    if (!check.ok) throw new ManifestError(`the rebuilt manifest fails its integrity check: ${check.problems.slice(0, 3).join('; ')}`, 'REBUILD_FAILED');
+    const report: RebuildReport = {
+      source: mirror.bytes ? 'mirror' : 'listing',
+      streams: m.streams().filter((s) => s.state === 'complete').length,
+      streamsFromRecords: added,
+      datasets: m.datasets().map((d) => d.name),
+      unplaced: collected.unplaced,
+      skippedMirrors: mirror.skipped,
+    };
+    if (mirror.key) report.mirrorKey = mirror.key;
+    m.logEvent('manifest-rebuilt', null, { source: report.source, mirrorKey: mirror.key, streams: report.streams, unplaced: report.unplaced.length });
+    m.close();
+    m = undefined;
+
+    if (existsSync(targetPath)) {
+      // force (checked above): keep the old file and its WAL next to it.
+      const aside = `${targetPath}.replaced-${now().toISOString().replace(/[-:.]/g, '')}`;
+      for (const suffix of ['', '-wal', '-shm']) {
+        if (existsSync(targetPath + suffix)) renameSync(targetPath + suffix, aside + suffix);
+      }
+      report.movedAside = aside;
+    }
+    // link: never clobber a manifest that appeared meanwhile.
+    linkSync(tmp, targetPath);
+    return report;
+  } finally {
+    m?.close();
+    removeDbFiles(tmp);
+  }
+}
