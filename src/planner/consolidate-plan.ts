@@ -1,0 +1,357 @@
+/**
+ * Consolidation planner: should a dataset's latest snapshot be re-based on
+ * a new full stream, so that objects only the old chain needed can go?
+ *
+ * Pure: no I/O, `now` is a parameter. GB = 10^9 bytes; months are 30 days.
+ *
+ * The comparison, over `horizonMonths` months from `now`:
+ * - cost: uploading the new full (multipart requests) + early-deletion
+ *   charges of objects deleted before their minimum duration (only with
+ *   `allowEarlyDelete`), plus the new full's storage every month;
+ * - saving: the storage of every object that only the old chain of the
+ *   latest snapshot needed, from the day it is deleted — now if it is past
+ *   its minimum duration (or early deletion is allowed), else its
+ *   `notBefore` date (it goes into `deleteLater`).
+ * Break-even is the first month whose cumulative saving covers the cost;
+ * zbk recommends only when that month is within the horizon.
+ *
+ * Objects needed by any kept snapshot's chain are never in a delete list.
+ * Objects no kept snapshot needs even today are reported under `prune`
+ * (they go whatever is decided, so they are left out of the comparison).
+ */
+import { UsageError } from '../errors.js';
+import {
+  daysBetween,
+  earlyDeletionCharge,
+  minimumDeleteDate,
+  objectMonthlyCost,
+  uploadRequestCost,
+} from '../cost/model.js';
+import { BYTES_PER_GB, DAYS_PER_MONTH, type PriceTable, type StorageClass } from '../cost/prices.js';
+import { packInOrder } from './restore-plan.js';
+
+export interface ConsolidationVolume {
+  key: string;
+  /** Stored bytes. */
+  bytes: number;
+  uploadedAt: Date;
+}
+
+export interface ConsolidationStream {
+  streamId: string;
+  kind: 'full' | 'incremental';
+  /** Base snapshot guid (null for a full). */
+  fromGuid: string | null;
+  toGuid: string;
+  storedBytes: number;
+  volumes: ConsolidationVolume[];
+  /** Data class of the volumes (default DEEP_ARCHIVE). */
+  storageClass?: StorageClass;
+}
+
+export interface ConsolidationInput {
+  dataset: string;
+  /** Every stream of the dataset (possibly several chains). */
+  streams: readonly ConsolidationStream[];
+  /** Snapshots that must stay restorable (from retention); must include the latest. */
+  keptGuids: ReadonlySet<string> | readonly string[];
+  /** Latest pushed snapshot (the one a new full would be made of). */
+  latestGuid: string;
+  /** Estimated stored bytes of a new full of the latest snapshot (its referenced bytes + sealing overhead). */
+  newFullBytes: number;
+  now: Date;
+  /** Default 24. */
+  horizonMonths?: number;
+  /** Allow deleting objects younger than their minimum duration now (charge shown). Default false. */
+  allowEarlyDelete?: boolean;
+  prices: PriceTable;
+  /** For the restore comparison (defaults: the table's allowance, 10 GB reserve). */
+  freeEgressGB?: number;
+  reserveGB?: number;
+  /** Stored bytes per volume and per part of the new full (defaults 4 GiB, 64 MiB). */
+  volumeBytes?: number;
+  partBytes?: number;
+}
+
+export interface ChainSummary {
+  /** The full stream the chain starts at. */
+  fullStreamId: string;
+  /** Streams descending from the full (any branch). */
+  streamIds: string[];
+  storedBytes: number;
+  objects: number;
+  /** Kept snapshot guids whose restore uses this chain. */
+  neededBy: string[];
+}
+
+export interface DeleteNow {
+  key: string;
+  bytes: number;
+  /** USD charged for deleting before the minimum duration (0 when old enough). */
+  earlyDeletionCharge: number;
+}
+
+export interface DeleteLater {
+  key: string;
+  /** ISO instant from which deletion is free. */
+  notBefore: string;
+}
+
+export interface RestoreShape {
+  /** Stored bytes of the latest snapshot's chain. */
+  bytes: number;
+  /** Calendar months to download it within allowance − reserve. */
+  months: number;
+}
+
+export interface ConsolidationPlan {
+  dataset: string;
+  recommend: boolean;
+  reason: string;
+  latestGuid: string;
+  horizonMonths: number;
+  chains: ChainSummary[];
+  newFull: { bytes: number; volumes: number; parts: number; uploadCost: number; monthlyCost: number };
+  /**
+   * Deletions that come with the consolidation, listed whatever `recommend`
+   * says; carry them out only after the new full is uploaded and recorded.
+   */
+  deleteNow: DeleteNow[];
+  deleteLater: DeleteLater[];
+  /** Objects no kept snapshot needs already (independent of the decision). */
+  prune: { deleteNow: DeleteNow[]; deleteLater: DeleteLater[] };
+  /** Upload requests + early-deletion charges, USD. */
+  oneTimeCost: number;
+  earlyDeletionCharges: number;
+  /** Monthly saving once every deletion is done (negative: consolidation costs more each month). */
+  monthlySavings: number;
+  /** First month (1-based) whose cumulative saving covers the one-time cost; null if none within the horizon. */
+  breakEvenMonth: number | null;
+  /** Cumulative saving − one-time cost at the end of the horizon. */
+  netSavingsOverHorizon: number;
+  restoreBefore: RestoreShape;
+  restoreAfter: RestoreShape;
+  warnings: string[];
+}
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+/** Cheapest (fewest stored bytes) chain of streams from a full to `guid`, or null. */
+export function chainTo(guid: string, streams: readonly ConsolidationStream[]): ConsolidationStream[] | null {
+  const byTo = new Map<string, ConsolidationStream[]>();
+  for (const s of streams) {
+    const l = byTo.get(s.toGuid) ?? [];
+    l.push(s);
+    byTo.set(s.toGuid, l);
+  }
+  const memo = new Map<string, ConsolidationStream[] | null>();
+  const visiting = new Set<string>();
+  const solve = (g: string): ConsolidationStream[] | null => {
+    if (memo.has(g)) return memo.get(g)!;
+    if (visiting.has(g)) return null; // a cycle cannot be restored
+    visiting.add(g);
+    let best: ConsolidationStream[] | null = null;
+    let bestBytes = Infinity;
+    for (const s of byTo.get(g) ?? []) {
+      let path: ConsolidationStream[] | null = null;
+      if (s.kind === 'full') path = [s];
+      else if (s.fromGuid !== null) {
+        const base = solve(s.fromGuid);
+        path = base ? [...base, s] : null;
+      }
+      if (!path) continue;
+      const bytes = path.reduce((a, x) => a + x.storedBytes, 0);
+      if (bytes < bestBytes || (bytes === bestBytes && best !== null && path.length < best.length)) {
+        best = path;
+        bestBytes = bytes;
+      }
+    }
+    visiting.delete(g);
+    memo.set(g, best);
+    return best;
+  };
+  return solve(guid);
+}
+
+function classOf(s: ConsolidationStream): StorageClass {
+  return s.storageClass ?? 'DEEP_ARCHIVE';
+}
+
+interface Obj {
+  key: string;
+  bytes: number;
+  uploadedAt: Date;
+  storageClass: StorageClass;
+}
+
+function objectsOf(streams: Iterable<ConsolidationStream>): Map<string, Obj> {
+  const m = new Map<string, Obj>();
+  for (const s of streams) for (const v of s.volumes) m.set(v.key, { ...v, storageClass: classOf(s) });
+  return m;
+}
+
+function splitDeletes(objs: Iterable<Obj>, now: Date, allowEarly: boolean, prices: PriceTable): { now: DeleteNow[]; later: DeleteLater[]; at: Map<string, number> } {
+  const out = { now: [] as DeleteNow[], later: [] as DeleteLater[], at: new Map<string, number>() };
+  for (const o of objs) {
+    const notBefore = minimumDeleteDate(o, prices);
+    if (notBefore.getTime() <= now.getTime() || allowEarly) {
+      const age = daysBetween(o.uploadedAt, now);
+      out.now.push({ key: o.key, bytes: o.bytes, earlyDeletionCharge: earlyDeletionCharge(o, age, prices) });
+      out.at.set(o.key, 0);
+    } else {
+      out.later.push({ key: o.key, notBefore: notBefore.toISOString() });
+      out.at.set(o.key, daysBetween(now, notBefore));
+    }
+  }
+  out.now.sort((a, b) => a.key.localeCompare(b.key));
+  out.later.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.key.localeCompare(b.key));
+  return out;
+}
+
+function volumeSizes(total: number, volumeBytes: number): number[] {
+  const out: number[] = [];
+  for (let left = total; left > 0; left -= volumeBytes) out.push(Math.min(left, volumeBytes));
+  return out;
+}
+
+/**
+ * Plan the consolidation of one dataset.
+ *
+ * @throws UsageError when the latest snapshot has no restorable chain, or
+ *   is not among the kept snapshots.
+ */
+export function planConsolidation(input: ConsolidationInput): ConsolidationPlan {
+  const { prices, now, streams } = input;
+  const horizon = input.horizonMonths ?? 24;
+  const allowEarly = input.allowEarlyDelete ?? false;
+  const volumeBytes = input.volumeBytes ?? 4 * GiB;
+  const partBytes = input.partBytes ?? 64 * MiB;
+  const capBytes = Math.max(0, (input.freeEgressGB ?? prices.freeEgressGBPerMonth) - (input.reserveGB ?? 10)) * BYTES_PER_GB;
+  const kept = new Set(input.keptGuids);
+  if (!kept.has(input.latestGuid)) throw new UsageError(`consolidate ${input.dataset}: the latest snapshot must be kept`, 'PLAN_INPUT');
+  const latestChain = chainTo(input.latestGuid, streams);
+  if (!latestChain) throw new UsageError(`consolidate ${input.dataset}: the latest snapshot has no complete chain in the store`, 'PLAN_INPUT');
+  const warnings: string[] = [];
+
+  // What kept snapshots need today, and without the latest's old chain.
+  const neededNow = new Set<string>();
+  const neededByOthers = new Set<string>();
+  const usersOfStream = new Map<string, Set<string>>();
+  for (const g of kept) {
+    const chain = chainTo(g, streams);
+    if (!chain) {
+      warnings.push(`kept snapshot ${g} has no complete chain in the store`);
+      continue;
+    }
+    for (const s of chain) {
+      neededNow.add(s.streamId);
+      if (g !== input.latestGuid) neededByOthers.add(s.streamId);
+      const u = usersOfStream.get(s.streamId) ?? new Set<string>();
+      u.add(g);
+      usersOfStream.set(s.streamId, u);
+    }
+  }
+  const all = objectsOf(streams);
+  const neededObjs = objectsOf(streams.filter((s) => neededNow.has(s.streamId)));
+  const keepAfterObjs = objectsOf(streams.filter((s) => neededByOthers.has(s.streamId)));
+  const pruneObjs = [...all.values()].filter((o) => !neededObjs.has(o.key));
+  const consolidateObjs = [...neededObjs.values()].filter((o) => !keepAfterObjs.has(o.key));
+
+  const prune = splitDeletes(pruneObjs, now, allowEarly, prices);
+  const del = splitDeletes(consolidateObjs, now, allowEarly, prices);
+
+  // Chains: each full with everything descending from it.
+  const chains: ChainSummary[] = [];
+  for (const full of streams.filter((s) => s.kind === 'full')) {
+    const members = [full];
+    const reached = new Set([full.toGuid]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const s of streams) {
+        if (s.kind === 'incremental' && s.fromGuid !== null && reached.has(s.fromGuid) && !members.includes(s)) {
+          members.push(s);
+          reached.add(s.toGuid);
+          grew = true;
+        }
+      }
+    }
+    const neededBy = new Set<string>();
+    for (const s of members) for (const g of usersOfStream.get(s.streamId) ?? []) neededBy.add(g);
+    chains.push({
+      fullStreamId: full.streamId,
+      streamIds: members.map((s) => s.streamId),
+      storedBytes: members.reduce((a, s) => a + s.storedBytes, 0),
+      objects: members.reduce((a, s) => a + s.volumes.length, 0),
+      neededBy: [...neededBy].sort(),
+    });
+  }
+
+  // The new full.
+  const cls: StorageClass = classOf(latestChain[0]!);
+  const newSizes = volumeSizes(input.newFullBytes, volumeBytes);
+  const parts = newSizes.reduce((a, b) => a + Math.max(1, Math.ceil(b / partBytes)), 0);
+  const uploadCost = uploadRequestCost(newSizes.length, parts, cls, prices);
+  const newMonthly = newSizes.reduce((a, b) => a + objectMonthlyCost({ bytes: b, storageClass: cls }, prices).total, 0);
+  const newFull = { bytes: input.newFullBytes, volumes: newSizes.length, parts, uploadCost, monthlyCost: newMonthly };
+
+  const earlyDeletionCharges = del.now.reduce((a, d) => a + d.earlyDeletionCharge, 0);
+  const oneTimeCost = uploadCost + earlyDeletionCharges;
+
+  // Month-by-month saving: deleted storage from its deletion day, minus the new full.
+  let cumulative = -oneTimeCost;
+  let breakEvenMonth: number | null = null;
+  for (let m = 1; m <= horizon; m++) {
+    let saved = 0;
+    for (const o of consolidateObjs) {
+      const d = del.at.get(o.key)!;
+      const lo = DAYS_PER_MONTH * (m - 1);
+      const hi = DAYS_PER_MONTH * m;
+      const frac = Math.min(1, Math.max(0, (hi - Math.max(d, lo)) / DAYS_PER_MONTH));
+      saved += objectMonthlyCost(o, prices).total * frac;
+    }
+    cumulative += saved - newMonthly;
+    if (breakEvenMonth === null && cumulative >= 0 && consolidateObjs.length > 0) breakEvenMonth = m;
+  }
+  const monthlySavings = consolidateObjs.reduce((a, o) => a + objectMonthlyCost(o, prices).total, 0) - newMonthly;
+
+  const beforeSizes = latestChain.flatMap((s) => s.volumes.map((v) => v.bytes));
+  const restoreBefore = { bytes: beforeSizes.reduce((a, b) => a + b, 0), months: capBytes > 0 ? packInOrder(beforeSizes, capBytes).length : 0 };
+  const restoreAfter = { bytes: input.newFullBytes, months: capBytes > 0 ? packInOrder(newSizes, capBytes).length : 0 };
+
+  let recommend = false;
+  let reason: string;
+  if (latestChain.length === 1) {
+    reason = 'the latest snapshot is already restored from a single full stream';
+  } else if (consolidateObjs.length === 0) {
+    reason = 'kept snapshots still need every object of the current chain: a new full would only add storage';
+  } else if (breakEvenMonth === null) {
+    reason = `does not pay back within ${horizon} months (net ${cumulative >= 0 ? '+' : '−'}$${Math.abs(cumulative).toFixed(2)} at the horizon)`;
+  } else {
+    recommend = true;
+    reason = `pays back in month ${breakEvenMonth}: one-time $${oneTimeCost.toFixed(2)}, then saves $${monthlySavings.toFixed(2)}/month once old objects are deleted`;
+  }
+  if (del.later.length > 0 && !allowEarly) {
+    warnings.push(`${del.later.length} objects are younger than the minimum storage duration: delete them on or after their notBefore date`);
+  }
+  return {
+    dataset: input.dataset,
+    recommend,
+    reason,
+    latestGuid: input.latestGuid,
+    horizonMonths: horizon,
+    chains,
+    newFull,
+    deleteNow: del.now,
+    deleteLater: del.later,
+    prune: { deleteNow: prune.now, deleteLater: prune.later },
+    oneTimeCost,
+    earlyDeletionCharges,
+    monthlySavings,
+    breakEvenMonth,
+    netSavingsOverHorizon: cumulative,
+    restoreBefore,
+    restoreAfter,
+    warnings,
+  };
+}
