@@ -1,0 +1,550 @@
+/**
+ * `ObjectStore` on a local directory (`file:///dir`): a USB disk, a NAS
+ * mount, or a directory another tool syncs elsewhere.
+ *
+ * Layout under the root:
+ *   <key>                          object bytes (keys map to relative paths)
+ *   <key>.zbk-meta.json            sidecar: class, user metadata, etag, size, inode
+ *   .zbk-uploads/<id>/upload.json  multipart upload: key, class, metadata, initiated
+ *   .zbk-uploads/<id>/<nnnnn>.<md5>.<sha256>  one file per part (name = its identity)
+ *   **∕.zbk-tmp-*                  temp files of writes in progress (same directory
+ *                                  as the target, so the final rename is atomic)
+ *
+ * Every write goes temp file → fsync → rename → fsync directory. Part files
+ * carry their ETag and checksum in their names, so one rename makes a part
+ * durable with its identity and a new instance lists parts from disk alone.
+ * Objects are never archived: `requestRestore` answers 'not-archived' and
+ * `head` reports `{ state: 'not-archived' }` whatever class was recorded.
+ *
+ * Two limits of a file system: a key cannot be both an object and a
+ * "directory" of other keys (`a` and `a/b`) — the second write fails with
+ * PermanentStoreError 'KEY_CONFLICT'; and segments starting with `.zbk-` or
+ * keys ending in `.zbk-meta.json` are reserved ('INVALID_KEY').
+ */
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type Stats } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import type {
+  ByteRange,
+  ListEntry,
+  MultipartUploadInfo,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+  RestoreOutcome,
+  RestoreTier,
+  UploadedPart,
+} from './object-store.js';
+import { AccessDeniedError, NoSuchUploadError, NotFoundError, PermanentStoreError, StoreError, TransientStoreError } from './errors.js';
+import {
+  DEFAULT_MIN_PART_SIZE,
+  checkCompleteParts,
+  compareKeys,
+  md5Hex,
+  multipartEtag,
+  normalizePutOptions,
+  resolveRange,
+  validateKey,
+  validatePartNumber,
+  validatePrefix,
+  validateRestoreDays,
+  verifyChecksum,
+} from './internal.js';
+
+const META_SUFFIX = '.zbk-meta.json';
+const RESERVED = '.zbk-';
+const UPLOADS = '.zbk-uploads';
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+const PART_FILE = /^(\d{5})\.([0-9a-f]{32})\.([0-9a-f]{64})$/;
+
+export interface LocalStoreOptions {
+  /** Minimum size of all parts but the last at complete (default 5 MiB, like S3). */
+  minPartSize?: number;
+}
+
+interface Sidecar {
+  v: 1;
+  storageClass: string;
+  metadata: Record<string, string>;
+  etag: string;
+  size: number;
+  /** Inode of the data file this sidecar describes, to detect a torn write. */
+  ino: number;
+}
+
+interface UploadRecord {
+  key: string;
+  storageClass: string;
+  metadata: Record<string, string>;
+  initiated: string;
+}
+
+interface DiskPart extends UploadedPart {
+  checksumSha256: string;
+  file: string;
+  mtimeMs: number;
+}
+
+export class LocalStore implements ObjectStore {
+  readonly url: string;
+  readonly root: string;
+  readonly minPartSize: number;
+
+  /** @param dir absolute path of the store's directory (created on first write). */
+  constructor(dir: string, options: LocalStoreOptions = {}) {
+    this.root = resolve(dir);
+    this.url = pathToFileURL(this.root).href;
+    this.minPartSize = options.minPartSize ?? DEFAULT_MIN_PART_SIZE;
+  }
+
+  /** Atomic, durable, idempotent. */
+  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    const path = this.pathOf(key);
+    const { storageClass, metadata } = normalizePutOptions(options);
+    await this.mkdirFor(key, path);
+    await this.commitObject(key, path, storageClass, metadata, md5Hex(body), body.length, async (fh) => {
+      await fh.writeFile(body);
+    });
+  }
+
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    const path = this.pathOf(key);
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      throw mapFsError(err, key);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new NotFoundError(key);
+      if (range === undefined) return createReadStream('', { fd: fh, autoClose: true });
+      const r = resolveRange(range, st.size);
+      // The stream owns the descriptor: a concurrent replace (rename) does not
+      // change what this reader sees.
+      return createReadStream('', { fd: fh, start: r.start, end: r.end, autoClose: true });
+    } catch (err) {
+      await fh.close();
+      throw err instanceof StoreError ? err : mapFsError(err, key);
+    }
+  }
+
+  async getBytes(key: string): Promise<Uint8Array> {
+    const path = this.pathOf(key);
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) throw new NotFoundError(key);
+      return new Uint8Array(await readFile(path));
+    } catch (err) {
+      throw err instanceof StoreError ? err : mapFsError(err, key);
+    }
+  }
+
+  /**
+   * @throws NotFoundError; PermanentStoreError 'INCOMPLETE_WRITE' when the
+   * sidecar does not describe the data file (a put or complete was
+   * interrupted between its two renames: repeat it).
+   */
+  async head(key: string): Promise<ObjectInfo> {
+    const path = this.pathOf(key);
+    let st: Stats;
+    let side: Sidecar;
+    try {
+      st = await stat(path);
+      if (!st.isFile()) throw new NotFoundError(key);
+      side = JSON.parse(await readFile(path + META_SUFFIX, 'utf8')) as Sidecar;
+    } catch (err) {
+      if (err instanceof StoreError) throw err;
+      if (err instanceof SyntaxError || isErrno(err, 'ENOENT')) {
+        try {
+          await stat(path);
+        } catch (e) {
+          throw mapFsError(e, key);
+        }
+        throw new PermanentStoreError(`object ${key} has no valid metadata sidecar (interrupted write?): write it again`, 'INCOMPLETE_WRITE');
+      }
+      throw mapFsError(err, key);
+    }
+    if (side.ino !== st.ino || side.size !== st.size) {
+      throw new PermanentStoreError(`object ${key} and its metadata sidecar disagree (interrupted write?): write it again`, 'INCOMPLETE_WRITE');
+    }
+    return {
+      key,
+      size: st.size,
+      storageClass: side.storageClass,
+      lastModified: st.mtime,
+      etag: side.etag,
+      metadata: { ...side.metadata },
+      restore: { state: 'not-archived' },
+    };
+  }
+
+  async *list(prefix: string): AsyncIterable<ListEntry> {
+    validatePrefix(prefix);
+    // Walk only the deepest directory the prefix names.
+    const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const found: ListEntry[] = [];
+    await this.walk(base, prefix, found);
+    found.sort((a, b) => compareKeys(a.key, b.key));
+    yield* found;
+  }
+
+  /** Idempotent; removes emptied directories (best effort). */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    const paths = keys.map((k) => [k, this.pathOf(k)] as const);
+    for (const [key, path] of paths) {
+      for (const p of [path, path + META_SUFFIX]) {
+        try {
+          await unlink(p);
+        } catch (err) {
+          if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR') && !isErrno(err, 'EISDIR')) throw mapFsError(err, key);
+        }
+      }
+      await this.pruneDirs(dirname(path));
+    }
+  }
+
+  async createMultipartUpload(key: string, options?: PutOptions): Promise<string> {
+    this.pathOf(key);
+    const { storageClass, metadata } = normalizePutOptions(options);
+    const uploadId = randomBytes(16).toString('hex');
+    const dir = join(this.root, UPLOADS, uploadId);
+    const rec: UploadRecord = { key, storageClass, metadata, initiated: new Date().toISOString() };
+    try {
+      await mkdir(dir, { recursive: true });
+      await writeAtomic(dir, join(dir, 'upload.json'), Buffer.from(JSON.stringify(rec)));
+      await fsyncDir(dirname(dir));
+    } catch (err) {
+      throw mapFsError(err, key);
+    }
+    return uploadId;
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+    const dir = await this.uploadDir(key, uploadId);
+    validatePartNumber(partNumber);
+    verifyChecksum(body, checksumSha256);
+    const etag = md5Hex(body);
+    const num = String(partNumber).padStart(5, '0');
+    const name = `${num}.${etag}.${Buffer.from(checksumSha256, 'base64').toString('hex')}`;
+    try {
+      await writeAtomic(dir, join(dir, name), body);
+      // Replacing a part number: drop the older files of that number.
+      for (const f of await readdir(dir)) {
+        if (f.startsWith(`${num}.`) && f !== name) await unlink(join(dir, f)).catch(() => undefined);
+      }
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
+      throw mapFsError(err, key);
+    }
+    return { partNumber, size: body.length, etag, checksumSha256 };
+  }
+
+  async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    const dir = await this.uploadDir(key, uploadId);
+    return (await this.diskParts(key, uploadId, dir)).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
+  }
+
+  /** Streams the parts into a temp file beside the target, then renames: never holds the object in memory. */
+  async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+    const dir = await this.uploadDir(key, uploadId);
+    const rec = await this.uploadRecord(key, uploadId, dir);
+    const stored = new Map((await this.diskParts(key, uploadId, dir)).map((p) => [p.partNumber, p]));
+    const chosen = checkCompleteParts(parts, stored, this.minPartSize);
+    const path = this.pathOf(key);
+    await this.mkdirFor(key, path);
+    const size = chosen.reduce((n, p) => n + p.size, 0);
+    await this.commitObject(key, path, rec.storageClass, rec.metadata, multipartEtag(chosen.map((p) => p.etag)), size, async (fh) => {
+      const buf = Buffer.allocUnsafe(1024 * 1024);
+      for (const p of chosen) {
+        const src = await open(join(dir, p.file), 'r');
+        try {
+          for (;;) {
+            const { bytesRead } = await src.read(buf, 0, buf.length, null);
+            if (bytesRead === 0) break;
+            await fh.write(buf, 0, bytesRead);
+          }
+        } finally {
+          await src.close();
+        }
+      }
+    });
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  /** Idempotent: an unknown upload id is not an error. */
+  async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    this.pathOf(key);
+    if (!UPLOAD_ID.test(uploadId)) return;
+    const dir = join(this.root, UPLOADS, uploadId);
+    try {
+      const rec = JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as UploadRecord;
+      if (rec.key !== key) return;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      if (!(err instanceof SyntaxError)) throw mapFsError(err, key);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  async listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]> {
+    validatePrefix(prefix);
+    let ids: string[];
+    try {
+      ids = await readdir(join(this.root, UPLOADS));
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return [];
+      throw mapFsError(err, prefix);
+    }
+    const out: MultipartUploadInfo[] = [];
+    for (const id of ids) {
+      if (!UPLOAD_ID.test(id)) continue;
+      try {
+        const rec = JSON.parse(await readFile(join(this.root, UPLOADS, id, 'upload.json'), 'utf8')) as UploadRecord;
+        if (rec.key.startsWith(prefix)) out.push({ key: rec.key, uploadId: id, initiated: new Date(rec.initiated) });
+      } catch {
+        // Aborted concurrently, or a directory left by a crash before upload.json landed.
+      }
+    }
+    return out.sort((a, b) => compareKeys(a.key, b.key) || a.initiated.getTime() - b.initiated.getTime());
+  }
+
+  /** Local objects are always readable: 'not-archived' for any existing object. @throws NotFoundError */
+  async requestRestore(key: string, days: number, _tier: RestoreTier): Promise<RestoreOutcome> {
+    validateRestoreDays(days);
+    const path = this.pathOf(key);
+    try {
+      const st = await stat(path);
+      if (!st.isFile()) throw new NotFoundError(key);
+    } catch (err) {
+      throw err instanceof StoreError ? err : mapFsError(err, key);
+    }
+    return 'not-archived';
+  }
+
+  /** Validate a key (contract rules + reserved names) and map it under the root. */
+  private pathOf(key: string): string {
+    validateKey(key);
+    if (key.endsWith(META_SUFFIX) || key.split('/').some((s) => s.startsWith(RESERVED))) {
+      throw new PermanentStoreError(`invalid object key (reserved by the local store): ${JSON.stringify(key)}`, 'INVALID_KEY');
+    }
+    const path = join(this.root, ...key.split('/'));
+    if (!path.startsWith(this.root + sep)) throw new PermanentStoreError(`invalid object key: ${JSON.stringify(key)}`, 'INVALID_KEY');
+    return path;
+  }
+
+  private async mkdirFor(key: string, path: string): Promise<void> {
+    try {
+      await mkdir(dirname(path), { recursive: true });
+    } catch (err) {
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) throw keyConflict(key);
+      throw mapFsError(err, key);
+    }
+  }
+
+  /**
+   * Write the data through `fill` into a temp file, fsync, rename over the
+   * key, then the sidecar the same way, then fsync the directory. The data
+   * rename is the commit point for readers of bytes; `head` detects the
+   * window before the sidecar lands by the inode recorded in it.
+   */
+  private async commitObject(
+    key: string,
+    path: string,
+    storageClass: string,
+    metadata: Record<string, string>,
+    etag: string,
+    size: number,
+    fill: (fh: FileHandle) => Promise<void>,
+  ): Promise<void> {
+    const dir = dirname(path);
+    const tmp = join(dir, `${RESERVED}tmp-${randomBytes(8).toString('hex')}`);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, 'wx', 0o600);
+      await fill(fh);
+      await fh.sync();
+      const st = await fh.stat();
+      if (st.size !== size) throw new PermanentStoreError(`local store wrote ${st.size} bytes for ${key}, expected ${size}`, 'IO');
+      await fh.close();
+      fh = undefined;
+      const side: Sidecar = { v: 1, storageClass, metadata, etag, size, ino: st.ino };
+      await rename(tmp, path);
+      await writeAtomic(dir, path + META_SUFFIX, Buffer.from(JSON.stringify(side)), false);
+      await fsyncDir(dir);
+    } catch (err) {
+      await fh?.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      if (err instanceof StoreError) throw err;
+      if (isErrno(err, 'EISDIR')) throw keyConflict(key);
+      throw mapFsError(err, key);
+    }
+  }
+
+  private async uploadDir(key: string, uploadId: string): Promise<string> {
+    this.pathOf(key);
+    if (!UPLOAD_ID.test(uploadId)) throw new NoSuchUploadError(key, uploadId);
+    const dir = join(this.root, UPLOADS, uploadId);
+    await this.uploadRecord(key, uploadId, dir);
+    return dir;
+  }
+
+  private async uploadRecord(key: string, uploadId: string, dir: string): Promise<UploadRecord> {
+    let rec: UploadRecord;
+    try {
+      rec = JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as UploadRecord;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) throw new NoSuchUploadError(key, uploadId);
+      throw mapFsError(err, key);
+    }
+    if (rec.key !== key) throw new NoSuchUploadError(key, uploadId);
+    return rec;
+  }
+
+  /** Parts from the directory; if a replaced part left two files (crash), the newest wins. */
+  private async diskParts(key: string, uploadId: string, dir: string): Promise<DiskPart[]> {
+    const byNumber = new Map<number, DiskPart>();
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
+      throw mapFsError(err, key);
+    }
+    for (const file of names) {
+      const m = PART_FILE.exec(file);
+      if (!m) continue;
+      let st: Stats;
+      try {
+        st = await stat(join(dir, file));
+      } catch {
+        continue; // replaced concurrently
+      }
+      const part: DiskPart = {
+        partNumber: Number(m[1]),
+        size: st.size,
+        etag: m[2]!,
+        checksumSha256: Buffer.from(m[3]!, 'hex').toString('base64'),
+        file,
+        mtimeMs: st.mtimeMs,
+      };
+      const prev = byNumber.get(part.partNumber);
+      if (!prev || prev.mtimeMs < part.mtimeMs) byNumber.set(part.partNumber, part);
+    }
+    return [...byNumber.values()].sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  private async walk(rel: string, prefix: string, out: ListEntry[]): Promise<void> {
+    const abs = rel === '' ? this.root : join(this.root, ...rel.split('/'));
+    let entries;
+    try {
+      entries = await readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return;
+      throw mapFsError(err, prefix);
+    }
+    for (const e of entries) {
+      if (e.name.startsWith(RESERVED) || e.name.endsWith(META_SUFFIX)) continue;
+      const key = rel === '' ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) {
+        // Descend only where keys under this directory can match the prefix.
+        const dirKey = `${key}/`;
+        if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey)) await this.walk(key, prefix, out);
+      } else if (e.isFile() && key.startsWith(prefix)) {
+        try {
+          const st = await stat(join(abs, e.name));
+          const side = await readSidecar(join(abs, e.name + META_SUFFIX));
+          out.push({ key, size: st.size, storageClass: side?.storageClass ?? 'STANDARD', lastModified: st.mtime });
+        } catch {
+          // Deleted while listing.
+        }
+      }
+    }
+  }
+
+  private async pruneDirs(dir: string): Promise<void> {
+    while (dir.startsWith(this.root + sep)) {
+      try {
+        await rmdir(dir);
+      } catch {
+        return; // not empty (or gone): stop
+      }
+      dir = dirname(dir);
+    }
+  }
+}
+
+async function readSidecar(path: string): Promise<Sidecar | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as Sidecar;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Temp file in `dir`, fsync, rename to `path`, and (unless told not to) fsync `dir`. */
+async function writeAtomic(dir: string, path: string, data: Uint8Array, syncDir = true): Promise<void> {
+  const tmp = join(dir, `${RESERVED}tmp-${randomBytes(8).toString('hex')}`);
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  if (syncDir) await fsyncDir(dir);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function keyConflict(key: string): PermanentStoreError {
+  return new PermanentStoreError(`key ${key} conflicts with an existing object or key prefix in the local store`, 'KEY_CONFLICT');
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
+}
+
+/** Translate a file-system error into the store's typed errors. */
+function mapFsError(err: unknown, key: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = typeof err === 'object' && err !== null ? String((err as { code?: unknown }).code ?? '') : '';
+  switch (code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'EISDIR':
+      return new NotFoundError(key);
+    case 'EACCES':
+    case 'EPERM':
+    case 'EROFS':
+      return new AccessDeniedError(`local store: permission denied for ${key} (${code})`, { cause: err });
+    case 'EMFILE':
+    case 'ENFILE':
+    case 'EAGAIN':
+    case 'EBUSY':
+    case 'EINTR':
+    case 'ETIMEDOUT':
+      return new TransientStoreError(`local store: temporary failure for ${key} (${code})`, { cause: err });
+    default:
+      return new PermanentStoreError(`local store: I/O error for ${key} (${code || 'unknown'})`, 'IO', { cause: err });
+  }
+}
