@@ -1,0 +1,221 @@
+/**
+ * Deterministic long-run cost simulation of consolidation policies, for
+ * docs/COSTS.md (`node scripts/simulate-costs.mjs`).
+ *
+ * Pure. Workload: a library of `initialGB` growing `growthGBPerMonth` with
+ * `churnPerMonth` of it rewritten every month, pushed daily. Daily pushes
+ * are aggregated per 30-day month into one stream of `pushesPerMonth`
+ * volumes (one object per daily push, the same object count and 40 KB
+ * overheads as real daily pushes; all dated at the month's start, which
+ * shifts ages by < 30 days). Policies act once per month, after the push.
+ * Retention keeps only the latest snapshot (zbk's default `keep_last = 1`).
+ */
+import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadRequestCost } from './model.js';
+import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type StorageClass } from './prices.js';
+import { chainTo, planConsolidation, type ConsolidationStream } from '../planner/consolidate-plan.js';
+import { planRestore, type RestoreVolume } from '../planner/restore-plan.js';
+
+export interface Workload {
+  months: number;
+  initialGB: number;
+  growthGBPerMonth: number;
+  /** Fraction of the library rewritten per month (appears in incrementals, never shrinks the library). */
+  churnPerMonth: number;
+  pushesPerMonth: number;
+  volumeBytes: number;
+  partBytes: number;
+  storageClass: StorageClass;
+}
+
+export const DEFAULT_WORKLOAD: Workload = {
+  months: 120,
+  initialGB: 500,
+  growthGBPerMonth: 10,
+  churnPerMonth: 0.01,
+  pushesPerMonth: 30,
+  volumeBytes: 4 * 1024 ** 3,
+  partBytes: 64 * 1024 ** 2,
+  storageClass: 'DEEP_ARCHIVE',
+};
+
+export type Policy =
+  | { kind: 'never' }
+  /** A new full every `n` incremental pushes, old chain deleted at once (zfs_uploader-like). */
+  | { kind: 'every-n'; n: number }
+  /** A new full when the last is `months` old, old chain deleted at once (zfsbackup-go-like). */
+  | { kind: 'max-age'; months: number }
+  /** zbk: consolidate when the planner recommends; never delete early. */
+  | { kind: 'zbk'; horizonMonths: number };
+
+export interface SimulationResult {
+  policy: string;
+  storage: number;
+  requests: number;
+  earlyDeletion: number;
+  /** storage + requests + earlyDeletion over the whole run, USD. */
+  total: number;
+  fulls: number;
+  storedGBAtEnd: number;
+  objectsAtEnd: number;
+  /** Restore of the latest snapshot at the end (free mode, Bulk). */
+  restoreGB: number;
+  restoreMonths: number;
+  restoreCost: number;
+  /** Cost of the same restore in one month (asap). */
+  restoreAsapCost: number;
+}
+
+export function policyName(p: Policy): string {
+  switch (p.kind) {
+    case 'never':
+      return 'never consolidate';
+    case 'every-n':
+      return `new full every ${p.n} incrementals`;
+    case 'max-age':
+      return `new full when last is ${p.months} months old`;
+    case 'zbk':
+      return `zbk planner (horizon ${p.horizonMonths} months)`;
+  }
+}
+
+/** Run one policy over the workload. `start` fixes the calendar (deterministic). */
+export function simulate(w: Workload, policy: Policy, prices: PriceTable, start: Date): SimulationResult {
+  const cls = w.storageClass;
+  let streams: ConsolidationStream[] = [];
+  const pending = new Map<string, Date>(); // zbk: key → notBefore
+  let storage = 0;
+  let requests = 0;
+  let earlyDeletion = 0;
+  let fulls = 0;
+  let lastFullMonth = 0;
+  let incSinceFull = 0;
+
+  const guid = (m: number): string => `g${m}`;
+  const partsOf = (bytes: number): number => Math.max(1, Math.ceil(bytes / w.partBytes));
+
+  const pushFull = (m: number, at: Date, bytes: number): void => {
+    const volumes = [];
+    for (let left = bytes, i = 0; left > 0; left -= w.volumeBytes, i++) {
+      volumes.push({ key: `full${m}/${i}`, bytes: Math.min(left, w.volumeBytes), uploadedAt: at });
+    }
+    const parts = volumes.reduce((a, v) => a + partsOf(v.bytes), 0);
+    requests += uploadRequestCost(volumes.length, parts, cls, prices) + (2 * prices.putPer1000.STANDARD) / 1000;
+    streams.push({ streamId: `full${m}`, kind: 'full', fromGuid: null, toGuid: guid(m), storedBytes: bytes, volumes, storageClass: cls });
+    fulls++;
+    lastFullMonth = m;
+    incSinceFull = 0;
+  };
+
+  const deleteKeys = (keys: Set<string>, at: Date, chargeEarly: boolean): void => {
+    streams = streams
+      .map((s) => {
+        const gone = s.volumes.filter((v) => keys.has(v.key));
+        if (chargeEarly) {
+          for (const v of gone) earlyDeletion += earlyDeletionCharge({ bytes: v.bytes, storageClass: cls }, (at.getTime() - v.uploadedAt.getTime()) / MS_PER_DAY, prices);
+        }
+        return gone.length === 0 ? s : { ...s, volumes: s.volumes.filter((v) => !keys.has(v.key)) };
+      })
+      .filter((s) => s.volumes.length > 0);
+  };
+
+  let libraryGB = w.initialGB;
+  for (let m = 0; m < w.months; m++) {
+    const at = addDays(start, DAYS_PER_MONTH * m);
+    // Deletions that have become free.
+    const due = new Set([...pending].filter(([, d]) => d.getTime() <= at.getTime()).map(([k]) => k));
+    if (due.size > 0) {
+      deleteKeys(due, at, true);
+      for (const k of due) pending.delete(k);
+    }
+
+    if (m === 0) {
+      pushFull(0, at, Math.round(libraryGB * BYTES_PER_GB));
+    } else {
+      const incGB = w.growthGBPerMonth + w.churnPerMonth * libraryGB;
+      libraryGB += w.growthGBPerMonth;
+      const perPush = Math.round((incGB * BYTES_PER_GB) / w.pushesPerMonth);
+      const volumes = Array.from({ length: w.pushesPerMonth }, (_, i) => ({ key: `inc${m}/${i}`, bytes: perPush, uploadedAt: at }));
+      requests +=
+        uploadRequestCost(w.pushesPerMonth, w.pushesPerMonth * partsOf(perPush), cls, prices) +
+        (2 * w.pushesPerMonth * prices.putPer1000.STANDARD) / 1000;
+      streams.push({ streamId: `inc${m}`, kind: 'incremental', fromGuid: guid(m - 1), toGuid: guid(m), storedBytes: perPush * w.pushesPerMonth, volumes, storageClass: cls });
+      incSinceFull += w.pushesPerMonth;
+
+      const fullBytes = Math.round(libraryGB * BYTES_PER_GB);
+      const naive = (policy.kind === 'every-n' && incSinceFull >= policy.n) || (policy.kind === 'max-age' && m - lastFullMonth >= policy.months);
+      if (naive) {
+        pushFull(m, at, fullBytes);
+        const keep = new Set(streams.filter((s) => s.streamId === `full${m}`).flatMap((s) => s.volumes.map((v) => v.key)));
+        const drop = new Set(streams.flatMap((s) => s.volumes.map((v) => v.key)).filter((k) => !keep.has(k)));
+        deleteKeys(drop, at, true);
+      } else if (policy.kind === 'zbk') {
+        const live = streams.map((s) => ({ ...s, volumes: s.volumes.filter((v) => !pending.has(v.key)) })).filter((s) => s.volumes.length > 0);
+        const plan = planConsolidation({
+          dataset: 'sim',
+          streams: live,
+          keptGuids: [guid(m)],
+          latestGuid: guid(m),
+          newFullBytes: fullBytes,
+          now: at,
+          horizonMonths: policy.horizonMonths,
+          prices,
+          volumeBytes: w.volumeBytes,
+          partBytes: w.partBytes,
+        });
+        const now = new Set(plan.prune.deleteNow.map((d) => d.key));
+        for (const d of plan.prune.deleteLater) pending.set(d.key, new Date(d.notBefore));
+        if (plan.recommend) {
+          pushFull(m, at, fullBytes);
+          for (const d of plan.deleteNow) now.add(d.key);
+          for (const d of plan.deleteLater) pending.set(d.key, new Date(d.notBefore));
+        }
+        if (now.size > 0) deleteKeys(now, at, true);
+      }
+    }
+    for (const s of streams) for (const v of s.volumes) storage += objectMonthlyCost({ bytes: v.bytes, storageClass: cls }, prices).total;
+  }
+
+  const end = addDays(start, DAYS_PER_MONTH * w.months);
+  const chain = chainTo(guid(w.months - 1), streams) ?? [];
+  const volumes: RestoreVolume[] = chain.flatMap((s, si) =>
+    s.volumes.map((v, vi) => ({ key: v.key, streamId: s.streamId, streamIndex: si, volumeIndex: vi, bytes: v.bytes, plaintextBytes: v.bytes })),
+  );
+  const free = planRestore(volumes, end, { mode: 'free' }, prices);
+  const asap = planRestore(volumes, end, { mode: 'asap' }, prices);
+  const stored = streams.flatMap((s) => s.volumes);
+  return {
+    policy: policyName(policy),
+    storage,
+    requests,
+    earlyDeletion,
+    total: storage + requests + earlyDeletion,
+    fulls,
+    storedGBAtEnd: stored.reduce((a, v) => a + v.bytes, 0) / BYTES_PER_GB,
+    objectsAtEnd: stored.length,
+    restoreGB: free.totalBytes / BYTES_PER_GB,
+    restoreMonths: free.months.length,
+    restoreCost: free.totalCost,
+    restoreAsapCost: asap.totalCost,
+  };
+}
+
+/** The policies compared in docs/COSTS.md. */
+export const DEFAULT_POLICIES: Policy[] = [
+  { kind: 'never' },
+  { kind: 'every-n', n: 30 },
+  { kind: 'every-n', n: 90 },
+  { kind: 'max-age', months: 6 },
+  { kind: 'zbk', horizonMonths: 24 },
+];
+
+/** Markdown table of results. */
+export function simulationTable(results: readonly SimulationResult[]): string {
+  const head = '| policy | fulls | storage | requests | early del. | 10-y total | stored at end | restore size | restore months (free) | restore $ (free) | restore $ (asap) | total + free restore |';
+  const sep = '|' + ' --- |'.repeat(12);
+  const $ = (x: number): string => `$${x.toFixed(2)}`;
+  const rows = results.map(
+    (r) =>
+      `| ${r.policy} | ${r.fulls} | ${$(r.storage)} | ${$(r.requests)} | ${$(r.earlyDeletion)} | ${$(r.total)} | ${r.storedGBAtEnd.toFixed(0)} GB / ${r.objectsAtEnd} obj | ${r.restoreGB.toFixed(0)} GB | ${r.restoreMonths} | ${$(r.restoreCost)} | ${$(r.restoreAsapCost)} | ${$(r.total + r.restoreCost)} |`,
+  );
+  return [head, sep, ...rows].join('\n');
+}
