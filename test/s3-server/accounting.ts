@@ -6,7 +6,7 @@ export interface Accounting {
   requests: Record<string, number>;
   /** Requests by "Operation:STORAGE_CLASS" where the operation concerns an object or upload with a class. */
   requestsByClass: Record<string, number>;
-  /** Request body bytes received (as sent on the wire, aws-chunked framing excluded). */
+  /** Request body bytes received as sent on the wire (aws-chunked framing included). */
   bytesIn: number;
   /** Object data bytes sent by GetObject (what AWS bills as egress). */
   bytesOut: number;
