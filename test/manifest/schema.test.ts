@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync, existsSync, statSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { ManifestError } from '../../src/errors.js';
+import { Manifest } from '../../src/manifest/manifest.js';
+import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/manifest/schema.js';
+import { tempDir } from './helpers.js';
+
+const tmp = tempDir();
+after(() => tmp.cleanup());
+let n = 0;
+const fresh = (): string => join(tmp.dir, `m${n++}.db`);
+
+function isCode(code: string): (err: unknown) => boolean {
+  return (err: unknown) => err instanceof ManifestError && err.code === code;
+}
+
+describe('schema migrations', () => {
+  it('has at least one migration per version', () => {
+    assert.equal(SCHEMA_VERSION, MIGRATIONS.length);
+    assert.ok(SCHEMA_VERSION >= 3);
+  });
+
+  for (let v = 0; v < SCHEMA_VERSION; v++) {
+    it(`migrates a database at version ${v} to ${SCHEMA_VERSION}, keeping its data`, () => {
+      const path = fresh();
+      const raw = new Database(path);
+      raw.exec('CREATE TABLE probe (a); DROP TABLE probe'); // a real (non-empty) database file even at version 0
+      migrate(raw, v);
+      assert.equal(raw.pragma('user_version', { simple: true }), v);
+      if (v >= 1) {
+        // Data written by a v1-era zbk must survive later migrations.
+        raw.exec(`INSERT INTO datasets (id, name, created_at) VALUES (1, 'tank/old', '2024-01-01T00:00:00.000Z')`);
+        raw.exec(`INSERT INTO streams (stream_id, dataset_id, kind, to_guid, to_name, to_createtxg, to_creation, plaintext_size, stored_size,
+          state, volume_size, part_size, started_at, completed_at) VALUES ('${'a'.repeat(32)}', 1, 'full', '18446744073709551615', 'old@a',
+          '9007199254740993', 1, 5, 7, 'complete', 8, 8, '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z')`);
+        raw.exec(`INSERT INTO volumes (stream_id, volume_index, object_key, state, storage_class, stored_size, part_count, plaintext_size,
+          plaintext_sha256, started_at, uploaded_at) VALUES ('${'a'.repeat(32)}', 0, 'data/${'a'.repeat(32)}/000000.zbkv', 'complete',
+          'DEEP_ARCHIVE', 7, 1, 5, '${'0'.repeat(64)}', '2024-01-01T00:00:00.000Z', '2024-01-01T00:00:00.000Z')`);
+      }
+      raw.close();
+      const m = Manifest.open(path);
+      try {
+        assert.equal(m.schemaVersion, SCHEMA_VERSION);
+        m.logEvent('probe', null, { v });
+        m.setValue('probe', { v });
+        assert.deepEqual(m.getValue('probe'), { v });
+        if (v >= 1) {
+          const last = m.lastPushedSnapshot('tank/old');
+          assert.equal(last?.guid, 18446744073709551615n);
+          assert.equal(last?.createtxg, 9007199254740993n);
+          assert.equal(m.chainFor('tank/old').length, 1);
+        }
+        assert.deepEqual(m.integrityCheck(), { ok: true, problems: [] });
+      } finally {
+        m.close();
+      }
+    });
+  }
+
+  it('refuses a database from a newer zbk (MANIFEST_TOO_NEW) and leaves it alone', () => {
+    const path = fresh();
+    Manifest.open(path).close();
+    const raw = new Database(path);
+    raw.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    raw.close();
+    assert.throws(() => Manifest.open(path), isCode('MANIFEST_TOO_NEW'));
+    assert.throws(() => Manifest.open(path, { readonly: true }), isCode('MANIFEST_TOO_NEW'));
+    const again = new Database(path);
+    assert.equal(again.pragma('user_version', { simple: true }), SCHEMA_VERSION + 1);
+    again.close();
+  });
+
+  it('readonly open refuses a missing or outdated manifest instead of creating or migrating', () => {
+    const missing = fresh();
+    assert.throws(() => Manifest.open(missing, { readonly: true }), isCode('NO_MANIFEST'));
+    assert.throws(() => Manifest.open(missing, { create: false }), isCode('NO_MANIFEST'));
+    assert.equal(existsSync(missing), false);
+    const old = fresh();
+    const raw = new Database(old);
+    migrate(raw, 1);
+    raw.close();
+    assert.throws(() => Manifest.open(old, { readonly: true }), isCode('MANIFEST_OUTDATED'));
+  });
+
+  it('runs with WAL and foreign keys on', () => {
+    const path = fresh();
+    const m = Manifest.open(path);
+    m.close();
+    const raw = new Database(path);
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    raw.close();
+  });
+});
+
+describe('corrupted manifest files are refused at open', () => {
+  function populated(): string {
+    const path = fresh();
+    const m = Manifest.open(path);
+    m.initRepository({ storeUrl: 'memory://', keyId: '0123456789abcdef' });
+    for (let i = 0; i < 200; i++) m.logEvent('filler', 'tank/x', { i, pad: 'x'.repeat(200) });
+    m.close();
+    return path;
+  }
+
+  function assertRefused(path: string): void {
+    const before = readFileSync(path);
+    assert.throws(
+      () => Manifest.open(path),
+      (err: unknown) => err instanceof ManifestError && err.code === 'MANIFEST_CORRUPT' && /zbk manifest rebuild/.test(err.message),
+    );
+    assert.deepEqual(readFileSync(path), before, 'the damaged file must be left untouched');
+  }
+
+  it('detects a truncated file', () => {
+    const path = populated();
+    truncateSync(path, Math.floor(statSync(path).size / 2));
+    assertRefused(path);
+  });
+
+  it('detects flipped bytes inside a page', () => {
+    const path = populated();
+    const buf = readFileSync(path);
+    const pageSize = buf.readUInt16BE(16);
+    // Scramble the b-tree page header of the last page (interior structure, not just payload).
+    const at = buf.length - pageSize;
+    for (let i = 0; i < 12; i++) buf[at + i] = buf[at + i]! ^ 0xa5;
+    writeFileSync(path, buf);
+    assertRefused(path);
+  });
+
+  it('detects a file that is not a database, and an empty file', () => {
+    const path = fresh();
+    writeFileSync(path, 'this is not a database at all, but it is long enough to have a header'.repeat(20));
+    assertRefused(path);
+    const empty = fresh();
+    writeFileSync(empty, '');
+    assertRefused(empty);
+  });
+});
+
+describe('64-bit values', () => {
+  it('round-trips guids and createtxg beyond 2^53 exactly', () => {
+    const path = fresh();
+    const m = Manifest.open(path);
+    try {
+      const guids = [18446744073709551615n, 9007199254740993n, 1n, 0n];
+      guids.forEach((g, i) => {
+        const id = (i + 1).toString(16).padStart(32, '0');
+        m.beginStream({ streamId: id, dataset: `t/d${i}`, from: null, to: { name: `t/d${i}@s`, guid: g, createtxg: g, creation: 1 }, volumeSize: 8, partSize: 8 });
+        const s = m.stream(id)!;
+        assert.equal(s.to.guid, g);
+        assert.equal(s.to.createtxg, g);
+      });
+      assert.throws(() =>
+        m.beginStream({ streamId: 'f'.repeat(32), dataset: 't/e', from: null, to: { name: 't/e@s', guid: 1n << 64n, createtxg: 1n, creation: 1 }, volumeSize: 8, partSize: 8 }),
+      );
+    } finally {
+      m.close();
+    }
+  });
+});
