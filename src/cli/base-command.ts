@@ -12,6 +12,9 @@
 import { Command, Flags, type Interfaces } from '@oclif/core';
 import { loadConfig, resolveConfigPath, type ZbkConfig } from '../config/config.js';
 import { ExitCode, ZbkError } from '../errors.js';
+import { createContext, type Logger, type ServiceContext } from '../services/context.js';
+import { passphraseSource, type PassphraseSource } from '../services/passphrase.js';
+import { canPrompt, promptHidden, promptNewPassphrase } from './prompt.js';
 
 export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof BaseCommand)['baseFlags'] & T['flags']>;
 
@@ -42,6 +45,28 @@ export abstract class BaseCommand extends Command {
   /** Progress and warnings go to stderr, so stdout stays clean for pipes. */
   protected note(message: string): void {
     if (!this.jsonEnabled()) process.stderr.write(`${message}\n`);
+  }
+
+  /** Notes and warnings on stderr; silent with --json (warnings still reach the JSON result). */
+  protected logger(): Logger {
+    return {
+      info: (m) => this.note(m),
+      warn: (m) => this.note(`warning: ${m}`),
+    };
+  }
+
+  /** Passphrase from ZBK_PASSPHRASE_FILE / config, else a terminal prompt. */
+  protected passphrase(config?: ZbkConfig): PassphraseSource {
+    return passphraseSource(
+      config?.passphraseFile,
+      canPrompt() ? (purpose) => (purpose === 'new' ? promptNewPassphrase() : promptHidden('Passphrase: ')) : undefined,
+    );
+  }
+
+  /** Load the config and open the services' context. */
+  protected context(flags: { config?: string }): ServiceContext {
+    const config = this.loadConfig(flags);
+    return createContext(config, this.passphrase(config), { log: this.logger() });
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {

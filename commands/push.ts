@@ -1,0 +1,80 @@
+import { Args, Flags } from '@oclif/core';
+import bytes from 'bytes';
+import { BaseCommand } from '../src/cli/base-command.js';
+import { progressBar } from '../src/cli/progress.js';
+import { UsageError } from '../src/errors.js';
+import { push, type PushResult } from '../src/services/push.js';
+
+export default class Push extends BaseCommand {
+  static override summary = 'Upload the delta since the last pushed snapshot of each dataset.';
+  static override description = `For each dataset, sends the newest snapshot (or --snapshot, or the newest matching the configured snapshot_pattern) incrementally from the last pushed snapshot that still exists locally, else a full stream (and says why). The stream is sealed part by part and uploaded as resumable multipart uploads; each acknowledged part is checkpointed, so a push killed at any moment resumes on the next run. Multipart uploads unknown to the manifest (orphans) are aborted.
+
+With no dataset arguments, pushes every [[dataset]] in the config.
+
+Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked (--no-wait), 9 manifest.`;
+
+  static override examples = ['<%= config.bin %> push tank/photos', '<%= config.bin %> push tank/photos --dry-run', '<%= config.bin %> push --json'];
+
+  static override strict = false;
+  static override args = { dataset: Args.string({ description: 'Dataset(s) to push (default: all configured).' }) };
+  static override flags = {
+    snapshot: Flags.string({ description: 'Short name of the snapshot to push instead of the newest.' }),
+    'dry-run': Flags.boolean({ description: 'Say what would be sent and what it would cost; upload nothing.' }),
+    'no-wait': Flags.boolean({ description: 'Fail at once (exit 8) if another zbk holds the manifest lock.' }),
+  };
+
+  async run(): Promise<PushResult> {
+    const { argv, flags } = await this.parse(Push);
+    const ctx = this.context(flags);
+    const datasets = (argv as string[]).length > 0 ? (argv as string[]) : ctx.config.datasets.map((d) => d.name);
+    if (datasets.length === 0) throw new UsageError('no dataset given and none configured: zbk push <dataset>');
+    if (flags.snapshot && datasets.length > 1) throw new UsageError('--snapshot applies to one dataset at a time');
+    const bar = progressBar(!this.jsonEnabled());
+    let current = '';
+    const abort = new AbortController();
+    const onSignal = (): void => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const result = await push(ctx, {
+        datasets,
+        snapshot: flags.snapshot,
+        dryRun: flags['dry-run'],
+        wait: !flags['no-wait'],
+        signal: abort.signal,
+        onProgress: (p) => {
+          if (p.dataset + p.snapshot !== current) {
+            bar.stop();
+            current = p.dataset + p.snapshot;
+            bar.start(`${p.dataset}@${p.snapshot}`, p.estimatedBytes);
+          }
+          bar.update(p.plaintextBytes, `vol ${p.volumeIndex} part ${p.partNumber}`);
+        },
+      });
+      bar.stop();
+      for (const r of result.results) {
+        const size = bytes.format(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes) ?? '0B';
+        if (r.kind === 'none') this.say(`${r.dataset}: nothing to push (${r.reason})`);
+        else if (r.dryRun) {
+          this.say(
+            `${r.dataset}: would send ${r.kind} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}${r.reason ? ` (${r.reason})` : ''}, ` +
+              `${r.estimatedBytes === null ? 'size unknown (zfs cannot estimate)' : `about ${size}`}; ` +
+              `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month`,
+          );
+        } else {
+          this.say(
+            `${r.dataset}: pushed ${r.kind} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}: ${size} in ${r.objects} object(s), ` +
+              `${r.durationSeconds.toFixed(1)}s${r.resumed ? `, resumed (${r.partsSkipped} parts verified and skipped)` : ''}; ` +
+              `+$${r.estimatedMonthlyCost.toFixed(4)}/month`,
+          );
+        }
+      }
+      if (result.orphanUploadsAborted > 0) this.say(`aborted ${result.orphanUploadsAborted} orphan upload(s)`);
+      return result;
+    } finally {
+      bar.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import { Args } from '@oclif/core';
+import bytes from 'bytes';
+import Table from 'cli-table3';
+import { BaseCommand } from '../src/cli/base-command.js';
+import { status, type StatusResult } from '../src/services/status.js';
+
+export default class Status extends BaseCommand {
+  static override summary = 'Show pushed chains, last pushes, in-flight and orphan uploads, and the monthly cost.';
+  static override description = `Reads the local manifest and the store's list of unfinished multipart uploads. Needs no passphrase.
+
+Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
+  static override examples = ['<%= config.bin %> status', '<%= config.bin %> status tank/photos --json'];
+  static override args = { dataset: Args.string({ description: 'Only this dataset.' }) };
+
+  async run(): Promise<StatusResult> {
+    const { args, flags } = await this.parse(Status);
+    const result = await status(this.context(flags), args.dataset);
+    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    this.say(`store: ${result.store}`);
+    for (const d of result.datasets) {
+      this.say(`\n${d.dataset}: latest pushed @${d.latestPushed ?? '-'} at ${d.lastPushAt ?? '-'}; ${fmt(d.storedBytes)} in ${d.objects} object(s); ≈ $${d.monthlyCost.toFixed(4)}/month`);
+      const t = new Table({ head: ['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed'] });
+      for (const c of d.chain) t.push([c.kind, c.from ?? '', c.to, c.snapshotCreated.slice(0, 19), fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, c.pushedAt?.slice(0, 19) ?? '']);
+      if (d.chain.length) this.say(t.toString());
+    }
+    if (result.inFlight.length) this.say(`\nin-flight uploads (resumed by the next push): ${result.inFlight.map((u) => `${u.dataset} ${u.key}`).join(', ')}`);
+    if (result.orphans.length) this.say(`\norphan uploads (billed until aborted; the next push aborts them): ${result.orphans.map((u) => u.key).join(', ')}`);
+    this.say(`\ntotal ≈ $${result.monthlyCost.toFixed(4)}/month (prices as of ${result.priceTableDate})`);
+    return result;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * `zbk init`: write the config, create the key (or connect to an existing
+ * repository), store the key file, create the local manifest, check access.
+ *
+ * Never damages what is stored: an existing repository is refused unless
+ * `--connect` (use it from this machine) or `--force` (start a new
+ * repository; the old key file is kept as `zbk.key.replaced-<time>`, since
+ * without it the old data could never be read again).
+ */
+import { existsSync, renameSync } from 'node:fs';
+import { configFromObject, writeConfigFile, type ZbkConfig } from '../config/config.js';
+import { createKeyFile, openKeyFile } from '../crypto/index.js';
+import { ConfigError } from '../errors.js';
+import { KEY_FILE_KEY } from '../layout.js';
+import { Manifest } from '../manifest/manifest.js';
+import { writeMirror } from '../manifest/mirror.js';
+import { NotFoundError } from '../store/errors.js';
+import { createContext, ensureStateDir, manifestPath, sodium, type ContextOverrides, type Logger } from './context.js';
+import type { PassphraseSource } from './passphrase.js';
+import { assertDatasetName } from '../zfs/names.js';
+
+export interface InitOptions {
+  configPath: string;
+  store: string;
+  endpoint?: string;
+  region?: string;
+  pathStyle?: boolean;
+  datasets?: string[];
+  stateDir?: string;
+  partSize?: string;
+  volumeSize?: string;
+  dataStorageClass?: string;
+  checksumCalculation?: 'when_supported' | 'when_required';
+  /** Argon2id strength for the new key slot. */
+  kdf?: 'moderate' | 'interactive' | 'min';
+  /** Use an existing repository from this machine (no new key). */
+  connect?: boolean;
+  /** Overwrite an existing config / start a new repository over an existing one. */
+  force?: boolean;
+  /** Create the lifecycle rule that aborts incomplete multipart uploads (S3). */
+  createLifecycleRule?: boolean;
+  log?: Logger;
+  overrides?: ContextOverrides;
+}
+
+export interface InitResult {
+  configPath: string;
+  store: string;
+  keyId: string;
+  created: boolean;
+  identity: { account: string; arn: string } | null;
+  /** S3 only: whether a rule aborts incomplete multipart uploads. */
+  lifecycleRule: 'present' | 'created' | 'missing' | 'not-applicable';
+  manifestPath: string;
+  warnings: string[];
+}
+
+interface LifecycleCapable {
+  hasAbortIncompleteUploadsRule(): Promise<boolean>;
+  putAbortIncompleteUploadsRule(days: number): Promise<void>;
+}
+
+function lifecycleCapable(x: unknown): x is LifecycleCapable {
+  return typeof (x as Partial<LifecycleCapable>).hasAbortIncompleteUploadsRule === 'function';
+}
+
+function buildConfigDoc(o: InitOptions): Record<string, unknown> {
+  const store: Record<string, unknown> = { url: o.store };
+  if (o.endpoint) store.endpoint = o.endpoint;
+  if (o.region) store.region = o.region;
+  if (o.pathStyle) store.path_style = true;
+  if (o.dataStorageClass) store.data_storage_class = o.dataStorageClass;
+  if (o.checksumCalculation) store.checksum_calculation = o.checksumCalculation;
+  const doc: Record<string, unknown> = { store };
+  if (o.stateDir) doc.state_dir = o.stateDir;
+  const upload: Record<string, unknown> = {};
+  if (o.partSize) upload.part_size = o.partSize;
+  if (o.volumeSize) upload.volume_size = o.volumeSize;
+  if (Object.keys(upload).length) doc.upload = upload;
+  if (o.datasets?.length) doc.dataset = o.datasets.map((name) => ({ name }));
+  return doc;
+}
+
+export async function init(o: InitOptions, passphrase: PassphraseSource): Promise<InitResult> {
+  const warnings: string[] = [];
+  const log = o.log ?? { info() {}, warn() {} };
+  const warn = (m: string): void => {
+    warnings.push(m);
+    log.warn(m);
+  };
+  if (existsSync(o.configPath) && !o.force && !o.connect) {
+    throw new ConfigError(`a config already exists at ${o.configPath}: pass --force to replace it, or --config for another file`, 'CONFIG_EXISTS');
+  }
+  const doc = buildConfigDoc(o);
+  const config: ZbkConfig = configFromObject(doc, o.configPath);
+  // Validate dataset names now, not at the first push.
+  for (const d of config.datasets) assertDatasetName(d.name);
+  const ctx = createContext(config, passphrase, { ...o.overrides, log });
+
+  // Access checks first: nothing is written before we know the store works.
+  let identity: InitResult['identity'] = null;
+  if (ctx.store.callerIdentity) {
+    const id = await ctx.store.callerIdentity();
+    if (id) {
+      identity = { account: id.account, arn: id.arn };
+      log.info(`credentials: ${id.arn} (account ${id.account})`);
+    }
+  }
+  let existing: Uint8Array | null = null;
+  try {
+    existing = await ctx.store.getBytes(KEY_FILE_KEY);
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+
+  const so = await sodium();
+  let keyId: string;
+  let created = false;
+  if (existing && o.connect) {
+    const keyring = await openKeyFile(so, existing, await passphrase.get('open'));
+    keyId = keyring.keyId;
+    log.info(`connected to the existing repository (key ${keyId}); run "zbk manifest rebuild" next`);
+  } else {
+    if (existing && !o.force) {
+      throw new ConfigError(
+        `a zbk repository already exists at ${ctx.store.url}: use --connect to use it from this machine, or --force to start a new one (the old key file is kept aside)`,
+        'REPOSITORY_EXISTS',
+      );
+    }
+    if (existing) {
+      const aside = `${KEY_FILE_KEY}.replaced-${ctx.now().toISOString().replace(/[-:.]/g, '')}`;
+      await ctx.store.put(aside, existing, { storageClass: config.store.metaStorageClass });
+      warn(`replaced the existing repository's key file; the old one is kept at ${aside}`);
+    }
+    const pass = await passphrase.get('new');
+    const made = await createKeyFile(so, pass, { params: o.kdf ?? 'moderate' });
+    await ctx.store.put(KEY_FILE_KEY, made.keyFile, { storageClass: config.store.metaStorageClass });
+    keyId = made.keyring.keyId;
+    created = true;
+    ensureStateDir(config);
+    const mpath = manifestPath(config);
+    if (existsSync(mpath)) {
+      const aside = `${mpath}.replaced-${Date.now()}`;
+      renameSync(mpath, aside);
+      warn(`the previous local manifest was moved to ${aside}`);
+    }
+    const manifest = Manifest.open(mpath, { now: ctx.now });
+    try {
+      manifest.initRepository({ storeUrl: ctx.store.url, keyId, createdAt: ctx.now() });
+      await writeMirror(manifest, ctx.store, made.keyring, { keep: config.mirrors, storageClass: config.store.metaStorageClass, now: ctx.now });
+    } finally {
+      manifest.close();
+    }
+  }
+
+  let lifecycleRule: InitResult['lifecycleRule'] = 'not-applicable';
+  if (lifecycleCapable(ctx.store)) {
+    if (await ctx.store.hasAbortIncompleteUploadsRule()) lifecycleRule = 'present';
+    else if (o.createLifecycleRule) {
+      await ctx.store.putAbortIncompleteUploadsRule(7);
+      lifecycleRule = 'created';
+    } else {
+      lifecycleRule = 'missing';
+      warn('the bucket has no lifecycle rule aborting incomplete multipart uploads (orphaned parts are billed at Standard rates): rerun with --create-lifecycle-rule, or add one');
+    }
+  }
+
+  writeConfigFile(o.configPath, doc);
+  return { configPath: o.configPath, store: ctx.store.url, keyId, created, identity, lifecycleRule, manifestPath: manifestPath(config), warnings };
+}

@@ -1,0 +1,116 @@
+/**
+ * `zbk status`: per dataset the pushed chain, the last push, in-flight and
+ * orphan uploads, and the estimated monthly cost. Reads the local manifest
+ * and lists multipart uploads; needs no passphrase.
+ */
+import { monthlyStorageCost, type CostObject } from '../cost/model.js';
+import { priceTable, type StorageClass } from '../cost/prices.js';
+import { DATA_PREFIX } from '../layout.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { openManifest, type ServiceContext } from './context.js';
+
+export interface ChainEntry {
+  streamId: string;
+  kind: 'full' | 'incremental';
+  from: string | null;
+  to: string;
+  /** Snapshot creation time (ISO). */
+  snapshotCreated: string;
+  plaintextBytes: number;
+  storedBytes: number;
+  objects: number;
+  pushedAt: string | null;
+}
+
+export interface DatasetStatus {
+  dataset: string;
+  latestPushed: string | null;
+  lastPushAt: string | null;
+  chain: ChainEntry[];
+  storedBytes: number;
+  objects: number;
+  monthlyCost: number;
+}
+
+export interface UploadStatus {
+  key: string;
+  /** Only the first characters: upload ids are long and not secret, but noisy. */
+  uploadId: string;
+  dataset: string | null;
+  initiated: string | null;
+}
+
+export interface StatusResult {
+  store: string;
+  datasets: DatasetStatus[];
+  inFlight: UploadStatus[];
+  /** Multipart uploads in the store the manifest does not know (billed until aborted; `zbk push` aborts them). */
+  orphans: UploadStatus[];
+  monthlyCost: number;
+  priceTableDate: string;
+}
+
+export function costObjectsOf(manifest: Manifest, dataset?: string): CostObject[] {
+  const objects: CostObject[] = [];
+  for (const s of manifest.streams(dataset)) {
+    if (s.state !== 'complete' && s.state !== 'superseded') continue;
+    for (const v of manifest.volumes(s.streamId)) {
+      if (v.state !== 'complete' || v.storedSize === null) continue;
+      objects.push({ bytes: v.storedSize, storageClass: v.storageClass as StorageClass, ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
+    }
+  }
+  return objects;
+}
+
+export async function status(ctx: ServiceContext, dataset?: string): Promise<StatusResult> {
+  const manifest = openManifest(ctx, null);
+  try {
+    const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    const names = dataset ? [dataset] : manifest.datasets().map((d) => d.name);
+    const datasets: DatasetStatus[] = names.map((name) => {
+      let chain: ChainEntry[] = [];
+      try {
+        chain = manifest.chainFor(name).map((s) => ({
+          streamId: s.streamId,
+          kind: s.kind,
+          from: s.from?.name ?? null,
+          to: s.to.name,
+          snapshotCreated: new Date(s.to.creation * 1000).toISOString(),
+          plaintextBytes: s.plaintextSize ?? 0,
+          storedBytes: s.storedSize ?? 0,
+          objects: s.volumes.length,
+          pushedAt: s.completedAt?.toISOString() ?? null,
+        }));
+      } catch {
+        chain = [];
+      }
+      const last = chain[chain.length - 1];
+      const objs = costObjectsOf(manifest, name);
+      return {
+        dataset: name,
+        latestPushed: last?.to ?? null,
+        lastPushAt: last?.pushedAt ?? null,
+        chain,
+        storedBytes: objs.reduce((n, o) => n + o.bytes, 0),
+        objects: objs.length,
+        monthlyCost: monthlyStorageCost(objs, prices).total,
+      };
+    });
+    const known = manifest.inFlightUploads();
+    const knownIds = new Set(known.map((u) => u.uploadId));
+    const inFlight: UploadStatus[] = known.map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: u.dataset, initiated: u.startedAt.toISOString() }));
+    const orphans: UploadStatus[] = (await ctx.store.listMultipartUploads(DATA_PREFIX))
+      .filter((u) => !knownIds.has(u.uploadId))
+      .map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: null, initiated: u.initiated.toISOString() }));
+    return {
+      store: ctx.store.url,
+      datasets,
+      inFlight,
+      orphans,
+      monthlyCost: monthlyStorageCost(costObjectsOf(manifest), prices).total,
+      priceTableDate: prices.asOf,
+    };
+  } finally {
+    manifest.close();
+  }
+}
