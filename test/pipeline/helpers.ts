@@ -60,12 +60,15 @@ export class RecordingCheckpoint implements UploadCheckpoint {
   readonly volumes = new Map<number, ResumeVolume>();
   acks = 0;
   completed: VolumeRecord[] = [];
+  /** Once a simulated crash fired, every later call fails too (the process is gone). */
+  private crashed = false;
   constructor(
     private readonly failAtPart = Infinity,
     private readonly failAtVolumeCompleted = Infinity,
   ) {}
 
   volumeStarted(v: { volumeIndex: number; key: string; uploadId: string }): void {
+    this.alive();
     const prev = this.volumes.get(v.volumeIndex);
     // A replacement upload invalidates the parts acknowledged under the old id.
     this.volumes.set(v.volumeIndex, { key: v.key, uploadId: v.uploadId, completed: null, parts: prev?.uploadId === v.uploadId ? prev.parts : new Map() });
@@ -73,7 +76,8 @@ export class RecordingCheckpoint implements UploadCheckpoint {
 
   async partAcknowledged(p: PartAcknowledgement): Promise<void> {
     await Promise.resolve();
-    if (++this.acks >= this.failAtPart) throw new Error(`checkpoint crash at part ack ${this.acks}`);
+    this.alive();
+    if (++this.acks >= this.failAtPart) this.crash(`checkpoint crash at part ack ${this.acks}`);
     const v = this.volumes.get(p.volumeIndex);
     if (!v) throw new Error(`part acknowledged for a volume never started: ${p.volumeIndex}`);
     const { volumeIndex: _v, partNumber, ...rest } = p;
@@ -82,11 +86,29 @@ export class RecordingCheckpoint implements UploadCheckpoint {
   }
 
   volumeCompleted(rec: VolumeRecord): void {
-    if (this.completed.length + 1 >= this.failAtVolumeCompleted) throw new Error('checkpoint crash at volume completion');
+    this.alive();
+    if (this.completed.length + 1 >= this.failAtVolumeCompleted) this.crash('checkpoint crash at volume completion');
     const v = this.volumes.get(rec.index);
     if (v) v.completed = rec;
     else this.volumes.set(rec.index, { key: rec.key, uploadId: null, completed: rec, parts: new Map() });
     this.completed.push(rec);
+  }
+
+  private alive(): void {
+    if (this.crashed) throw new Error('checkpoint already crashed');
+  }
+
+  private crash(message: string): never {
+    this.crashed = true;
+    throw new Error(message);
+  }
+
+  /** The state a restarted process reloads: same records, no scripted crash. */
+  restart(): RecordingCheckpoint {
+    const next = new RecordingCheckpoint();
+    for (const [i, v] of this.resumeState().volumes) next.volumes.set(i, v);
+    next.completed = [...this.completed];
+    return next;
   }
 
   /** Deep copy, as a reload from disk would give. */
