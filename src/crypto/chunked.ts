@@ -97,16 +97,29 @@ class ChunkParams {
   }
 }
 
-/** Seal `plaintext` into one freshly allocated buffer of containerSize(plaintext.length). */
+/**
+ * The output buffer: a view of the caller's `into` (reused across parts, so
+ * no page faults per part), or a fresh uninitialised allocation. Skipping
+ * the zero-fill is safe because every byte is written before the buffer is
+ * returned, and open wipes it on failure.
+ */
+function outputBuffer(len: number, into?: Uint8Array): Uint8Array {
+  if (!into) return new Uint8Array(Buffer.allocUnsafeSlow(len).buffer, 0, len);
+  if (into.length < len) throw new RangeError(`output buffer too small: ${into.length} < ${len}`);
+  return into.subarray(0, len);
+}
+
+/** Seal `plaintext` into one buffer (fresh, or a prefix of `into`) of containerSize(plaintext.length). */
 export function sealContainer(
   sodium: SodiumBackend,
   key: Uint8Array,
   header: Uint8Array,
   contextAd: Uint8Array,
   plaintext: Uint8Array,
+  into?: Uint8Array,
 ): Uint8Array {
   const n = plaintext.length;
-  const out = new Uint8Array(containerSize(n));
+  const out = outputBuffer(containerSize(n), into);
   out.set(header, 0);
   const p = new ChunkParams(header, contextAd);
   const chunks = chunkCount(n);
@@ -163,9 +176,10 @@ export function openContainer(
   keyId: Uint8Array,
   contextAd: Uint8Array,
   sealed: Uint8Array,
+  into?: Uint8Array,
 ): Uint8Array {
   const n = checkHeader(kind, sealed, keyId);
-  const out = new Uint8Array(n);
+  const out = outputBuffer(n, into);
   const p = new ChunkParams(sealed, contextAd);
   const chunks = chunkCount(n);
   let src = HEADER_BYTES;

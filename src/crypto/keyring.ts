@@ -120,6 +120,20 @@ export class ZbkKeyring implements Keyring {
   }
 
   /**
+   * sealPart into a caller-owned buffer (at least `sealedPartSize(plaintext.length)`
+   * bytes), returning the filled prefix. Lets a pipeline reuse one buffer
+   * per upload slot instead of faulting in fresh pages for every part.
+   */
+  sealPartInto(ctx: PartContext, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
+    return sealContainer(this.sodium, this.dataKey, this.freshHeader(PART_KIND), partContextAd(ctx), plaintext, out);
+  }
+
+  /** openPart into a caller-owned buffer; on IntegrityError the buffer prefix is wiped. */
+  openPartInto(ctx: PartContext, sealed: Uint8Array, out: Uint8Array): Uint8Array {
+    return openContainer(this.sodium, this.dataKey, PART_KIND, this.keyIdBytes, partContextAd(ctx), sealed, out);
+  }
+
+  /**
    * Streaming opener for one part of known sealed length: push sealed bytes,
    * get back each chunk's plaintext once its tag verifies. Output is
    * provisional until `finish()` returns (a later chunk may still fail).

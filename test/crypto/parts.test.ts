@@ -198,3 +198,22 @@ describe('streaming opener', () => {
     assert.throws(() => o.push(sealed.subarray(HEADER_BYTES + SEALED_CHUNK_SIZE)), IntegrityError);
   });
 });
+
+describe('sealPartInto / openPartInto', () => {
+  it('produce the same format into reused buffers, and wipe the output on failure', () => {
+    const p = plaintext(2 * C + 9, 11);
+    const sealBuf = new Uint8Array(sealedPartSize(p.length) + 100);
+    const openBuf = new Uint8Array(p.length + 100);
+    for (const [a, b] of be.pairs) {
+      const sealed = kr(a).sealPartInto(ctx(0), p, sealBuf);
+      assert.equal(sealed.length, sealedPartSize(p.length));
+      assert.equal(sealed.buffer, sealBuf.buffer);
+      assert.deepEqual(kr(b).openPart(ctx(0), sealed), p);
+      assert.deepEqual(kr(b).openPartInto(ctx(0), sealed, openBuf), p);
+      sealed[sealed.length - 1]! ^= 1; // last chunk's tag: earlier chunks were already decrypted into openBuf
+      assert.throws(() => kr(b).openPartInto(ctx(0), sealed, openBuf), IntegrityError);
+      assert.ok(openBuf.subarray(0, p.length).every((x) => x === 0), `${b.name}: plaintext left in the buffer`);
+    }
+    assert.throws(() => kr(be.native).sealPartInto(ctx(0), p, new Uint8Array(10)), RangeError);
+  });
+});
