@@ -1,0 +1,572 @@
+/**
+ * `ObjectStore` on Amazon S3 (or any S3-compatible endpoint) with
+ * @aws-sdk/client-s3. Every SDK error is translated into the typed errors of
+ * `./errors.ts` here; no SDK type crosses this module's exported signatures.
+ *
+ * - Retries: the SDK makes at most `maxAttempts` (default 1) attempts;
+ *   `RetryingStore` owns retries, so they are counted and reported once.
+ * - Integrity: multipart uploads use the composite SHA256 checksum
+ *   algorithm. Each UploadPart carries the caller's ChecksumSHA256, which S3
+ *   verifies (mismatch → PermanentStoreError 'BAD_DIGEST', nothing stored);
+ *   CompleteMultipartUpload repeats each part's checksum.
+ * - Credentials: the SDK's standard chain (env, profile, SSO, instance
+ *   role) unless `options.credentials` is given. Error messages carry the
+ *   operation, key, S3 error code and HTTP status only — never request
+ *   details that could include credentials.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetBucketLocationCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  ListPartsCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutObjectCommand,
+  RestoreObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type LifecycleRule,
+  type StorageClass as SdkStorageClass,
+} from '@aws-sdk/client-s3';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { StoreConfig } from '../config/config.js';
+import type {
+  ByteRange,
+  IdentityProvider,
+  ListEntry,
+  MultipartUploadInfo,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+  RestoreOutcome,
+  RestoreState,
+  RestoreTier,
+  UploadedPart,
+} from './object-store.js';
+import {
+  AccessDeniedError,
+  ArchivedError,
+  NoSuchUploadError,
+  NotFoundError,
+  PermanentStoreError,
+  RestoreInProgressError,
+  StoreError,
+  TransientStoreError,
+} from './errors.js';
+import { compareKeys, isArchiveClass, normalizePutOptions, sha256Base64, validateKey, validatePrefix } from './internal.js';
+import { parseStoreUrl } from './store-url.js';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3StoreOptions {
+  /** Explicit credentials (tests); otherwise the standard AWS credential chain. */
+  credentials?: S3Credentials;
+  /** SDK attempts per request (default 1: RetryingStore retries). */
+  maxAttempts?: number;
+  /** Socket idle timeout per request, ms (default 120 000). */
+  requestTimeoutMs?: number;
+}
+
+/** Lifecycle rule id zbk writes (and recognises) for aborting stale multipart uploads. */
+export const ABORT_RULE_ID = 'zbk-abort-incomplete-multipart-uploads';
+
+export class S3Store implements ObjectStore, IdentityProvider {
+  readonly url: string;
+  readonly bucket: string;
+  /** '' or ends with '/'. */
+  readonly keyPrefix: string;
+  private readonly s3: S3Client;
+  private readonly cfg: StoreConfig;
+  private readonly options: S3StoreOptions;
+
+  /** @throws ConfigError when `cfg.url` is not an s3:// URL. */
+  constructor(cfg: StoreConfig, options: S3StoreOptions = {}) {
+    const parsed = parseStoreUrl(cfg.url);
+    if (parsed.kind !== 's3') throw new PermanentStoreError(`S3Store needs an s3:// URL, got ${cfg.url}`, 'INVALID_URL');
+    this.bucket = parsed.bucket;
+    this.keyPrefix = parsed.prefix;
+    this.url = `s3://${this.bucket}/${this.keyPrefix}`.replace(/\/$/, '');
+    this.cfg = cfg;
+    this.options = options;
+    const checksum = cfg.checksumCalculation === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+    this.s3 = new S3Client({
+      region: cfg.region,
+      ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+      forcePathStyle: cfg.pathStyle,
+      maxAttempts: options.maxAttempts ?? 1,
+      requestChecksumCalculation: checksum,
+      responseChecksumValidation: checksum,
+      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 120_000, connectionTimeout: 30_000 },
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+    });
+  }
+
+  /** Release sockets. The store must not be used afterwards. */
+  destroy(): void {
+    this.s3.destroy();
+  }
+
+  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    const { storageClass, metadata } = normalizePutOptions(options);
+    await this.send('put', key, () =>
+      this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.full(key),
+          Body: body,
+          StorageClass: storageClass as SdkStorageClass,
+          Metadata: metadata,
+          ChecksumSHA256: sha256Base64(body),
+        }),
+      ),
+    );
+  }
+
+  /**
+   * @throws NotFoundError, ArchivedError, RestoreInProgressError. The stream
+   * errors with TransientStoreError when the transfer breaks midway.
+   */
+  async get(key: string, range?: ByteRange): Promise<Readable> {
+    if (range && (!Number.isInteger(range.start) || !Number.isInteger(range.end) || range.start < 0 || range.end < range.start)) {
+      throw new PermanentStoreError(`invalid range ${range.start}-${range.end}`, 'INVALID_RANGE');
+    }
+    const out = await this.send('get', key, () =>
+      this.s3.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.full(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}),
+        }),
+      ),
+    );
+    const body = out.Body as Readable | undefined;
+    const pass = new PassThrough();
+    if (!body) {
+      pass.end();
+      return pass;
+    }
+    body.on('error', (err) => pass.destroy(toStoreError(err, 'get', key)));
+    pass.on('close', () => {
+      if (!body.destroyed) body.destroy();
+    });
+    body.pipe(pass);
+    return pass;
+  }
+
+  async getBytes(key: string): Promise<Uint8Array> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.get(key)) chunks.push(c as Buffer);
+    return new Uint8Array(Buffer.concat(chunks));
+  }
+
+  async head(key: string): Promise<ObjectInfo> {
+    const out = await this.send('head', key, () => this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) })));
+    const storageClass = out.StorageClass ?? 'STANDARD';
+    return {
+      key,
+      size: out.ContentLength ?? 0,
+      storageClass,
+      lastModified: out.LastModified ?? new Date(0),
+      ...(out.ETag ? { etag: unquote(out.ETag) } : {}),
+      metadata: lowerKeys(out.Metadata),
+      restore: parseRestoreHeader(storageClass, out.Restore),
+    };
+  }
+
+  async *list(prefix: string): AsyncIterable<ListEntry> {
+    validatePrefix(prefix);
+    let token: string | undefined;
+    do {
+      const page = await this.send('list', prefix, () =>
+        this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key) continue;
+        yield { key: o.Key.slice(this.keyPrefix.length), size: o.Size ?? 0, storageClass: o.StorageClass ?? 'STANDARD', lastModified: o.LastModified ?? new Date(0) };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  /** Batches of 1,000 (the DeleteObjects limit). Idempotent. */
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    for (const k of keys) validateKey(k);
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000);
+      const out = await this.send('deleteMany', batch[0], () =>
+        this.s3.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Quiet: true, Objects: batch.map((k) => ({ Key: this.full(k) })) },
+          }),
+        ),
+      );
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        const e = failed[0]!;
+        const key = (e.Key ?? '').slice(this.keyPrefix.length);
+        throw toStoreError({ name: e.Code ?? 'InternalError', $metadata: {} }, 'deleteMany', key);
+      }
+    }
+  }
+
+  async createMultipartUpload(key: string, options?: PutOptions): Promise<string> {
+    const { storageClass, metadata } = normalizePutOptions(options);
+    const out = await this.send('createMultipartUpload', key, () =>
+      this.s3.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.full(key),
+          StorageClass: storageClass as SdkStorageClass,
+          Metadata: metadata,
+          ChecksumAlgorithm: 'SHA256',
+        }),
+      ),
+    );
+    if (!out.UploadId) throw new PermanentStoreError(`S3 returned no upload id for ${key}`, 'PROTOCOL');
+    return out.UploadId;
+  }
+
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+    const out = await this.send(
+      'uploadPart',
+      key,
+      () =>
+        this.s3.send(
+          new UploadPartCommand({
+            Bucket: this.bucket,
+            Key: this.full(key),
+            UploadId: uploadId,
+            PartNumber: partNumber,
+            Body: body,
+            ContentLength: body.length,
+            ChecksumAlgorithm: 'SHA256',
+            ChecksumSHA256: checksumSha256,
+          }),
+        ),
+      uploadId,
+    );
+    if (!out.ETag) throw new PermanentStoreError(`S3 returned no ETag for part ${partNumber} of ${key}`, 'PROTOCOL');
+    return { partNumber, size: body.length, etag: unquote(out.ETag), checksumSha256: out.ChecksumSHA256 ?? checksumSha256 };
+  }
+
+  async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    const parts: UploadedPart[] = [];
+    let marker: string | undefined;
+    for (;;) {
+      const page = await this.send(
+        'listParts',
+        key,
+        () =>
+          this.s3.send(
+            new ListPartsCommand({ Bucket: this.bucket, Key: this.full(key), UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }),
+          ),
+        uploadId,
+      );
+      for (const p of page.Parts ?? []) {
+        if (p.PartNumber === undefined || !p.ETag) continue;
+        parts.push({ partNumber: p.PartNumber, size: p.Size ?? 0, etag: unquote(p.ETag), ...(p.ChecksumSHA256 ? { checksumSha256: p.ChecksumSHA256 } : {}) });
+      }
+      if (!page.IsTruncated || !page.NextPartNumberMarker || page.NextPartNumberMarker === marker) break;
+      marker = page.NextPartNumberMarker;
+    }
+    return parts.sort((a, b) => a.partNumber - b.partNumber);
+  }
+
+  async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+    await this.send(
+      'completeMultipartUpload',
+      key,
+      () =>
+        this.s3.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: this.full(key),
+            UploadId: uploadId,
+            MultipartUpload: {
+              Parts: parts.map((p) => ({
+                PartNumber: p.partNumber,
+                ETag: `"${unquote(p.etag)}"`,
+                ...(p.checksumSha256 ? { ChecksumSHA256: p.checksumSha256 } : {}),
+              })),
+            },
+          }),
+        ),
+      uploadId,
+    );
+  }
+
+  /** Idempotent: NoSuchUpload is success. */
+  async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    try {
+      await this.send(
+        'abortMultipartUpload',
+        key,
+        () => this.s3.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(key), UploadId: uploadId })),
+        uploadId,
+      );
+    } catch (err) {
+      if (!(err instanceof NoSuchUploadError)) throw err;
+    }
+  }
+
+  async listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]> {
+    validatePrefix(prefix);
+    const out: MultipartUploadInfo[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const page = await this.send('listMultipartUploads', prefix, () =>
+        this.s3.send(
+          new ListMultipartUploadsCommand({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            ...(keyMarker ? { KeyMarker: keyMarker } : {}),
+            ...(idMarker ? { UploadIdMarker: idMarker } : {}),
+          }),
+        ),
+      );
+      for (const u of page.Uploads ?? []) {
+        if (!u.Key || !u.UploadId) continue;
+        out.push({ key: u.Key.slice(this.keyPrefix.length), uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
+      }
+      if (!page.IsTruncated) break;
+      keyMarker = page.NextKeyMarker;
+      idMarker = page.NextUploadIdMarker;
+      if (!keyMarker) break;
+    }
+    return out.sort((a, b) => compareKeys(a.key, b.key) || a.initiated.getTime() - b.initiated.getTime());
+  }
+
+  async requestRestore(key: string, days: number, tier: RestoreTier): Promise<RestoreOutcome> {
+    try {
+      const out = await this.send('requestRestore', key, () =>
+        this.s3.send(
+          new RestoreObjectCommand({
+            Bucket: this.bucket,
+            Key: this.full(key),
+            RestoreRequest: { Days: days, GlacierJobParameters: { Tier: tier } },
+          }),
+        ),
+      );
+      return out.$metadata.httpStatusCode === 200 ? 'already-restored' : 'started';
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'RESTORE_ALREADY_IN_PROGRESS') return 'in-progress';
+      if (err instanceof StoreError && err.code === 'INVALID_OBJECT_STATE') return 'not-archived';
+      throw err;
+    }
+  }
+
+  /** STS GetCallerIdentity (same endpoint override as S3 when one is configured). */
+  async callerIdentity(): Promise<{ account: string; arn: string; userId: string } | null> {
+    const sts = new STSClient({
+      region: this.cfg.region,
+      ...(this.cfg.endpoint ? { endpoint: this.cfg.endpoint } : {}),
+      maxAttempts: this.options.maxAttempts ?? 1,
+      ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
+    });
+    try {
+      const out = await this.send('callerIdentity', undefined, () => sts.send(new GetCallerIdentityCommand({})));
+      return { account: out.Account ?? '', arn: out.Arn ?? '', userId: out.UserId ?? '' };
+    } finally {
+      sts.destroy();
+    }
+  }
+
+  /** True when an enabled lifecycle rule aborts incomplete multipart uploads for this store's prefix. */
+  async hasAbortIncompleteUploadsRule(): Promise<boolean> {
+    const rules = await this.lifecycleRules();
+    return rules.some((r) => {
+      if (r.Status !== 'Enabled' || !r.AbortIncompleteMultipartUpload?.DaysAfterInitiation) return false;
+      const f = r.Filter;
+      const rulePrefix = f?.Prefix ?? f?.And?.Prefix ?? r.Prefix ?? '';
+      const hasOtherFilters = Boolean(f?.Tag || f?.And?.Tags?.length || f?.ObjectSizeGreaterThan || f?.And?.ObjectSizeGreaterThan);
+      return !hasOtherFilters && this.keyPrefix.startsWith(rulePrefix);
+    });
+  }
+
+  /** Add (or replace) zbk's rule aborting uploads `days` after initiation, keeping the bucket's other rules. */
+  async putAbortIncompleteUploadsRule(days: number): Promise<void> {
+    if (!Number.isInteger(days) || days < 1) throw new PermanentStoreError(`days must be a positive integer, got ${days}`, 'INVALID_ARGUMENT');
+    const rules = (await this.lifecycleRules()).filter((r) => r.ID !== ABORT_RULE_ID);
+    rules.push({
+      ID: ABORT_RULE_ID,
+      Status: 'Enabled',
+      Filter: { Prefix: this.keyPrefix },
+      AbortIncompleteMultipartUpload: { DaysAfterInitiation: days },
+    });
+    await this.send('putBucketLifecycle', undefined, () =>
+      this.s3.send(new PutBucketLifecycleConfigurationCommand({ Bucket: this.bucket, LifecycleConfiguration: { Rules: rules } })),
+    );
+  }
+
+  /** The bucket's region (GetBucketLocation; empty means us-east-1, 'EU' means eu-west-1). */
+  async bucketRegion(): Promise<string> {
+    const out = await this.send('bucketRegion', undefined, () => this.s3.send(new GetBucketLocationCommand({ Bucket: this.bucket })));
+    const loc = out.LocationConstraint as string | undefined;
+    if (!loc) return 'us-east-1';
+    return loc === 'EU' ? 'eu-west-1' : loc;
+  }
+
+  private async lifecycleRules(): Promise<LifecycleRule[]> {
+    try {
+      const out = await this.send('getBucketLifecycle', undefined, () => this.s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: this.bucket })));
+      return out.Rules ?? [];
+    } catch (err) {
+      if (err instanceof StoreError && err.code === 'NO_LIFECYCLE') return [];
+      throw err;
+    }
+  }
+
+  private full(key: string): string {
+    validateKey(key);
+    return this.keyPrefix + key;
+  }
+
+  /**
+   * Run one SDK call and translate its failure. A GET refused with
+   * InvalidObjectState becomes ArchivedError or RestoreInProgressError
+   * (the error alone cannot tell them apart; a HEAD can).
+   */
+  private async send<T>(op: string, key: string | undefined, call: () => Promise<T>, uploadId?: string): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      const mapped = toStoreError(err, op, key ?? '', uploadId);
+      if (op === 'get' && key !== undefined && mapped.code === 'INVALID_OBJECT_STATE') {
+        const info = await this.head(key);
+        if (info.restore.state === 'in-progress') throw new RestoreInProgressError(key);
+        throw new ArchivedError(key, info.storageClass);
+      }
+      throw mapped;
+    }
+  }
+}
+
+/** Parse `x-amz-restore` (HeadObject's Restore) into a RestoreState. */
+export function parseRestoreHeader(storageClass: string, header: string | undefined): RestoreState {
+  if (!isArchiveClass(storageClass)) return { state: 'not-archived' };
+  if (!header) return { state: 'archived' };
+  if (/ongoing-request\s*=\s*"true"/i.test(header)) return { state: 'in-progress' };
+  const m = /expiry-date\s*=\s*"([^"]+)"/i.exec(header);
+  if (m) {
+    const expiry = new Date(m[1]!);
+    if (!Number.isNaN(expiry.getTime())) return { state: 'restored', expiry };
+  }
+  return { state: 'archived' };
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/"/g, '');
+}
+
+function lowerKeys(m: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m ?? {})) out[k.toLowerCase()] = v;
+  return out;
+}
+
+const TRANSIENT_CODES = new Set([
+  'SlowDown',
+  'InternalError',
+  'ServiceUnavailable',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestLimitExceeded',
+  'BandwidthLimitExceeded',
+  'TimeoutError',
+  'NetworkingError',
+  'EC2ThrottledException',
+]);
+const TRANSIENT_ERRNO = new Set(['ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ENOTFOUND', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET']);
+const ACCESS_CODES = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'TokenRefreshRequired', 'AllAccessDisabled', 'AccountProblem', 'CredentialsProviderError', 'InvalidClientTokenId', 'UnrecognizedClientException']);
+const PERMANENT_CODES: Record<string, string> = {
+  BadDigest: 'BAD_DIGEST',
+  XAmzContentChecksumMismatch: 'BAD_DIGEST',
+  InvalidDigest: 'BAD_DIGEST',
+  InvalidPart: 'INVALID_PART',
+  InvalidPartOrder: 'INVALID_PART_ORDER',
+  EntityTooSmall: 'ENTITY_TOO_SMALL',
+  EntityTooLarge: 'ENTITY_TOO_LARGE',
+  InvalidRange: 'INVALID_RANGE',
+  InvalidObjectState: 'INVALID_OBJECT_STATE',
+  RestoreAlreadyInProgress: 'RESTORE_ALREADY_IN_PROGRESS',
+  NoSuchLifecycleConfiguration: 'NO_LIFECYCLE',
+  MalformedXML: 'MALFORMED_XML',
+  InvalidArgument: 'INVALID_ARGUMENT',
+  InvalidRequest: 'INVALID_REQUEST',
+  InvalidStorageClass: 'INVALID_STORAGE_CLASS',
+  MetadataTooLarge: 'INVALID_METADATA',
+  PermanentRedirect: 'WRONG_REGION',
+  AuthorizationHeaderMalformed: 'WRONG_REGION',
+};
+
+interface ErrorShape {
+  name?: unknown;
+  Code?: unknown;
+  code?: unknown;
+  message?: unknown;
+  $fault?: unknown;
+  $metadata?: { httpStatusCode?: number };
+}
+
+/**
+ * Translate an SDK or network error into a StoreError. Exported for tests.
+ * The message names the operation, key, code and status only.
+ */
+export function toStoreError(err: unknown, op: string, key: string, uploadId?: string): StoreError {
+  if (err instanceof StoreError) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorShape;
+  const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : 'Error';
+  const errno = typeof e.code === 'string' ? e.code : '';
+  const status = e.$metadata?.httpStatusCode;
+  const message = typeof e.message === 'string' ? e.message : '';
+  const what = `S3 ${op}${key ? ` ${key}` : ''}: ${name}${status ? ` (HTTP ${status})` : ''}`;
+  const opts = { cause: sanitizedCause(name, errno, status) };
+
+  if (name === 'NoSuchUpload') return new NoSuchUploadError(key, uploadId ?? '');
+  const permanent = PERMANENT_CODES[name];
+  if (permanent) return new PermanentStoreError(what, permanent, opts);
+  if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) return new NotFoundError(key);
+  if (name === 'NoSuchBucket') return new PermanentStoreError(`${what}: the bucket does not exist`, 'NO_SUCH_BUCKET', opts);
+  if (ACCESS_CODES.has(name) || status === 403 || status === 401) return new AccessDeniedError(`${what}: check the credentials and the bucket policy`, opts);
+  if (
+    TRANSIENT_CODES.has(name) ||
+    TRANSIENT_ERRNO.has(errno) ||
+    (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
+    /socket hang up|ECONNRESET|timed? ?out|network|aborted/i.test(message) ||
+    name === 'AbortError'
+  ) {
+    return new TransientStoreError(`${what}${errno ? ` ${errno}` : ''}`, opts);
+  }
+  return new PermanentStoreError(what, 'PERMANENT', opts);
+}
+
+/** A plain cause with the diagnostic fields only (SDK errors can hold request details). */
+function sanitizedCause(name: string, errno: string, status: number | undefined): Error {
+  const c = new Error(`${name}${errno ? ` ${errno}` : ''}${status ? ` HTTP ${status}` : ''}`);
+  c.name = name;
+  return c;
+}
