@@ -661,7 +661,8 @@ export class Manifest {
    * Volumes no chain of a kept snapshot needs: deletion candidates.
    * `keepSnapshotGuids` holds decimal guids; the last pushed snapshot of every
    * dataset is always kept as well. Kept guids the manifest does not know
-   * are ignored. Only objects of complete, superseded or abandoned streams
+   * are ignored; kept snapshots may be resolved through superseded streams
+   * that are still wholly stored (so they stay restorable). Only objects of complete, superseded or abandoned streams
    * that exist in the store (volume state complete) are returned; uploading
    * streams are never touched. Throws BrokenChainError if a kept snapshot's
    * chain is broken (deciding deletions then would be guesswork).
@@ -669,13 +670,20 @@ export class Manifest {
   unneededObjects(keepSnapshotGuids: Set<string>): UnneededObject[] {
     const needed = new Set<string>();
     for (const ds of this.datasets()) {
-      const streams = this.completeStreams(ds.name);
-      const best = bestChains(streams);
-      const targets = new Set<bigint>();
+      // The latest snapshot resolves over complete streams only (as chainFor does);
+      // kept snapshots may also lean on superseded streams still wholly in the
+      // store, so superseding never silently makes a kept snapshot unrestorable.
+      const complete = this.completeStreams(ds.name);
+      const present = [
+        ...complete,
+        ...this.streams(ds.name).filter((s) => s.state === 'superseded' && this.volumes(s.streamId).every((v) => v.state === 'complete')),
+      ];
       const last = this.lastPushedSnapshot(ds.name);
-      if (last) targets.add(last.guid);
-      for (const s of streams) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
-      for (const t of targets) for (const s of resolveChain(ds.name, streams, t, best)) needed.add(s.streamId);
+      if (last) for (const s of resolveChain(ds.name, complete, last.guid)) needed.add(s.streamId);
+      const best = bestChains(present);
+      const targets = new Set<bigint>();
+      for (const s of present) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
+      for (const t of targets) for (const s of resolveChain(ds.name, present, t, best)) needed.add(s.streamId);
     }
     const rows = this.db
       .prepare(

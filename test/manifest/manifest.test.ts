@@ -145,6 +145,9 @@ describe('chains', () => {
 
       m.markSuperseded([i1!.streamId]);
       assert.equal(m.stream(i1!.streamId)?.state, 'superseded');
+      // B is kept: its chain through the superseded i1 must stay.
+      assert.deepEqual(m.unneededObjects(new Set([B.guid.toString()])).map((o) => o.key), keysOf([i2!.streamId]));
+      assert.deepEqual(m.unneededObjects(new Set()).map((o) => o.key), keysOf([full!.streamId, i1!.streamId, i2!.streamId]));
       // Refuse to supersede what the latest snapshot still needs (rolled back as a whole).
       assert.throws(() => m.markSuperseded([full!.streamId, rebase!.streamId]), code('LAST_SNAPSHOT_UNRESTORABLE'));
       assert.equal(m.stream(rebase!.streamId)?.state, 'complete');
