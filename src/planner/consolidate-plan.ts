@@ -113,8 +113,9 @@ export interface ConsolidationPlan {
   chains: ChainSummary[];
   newFull: { bytes: number; volumes: number; parts: number; uploadCost: number; monthlyCost: number };
   /**
-   * Deletions that come with the consolidation, listed whatever `recommend`
-   * says; carry them out only after the new full is uploaded and recorded.
+   * Deletions that come with the consolidation: empty unless `recommend`
+   * (so nothing can delete the only chain of the latest snapshot by
+   * mistake). Carry them out only after the new full is uploaded and recorded.
    */
   deleteNow: DeleteNow[];
   deleteLater: DeleteLater[];
@@ -342,8 +343,8 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
     horizonMonths: horizon,
     chains,
     newFull,
-    deleteNow: del.now,
-    deleteLater: del.later,
+    deleteNow: recommend ? del.now : [],
+    deleteLater: recommend ? del.later : [],
     prune: { deleteNow: prune.now, deleteLater: prune.later },
     oneTimeCost,
     earlyDeletionCharges,
