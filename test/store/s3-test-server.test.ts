@@ -1,0 +1,218 @@
+/**
+ * S3Store (and RetryingStore over it) against the in-process S3 test server:
+ * the contract suite plus the behaviour only a real HTTP path shows —
+ * pagination of ListParts, faults on the wire, restore timing, request counts.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startS3TestServer, TestClock, type S3TestServer } from '../s3-server/index.js';
+import { S3Store } from '../../src/store/s3-store.js';
+import { RetryingStore } from '../../src/store/retry-store.js';
+import { openStore } from '../../src/store/open-store.js';
+import { AccessDeniedError, ArchivedError, NotFoundError, PermanentStoreError } from '../../src/store/errors.js';
+import type { StoreConfig } from '../../src/config/config.js';
+import type { UploadedPart } from '../../src/store/object-store.js';
+import { readAll, runStoreSuite, sha256b64 } from './suite.js';
+
+const MIN = 64 * 1024;
+const RESTORE_DELAY = 3_600_000;
+const BUCKET = 'zbk-test';
+const DAY = 86_400_000;
+
+function cfgFor(server: S3TestServer, url = `s3://${BUCKET}/pfx`): StoreConfig {
+  return {
+    url,
+    endpoint: server.endpoint,
+    region: server.region,
+    pathStyle: true,
+    dataStorageClass: 'DEEP_ARCHIVE',
+    metaStorageClass: 'STANDARD',
+    checksumCalculation: 'when_supported',
+  };
+}
+
+async function startServer(opts: { persistDir?: string } = {}): Promise<S3TestServer> {
+  const clock = new TestClock(new Date('2030-03-10T08:00:00Z'));
+  return startS3TestServer({ minPartSize: MIN, restoreDelayMs: RESTORE_DELAY, clock, buckets: [BUCKET], ...opts });
+}
+
+function requests(server: S3TestServer, op: string): number {
+  return server.accounting.requests[op] ?? 0;
+}
+
+runStoreSuite('S3Store on the S3 test server', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'zbk-s3srv-'));
+  let server = await startServer({ persistDir: dir });
+  const stores: S3Store[] = [];
+  const make = (): S3Store => {
+    const s = new S3Store(cfgFor(server), { credentials: server.credentials });
+    stores.push(s);
+    return s;
+  };
+  const store = make();
+  return {
+    store,
+    caps: { archive: true, minPartSize: MIN, advanceClock: (ms) => server.clock.advance(ms), restoreDelayMs: RESTORE_DELAY },
+    // A new server process over the same persisted state, and a new client: a crash and restart.
+    reopen: async () => {
+      const { clock, port } = server;
+      await server.close();
+      // Same port, so the first client (used by the suite's cleanup) still reaches it.
+      server = await startS3TestServer({ minPartSize: MIN, restoreDelayMs: RESTORE_DELAY, clock, persistDir: dir, port });
+      return make();
+    },
+    cleanup: async () => {
+      for (const s of stores) s.destroy();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('S3Store on the S3 test server', () => {
+  let server: S3TestServer;
+  let store: S3Store;
+  before(async () => {
+    server = await startServer();
+    store = new S3Store(cfgFor(server), { credentials: server.credentials });
+  });
+  after(async () => {
+    store.destroy();
+    await server.close();
+  });
+
+  it('lists more than 1,000 parts across ListParts pages', async () => {
+    const key = 'many-parts';
+    const id = await store.createMultipartUpload(key);
+    const body = Buffer.from('p');
+    const numbers = Array.from({ length: 1003 }, (_, i) => i + 1);
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (i < numbers.length) {
+          const n = numbers[i++]!;
+          await store.uploadPart(key, id, n, body, sha256b64(body));
+        }
+      }),
+    );
+    const before = requests(server, 'ListParts');
+    const parts = await store.listParts(key, id);
+    assert.deepEqual(
+      parts.map((p) => p.partNumber),
+      numbers,
+    );
+    assert.ok(requests(server, 'ListParts') - before >= 2, 'more than one page');
+    await store.abortMultipartUpload(key, id);
+  });
+
+  it('keys live under the URL prefix; the store strips it', async () => {
+    await store.put('x/y', Buffer.from('1'));
+    const other = new S3Store(cfgFor(server, `s3://${BUCKET}`), { credentials: server.credentials });
+    try {
+      const keys: string[] = [];
+      for await (const e of other.list('pfx/x/')) keys.push(e.key);
+      assert.deepEqual(keys, ['pfx/x/y']);
+      const mine: string[] = [];
+      for await (const e of store.list('x/')) mine.push(e.key);
+      assert.deepEqual(mine, ['x/y']);
+    } finally {
+      other.destroy();
+      await store.deleteMany(['x/y']);
+    }
+  });
+
+  it('a wrong part checksum is a PermanentStoreError BAD_DIGEST and nothing is stored', async () => {
+    const id = await store.createMultipartUpload('digest');
+    const a = randomBytes(MIN);
+    await assert.rejects(store.uploadPart('digest', id, 1, a, sha256b64(randomBytes(8))), (e) => e instanceof PermanentStoreError && e.code === 'BAD_DIGEST');
+    assert.deepEqual(await store.listParts('digest', id), []);
+    await store.abortMultipartUpload('digest', id);
+    await assert.rejects(store.head('digest'), NotFoundError);
+  });
+
+  it('restore flow: ArchivedError → started → in-progress → restored → readable → expired', async () => {
+    const key = 'deep/vol';
+    const data = randomBytes(5000);
+    await store.put(key, data, { storageClass: 'DEEP_ARCHIVE' });
+    await assert.rejects(store.get(key), (e) => e instanceof ArchivedError && e.storageClass === 'DEEP_ARCHIVE');
+    assert.equal(await store.requestRestore(key, 1, 'Bulk'), 'started');
+    assert.equal(await store.requestRestore(key, 1, 'Bulk'), 'in-progress');
+    assert.deepEqual((await store.head(key)).restore, { state: 'in-progress' });
+    server.clock.advance(RESTORE_DELAY + 1000);
+    const info = await store.head(key);
+    assert.equal(info.restore.state, 'restored');
+    assert.deepEqual(Buffer.from(await store.getBytes(key)), data);
+    assert.equal(await store.requestRestore(key, 1, 'Bulk'), 'already-restored');
+    server.clock.advance(3 * DAY);
+    await assert.rejects(store.get(key), ArchivedError);
+    await store.deleteMany([key]);
+  });
+
+  it('a permanent 403 surfaces at once, without a retry storm', async () => {
+    const events: string[] = [];
+    const retrying = new RetryingStore(store, { retries: 5, minTimeoutMs: 1, maxTimeoutMs: 2 }, { onRetry: (e) => events.push(e.method) });
+    server.addFault({ operation: 'HeadObject', kind: 'access-denied' });
+    try {
+      const before = requests(server, 'HeadObject');
+      await assert.rejects(retrying.head('anything'), AccessDeniedError);
+      assert.equal(requests(server, 'HeadObject') - before, 1);
+      assert.deepEqual(events, []);
+    } finally {
+      server.clearFaults();
+    }
+  });
+
+  it('callerIdentity answers through STS on the same endpoint', async () => {
+    const id = await store.callerIdentity();
+    assert.ok(id && /^\d{12}$/.test(id.account) && id.arn.startsWith('arn:aws:'));
+  });
+
+  it('lifecycle: detects and adds the abort-incomplete-uploads rule; bucket region', async () => {
+    assert.equal(await store.hasAbortIncompleteUploadsRule(), false);
+    await store.putAbortIncompleteUploadsRule(7);
+    assert.equal(await store.hasAbortIncompleteUploadsRule(), true);
+    assert.equal(await store.bucketRegion(), 'us-east-1');
+  });
+});
+
+describe('RetryingStore(S3Store) under injected faults', () => {
+  it('a multi-part upload and ranged reads complete with identical bytes despite 20% transient faults', async () => {
+    let seed = 42;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const server = await startS3TestServer({ minPartSize: MIN, buckets: [BUCKET], random });
+    const retries: string[] = [];
+    const store = openStore(cfgFor(server), {
+      credentials: server.credentials,
+      retry: { retries: 12, minTimeoutMs: 1, maxTimeoutMs: 5 },
+      onRetry: (e) => retries.push(e.method),
+    });
+    try {
+      for (const kind of ['internal-error', 'slow-down', 'reset'] as const) {
+        server.addFault({ operation: ['CreateMultipartUpload', 'UploadPart', 'ListParts', 'CompleteMultipartUpload', 'HeadObject'], kind, probability: 0.07 });
+      }
+      const key = 'faulty/vol';
+      const parts = Array.from({ length: 8 }, (_, i) => randomBytes(i === 7 ? 1234 : MIN));
+      const id = await store.createMultipartUpload(key, { storageClass: 'STANDARD' });
+      const acked: UploadedPart[] = [];
+      for (const [i, p] of parts.entries()) acked.push(await store.uploadPart(key, id, i + 1, p, sha256b64(p)));
+      const listed = await store.listParts(key, id);
+      assert.deepEqual(
+        listed.map((p) => [p.partNumber, p.etag]),
+        acked.map((p) => [p.partNumber, p.etag]),
+      );
+      await store.completeMultipartUpload(key, id, listed);
+      server.clearFaults();
+      const whole = Buffer.concat(parts);
+      assert.deepEqual(await readAll(await store.get(key)), whole);
+      assert.ok(retries.length > 0, 'faults were injected and retried');
+      assert.equal(store.kind, 's3');
+    } finally {
+      store.s3?.destroy();
+      await server.close();
+    }
+  });
+});
