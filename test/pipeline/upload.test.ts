@@ -130,7 +130,7 @@ describe('uploadStream resume', () => {
     return { store, streamId, cp };
   }
 
-  for (const k of [1, 3, 6, 9]) {
+  for (const k of [1, 3, 6, 8, 9]) {
     it(`uploads only the remaining parts after a crash at part ${k}`, async () => {
       const { store, streamId, cp } = await interrupted(k);
       const acked = [...cp.volumes.values()].reduce((n, v) => n + v.parts.size, 0);
@@ -182,6 +182,9 @@ describe('uploadStream resume', () => {
     const { store, streamId, cp } = await interrupted(PARTS_PER_VOLUME + 3);
     const shorter = data.subarray(0, VOLUME_BYTES + PS);
     await assert.rejects(upload(store, shorter, streamId, cp.restart(), { resume: cp.resumeState() }), ResumeMismatchError);
+    // Ends exactly where completed volume 0 ends: volume 0 verifies, but volume 1 had parts.
+    const atBoundary = data.subarray(0, VOLUME_BYTES);
+    await assert.rejects(upload(store, atBoundary, streamId, cp.restart(), { resume: cp.resumeState() }), ResumeMismatchError);
     const muchShorter = data.subarray(0, 2 * PS);
     await assert.rejects(upload(store, muchShorter, streamId, cp.restart(), { resume: cp.resumeState() }), ResumeMismatchError);
   });
