@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Keyring } from '../../src/crypto/types.js';
+import { IntegrityError } from '../../src/errors.js';
+import type { VolumeRecord } from '../../src/layout.js';
+import { downloadVolume, openVolumeFiles, openVolumesFromStore, partLayout } from '../../src/pipeline/download.js';
+import { uploadStream, type UploadResult } from '../../src/pipeline/upload.js';
+import { FaultInjectingStore } from '../../src/store/fault-store.js';
+import { MemoryStore } from '../../src/store/memory-store.js';
+import { bytesOf, collect, RecordingCheckpoint, sealedSize, sourceOf, testKeyring } from './helpers.js';
+
+const PS = 4096;
+const VS = 4 * PS;
+
+let keyring: Keyring;
+let dir: string;
+before(async () => {
+  keyring = await testKeyring();
+  dir = mkdtempSync(join(tmpdir(), 'zbk-download-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function stored(size: number, seed = 1): Promise<{ store: MemoryStore; streamId: Uint8Array; res: UploadResult; data: Buffer }> {
+  const store = new MemoryStore({ minPartSize: PS, archive: false });
+  const streamId = randomBytes(16);
+  const data = bytesOf(size, seed);
+  const res = await uploadStream({
+    store,
+    keyring,
+    source: sourceOf(data),
+    streamId,
+    partSize: PS,
+    volumeSize: VS,
+    parallel: 2,
+    storageClass: 'STANDARD',
+    volumeMetadata: () => ({}),
+    sealedSize,
+    checkpoint: new RecordingCheckpoint(),
+  });
+  return { store, streamId, res, data };
+}
+
+async function flipStoredByte(store: MemoryStore, key: string, offset: number): Promise<void> {
+  const bytes = Buffer.from(await store.getBytes(key));
+  bytes[offset] ^= 0x01;
+  await store.put(key, bytes);
+}
+
+let n = 0;
+const dest = (): string => join(dir, `vol-${n++}.zbkv`);
+
+describe('partLayout', () => {
+  const rec = (o: Partial<VolumeRecord>): VolumeRecord => ({
+    index: 0,
+    key: 'data/x/000000.zbkv',
+    plaintextSize: 2 * PS + 1,
+    plaintextSha256: '',
+    storedSize: 2 * sealedSize(PS) + sealedSize(1),
+    partCount: 3,
+    partSize: PS,
+    ...o,
+  });
+
+  it('gives contiguous ranges of sealed parts', () => {
+    const l = partLayout(rec({}), sealedSize);
+    assert.deepEqual(
+      l.map((r) => [r.partNumber, r.plainSize, r.sealedOffset, r.sealedSize]),
+      [
+        [1, PS, 0, sealedSize(PS)],
+        [2, PS, sealedSize(PS), sealedSize(PS)],
+        [3, 1, 2 * sealedSize(PS), sealedSize(1)],
+      ],
+    );
+  });
+
+  it('accepts the single empty part of an empty stream', () => {
+    const l = partLayout(rec({ plaintextSize: 0, partCount: 1, storedSize: sealedSize(0) }), sealedSize);
+    assert.deepEqual(l, [{ partNumber: 1, plainSize: 0, sealedOffset: 0, sealedSize: sealedSize(0) }]);
+  });
+
+  it('rejects records whose sizes do not add up', () => {
+    assert.throws(() => partLayout(rec({ storedSize: 5 }), sealedSize), IntegrityError);
+    assert.throws(() => partLayout(rec({ plaintextSize: 3 * PS + 1 }), sealedSize), IntegrityError);
+    assert.throws(() => partLayout(rec({ plaintextSize: 2 * PS, storedSize: 2 * sealedSize(PS) + sealedSize(0) }), sealedSize), IntegrityError);
+    assert.throws(() => partLayout(rec({ partCount: 0 }), sealedSize), IntegrityError);
+  });
+});
+
+describe('downloadVolume', () => {
+  it('stages every volume; openVolumeFiles gives back the plaintext', async () => {
+    const { store, streamId, res, data } = await stored(2 * VS + PS + 3);
+    const files = [];
+    for (const record of res.volumes) {
+      const path = dest();
+      const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+      assert.equal(r.downloadedBytes, record.storedSize);
+      assert.equal(r.reusedBytes, 0);
+      assert.deepEqual(readFileSync(path), Buffer.from(await store.getBytes(record.key)));
+      assert.equal(existsSync(`${path}.partial`), false);
+      files.push({ record, path });
+    }
+    assert.deepEqual(await collect(openVolumeFiles({ keyring, streamId, volumes: files, sealedSize })), data);
+  });
+
+  it('resumes a partial download without fetching verified parts again', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const full = Buffer.from(await store.getBytes(record.key));
+    const path = dest();
+    const s = sealedSize(PS);
+    writeFileSync(`${path}.partial`, full.subarray(0, 2 * s + 100)); // two parts and a torn third
+    store.resetCounts();
+    const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+    assert.equal(r.reusedBytes, 2 * s);
+    assert.equal(r.downloadedBytes, record.storedSize - 2 * s);
+    assert.equal(store.counts.get, 2);
+    assert.deepEqual(readFileSync(path), full);
+
+    // Run again on the finished file: all verified, nothing fetched.
+    store.resetCounts();
+    const again = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+    assert.deepEqual(again, { downloadedBytes: 0, reusedBytes: record.storedSize });
+    assert.equal(store.counts.get, 0);
+  });
+
+  it('re-fetches from a corrupted part on disk onwards', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const full = Buffer.from(await store.getBytes(record.key));
+    const path = dest();
+    const s = sealedSize(PS);
+    const bad = Buffer.from(full);
+    bad[s + 50] ^= 0x80; // inside part 2
+    writeFileSync(`${path}.partial`, bad);
+    const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+    assert.equal(r.reusedBytes, s);
+    assert.equal(r.downloadedBytes, record.storedSize - s);
+    assert.deepEqual(readFileSync(path), full);
+  });
+
+  it('refuses a flipped byte in the store, keeping the verified prefix', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const s = sealedSize(PS);
+    await flipStoredByte(store, record.key, 2 * s + 7);
+    const path = dest();
+    await assert.rejects(downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize }), (e: unknown) => {
+      assert.ok(e instanceof IntegrityError);
+      assert.match(e.message, /part 3 of data\//);
+      return true;
+    });
+    assert.equal(existsSync(path), false);
+    assert.equal(statSync(`${path}.partial`).size, 2 * s);
+  });
+
+  it('moves a volume whose plaintext hash differs from the record aside as .bad', async () => {
+    const { store, streamId, res } = await stored(PS + 1);
+    const record = { ...res.volumes[0]!, plaintextSha256: '00'.repeat(32) };
+    const path = dest();
+    await assert.rejects(downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize }), /plaintext SHA-256/);
+    assert.equal(existsSync(`${path}.bad`), true);
+    assert.equal(existsSync(path), false);
+    assert.equal(existsSync(`${path}.partial`), false);
+  });
+
+  it('keeps progress across a transfer that fails midway', async () => {
+    const { store: inner, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const store = new FaultInjectingStore(inner).script('get', null, null, 'stream-reset');
+    const path = dest();
+    await assert.rejects(downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize }));
+    const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+    assert.equal(r.reusedBytes, 2 * sealedSize(PS));
+    assert.deepEqual(readFileSync(path), Buffer.from(await inner.getBytes(record.key)));
+  });
+});
+
+describe('plaintext readers', () => {
+  it('openVolumesFromStore emits IntegrityError for a flipped stored byte', async () => {
+    const { store, streamId, res } = await stored(VS + 10);
+    await flipStoredByte(store, res.volumes[1]!.key, 40);
+    await assert.rejects(collect(openVolumesFromStore({ store, keyring, streamId, volumes: res.volumes, sealedSize })), IntegrityError);
+  });
+
+  it('openVolumeFiles refuses swapped, missing or truncated volumes', async () => {
+    const { store, streamId, res } = await stored(2 * VS);
+    const files = [];
+    for (const record of res.volumes) {
+      const path = dest();
+      await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+      files.push({ record, path });
+    }
+    // Swapped files (same size): parts bind their volume index.
+    const swapped = [
+      { record: files[0]!.record, path: files[1]!.path },
+      { record: files[1]!.record, path: files[0]!.path },
+    ];
+    await assert.rejects(collect(openVolumeFiles({ keyring, streamId, volumes: swapped, sealedSize })), IntegrityError);
+    // Volume 0 left out.
+    await assert.rejects(collect(openVolumeFiles({ keyring, streamId, volumes: [files[1]!], sealedSize })), IntegrityError);
+    // A truncated file.
+    const cut = dest();
+    writeFileSync(cut, readFileSync(files[1]!.path).subarray(0, 100));
+    await assert.rejects(collect(openVolumeFiles({ keyring, streamId, volumes: [files[0]!, { record: files[1]!.record, path: cut }], sealedSize })), IntegrityError);
+    // Another stream's key material: wrong stream id.
+    await assert.rejects(collect(openVolumeFiles({ keyring, streamId: randomBytes(16), volumes: files, sealedSize })), IntegrityError);
+  });
+
+  it('respects backpressure: nothing is read far ahead of the consumer', async () => {
+    const { store, streamId, res } = await stored(2 * VS);
+    store.resetCounts();
+    const stream = openVolumesFromStore({ store, keyring, streamId, volumes: res.volumes, sealedSize });
+    const it = stream[Symbol.asyncIterator]();
+    await it.next();
+    await new Promise((r) => setImmediate(r));
+    assert.ok(store.counts.get <= 3, `fetched ${store.counts.get} of 8 parts before the consumer asked`);
+    stream.destroy();
+  });
+});
