@@ -1,0 +1,173 @@
+/**
+ * `zbk doctor [--fix]`: everything an unattended backup needs, checked one
+ * by one, each with a one-line fix. Checks never throw: a failure becomes a
+ * `fail` row, so one broken piece (say, the network) does not hide the
+ * verdict on the others. Later checks that depend on an earlier one (the
+ * manifest needs the key, the key needs the store) report `skip`.
+ *
+ * Only `--fix` changes anything: it aborts orphan multipart uploads (under
+ * the manifest lock, exactly like push does) and adds the lifecycle rule
+ * that aborts stale uploads on S3.
+ */
+import { existsSync } from 'node:fs';
+import type { Keyring } from '../crypto/types.js';
+import { configTooOpen } from '../config/config.js';
+import { openKeyFile } from '../crypto/index.js';
+import { KEY_FILE_KEY } from '../layout.js';
+import { manifestPath, openManifest, sodium, type ServiceContext } from './context.js';
+import { passphraseFilePath, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
+import { s3Checks, orphanCheck, mirrorFreshness, clockSkewCheck } from './doctor-store.js';
+import { NotFoundError } from '../store/errors.js';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
+
+/** One row of the doctor's report. `detail` and `fix` never hold secrets. */
+export interface DoctorCheck {
+  name: string;
+  status: CheckStatus;
+  detail: string;
+  /** One-line fix for warn/fail. */
+  fix?: string;
+  /** What `--fix` changed, when it did. */
+  fixed?: string;
+}
+
+export interface DoctorOptions {
+  fix?: boolean;
+}
+
+export interface DoctorResult {
+  ok: boolean;
+  counts: Record<CheckStatus, number>;
+  checks: DoctorCheck[];
+}
+
+/** Message of any thrown value, first line only (store errors carry no secrets). */
+export function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error';
+}
+
+export function row(name: string, status: CheckStatus, detail: string, fix?: string): DoctorCheck {
+  return fix && status !== 'ok' && status !== 'skip' ? { name, status, detail, fix } : { name, status, detail };
+}
+
+function configCheck(ctx: ServiceContext): DoctorCheck {
+  const path = ctx.config.path;
+  try {
+    if (configTooOpen(path)) return row('config file', 'fail', `${path} is readable by group or others (it may hold webhook secrets)`, `chmod 600 ${path}`);
+    return row('config file', 'ok', `${path} (mode 0600)`);
+  } catch (err) {
+    return row('config file', 'fail', `cannot stat ${path}: ${messageOf(err)}`, 'run "zbk init" or pass --config');
+  }
+}
+
+function passphraseSourceCheck(ctx: ServiceContext): DoctorCheck {
+  const file = passphraseFilePath(ctx.config.passphraseFile);
+  const described = ctx.passphrase.describe();
+  if (!file) {
+    if (described === 'none') {
+      return row('passphrase source', 'fail', 'no passphrase file and no terminal', 'set ZBK_PASSPHRASE_FILE or passphrase_file in the config (mode 0600)');
+    }
+    return row('passphrase source', 'warn', `${described}: unattended runs (cron, systemd) will fail`, 'set passphrase_file in the config (or ZBK_PASSPHRASE_FILE in the unit) to a 0600 file');
+  }
+  try {
+    readPassphraseFile(file);
+    if (passphraseFileTooOpen(file)) return row('passphrase source', 'fail', `${file} is readable by group or others`, `chmod 600 ${file}`);
+    return row('passphrase source', 'ok', `file ${file} (mode 0600)`);
+  } catch (err) {
+    return row('passphrase source', 'fail', messageOf(err), 'create the file with the passphrase on its first line, mode 0600');
+  }
+}
+
+async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
+  const out: DoctorCheck[] = [];
+  try {
+    const c = await ctx.zfs.capabilities();
+    const missing = (['bookmarks', 'rawSend', 'resumeTokens', 'sendEstimate'] as const).filter((k) => !c[k]);
+    const detail = `${c.implementation}${c.version ? ` ${c.version}` : ''}${missing.length ? `; without ${missing.join(', ')}` : ''}`;
+    out.push(row('zfs', c.implementation === 'unknown' ? 'warn' : 'ok', detail, 'install OpenZFS 2.x (zfsutils-linux)'));
+  } catch (err) {
+    out.push(row('zfs', 'fail', `zfs does not run: ${messageOf(err)}`, 'install OpenZFS (apt install zfsutils-linux) or set [zfs] zfs = ["sudo", "zfs"]'));
+    return out;
+  }
+  if (ctx.config.datasets.length === 0) {
+    out.push(row('datasets', 'warn', 'no [[dataset]] configured: "zbk push" needs dataset arguments', 'add [[dataset]] name = "pool/ds" to the config'));
+  }
+  for (const d of ctx.config.datasets) {
+    try {
+      const exists = await ctx.zfs.exists(d.name);
+      out.push(row(`dataset ${d.name}`, exists ? 'ok' : 'fail', exists ? 'exists' : 'does not exist', 'fix the [[dataset]] name in the config'));
+    } catch (err) {
+      out.push(row(`dataset ${d.name}`, 'fail', messageOf(err), 'check the name and zfs permissions (zfs allow)'));
+    }
+  }
+  return out;
+}
+
+/** Store reachable, key file present, and the passphrase opens it. Returns the keyring when it does. */
+async function storeAndKeyChecks(ctx: ServiceContext, out: DoctorCheck[]): Promise<Keyring | null> {
+  let keyFile: Uint8Array;
+  try {
+    keyFile = await ctx.store.getBytes(KEY_FILE_KEY);
+    out.push(row('store', 'ok', `${ctx.store.url} reachable`));
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      out.push(row('store', 'ok', `${ctx.store.url} reachable`));
+      out.push(row('key file', 'fail', `${KEY_FILE_KEY} is missing from ${ctx.store.url}`, 'restore it with "zbk key import --file <paper key>", or "zbk init" for a new repository'));
+    } else {
+      out.push(row('store', 'fail', `${ctx.store.url}: ${messageOf(err)}`, 'check store.url, store.endpoint, network and credentials'));
+      out.push(row('key file', 'skip', 'store unreachable'));
+    }
+    return null;
+  }
+  try {
+    const keyring = await openKeyFile(await sodium(), keyFile, await ctx.passphrase.get('open'));
+    out.push(row('key file', 'ok', `key ${keyring.keyId} opens with the passphrase`));
+    return keyring;
+  } catch (err) {
+    out.push(row('key file', 'fail', messageOf(err), 'use the passphrase the repository was created with ("zbk key passwd" changes it; "zbk key import" restores from paper)'));
+    return null;
+  }
+}
+
+async function manifestChecks(ctx: ServiceContext, keyring: Keyring | null, opts: DoctorOptions, out: DoctorCheck[]): Promise<void> {
+  const path = manifestPath(ctx.config);
+  if (!existsSync(path)) {
+    out.push(row('manifest', 'fail', `no local manifest at ${path}`, 'run "zbk manifest rebuild"'));
+    return;
+  }
+  let manifest;
+  try {
+    manifest = openManifest(ctx, keyring);
+  } catch (err) {
+    out.push(row('manifest', 'fail', messageOf(err), 'move the file aside and run "zbk manifest rebuild"'));
+    return;
+  }
+  try {
+    const report = manifest.integrityCheck();
+    out.push(
+      report.ok
+        ? row('manifest', 'ok', `${path} passes its integrity check`)
+        : row('manifest', 'fail', report.problems.slice(0, 2).join('; '), 'run "zbk manifest rebuild --force" (the old file is moved aside)'),
+    );
+    out.push(await mirrorFreshness(ctx, manifest));
+    out.push(await orphanCheck(ctx, manifest, opts));
+  } finally {
+    manifest.close();
+  }
+}
+
+/** Run every check. Never throws for a failed check; only for programming errors. */
+export async function doctor(ctx: ServiceContext, opts: DoctorOptions = {}): Promise<DoctorResult> {
+  const checks: DoctorCheck[] = [configCheck(ctx), passphraseSourceCheck(ctx)];
+  checks.push(...(await zfsCheck(ctx)));
+  const keyring = await storeAndKeyChecks(ctx, checks);
+  const storeOk = checks.find((c) => c.name === 'store')?.status === 'ok';
+  if (storeOk) checks.push(...(await s3Checks(ctx, opts)));
+  checks.push(await clockSkewCheck(ctx));
+  if (storeOk) await manifestChecks(ctx, keyring, opts, checks);
+  else checks.push(row('manifest', 'skip', 'store unreachable'));
+  const counts: Record<CheckStatus, number> = { ok: 0, warn: 0, fail: 0, skip: 0 };
+  for (const c of checks) counts[c.status]++;
+  return { ok: counts.fail === 0, counts, checks };
+}
