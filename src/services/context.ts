@@ -54,7 +54,7 @@ export function createContext(config: ZbkConfig, passphrase: PassphraseSource, o
       overrides.store ??
       openStore(config.store, {
         retry: config.retry,
-        onRetry: (what: string, attempt: number) => log.info(`retrying ${what} (attempt ${attempt})`),
+        onRetry: (e) => log.info(`retrying ${e.method} after ${e.error.code} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
       }),
     zfs: overrides.zfs ?? new Zfs({ zfs: config.zfs.zfs, zpool: config.zfs.zpool }),
     now: overrides.now ?? (() => new Date()),

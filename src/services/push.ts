@@ -27,6 +27,7 @@ import { priceTable, type StorageClass } from '../cost/prices.js';
 import type { Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
+import { crashPoint } from './crash-point.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
 
 /** Hold tag on the base of the next incremental (kept until a newer base is safely uploaded). */
@@ -38,6 +39,12 @@ export interface PushOptions {
   datasets: string[];
   /** Short snapshot name to push instead of the newest. */
   snapshot?: string;
+  /**
+   * Send a full stream even when an incremental base exists (consolidation
+   * re-bases a long chain this way). The target may equal the last pushed
+   * snapshot.
+   */
+  full?: boolean;
   dryRun?: boolean;
   /** Wait for another zbk holding the lock (default) or fail at once. */
   wait?: boolean;
@@ -263,12 +270,14 @@ export class PushService {
 
     // 2. Base of the incremental: the last pushed snapshot, if it still exists here with the same guid.
     const last: SnapshotRow | null = manifest.lastPushedSnapshot(dataset);
-    if (last && last.guid === target.guid) {
+    if (last && last.guid === target.guid && !opts.full) {
       return this.nothing(dataset, target, last, started, 'already pushed', resumed, partsSkipped);
     }
     let base: Snapshot | null = null;
     let reason: string | null = null;
-    if (!last) {
+    if (opts.full) {
+      reason = 'a full stream was requested';
+    } else if (!last) {
       reason = 'first push of this dataset';
     } else {
       const local = byGuid.get(last.guid);
@@ -417,8 +426,10 @@ export class PushService {
           },
           partAcknowledged: (p) => {
             manifest.recordPartAcknowledged({ streamId: stream.streamId, ...p });
+            crashPoint('part-acked');
           },
           volumeCompleted: (v) => {
+            crashPoint('volume-completed-in-store');
             manifest.recordVolumeCompleted({
               streamId: stream.streamId,
               volumeIndex: v.index,
@@ -466,9 +477,12 @@ export class PushService {
     };
     const sealed = keyring.sealBlob(BLOB_STREAM_RECORD, Buffer.from(JSON.stringify(record), 'utf8'));
     await store.put(streamRecordKey(stream.streamId), sealed, { storageClass: config.store.metaStorageClass });
+    crashPoint('stream-record-written');
     const previousBase = manifest.lastPushedSnapshot(ds);
     manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt });
+    crashPoint('stream-committed');
     await this.moveBaseHold(ds, stream.to.name, previousBase?.name ?? null, caps.bookmarks);
+    crashPoint('holds-moved');
     await this.mirror(manifest, keyring);
     return result;
   }
@@ -538,7 +552,7 @@ export class PushService {
   private nothing(
     dataset: string,
     target: Snapshot,
-    last: SnapshotRow,
+    _last: SnapshotRow,
     started: number,
     reason: string,
     resumed: boolean,
@@ -547,7 +561,7 @@ export class PushService {
     return {
       dataset,
       snapshot: target.shortName,
-      base: last.name,
+      base: null,
       kind: 'none',
       reason,
       plaintextBytes: 0,

@@ -1,0 +1,586 @@
+/**
+ * `zbk restore run`: one step of a persisted restore state machine, meant to
+ * be run daily from a timer (or in a loop with `--wait`). Each run does the
+ * right next thing for every volume of the saved plan, in chain order:
+ *
+ *   scheduled → (its month's request time) restore requested → restoring →
+ *   readable → (its calendar month, within the month's allowance)
+ *   downloaded and verified part by part into the staging dir → staged →
+ *   (all volumes of the next stream in chain order staged) zfs receive →
+ *   received, staged files deleted.
+ *
+ * Invariants:
+ * - The passphrase is checked (key file opened) before any request that
+ *   costs money; every object is HEADed once before the first restore
+ *   request, so a missing object is named before anything is spent.
+ * - A restore is requested only when HEAD says the object is archived with
+ *   no copy and none running; a copy that expired before its download is
+ *   requested again (and counted).
+ * - Verified bytes on disk are never fetched again (downloadVolume resumes);
+ *   a crash loses at most the part in flight.
+ * - Received streams are read back from ZFS (snapshot guids on the target),
+ *   so a crash between `zfs receive` and the state write is harmless.
+ * - In `free` mode a month's downloads never exceed the plan's monthly
+ *   capacity, by the injected clock's calendar month.
+ */
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setTimeout as sleepMs } from 'node:timers/promises';
+import { sealedPartSize } from '../../crypto/index.js';
+import type { Keyring } from '../../crypto/types.js';
+import { addDays, restoreCost } from '../../cost/model.js';
+import { BYTES_PER_GB, priceTable, type PriceTable } from '../../cost/prices.js';
+import { IntegrityError, UsageError } from '../../errors.js';
+import { acquireLock, describeHolder } from '../../manifest/lock.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import { AbortError } from '../../pipeline/errors.js';
+import { downloadVolume, openVolumeFiles } from '../../pipeline/download.js';
+import type { RestoreMonth } from '../../planner/restore-plan.js';
+import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
+import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
+import { monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
+import { NeedsFetchError, OfflineStore } from './offline-store.js';
+import { buildJob } from './plan.js';
+
+const DAY_MS = 86_400_000;
+/** Thaw time assumed when a restore is requested off schedule (AWS: Bulk ≤ 48 h, Standard ≤ 12 h). */
+const LEAD_DAYS = { Bulk: 2, Standard: 0.5 } as const;
+/** Download window given to a copy requested off schedule. */
+const LATE_DOWNLOAD_DAYS = 7;
+
+export interface RestoreRunOptions {
+  dataset: string;
+  /** Dataset to receive into; must not exist unless `force`. */
+  target: string;
+  force?: boolean;
+  /** Keep going (polling running restores with backoff) until done or the plan needs a future month. */
+  wait?: boolean;
+  signal?: AbortSignal;
+  /** Injectable sleep for `wait` (tests advance a test clock instead). */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** First poll delay with `wait` (default 5 s), doubled up to `pollMaxMs` (default 15 min). */
+  pollInitialMs?: number;
+  pollMaxMs?: number;
+  onProgress?: (p: { key: string; downloadedBytes: number; storedSize: number }) => void;
+}
+
+export interface RestoreRunResult {
+  dataset: string;
+  target: string;
+  snapshot: string;
+  done: boolean;
+  /** Volume keys whose restore was requested by this invocation (re-requests included). */
+  requested: string[];
+  /** Volume keys downloaded (completed) by this invocation. */
+  downloaded: string[];
+  /** Snapshots received into the target by this invocation. */
+  received: string[];
+  /** Stored bytes fetched from the store by this invocation. */
+  bytesDownloaded: number;
+  /** Runs of the state machine (1 without --wait). */
+  steps: number;
+  next: NextAction;
+}
+
+interface StepOutcome {
+  requested: string[];
+  downloaded: string[];
+  received: string[];
+  bytes: number;
+  next: NextAction;
+  done: boolean;
+  snapshot: string;
+}
+
+class RestoreStep {
+  private readonly prices: PriceTable;
+  private readonly out: StepOutcome;
+  private now: Date;
+
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly manifest: Manifest,
+    private readonly keyring: Keyring,
+    private readonly job: RestoreJob,
+    private readonly opts: RestoreRunOptions,
+  ) {
+    this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    this.now = ctx.now();
+    this.out = { requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false, snapshot: job.snapshot.name };
+  }
+
+  private save(): void {
+    saveJob(this.manifest, this.job);
+  }
+
+  private get target(): string {
+    return this.job.target!;
+  }
+
+  private path(v: JobVolume): string {
+    return stagedPath(this.ctx.config.restore.stagingDir, this.job.dataset, v);
+  }
+
+  private streamOf(v: JobVolume): JobStream {
+    return this.job.streams[v.streamIndex]!;
+  }
+
+  private describe(v: JobVolume): string {
+    const s = this.streamOf(v);
+    return `object ${v.key} (volume ${v.volumeIndex} of the ${s.kind} stream to @${s.to.name})`;
+  }
+
+  private checkAbort(): void {
+    if (this.opts.signal?.aborted) throw new AbortError('restore interrupted', { cause: this.opts.signal.reason });
+  }
+
+  async run(): Promise<StepOutcome> {
+    await this.claimTarget();
+    await this.syncReceived();
+    if (!this.job.preflightDone) await this.preflight();
+    for (const v of this.job.volumes) {
+      if (v.phase === 'received') continue;
+      this.checkAbort();
+      this.now = this.ctx.now();
+      await this.advance(v);
+    }
+    await this.receiveReady();
+    this.now = this.ctx.now();
+    this.out.next = this.nextAction();
+    this.out.done = this.out.next.kind === 'done';
+    if (this.out.done && !this.job.finishedAt) {
+      this.job.finishedAt = this.now.toISOString();
+      // zfs-fuse does not always mount a received dataset by itself.
+      await this.ctx.zfs.mount(this.target).catch((err: unknown) => this.ctx.log.warn(`could not mount ${this.target}: ${err instanceof Error ? err.message : String(err)}`));
+      this.manifest.logEvent('restore-finished', this.job.dataset, { target: this.target, snapshot: this.job.snapshot.name });
+    }
+    this.job.next = this.out.next;
+    this.save();
+    return this.out;
+  }
+
+  /** Fix the target on the first run; refuse an existing dataset unless --force. */
+  private async claimTarget(): Promise<void> {
+    const { target, force } = this.opts;
+    if (this.job.target !== null) {
+      if (this.job.target !== target) {
+        throw new UsageError(`the restore of ${this.job.dataset} goes into ${this.job.target} (set by its first run); run "zbk restore plan" again to start over into another target`, 'TARGET_MISMATCH');
+      }
+      return;
+    }
+    if (await this.ctx.zfs.exists(target)) {
+      if (!force) throw new UsageError(`target ${target} already exists: choose a new dataset, or pass --force to overwrite it`, 'TARGET_EXISTS');
+      this.job.force = true;
+    }
+    this.job.target = target;
+    this.save();
+  }
+
+  /** Received streams are what the target's snapshot guids say. */
+  private async syncReceived(): Promise<void> {
+    const zfs = this.ctx.zfs;
+    const guids = (await zfs.exists(this.target)) ? new Set((await zfs.listSnapshots(this.target)).map((s) => s.guid.toString())) : new Set<string>();
+    for (const s of this.job.streams) {
+      const has = guids.has(s.to.guid);
+      if (has === s.received) continue;
+      s.received = has;
+      s.receivedAt = has ? this.now.toISOString() : null;
+      for (const v of this.job.volumes.filter((x) => x.streamId === s.streamId)) {
+        if (has) {
+          v.phase = 'received';
+          await rm(this.path(v), { force: true });
+        } else {
+          // The target lost this snapshot (destroyed or rolled back): fetch the stream again.
+          v.phase = 'scheduled';
+          this.ctx.log.warn(`${this.target} no longer has @${s.to.name}: its stream will be restored again`);
+        }
+      }
+    }
+    this.save();
+  }
+
+  /** HEAD every object once before the first request that costs money. */
+  private async preflight(): Promise<void> {
+    for (const v of this.job.volumes) {
+      if (v.phase === 'received') continue;
+      this.checkAbort();
+      let size: number;
+      try {
+        size = (await this.ctx.store.head(v.key)).size;
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          throw new IntegrityError(`${this.describe(v)} is missing from the store: the chain to @${this.job.snapshot.name} cannot be restored`, 'CHAIN_OBJECT_MISSING');
+        }
+        throw err;
+      }
+      if (size !== v.storedSize) throw new IntegrityError(`${this.describe(v)} is ${size} bytes in the store, the manifest says ${v.storedSize}`, 'CHAIN_OBJECT_SIZE');
+    }
+    this.job.preflightDone = true;
+    this.save();
+  }
+
+  private planMonth(v: JobVolume): RestoreMonth | undefined {
+    return this.job.plan.months.find((m) => m.month === v.month);
+  }
+
+  /** Verify a staged (or partly staged) file without the network; true when it is whole and authentic. */
+  private async verifyOffline(v: JobVolume, path: string): Promise<boolean> {
+    try {
+      await downloadVolume({ store: new OfflineStore(), keyring: this.keyring, volume: recordOf(v), streamId: Buffer.from(v.streamId, 'hex'), destPath: path, sealedSize: sealedPartSize });
+      return true;
+    } catch (err) {
+      if (err instanceof NeedsFetchError) return false;
+      if (err instanceof IntegrityError) {
+        this.ctx.log.warn(`${err.message}; it will be fetched again`);
+        return false;
+      }
+      throw err;
+    }
+  }
+
+  private async advance(v: JobVolume): Promise<void> {
+    const path = this.path(v);
+    if (v.phase === 'staged' && existsSync(path)) return;
+    if (existsSync(path) || existsSync(`${path}.partial`)) {
+      if (await this.verifyOffline(v, path)) {
+        v.phase = 'staged';
+        this.save();
+        return;
+      }
+      v.phase = 'downloading';
+    } else if (v.phase === 'staged' || v.phase === 'downloading') {
+      v.phase = 'scheduled'; // the staged file vanished
+    }
+    const asap = this.job.options.mode === 'asap';
+    const month = this.planMonth(v);
+    if (!asap && month && this.now.getTime() < Date.parse(month.requestAt)) {
+      if (v.phase !== 'downloading') v.phase = 'scheduled';
+      return;
+    }
+    let info;
+    try {
+      info = await this.ctx.store.head(v.key);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw new IntegrityError(`${this.describe(v)} is missing from the store`, 'CHAIN_OBJECT_MISSING');
+      throw err;
+    }
+    let readable: boolean;
+    switch (info.restore.state) {
+      case 'not-archived':
+        readable = true;
+        break;
+      case 'restored':
+        v.restoreExpiry = info.restore.expiry.toISOString();
+        readable = true;
+        break;
+      case 'in-progress':
+        if (v.phase !== 'downloading') v.phase = 'restoring';
+        this.save();
+        return;
+      case 'archived':
+        readable = await this.requestRestore(v);
+        break;
+    }
+    if (!readable) return;
+    if (!(await this.mayDownload(v, path))) {
+      if (v.phase !== 'downloading') v.phase = 'ready';
+      this.save();
+      return;
+    }
+    await this.download(v, path);
+  }
+
+  /** `Days` for a request now: the plan's, or longer when off schedule, so the copy outlives its download. */
+  private restoreDays(v: JobVolume): number {
+    const m = this.planMonth(v);
+    const planned = m?.restoreDays ?? 1;
+    const downloadBy = m ? Date.parse(m.downloadBy) : 0;
+    const onSchedule = m !== undefined && this.now.getTime() <= Date.parse(m.requestAt) + DAY_MS;
+    if (onSchedule) return planned;
+    const lateBy = addDays(this.now, LEAD_DAYS[this.job.options.tier] + LATE_DOWNLOAD_DAYS).getTime();
+    return Math.max(1, Math.ceil((Math.max(downloadBy, lateBy) - this.now.getTime()) / DAY_MS) + 1);
+  }
+
+  private spend(bytes: number, days: number, objects: number, retrieval: boolean): void {
+    const c = restoreCost({ bytes, objects, tier: this.job.options.tier, days, freeEgressGB: Number.MAX_SAFE_INTEGER }, this.prices);
+    const m = monthOf(this.now);
+    const s = (this.job.spentByMonth[m] ??= { retrieval: 0, requests: 0, tempStorage: 0 });
+    if (retrieval) s.retrieval += c.retrieval;
+    s.requests += c.requests;
+    s.tempStorage += c.tempStorage;
+  }
+
+  /** The object is archived with no copy: ask for one. True when it is readable right away. */
+  private async requestRestore(v: JobVolume): Promise<boolean> {
+    if (v.requestedAt !== null) {
+      // HEAD says archived although we asked before: the copy expired before its download finished.
+      v.expiredCopies++;
+      this.ctx.log.warn(`the restored copy of ${this.describe(v)} expired before its download finished: requesting it again`);
+      this.manifest.logEvent('restore-expired', this.job.dataset, { key: v.key, requestedAt: v.requestedAt, expiry: v.restoreExpiry });
+    }
+    const days = this.restoreDays(v);
+    const tier = this.job.options.tier;
+    const outcome = await this.ctx.store.requestRestore(v.key, days, tier);
+    switch (outcome) {
+      case 'started':
+        v.requestedAt = this.now.toISOString();
+        v.restoreRequests++;
+        v.restoreExpiry = null;
+        if (v.phase !== 'downloading') v.phase = 'restoring';
+        this.spend(v.storedSize, days, 1, true);
+        this.out.requested.push(v.key);
+        this.manifest.logEvent('restore-requested', this.job.dataset, { key: v.key, days, tier });
+        this.ctx.log.info(`requested a ${tier} restore of ${v.key} for ${days} day(s)`);
+        this.save();
+        return false;
+      case 'already-restored':
+        v.restoreRequests++;
+        v.requestedAt ??= this.now.toISOString();
+        this.spend(v.storedSize, days, 1, false);
+        this.save();
+        return true;
+      case 'in-progress':
+        v.requestedAt ??= this.now.toISOString();
+        if (v.phase !== 'downloading') v.phase = 'restoring';
+        this.save();
+        return false;
+      case 'not-archived':
+        return true;
+    }
+  }
+
+  private usableBytesPerMonth(): number {
+    return this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
+  }
+
+  /** Calendar month and (in free mode) the month's allowance permit downloading `v` now. */
+  private async mayDownload(v: JobVolume, path: string): Promise<boolean> {
+    const mode = this.job.options.mode;
+    if (mode === 'asap') return true;
+    const cur = monthOf(this.now);
+    if (cur < v.month) return false;
+    if (mode !== 'free') return true;
+    const used = this.job.egressByMonth[cur] ?? 0;
+    if (used === 0) return true; // an oversized volume alone in its month (the plan warned)
+    const partial = await stat(`${path}.partial`).then(
+      (s) => s.size,
+      () => 0,
+    );
+    return used + (v.storedSize - partial) <= this.usableBytesPerMonth();
+  }
+
+  private async download(v: JobVolume, path: string): Promise<void> {
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    v.phase = 'downloading';
+    this.save();
+    let seen = 0;
+    try {
+      await downloadVolume({
+        store: this.ctx.store,
+        keyring: this.keyring,
+        volume: recordOf(v),
+        streamId: Buffer.from(v.streamId, 'hex'),
+        destPath: path,
+        sealedSize: sealedPartSize,
+        ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+        onProgress: (p) => {
+          const delta = p.downloadedBytes - seen;
+          seen = p.downloadedBytes;
+          const m = monthOf(this.ctx.now());
+          this.job.egressByMonth[m] = (this.job.egressByMonth[m] ?? 0) + delta;
+          v.downloadedBytes += delta;
+          this.out.bytes += delta;
+          this.save();
+          this.opts.onProgress?.({ key: v.key, downloadedBytes: p.reusedBytes + p.downloadedBytes, storedSize: v.storedSize });
+        },
+      });
+    } catch (err) {
+      if (err instanceof ArchivedError) {
+        // The copy expired between HEAD and GET: ask again; the verified prefix stays on disk.
+        await this.requestRestore(v);
+        return;
+      }
+      if (err instanceof RestoreInProgressError) return;
+      if (err instanceof IntegrityError) {
+        v.lastError = err.message;
+        this.save();
+        this.manifest.logEvent('restore-integrity', this.job.dataset, { key: v.key, message: err.message });
+        throw new IntegrityError(`${this.describe(v)} failed verification: ${err.message}`, err.code, { cause: err });
+      }
+      throw err;
+    }
+    v.phase = 'staged';
+    v.lastError = null;
+    this.out.downloaded.push(v.key);
+    this.save();
+  }
+
+  /** Receive every stream, in chain order, whose volumes are all staged. */
+  private async receiveReady(): Promise<void> {
+    const zfs = this.ctx.zfs;
+    for (let si = 0; si < this.job.streams.length; si++) {
+      const s = this.job.streams[si]!;
+      if (s.received) continue;
+      const vols = this.job.volumes.filter((v) => v.streamId === s.streamId);
+      if (!vols.every((v) => v.phase === 'staged')) return;
+      this.checkAbort();
+      // Incrementals: -F rolls back changes made by mounting (atime) since the last receive.
+      let force = true;
+      if (si === 0) {
+        const exists = await zfs.exists(this.target);
+        // Our own interrupted full receive may have left the dataset behind.
+        force = exists && (this.job.force || this.job.fullReceiveStartedAt !== null);
+        if (exists && !force) throw new UsageError(`target ${this.target} already exists: pass --force to overwrite it`, 'TARGET_EXISTS');
+        this.job.fullReceiveStartedAt ??= this.ctx.now().toISOString();
+        this.save();
+      }
+      const input = openVolumeFiles({
+        keyring: this.keyring,
+        streamId: Buffer.from(s.streamId, 'hex'),
+        volumes: vols.map((v) => ({ record: recordOf(v), path: this.path(v) })),
+        sealedSize: sealedPartSize,
+      });
+      this.ctx.log.info(`receiving @${s.to.name} into ${this.target}`);
+      try {
+        await zfs.receive(this.target, input, { force });
+      } catch (err) {
+        if (err instanceof IntegrityError) await this.quarantine(s, vols, err);
+        throw err;
+      }
+      const got = await zfs.getSnapshot(`${this.target}@${s.to.name}`);
+      if (got.guid.toString() !== s.to.guid) {
+        throw new IntegrityError(`${this.target}@${s.to.name} has guid ${got.guid}, the pushed snapshot ${s.to.guid}`, 'RECEIVE_MISMATCH');
+      }
+      s.received = true;
+      s.receivedAt = this.ctx.now().toISOString();
+      for (const v of vols) v.phase = 'received';
+      this.out.received.push(s.to.name);
+      this.save();
+      this.manifest.logEvent('restore-received', this.job.dataset, { target: this.target, snapshot: s.to.name, streamId: s.streamId });
+      for (const v of vols) await rm(this.path(v), { force: true });
+      await rmdir(dirname(this.path(vols[0]!))).catch(() => undefined);
+    }
+  }
+
+  /**
+   * A staged file failed authentication during receive (zfs saw none of the
+   * bad bytes: the receive was killed). Find which: each file is copied
+   * aside, then verified in place (truncated at its first bad part, so only
+   * the rest is fetched again); copies of files that verify are dropped,
+   * copies of bad ones are kept as `.bad`.
+   */
+  private async quarantine(s: JobStream, vols: JobVolume[], cause: IntegrityError): Promise<never> {
+    const bad: string[] = [];
+    for (const v of vols) {
+      const path = this.path(v);
+      const copy = `${path}.suspect`;
+      await copyFile(path, copy);
+      if (await this.verifyOffline(v, path)) {
+        await rm(copy, { force: true });
+        continue;
+      }
+      await rename(copy, `${path}.bad`);
+      v.phase = 'downloading';
+      v.lastError = `staged file failed authentication; kept as ${path}.bad`;
+      bad.push(`${v.key} (kept as ${path}.bad)`);
+      this.manifest.logEvent('restore-integrity', this.job.dataset, { key: v.key, staged: true });
+    }
+    this.save();
+    if (bad.length === 0) throw cause;
+    throw new IntegrityError(
+      `staged data of @${s.to.name} failed authentication before zfs receive used it: ${bad.join(', ')}; the next "zbk restore run" fetches the damaged part again`,
+      'STAGED_CORRUPT',
+      { cause },
+    );
+  }
+
+  private nextAction(): NextAction {
+    if (this.job.streams.every((s) => s.received)) return { kind: 'done', at: null, what: `restored @${this.job.snapshot.name} into ${this.target}` };
+    const pending = this.job.volumes.filter((v) => v.phase !== 'received' && v.phase !== 'staged');
+    const restoring = pending.filter((v) => v.phase === 'restoring');
+    if (restoring.length > 0) return { kind: 'poll', at: null, what: `wait for ${restoring.length} restore(s) to complete, then download` };
+    const times: { at: number; what: string }[] = [];
+    for (const v of pending) {
+      if (v.phase === 'scheduled') {
+        const m = this.planMonth(v);
+        if (m) times.push({ at: Date.parse(m.requestAt), what: `request the restores of ${m.month}` });
+      } else if (v.phase === 'ready' || v.phase === 'downloading') {
+        const d = this.now;
+        const cur = monthOf(d);
+        const nextMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
+        const at = cur < v.month ? Date.parse(`${v.month}-01T00:00:00Z`) : nextMonth;
+        times.push({ at, what: `download within the ${monthOf(new Date(at))} egress allowance` });
+      }
+    }
+    times.sort((a, b) => a.at - b.at);
+    const first = times[0];
+    if (!first || first.at <= this.now.getTime()) return { kind: 'poll', at: null, what: 'run again' };
+    return { kind: 'wait-until', at: new Date(first.at).toISOString(), what: first.what };
+  }
+}
+
+/** One step of the state machine under the manifest lock. */
+async function step(ctx: ServiceContext, opts: RestoreRunOptions): Promise<StepOutcome> {
+  // The passphrase is checked first: nothing below may spend money with a wrong one.
+  const keyring = await openKeyring(ctx);
+  const lock = await acquireLock(manifestPath(ctx.config), {
+    wait: true,
+    command: 'zbk restore run',
+    onWait: (h) => ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),
+  });
+  const manifest = openManifest(ctx, keyring);
+  try {
+    let job = loadJob(manifest, opts.dataset);
+    if (!job) {
+      job = buildJob(ctx, manifest, { dataset: opts.dataset }, ctx.now());
+      saveJob(manifest, job);
+      ctx.log.info(`no saved restore plan for ${opts.dataset}: planned one with the configured defaults (zbk restore status shows it)`);
+    }
+    return await new RestoreStep(ctx, manifest, keyring, job, opts).run();
+  } finally {
+    manifest.close();
+    lock.release();
+  }
+}
+
+/**
+ * Run the restore of `opts.dataset` one step, or with `wait` until it is
+ * done or nothing can happen before a future date (then the timer's next
+ * run continues).
+ */
+export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): Promise<RestoreRunResult> {
+  const sleep = opts.sleep ?? ((ms: number, signal?: AbortSignal) => sleepMs(ms, undefined, signal ? { signal } : {}));
+  const initial = opts.pollInitialMs ?? 5000;
+  const max = opts.pollMaxMs ?? 15 * 60_000;
+  const result: RestoreRunResult = {
+    dataset: opts.dataset,
+    target: opts.target,
+    snapshot: '',
+    done: false,
+    requested: [],
+    downloaded: [],
+    received: [],
+    bytesDownloaded: 0,
+    steps: 0,
+    next: { kind: 'poll', at: null, what: '' },
+  };
+  let delay = initial;
+  for (;;) {
+    const o = await step(ctx, opts);
+    result.steps++;
+    result.snapshot = o.snapshot;
+    result.requested.push(...o.requested);
+    result.downloaded.push(...o.downloaded);
+    result.received.push(...o.received);
+    result.bytesDownloaded += o.bytes;
+    result.next = o.next;
+    result.done = o.done;
+    if (!opts.wait || o.next.kind !== 'poll') return result;
+    const progressed = o.requested.length + o.downloaded.length + o.received.length > 0;
+    if (progressed) delay = initial;
+    ctx.log.info(`${o.next.what}; checking again in ${Math.round(delay / 1000)} s`);
+    await sleep(delay, opts.signal);
+    delay = Math.min(delay * 2, max);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The main job end to end, through the CLI as users run it, on real ZFS
+ * (zfs-fuse in CI) and real stores: full + incremental pushes restore to
+ * identical files; a push killed at any moment resumes to the same result
+ * with no orphan upload and no duplicate stream; concurrent pushes do not
+ * interleave; a destroyed base makes the next push send full and say why.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { join } from 'node:path';
+import { appendFileSync, rmSync } from 'node:fs';
+import { createTestPool, requireZfs, writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import { createTestRepo, type TestRepo } from '../helpers/repo.js';
+import { jsonOf, startZbk } from '../helpers/cli.js';
+import { hashTree } from '../helpers/tree-hash.js';
+import { restoreLatestDirect } from '../helpers/restore-direct.js';
+import { Manifest } from '../../src/manifest/manifest.js';
+import { LocalStore } from '../../src/store/local-store.js';
+import type { PushResult } from '../../src/services/push.js';
+import { startS3TestServer } from '../s3-server/index.js';
+
+async function mountOf(pool: TestPool, ds: string): Promise<string> {
+  const m = await pool.zfs.mountpoint(ds);
+  assert.ok(m, `${ds} has no mountpoint`);
+  return m;
+}
+
+async function assertRestoresIdentical(pool: TestPool, repo: TestRepo, ds: string, target: string): Promise<void> {
+  await restoreLatestDirect(repo.configPath, repo.env.ZBK_PASSPHRASE_FILE!, ds, target, pool.zfs);
+  const src = await hashTree(await mountOf(pool, ds));
+  const dst = await hashTree(await pool.zfs.mount(target).catch(() => mountOf(pool, target)));
+  assert.deepEqual(dst, src, 'restored files differ from the source');
+}
+
+function streamsOf(repo: TestRepo, ds: string): { complete: number; pairs: string[] } {
+  const m = Manifest.open(join(repo.stateDir, 'manifest.db'), { readonly: true });
+  try {
+    const complete = m.streams(ds).filter((s) => s.state === 'complete');
+    return { complete: complete.length, pairs: complete.map((s) => `${s.from?.name ?? '-'}>${s.to.name}`) };
+  } finally {
+    m.close();
+  }
+}
+
+test('full + two incremental pushes to a local store restore identically', async (t) => {
+  if (!requireZfs(t)) return;
+  const pool = await createTestPool({ sizeMiB: 512 });
+  t.after(() => pool.destroy());
+  const ds = `${pool.name}/photos`;
+  await pool.zfs.createDataset(ds);
+  const mnt = await mountOf(pool, ds);
+  const repo = await createTestRepo({ datasets: [ds] });
+  t.after(() => repo.cleanup());
+
+  writeRandomFiles(mnt, { files: 6, bytesEach: 3 * 1024 * 1024, seed: 'a' });
+  await pool.zfs.snapshot(`${ds}@s1`);
+  let r = await repo.zbk(['push', ds, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const first = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(first.kind, 'full');
+  assert.equal(first.base, null);
+  assert.ok(first.plaintextBytes > 18 * 1024 * 1024, 'the full stream carries the files');
+
+  writeRandomFiles(join(mnt, 'more'), { files: 2, bytesEach: 2 * 1024 * 1024, seed: 'b' });
+  await pool.zfs.snapshot(`${ds}@s2`);
+  r = await repo.zbk(['push', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const second = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(second.kind, 'incremental');
+  assert.equal(second.base, 's1');
+  assert.ok(second.plaintextBytes < first.plaintextBytes, 'the incremental carries only the delta');
+
+  rmSync(join(mnt, 'd0'), { recursive: true });
+  appendFileSync(join(mnt, 'notes.txt'), 'hello\n');
+  await pool.zfs.snapshot(`${ds}@s3`);
+  r = await repo.zbk(['push', ds]);
+  assert.equal(r.code, 0, r.stderr);
+
+  assert.deepEqual(streamsOf(repo, ds).pairs, ['->s1', 's1>s2', 's2>s3']);
+  await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
+  // zbk's hold protects only the newest base.
+  assert.equal(await pool.zfs.userRefs(`${ds}@s3`), 1);
+  assert.equal(await pool.zfs.userRefs(`${ds}@s1`), 0);
+});
+
+test('a push killed with SIGKILL at 24 moments resumes to an identical restore, no orphans, no duplicates', async (t) => {
+  if (!requireZfs(t)) return;
+  const pool = await createTestPool({ sizeMiB: 1024 });
+  t.after(() => pool.destroy());
+  const ds = `${pool.name}/data`;
+  await pool.zfs.createDataset(ds);
+  const mnt = await mountOf(pool, ds);
+  const repo = await createTestRepo({ datasets: [ds] });
+  t.after(() => repo.cleanup());
+
+  // Named crash points cover the dangerous gaps exactly; timed kills cover the rest.
+  // Every step has new data to send (a new snapshot), and resumes what the last step left.
+  const points = [
+    'part-acked:1',
+    'part-acked:2',
+    'part-acked:3',
+    'volume-completed-in-store:1',
+    'volume-completed-in-store:2',
+    'stream-record-written',
+    'stream-committed',
+    'holds-moved',
+  ];
+  let seed = 42;
+  const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const steps = [...points, ...points, ...Array.from({ length: 8 }, () => '')];
+  let kills = 0;
+  for (const [i, crashAt] of steps.entries()) {
+    writeRandomFiles(join(mnt, `step${i}`), { files: 3, bytesEach: 4 * 1024 * 1024, seed: `step${i}` });
+    await pool.zfs.snapshot(`${ds}@s${i}`);
+    const run = startZbk(['push', ds], { ...repo.env, ...(crashAt ? { ZBK_CRASH_AT: crashAt } : {}) });
+    if (!crashAt) setTimeout(() => run.child.kill('SIGKILL'), 400 + Math.floor(rand() * 1200));
+    const res = await run.done;
+    if (res.signal === 'SIGKILL') kills++;
+    else assert.equal(res.code, 0, `push failed after a kill: ${res.stderr}`);
+  }
+  const fin = await repo.zbk(['push', ds, '--json']);
+  assert.equal(fin.code, 0, fin.stderr);
+  const last = `s${steps.length - 1}`;
+  assert.ok(kills >= 20, `expected at least 20 kills, got ${kills}`);
+  const store = new LocalStore(join(repo.dir, 'store'));
+  assert.deepEqual(await store.listMultipartUploads('data/'), [], 'no orphan multipart upload remains');
+  const { pairs } = streamsOf(repo, ds);
+  assert.equal(new Set(pairs).size, pairs.length, `duplicate stream rows: ${pairs.join(', ')}`);
+  assert.equal(pairs[pairs.length - 1]?.endsWith(`>${last}`), true, `the chain ends at @${last}: ${pairs.join(', ')}`);
+  await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
+  t.diagnostic(`kills: ${kills} of ${steps.length} runs`);
+});
+
+test('pushes through the S3 test server with 10% transient faults; a 403 stops at once with exit 5', async (t) => {
+  if (!requireZfs(t)) return;
+  const server = await startS3TestServer({ buckets: ['zbk'] });
+  t.after(() => server.close());
+  const pool = await createTestPool({ sizeMiB: 512 });
+  t.after(() => pool.destroy());
+  const ds = `${pool.name}/photos`;
+  await pool.zfs.createDataset(ds);
+  const mnt = await mountOf(pool, ds);
+  const env = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
+  const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets: [ds], extraEnv: env });
+  t.after(() => repo.cleanup());
+  // Data stays readable (STANDARD) so the direct restore can read it back.
+  appendFileSync(repo.configPath, '');
+
+  writeRandomFiles(mnt, { files: 5, bytesEach: 3 * 1024 * 1024, seed: 's3' });
+  await pool.zfs.snapshot(`${ds}@s1`);
+  server.addFault({ operation: ['UploadPart', 'CreateMultipartUpload', 'CompleteMultipartUpload', 'PutObject', 'HeadObject'], probability: 0.1, kind: 'internal-error' });
+  server.addFault({ operation: 'UploadPart', probability: 0.05, kind: 'reset' });
+  const r = await repo.zbk(['push', ds]);
+  assert.equal(r.code, 0, r.stderr);
+  server.clearFaults();
+
+  writeRandomFiles(join(mnt, 'x'), { files: 1, bytesEach: 1024 * 1024, seed: 's3b' });
+  await pool.zfs.snapshot(`${ds}@s2`);
+  server.addFault({ kind: 'access-denied' });
+  const before = Object.values(server.accounting.requests).reduce((a, b) => a + b, 0);
+  const started = Date.now();
+  const denied = await repo.zbk(['push', ds, '--json']);
+  const after = Object.values(server.accounting.requests).reduce((a, b) => a + b, 0);
+  assert.equal(denied.code, 5, `expected the store exit code, got ${denied.code}: ${denied.stderr}`);
+  assert.match(jsonOf<{ error: { code: string; message: string } }>(denied).error.code, /ACCESS_DENIED/);
+  assert.ok(after - before <= 3, `no retry storm on a permanent error (${after - before} requests)`);
+  t.diagnostic(`403 surfaced after ${Date.now() - started} ms`);
+});
+
+test('a destroyed base makes the next push send full and say why; concurrent pushes do not interleave', async (t) => {
+  if (!requireZfs(t)) return;
+  const pool = await createTestPool({ sizeMiB: 512 });
+  t.after(() => pool.destroy());
+  const ds = `${pool.name}/docs`;
+  await pool.zfs.createDataset(ds);
+  const mnt = await mountOf(pool, ds);
+  const repo = await createTestRepo({ datasets: [ds] });
+  t.after(() => repo.cleanup());
+
+  writeRandomFiles(mnt, { files: 3, bytesEach: 2 * 1024 * 1024, seed: 'c' });
+  await pool.zfs.snapshot(`${ds}@s1`);
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+  writeRandomFiles(join(mnt, 'n'), { files: 1, bytesEach: 1024 * 1024, seed: 'd' });
+  await pool.zfs.snapshot(`${ds}@s2`);
+  // The base is held by zbk: destroying it needs the hold released first (a user overriding zbk).
+  await pool.zfs.release('zbk', `${ds}@s1`);
+  await pool.zfs.destroy(`${ds}@s1`);
+  const r = await repo.zbk(['push', ds, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(res.kind, 'full');
+  assert.match(res.reason ?? '', /no longer exists locally/);
+
+  // Two pushes at once: one waits for the other; both succeed; streams are not duplicated.
+  writeRandomFiles(join(mnt, 'm'), { files: 2, bytesEach: 2 * 1024 * 1024, seed: 'e' });
+  await pool.zfs.snapshot(`${ds}@s3`);
+  const a = startZbk(['push', ds, '--json'], repo.env);
+  const b = startZbk(['push', ds, '--json'], repo.env);
+  const [ra, rb] = await Promise.all([a.done, b.done]);
+  assert.equal(ra.code, 0, ra.stderr);
+  assert.equal(rb.code, 0, rb.stderr);
+  const kinds = [jsonOf<PushResult>(ra).results[0]!.kind, jsonOf<PushResult>(rb).results[0]!.kind].sort();
+  assert.deepEqual(kinds, ['incremental', 'none'], 'exactly one of the two pushes sent the delta');
+  const { pairs } = streamsOf(repo, ds);
+  assert.equal(new Set(pairs).size, pairs.length);
+  const noWait = startZbk(['push', ds, '--no-wait'], repo.env);
+  const holder = startZbk(['push', ds], repo.env);
+  await Promise.all([noWait.done, holder.done]);
+  await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
+});
