@@ -1,0 +1,51 @@
+import { Args, Flags } from '@oclif/core';
+import bytes from 'bytes';
+import { BaseCommand } from '../../src/cli/base-command.js';
+import { restoreRun, type RestoreRunResult } from '../../src/services/restore/index.js';
+
+export default class RestoreRun extends BaseCommand {
+  static override summary = 'Do the next step of the saved restore (run daily from a timer, or with --wait).';
+  static override description = `A persisted state machine over the plan saved by "zbk restore plan" (planned with the config defaults if there is none): requests the restores of this month's volumes, checks running restores, downloads restored volumes (ranged, resumable, verified part by part) into the staging dir within this month's egress allowance, and as soon as every volume of the next stream in chain order is on disk pipes it, authenticated, into "zfs receive", then deletes the staged files. Never downloads twice what is verified on disk, never requests a restore that is running or done, and requests again a copy that expired before its download. Safe to kill at any moment and run again.
+
+The passphrase is checked before any request that costs money. The target must not exist (the first run fixes it) unless --force.
+
+Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (missing or damaged object, damaged staged file kept as *.bad), 7 zfs, 9 manifest, 130 interrupted.`;
+  static override examples = [
+    '<%= config.bin %> restore run tank/photos --target tank/photos-restored',
+    '<%= config.bin %> restore run tank/photos --target tank/photos-restored --wait',
+  ];
+  static override args = { dataset: Args.string({ description: 'Dataset whose saved restore to advance.', required: true }) };
+  static override flags = {
+    target: Flags.string({ description: 'Dataset to receive into (must not exist unless --force).', required: true }),
+    force: Flags.boolean({ description: 'Overwrite an existing target dataset.' }),
+    wait: Flags.boolean({ description: 'Keep going, polling running restores with backoff, until done or the plan needs a future month.' }),
+    'poll-interval': Flags.integer({ description: 'First poll delay in seconds with --wait (doubles up to 15 minutes).', default: 5 }),
+  };
+
+  async run(): Promise<RestoreRunResult> {
+    const { args, flags } = await this.parse(RestoreRun);
+    const abort = new AbortController();
+    const onSignal = (): void => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      const r = await restoreRun(this.context(flags), {
+        dataset: args.dataset,
+        target: flags.target,
+        force: flags.force,
+        wait: flags.wait,
+        signal: abort.signal,
+        pollInitialMs: flags['poll-interval'] * 1000,
+      });
+      const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+      if (r.requested.length) this.say(`requested restore of ${r.requested.length} volume(s)`);
+      if (r.downloaded.length) this.say(`downloaded ${r.downloaded.length} volume(s), ${fmt(r.bytesDownloaded)}`);
+      if (r.received.length) this.say(`received ${r.received.map((s) => `@${s}`).join(', ')} into ${r.target}`);
+      this.say(r.done ? `done: ${r.target} holds @${r.snapshot}` : `next: ${r.next.what}${r.next.at ? ` (after ${r.next.at})` : ''}`);
+      return r;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+}
