@@ -58,7 +58,6 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
       `mode ${result.mode}, tier ${result.tier}; ${result.monthlyCapacityGB} GB usable per month; finish by ${result.finish.slice(0, 10)}; ` +
         `peak staging disk ${fmt(result.stagingBytes)}; total ≈ $${result.totalCost.toFixed(2)}`,
     );
-    for (const w of result.warnings) this.note(`warning: ${w}`);
     this.say(result.saved ? `plan saved${result.keptProgress ? ' (progress so far kept)' : ''}: next, "zbk restore run ${result.dataset} --target <dataset>" daily` : 'dry run: plan not saved');
     return result;
   }

@@ -195,3 +195,8 @@ export function stagedPath(stagingDir: string, dataset: string, v: Pick<JobVolum
 export function monthOf(d: Date): string {
   return d.toISOString().slice(0, 7);
 }
+
+/** A local-directory store (as `openStore` opens it): nothing to thaw, no egress. */
+export function isLocalStore(store: object): boolean {
+  return (store as { kind?: unknown }).kind === 'local';
+}

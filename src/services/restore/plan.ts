@@ -10,7 +10,7 @@ import { SnapshotNotPushedError } from '../../manifest/errors.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { planRestore, type RestoreMode, type RestorePlan } from '../../planner/restore-plan.js';
 import { manifestPath, openManifest, type ServiceContext } from '../context.js';
-import { chainVolumes, loadJob, saveJob, type JobStream, type JobVolume, type RestoreJob } from './job.js';
+import { chainVolumes, isLocalStore, loadJob, saveJob, type JobStream, type JobVolume, type RestoreJob } from './job.js';
 
 export interface RestorePlanServiceOptions {
   dataset: string;
@@ -170,6 +170,7 @@ export async function restorePlan(ctx: ServiceContext, opts: RestorePlanServiceO
       saveJob(manifest, job);
       manifest.logEvent('restore-planned', opts.dataset, { snapshot: job.snapshot.name, mode: job.options.mode, months: job.plan.months.length, totalBytes: job.plan.totalBytes });
     }
+    if (isLocalStore(ctx.store)) job.plan.warnings.push(`${ctx.store.url} is a local directory: nothing to thaw and no egress, so "zbk restore run" restores everything at once`);
     for (const w of job.plan.warnings) ctx.log.warn(w);
     return { ...job.plan, dataset: opts.dataset, snapshot: job.snapshot.name, chain: describeChain(job), saved: !opts.dryRun, keptProgress };
   } finally {

@@ -39,7 +39,7 @@ import { downloadVolume, openVolumeFiles } from '../../pipeline/download.js';
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
-import { monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
+import { isLocalStore, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
 
@@ -252,7 +252,7 @@ class RestoreStep {
     } else if (v.phase === 'staged' || v.phase === 'downloading') {
       v.phase = 'scheduled'; // the staged file vanished
     }
-    const asap = this.job.options.mode === 'asap';
+    const asap = this.unmetered();
     const month = this.planMonth(v);
     if (!asap && month && this.now.getTime() < Date.parse(month.requestAt)) {
       if (v.phase !== 'downloading') v.phase = 'scheduled';
@@ -350,6 +350,14 @@ class RestoreStep {
     }
   }
 
+  /**
+   * Everything at once: the `asap` mode, or a local-directory store (no
+   * thaw, no egress, so the month schedule protects nothing).
+   */
+  private unmetered(): boolean {
+    return this.job.options.mode === 'asap' || isLocalStore(this.ctx.store);
+  }
+
   private usableBytesPerMonth(): number {
     return this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
   }
@@ -357,7 +365,7 @@ class RestoreStep {
   /** Calendar month and (in free mode) the month's allowance permit downloading `v` now. */
   private async mayDownload(v: JobVolume, path: string): Promise<boolean> {
     const mode = this.job.options.mode;
-    if (mode === 'asap') return true;
+    if (this.unmetered()) return true;
     const cur = monthOf(this.now);
     if (cur < v.month) return false;
     if (mode !== 'free') return true;
