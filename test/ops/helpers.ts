@@ -1,0 +1,87 @@
+/**
+ * A throwaway zbk repository for CLI tests: temp dir, 0600 passphrase file,
+ * `zbk init --kdf min` on a file:// store, and a runner that spawns the real
+ * CLI with the repository's environment. Everything is removed by `cleanup`.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zbkBin } from '../helpers/paths.js';
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestRepo {
+  dir: string;
+  configPath: string;
+  passphraseFile: string;
+  storeDir: string;
+  stateDir: string;
+  env: Record<string, string>;
+  /** Run `zbk args...` with the repo's env (plus `extraEnv`). */
+  run(args: string[], extraEnv?: Record<string, string>): Promise<RunResult>;
+  /** Run with --json and parse stdout. */
+  runJson<T>(args: string[], extraEnv?: Record<string, string>): Promise<{ code: number; json: T; stderr: string }>;
+  cleanup(): void;
+}
+
+export const PASSPHRASE = 'correct horse battery staple 42';
+
+export function runZbk(args: string[], env: Record<string, string>): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    // A clean environment: no developer AWS profile or config leaks into the test.
+    const child = spawn(process.execPath, [zbkBin, ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? tmpdir(), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** Create the temp dir, passphrase and config env; `init` unless told not to. */
+export async function createRepo(opts: { init?: boolean; datasets?: string[]; initArgs?: string[] } = {}): Promise<TestRepo> {
+  const dir = mkdtempSync(join(tmpdir(), 'zbk-ops-'));
+  const configPath = join(dir, 'config.toml');
+  const passphraseFile = join(dir, 'passphrase');
+  writeFileSync(passphraseFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+  const storeDir = join(dir, 'store');
+  const stateDir = join(dir, 'state');
+  const env = { ZBK_CONFIG: configPath, ZBK_PASSPHRASE_FILE: passphraseFile, HOME: dir };
+  const repo: TestRepo = {
+    dir,
+    configPath,
+    passphraseFile,
+    storeDir,
+    stateDir,
+    env,
+    run: (args, extraEnv = {}) => runZbk(args, { ...env, ...extraEnv }),
+    runJson: async <T>(args: string[], extraEnv: Record<string, string> = {}) => {
+      const r = await runZbk([...args, '--json'], { ...env, ...extraEnv });
+      let json: T;
+      try {
+        json = JSON.parse(r.stdout) as T;
+      } catch {
+        assert.fail(`stdout of zbk ${args.join(' ')} --json is not JSON (exit ${r.code}): ${r.stdout.slice(0, 300)} / ${r.stderr.slice(0, 300)}`);
+      }
+      return { code: r.code, json, stderr: r.stderr };
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+  if (opts.init ?? true) {
+    const args = ['init', '--store', `file://${storeDir}`, '--state-dir', stateDir, '--kdf', 'min', '--part-size', '5MiB', '--volume-size', '5MiB'];
+    for (const d of opts.datasets ?? []) args.push('--dataset', d);
+    const r = await repo.run([...args, ...(opts.initArgs ?? [])]);
+    assert.equal(r.code, 0, `init failed: ${r.stderr}`);
+  }
+  return repo;
+}
