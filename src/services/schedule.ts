@@ -1,0 +1,128 @@
+/**
+ * `zbk schedule`: systemd units, a sanoid hook and a NixOS snippet, filled in
+ * for this config. Pure text generation: nothing is installed, so the user
+ * reviews what runs as root before copying it (see docs/OPERATIONS.md).
+ * The templates match scripts/systemd/ and scripts/sanoid/.
+ */
+export interface ScheduleInput {
+  /** Absolute path of the zbk executable. */
+  zbkPath: string;
+  configPath: string;
+  /** Passphrase file to hand to the services (never its contents). */
+  passphraseFile: string | null;
+  stateDir: string;
+  /** Daily push time, systemd OnCalendar syntax. */
+  pushAt: string;
+  maxAge: string;
+  /** Restore drill/recovery: dataset and target for the daily `restore run` unit. */
+  restoreDataset: string;
+  restoreTarget: string;
+}
+
+export interface ScheduleFile {
+  /** Suggested install path. */
+  path: string;
+  content: string;
+}
+
+export interface ScheduleResult {
+  files: ScheduleFile[];
+}
+
+function env(i: ScheduleInput): string {
+  return [`Environment=ZBK_CONFIG=${i.configPath}`, ...(i.passphraseFile ? [`Environment=ZBK_PASSPHRASE_FILE=${i.passphraseFile}`] : [])].join('\n');
+}
+
+const HARDENING = `# Secrets stay private; zfs needs /dev/zfs and the pool mountpoints.
+UMask=0077
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectHome=read-only`;
+
+function service(i: ScheduleInput, name: string, description: string, args: string): string {
+  return `[Unit]
+Description=${description}
+Wants=network-online.target
+After=network-online.target zfs.target
+
+[Service]
+Type=oneshot
+${env(i)}
+ExecStart=${i.zbkPath} ${args}
+# A push may run for hours on a slow uplink and resumes if killed.
+TimeoutStartSec=infinity
+Nice=10
+IOSchedulingClass=idle
+${HARDENING}
+ReadWritePaths=${i.stateDir}
+SyslogIdentifier=${name}
+`;
+}
+
+function timer(description: string, onCalendar: string): string {
+  return `[Unit]
+Description=${description}
+
+[Timer]
+OnCalendar=${onCalendar}
+RandomizedDelaySec=15min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+`;
+}
+
+/** Every file, filled in. */
+export function scheduleFiles(i: ScheduleInput): ScheduleResult {
+  const files: ScheduleFile[] = [
+    { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new ZFS snapshots to S3', 'push') },
+    { path: '/etc/systemd/system/zbk-push.timer', content: timer('zbk: daily push', i.pushAt) },
+    { path: '/etc/systemd/system/zbk-check.service', content: service(i, 'zbk-check', 'zbk: check backup freshness', `check --max-age ${i.maxAge} --notify`) },
+    { path: '/etc/systemd/system/zbk-check.timer', content: timer('zbk: hourly freshness check', 'hourly') },
+    {
+      path: '/etc/systemd/system/zbk-restore.service',
+      content: service(i, 'zbk-restore', 'zbk: next step of the active restore plan', `restore run ${i.restoreDataset} --target ${i.restoreTarget}`).replace(
+        '[Service]',
+        '[Service]\n# Enable zbk-restore.timer only while a restore plan is active; disable it when "zbk restore status" says done.',
+      ),
+    },
+    { path: '/etc/systemd/system/zbk-restore.timer', content: timer('zbk: daily restore step while a plan is active', 'daily') },
+    {
+      path: '/etc/sanoid/zbk-post-snapshot.sh',
+      content: `#!/bin/sh
+# sanoid post_snapshot_script: push after sanoid has taken its snapshots.
+# In sanoid.conf, per template:  post_snapshot_script = /etc/sanoid/zbk-post-snapshot.sh
+#                                script_timeout = 0
+# Runs in the background so sanoid is not held up by a long upload; the
+# manifest lock serialises overlapping runs.
+export ZBK_CONFIG=${i.configPath}
+${i.passphraseFile ? `export ZBK_PASSPHRASE_FILE=${i.passphraseFile}\n` : ''}exec systemctl start --no-block zbk-push.service
+`,
+    },
+  ];
+  return { files };
+}
+
+/** NixOS module example (documentation; printed by `zbk schedule --nixos`). */
+export function nixosExample(i: ScheduleInput): string {
+  return `# configuration.nix
+{ pkgs, ... }: {
+  systemd.services.zbk-push = {
+    description = "zbk: push new ZFS snapshots to S3";
+    after = [ "network-online.target" "zfs.target" ];
+    wants = [ "network-online.target" ];
+    path = [ pkgs.zfs ];
+    environment = { ZBK_CONFIG = "${i.configPath}";${i.passphraseFile ? ` ZBK_PASSPHRASE_FILE = "${i.passphraseFile}";` : ''} };
+    serviceConfig = { Type = "oneshot"; ExecStart = "${i.zbkPath} push"; UMask = "0077"; Nice = 10; };
+    startAt = "${i.pushAt}";
+  };
+  systemd.services.zbk-check = {
+    description = "zbk: check backup freshness";
+    environment = { ZBK_CONFIG = "${i.configPath}"; };
+    serviceConfig = { Type = "oneshot"; ExecStart = "${i.zbkPath} check --max-age ${i.maxAge} --notify"; };
+    startAt = "hourly";
+  };
+}
+`;
+}
