@@ -20,6 +20,7 @@ import { loadSodium, openKeyFile, type SodiumBackend } from '../crypto/index.js'
 import { Manifest } from '../manifest/manifest.js';
 import { Zfs } from '../zfs/index.js';
 import { openStore } from '../store/open-store.js';
+import { clockFromEnv } from './consolidate-clock.js';
 
 export interface Logger {
   /** Progress and notes for humans (stderr; silent with --json). */
@@ -57,7 +58,7 @@ export function createContext(config: ZbkConfig, passphrase: PassphraseSource, o
         onRetry: (e) => log.info(`retrying ${e.method} after ${e.error.code} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
       }),
     zfs: overrides.zfs ?? new Zfs({ zfs: config.zfs.zfs, zpool: config.zfs.zpool }),
-    now: overrides.now ?? (() => new Date()),
+    now: overrides.now ?? clockFromEnv(),
     log,
     passphrase,
   };

@@ -1,0 +1,55 @@
+/**
+ * Retention applied to what the manifest records: which pushed snapshots of
+ * a dataset must stay restorable. Shared by `zbk consolidate` (what may go)
+ * and `zbk cost` (what is scheduled to go).
+ */
+import { applyRetention, type PushedSnapshot, type RetentionResult, type RetentionRules } from '../planner/retention.js';
+import type { Manifest } from '../manifest/manifest.js';
+
+/**
+ * Snapshots of `dataset` that some stored stream ends at: complete streams,
+ * and superseded streams still wholly in the store (they can still restore
+ * an older snapshot, so retention must be able to keep it). One entry per guid.
+ */
+export function pushedSnapshots(manifest: Manifest, dataset: string): PushedSnapshot[] {
+  const byGuid = new Map<string, PushedSnapshot>();
+  for (const s of manifest.streams(dataset)) {
+    if (s.state !== 'complete' && s.state !== 'superseded') continue;
+    if (s.state === 'superseded' && !manifest.volumes(s.streamId).every((v) => v.state === 'complete')) continue;
+    const guid = s.to.guid.toString();
+    if (!byGuid.has(guid)) byGuid.set(guid, { guid, name: s.to.name, creation: new Date(s.to.creation * 1000) });
+  }
+  return [...byGuid.values()];
+}
+
+/** Retention of one dataset under `rules`; the latest pushed snapshot is always kept. */
+export function retentionOf(manifest: Manifest, dataset: string, rules: RetentionRules): RetentionResult {
+  const result = applyRetention(pushedSnapshots(manifest, dataset), rules);
+  // "Latest" for zbk is the highest createtxg a complete stream ends at (what
+  // the next incremental builds on), which creation time normally agrees with;
+  // keep it whatever the clocks said.
+  const last = manifest.lastPushedSnapshot(dataset);
+  if (last && !result.keptGuids.has(last.guid.toString())) {
+    const guid = last.guid.toString();
+    result.kept.unshift({ guid, name: last.name, creation: new Date(last.creation * 1000), reasons: ['latest pushed'] });
+    result.keptGuids.add(guid);
+    result.dropped = result.dropped.filter((d) => d.guid !== guid);
+  }
+  return result;
+}
+
+/**
+ * Kept guids of every dataset, for `Manifest.unneededObjects`, WITHOUT each
+ * dataset's latest pushed snapshot: unneededObjects always keeps the latest
+ * through its chain of complete streams (after consolidation: the new full).
+ * Passing it as well would let it resolve through the superseded old chain
+ * whenever that happens to be fewer bytes, and pin the old chain forever.
+ */
+export function keptGuidsForDeletion(manifest: Manifest, rules: RetentionRules): Set<string> {
+  const out = new Set<string>();
+  for (const d of manifest.datasets()) {
+    const latest = manifest.lastPushedSnapshot(d.name)?.guid.toString();
+    for (const g of retentionOf(manifest, d.name, rules).keptGuids) if (g !== latest) out.add(g);
+  }
+  return out;
+}
