@@ -51,6 +51,8 @@ export interface JobVolume {
   restoreExpiry: string | null;
   /** Bytes fetched from the store for this volume, re-fetches included. */
   downloadedBytes: number;
+  /** ISO time before which no restore is requested (deferred: the month's allowance was used up). */
+  notBefore?: string | null;
   /** Times a restored copy was found expired before its download finished. */
   expiredCopies: number;
   lastError: string | null;

@@ -254,7 +254,7 @@ class RestoreStep {
     }
     const asap = this.unmetered();
     const month = this.planMonth(v);
-    if (!asap && month && this.now.getTime() < Date.parse(month.requestAt)) {
+    if (!asap && ((month && this.now.getTime() < Date.parse(month.requestAt)) || (v.notBefore && this.now.getTime() < Date.parse(v.notBefore)))) {
       if (v.phase !== 'downloading') v.phase = 'scheduled';
       return;
     }
@@ -275,10 +275,19 @@ class RestoreStep {
         readable = true;
         break;
       case 'in-progress':
-        if (v.phase !== 'downloading') v.phase = 'restoring';
+        v.phase = 'restoring'; // a partial download stays on disk and is resumed
         this.save();
         return;
       case 'archived':
+        if (!asap && monthOf(this.now) >= v.month && !(await this.mayDownload(v, path))) {
+          // Its month has come but this month's allowance is used up: a copy
+          // thawed now would expire unused, so ask again just before next month.
+          const d = this.now;
+          v.notBefore = addDays(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)), -LEAD_DAYS[this.job.options.tier]).toISOString();
+          if (v.phase !== 'downloading') v.phase = 'scheduled';
+          this.save();
+          return;
+        }
         readable = await this.requestRestore(v);
         break;
     }
@@ -327,7 +336,7 @@ class RestoreStep {
         v.requestedAt = this.now.toISOString();
         v.restoreRequests++;
         v.restoreExpiry = null;
-        if (v.phase !== 'downloading') v.phase = 'restoring';
+        v.phase = 'restoring'; // a partial download stays on disk and is resumed
         this.spend(v.storedSize, days, 1, true);
         this.out.requested.push(v.key);
         this.manifest.logEvent('restore-requested', this.job.dataset, { key: v.key, days, tier });
@@ -342,7 +351,7 @@ class RestoreStep {
         return true;
       case 'in-progress':
         v.requestedAt ??= this.now.toISOString();
-        if (v.phase !== 'downloading') v.phase = 'restoring';
+        v.phase = 'restoring'; // a partial download stays on disk and is resumed
         this.save();
         return false;
       case 'not-archived':
@@ -510,9 +519,10 @@ class RestoreStep {
     if (restoring.length > 0) return { kind: 'poll', at: null, what: `wait for ${restoring.length} restore(s) to complete, then download` };
     const times: { at: number; what: string }[] = [];
     for (const v of pending) {
-      if (v.phase === 'scheduled') {
+      if (v.phase === 'scheduled' || (v.phase === 'downloading' && v.notBefore && Date.parse(v.notBefore) > this.now.getTime())) {
         const m = this.planMonth(v);
-        if (m) times.push({ at: Date.parse(m.requestAt), what: `request the restores of ${m.month}` });
+        const at = Math.max(m ? Date.parse(m.requestAt) : 0, v.notBefore ? Date.parse(v.notBefore) : 0);
+        times.push({ at, what: `request the restore of ${v.key}` });
       } else if (v.phase === 'ready' || v.phase === 'downloading') {
         const d = this.now;
         const cur = monthOf(d);

@@ -1,0 +1,72 @@
+/**
+ * Fixture for restore tests: a test pool with a dataset pushed (full + three
+ * incrementals) through the CLI to the S3 test server with Deep Archive
+ * semantics, and a service context over the same repository whose clock is
+ * the server's clock.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { loadConfig } from '../../src/config/config.js';
+import { createContext, type ServiceContext } from '../../src/services/context.js';
+import { passphraseSource } from '../../src/services/passphrase.js';
+import { openStore } from '../../src/store/open-store.js';
+import { createTestPool, writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import { createTestRepo, type TestRepo } from '../helpers/repo.js';
+import { startS3TestServer, TestClock, type S3TestServer } from '../s3-server/index.js';
+
+export interface RestoreFixture {
+  pool: TestPool;
+  server: S3TestServer;
+  repo: TestRepo;
+  dataset: string;
+  /** Mountpoint of the source dataset (its files equal the last snapshot's). */
+  sourceMount: string;
+  snapshots: string[];
+  /** A service context on the repository, clock = the server's clock. */
+  context(): ServiceContext;
+}
+
+export interface FixtureOptions {
+  /** Frozen clock start; absent = the clock follows real time. */
+  start?: Date;
+  restoreDelayMs: number;
+  /** Full stream size ≈ files × 4 MiB. */
+  fullFiles: number;
+  volumeSize: string;
+}
+
+export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<RestoreFixture> {
+  const server = await startS3TestServer({ buckets: ['zbk'], restoreDelayMs: o.restoreDelayMs, clock: o.start ? new TestClock(o.start) : new TestClock() });
+  t.after(() => server.close());
+  const pool = await createTestPool({ sizeMiB: 400 });
+  t.after(() => pool.destroy());
+  const dataset = `${pool.name}/photos`;
+  await pool.zfs.createDataset(dataset);
+  const sourceMount = (await pool.zfs.mountpoint(dataset))!;
+  assert.ok(sourceMount);
+  const env = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
+  const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets: [dataset], extraEnv: env, partSize: '5MiB', volumeSize: o.volumeSize });
+  t.after(() => repo.cleanup());
+
+  const snapshots = ['s1', 's2', 's3', 's4'];
+  writeRandomFiles(sourceMount, { files: o.fullFiles, bytesEach: 4 * 1024 * 1024, seed: 'full' });
+  for (const [i, snap] of snapshots.entries()) {
+    if (i > 0) {
+      writeRandomFiles(join(sourceMount, `inc${i}`), { files: 1, bytesEach: 1024 * 1024 + i * 4096, seed: `inc${i}` });
+      appendFileSync(join(sourceMount, 'notes.txt'), `change ${i}\n`);
+    }
+    await pool.zfs.snapshot(`${dataset}@${snap}`);
+    const r = await repo.zbk(['push', dataset]);
+    assert.equal(r.code, 0, `push @${snap}: ${r.stderr}`);
+  }
+  const context = (): ServiceContext => {
+    const config = loadConfig(repo.configPath);
+    return createContext(config, passphraseSource(repo.env.ZBK_PASSPHRASE_FILE), {
+      store: openStore(config.store, { credentials: server.credentials }),
+      now: () => server.clock.now(),
+    });
+  };
+  return { pool, server, repo, dataset, sourceMount, snapshots, context };
+}
