@@ -14,6 +14,11 @@ export interface StreamPart {
   last: boolean;
 }
 
+export interface ReadPartsOptions {
+  /** Hand out views of one reused buffer instead of a fresh buffer per part (see readParts). */
+  reuseBuffer?: boolean;
+}
+
 function toBuffer(chunk: unknown): Buffer {
   if (Buffer.isBuffer(chunk)) return chunk;
   if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
@@ -39,9 +44,26 @@ function toBuffer(chunk: unknown): Buffer {
  * being filled for the look-ahead) plus one source chunk (≤ the source's
  * highWaterMark), i.e. O(2 × partSize). Each part is a fresh buffer the
  * consumer may keep; bytes are copied once, into a preallocated buffer.
+ *
+ * With `reuseBuffer`, every part is a view of ONE buffer allocated once and
+ * overwritten when the consumer asks for the next part: the consumer must be
+ * done with `data` (or have copied it) before calling `next()` again. The
+ * bound drops to one part buffer plus one source chunk, and no fresh pages
+ * are faulted in (nor garbage left for the GC) per part.
  */
-export async function* readParts(source: Readable, partSize: number): AsyncGenerator<StreamPart, void, undefined> {
+export async function* readParts(
+  source: Readable,
+  partSize: number,
+  options: ReadPartsOptions = {},
+): AsyncGenerator<StreamPart, void, undefined> {
   if (!Number.isSafeInteger(partSize) || partSize <= 0) throw new RangeError(`partSize must be a positive integer, got ${partSize}`);
+  let shared: Buffer | null = null;
+  const partBuffer = (): Buffer => {
+    if (!options.reuseBuffer) return Buffer.allocUnsafe(partSize);
+    // allocUnsafeSlow: a dedicated allocation, never a slice of the shared pool.
+    shared ??= Buffer.allocUnsafeSlow(partSize);
+    return shared;
+  };
   const it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   // Unconsumed tail of the last chunk read from the source.
   let pending: Buffer | null = null;
@@ -49,7 +71,7 @@ export async function* readParts(source: Readable, partSize: number): AsyncGener
 
   /** Fill a fresh buffer with up to partSize bytes; returns the filled view. */
   const fill = async (): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafe(partSize);
+    const buf = partBuffer();
     let n = 0;
     while (n < partSize) {
       if (pending === null) {

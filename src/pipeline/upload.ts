@@ -6,7 +6,8 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { Keyring } from '../crypto/types.js';
+import { ZbkKeyring } from '../crypto/keyring.js';
+import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
 import { volumeKey, type VolumeRecord } from '../layout.js';
 import { NoSuchUploadError, NotFoundError } from '../store/errors.js';
@@ -180,10 +181,15 @@ function multipartEtagOf(etags: string[]): string | null {
  * with the first error (`AbortError` for the signal). Uploads are left in
  * place for a later resume; the caller decides whether to abort them.
  *
- * Memory bound: ≈ (parallel + 2) × (partSize + sealed overhead): `parallel`
- * sealed parts in flight, plus the part being sealed (plaintext and sealed
- * copy), plus one source chunk of look-ahead. Independent of stream length.
- * Parallelism is per volume: in-flight parts drain before a volume completes.
+ * Memory bound: ≈ (parallel + 1) × (partSize + sealed overhead) plus one
+ * source chunk of look-ahead, independent of stream length: ONE plaintext
+ * part buffer, reused for every part (each part is hashed and sealed before
+ * the next is read), and `parallel` sealed buffers, one per upload slot,
+ * each reused once its part settled. The sealed buffers are reused when the
+ * keyring is a ZbkKeyring (`sealPartInto`); another Keyring's `sealPart`
+ * allocates per part, so up to `parallel + 1` sealed parts may be live until
+ * collected. Parallelism is per volume: in-flight parts drain before a volume
+ * completes.
  */
 export async function uploadStream(opts: UploadStreamOptions): Promise<UploadResult> {
   const { store, keyring, source, streamId, partSize, parallel, checkpoint, signal } = opts;
@@ -296,11 +302,42 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     }
   };
 
+  /**
+   * Sealed-output buffers, one per upload slot, reused from part to part
+   * (at most `parallel` exist). A buffer goes back to the pool only after its
+   * part's task settled, so the store never sees bytes change under it.
+   */
+  const sealInto = keyring instanceof ZbkKeyring ? keyring : null;
+  const freeSealed: Buffer[] = [];
+  let sealedBuffers = 0;
+  const takeSealedBuffer = (): Buffer => {
+    const b = freeSealed.pop();
+    if (b) return b;
+    if (sealedBuffers >= parallel) throw new Error('internal: more sealed buffers in use than upload slots');
+    sealedBuffers++;
+    return Buffer.allocUnsafeSlow(opts.sealedSize(partSize));
+  };
+
+  const seal = (ctx: PartContext, data: Buffer): { sealed: Uint8Array; slot: Buffer | null } => {
+    if (!sealInto) return { sealed: keyring.sealPart(ctx, data), slot: null };
+    const slot = takeSealedBuffer();
+    try {
+      return { sealed: sealInto.sealPartInto(ctx, data, slot), slot };
+    } catch (err) {
+      freeSealed.push(slot);
+      throw err;
+    }
+  };
+
   const dispatch = async (v: VolumeState, n: number, data: Buffer, sha: string, final: boolean, sealedLen: number): Promise<void> => {
     while (inflight.size >= parallel && !failure) await Promise.race(inflight);
     if (failure) return;
-    const sealed = keyring.sealPart({ streamId, volumeIndex: v.index, partIndex: n - 1, final }, data);
-    if (sealed.length !== sealedLen) throw new Error(`sealedSize(${data.length}) = ${sealedLen} but the keyring sealed ${sealed.length} bytes`);
+    // `data` may be the reader's reused buffer: it is consumed here, synchronously, before the next read.
+    const { sealed, slot } = seal({ streamId, volumeIndex: v.index, partIndex: n - 1, final }, data);
+    if (sealed.length !== sealedLen) {
+      if (slot) freeSealed.push(slot);
+      throw new Error(`sealedSize(${data.length}) = ${sealedLen} but the keyring sealed ${sealed.length} bytes`);
+    }
     const checksum = createHash('sha256').update(sealed).digest('base64');
     const uploadId = v.uploadId!;
     const plainLen = data.length;
@@ -325,7 +362,11 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       (err: unknown) => fail(err),
     );
     inflight.add(settled);
-    void settled.finally(() => inflight.delete(settled));
+    void settled.finally(() => {
+      // Settled: the store is done with the bytes (acknowledged or failed), so the slot may be refilled.
+      if (slot) freeSealed.push(slot);
+      inflight.delete(settled);
+    });
   };
 
   const finishVolume = async (v: VolumeState): Promise<void> => {
@@ -443,7 +484,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     throw new AbortError('upload aborted', { cause: signal.reason });
   }
   signal?.addEventListener('abort', onAbort, { once: true });
-  const gen = readParts(source, partSize);
+  const gen = readParts(source, partSize, { reuseBuffer: true });
   try {
     for (;;) {
       if (failure) break;
