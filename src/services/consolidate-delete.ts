@@ -1,0 +1,88 @@
+/**
+ * Deleting unneeded objects crash-safely.
+ *
+ * Order: (1) streams still `complete` are marked superseded (a complete
+ * stream must be whole); (2) the batch is written to the manifest as a
+ * pending deletion; (3) objects are deleted from the store; (4) the manifest
+ * marks them deleted; (5) stream records of streams now wholly deleted are
+ * deleted (so a rebuild from the bucket cannot resurrect them); (6) the
+ * pending entry is cleared. A process killed anywhere leaves the pending
+ * entry, and the next run finishes it before doing anything else, so the
+ * manifest never keeps claiming an object the store no longer has.
+ */
+import { ManifestError } from '../errors.js';
+import { streamRecordKey } from '../layout.js';
+import type { Manifest } from '../manifest/manifest.js';
+import { NotFoundError } from '../store/errors.js';
+import type { ObjectStore } from '../store/object-store.js';
+import { crashPoint } from './crash-point.js';
+import type { ScheduledDeletion } from './consolidate-schedule.js';
+
+/** Manifest kv key of an unfinished deletion batch. */
+export const PENDING_DELETE_KEY = 'consolidate:pending-delete';
+
+interface PendingDelete {
+  keys: string[];
+  records: string[];
+  at: string;
+}
+
+function isPending(v: unknown): v is PendingDelete {
+  const p = v as PendingDelete | null;
+  return !!p && Array.isArray(p.keys) && Array.isArray(p.records) && p.keys.every((k) => typeof k === 'string') && p.records.every((k) => typeof k === 'string');
+}
+
+/** Steps (3)–(6) for a recorded batch. */
+async function carryOut(manifest: Manifest, store: ObjectStore, batch: PendingDelete, now: Date): Promise<void> {
+  if (batch.keys.length > 0) await store.deleteMany(batch.keys);
+  crashPoint('consolidate-objects-deleted');
+  manifest.markVolumesDeleted(batch.keys, now);
+  crashPoint('consolidate-volumes-marked');
+  if (batch.records.length > 0) await store.deleteMany(batch.records);
+  crashPoint('consolidate-records-deleted');
+  manifest.setValue(PENDING_DELETE_KEY, undefined);
+}
+
+/**
+ * Finish a deletion batch an earlier run left unfinished. Keys that are
+ * still unneeded (`stillUnneeded`) are deleted again (idempotent); a key
+ * something now needs (retention changed meanwhile) is deleted from nothing:
+ * it is marked deleted only if the store no longer has it. Returns the keys
+ * finished.
+ */
+export async function finishPendingDeletion(manifest: Manifest, store: ObjectStore, stillUnneeded: ReadonlySet<string>, now: Date): Promise<string[]> {
+  const raw = manifest.getValue(PENDING_DELETE_KEY);
+  if (raw === undefined) return [];
+  if (!isPending(raw)) throw new ManifestError(`the pending deletion record (${PENDING_DELETE_KEY}) is malformed`, 'PENDING_DELETE');
+  const keys: string[] = [];
+  for (const k of raw.keys) {
+    if (stillUnneeded.has(k)) keys.push(k);
+    else {
+      const gone = await store.head(k).then(
+        () => false,
+        (err: unknown) => {
+          if (err instanceof NotFoundError) return true;
+          throw err;
+        },
+      );
+      if (gone) keys.push(k);
+    }
+  }
+  await carryOut(manifest, store, { ...raw, keys }, now);
+  return keys;
+}
+
+/** Delete `items` (already checked to be unneeded and due) with steps (1)–(6). */
+export async function deleteUnneeded(manifest: Manifest, store: ObjectStore, items: readonly ScheduledDeletion[], now: Date): Promise<void> {
+  if (items.length === 0) return;
+  const keys = new Set(items.map((i) => i.key));
+  const streamIds = [...new Set(items.map((i) => i.streamId))];
+  const stillComplete = streamIds.filter((id) => manifest.stream(id)?.state === 'complete');
+  if (stillComplete.length > 0) manifest.markSuperseded(stillComplete, now);
+  const records = streamIds
+    .filter((id) => manifest.volumes(id).every((v) => v.state === 'deleted' || v.state === 'aborted' || keys.has(v.key)))
+    .map(streamRecordKey);
+  manifest.setValue(PENDING_DELETE_KEY, { keys: [...keys], records, at: now.toISOString() } satisfies PendingDelete);
+  crashPoint('consolidate-delete-recorded');
+  await carryOut(manifest, store, { keys: [...keys], records, at: now.toISOString() }, now);
+}
