@@ -35,6 +35,9 @@ export interface RunResult {
   stderr: string;
 }
 
+/** stderr kept by `run` (usage texts run to a few KiB); errors carry only the last STDERR_TAIL_BYTES. */
+const RUN_STDERR_BYTES = 64 * 1024;
+
 /** Largest stdout accepted from a listing command (a pool with 100k snapshots is ~10 MiB). */
 const MAX_STDOUT = 256 * 1024 * 1024;
 
@@ -50,15 +53,18 @@ export function spawnFailure(argv: string[], err: NodeJS.ErrnoException): ZfsErr
   return new ZfsMissingError(`cannot run ${prog}: ${err.message} — check the [zfs] commands in the config`, { argv, cause: err });
 }
 
-/** Start a process and attach a stderr tail. */
-export function start(argv: string[], stdin: 'ignore' | 'pipe'): { child: ChildProcess; stderr: TailBuffer } {
+/**
+ * Start a process and attach a stderr tail of `stderrBytes` (the error tail by
+ * default; more for probes whose answer is the usage text on stderr).
+ */
+export function start(argv: string[], stdin: 'ignore' | 'pipe', stderrBytes = STDERR_TAIL_BYTES): { child: ChildProcess; stderr: TailBuffer } {
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: [stdin, 'pipe', 'pipe'],
     shell: false,
     // LC_ALL=C: messages are matched by their English text.
     env: { ...process.env, LC_ALL: 'C' },
   });
-  const stderr = new TailBuffer();
+  const stderr = new TailBuffer(stderrBytes);
   child.stderr!.on('data', (c: Buffer) => stderr.push(c));
   return { child, stderr };
 }
@@ -72,7 +78,7 @@ export function run(argv: string[]): Promise<RunResult> {
     let child: ChildProcess;
     let stderr: TailBuffer;
     try {
-      ({ child, stderr } = start(argv, 'ignore'));
+      ({ child, stderr } = start(argv, 'ignore', RUN_STDERR_BYTES));
     } catch (err) {
       reject(spawnFailure(argv, err as NodeJS.ErrnoException));
       return;

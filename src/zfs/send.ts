@@ -37,7 +37,7 @@ export function spawnSend(argv: string[], what: string): SendStream {
   } catch (err) {
     const e = spawnFailure(argv, err as NodeJS.ErrnoException);
     process.nextTick(() => fail(e));
-    return { stream, done, kill: () => stream.destroy(), argv };
+    return { stream, done, kill: () => stream.destroy(), argv, pid: undefined };
   }
   const { child, stderr } = handle;
   const stdout = child.stdout!;
@@ -75,5 +75,5 @@ export function spawnSend(argv: string[], what: string): SendStream {
     fail(classifyZfsFailure(what, details));
   });
 
-  return { stream, done, kill: () => stream.destroy(), argv };
+  return { stream, done, kill: () => stream.destroy(), argv, pid: child.pid };
 }

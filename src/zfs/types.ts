@@ -94,6 +94,8 @@ export interface SendStream {
   kill(): void;
   /** The spawned command line. */
   argv: string[];
+  /** Process id of the zfs process (undefined if it could not start). */
+  pid: number | undefined;
 }
 
 export interface ReceiveOptions {

@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { detectCapabilities } from './capabilities.js';
-import { classifyZfsFailure, ZfsError, ZfsUnsupportedError } from './errors.js';
+import { classifyZfsFailure, STDERR_TAIL_BYTES, ZfsError, ZfsUnsupportedError } from './errors.js';
 import {
   assertAnyName,
   assertBookmarkName,
@@ -75,7 +75,8 @@ export class Zfs {
   }
 
   private failure(r: RunResult, what: string): ZfsError {
-    return classifyZfsFailure(what, { argv: r.argv, exitStatus: r.exitStatus, signal: r.signal, stderrTail: r.stderr });
+    const stderrTail = r.stderr.slice(-STDERR_TAIL_BYTES);
+    return classifyZfsFailure(what, { argv: r.argv, exitStatus: r.exitStatus, signal: r.signal, stderrTail });
   }
 
   private async getRows(names: string[], props: string, extra: string[], what: string) {
@@ -384,6 +385,24 @@ export class Zfs {
     const r = await this.zfsRaw(['mount', dataset]);
     if (r.exitStatus !== 0 && !/already mounted/i.test(r.stderr)) throw this.failure(r, `zfs mount of '${dataset}'`);
     return mp;
+  }
+
+  /** Unmount `dataset` if it is mounted (not being mounted is not an error). */
+  async unmount(dataset: string): Promise<void> {
+    assertDatasetName(dataset);
+    if ((await this.mountpoint(dataset)) === null) return;
+    const r = await this.zfsRaw(['unmount', dataset]);
+    if (r.exitStatus !== 0 && !/not currently mounted/i.test(r.stderr)) throw this.failure(r, `zfs unmount of '${dataset}'`);
+  }
+
+  /**
+   * Unmount and mount again, returning the mountpoint. zfs-fuse keeps serving
+   * stale cached file contents of a mounted dataset after an incremental
+   * receive into it; a fresh mount shows what was received.
+   */
+  async remount(dataset: string): Promise<string> {
+    await this.unmount(dataset);
+    return this.mount(dataset);
   }
 }
 

@@ -1,0 +1,115 @@
+/**
+ * Process handling without real ZFS: a recorder script stands in for zfs, so
+ * we can prove what was (not) spawned and how failures surface.
+ */
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { ZfsError } from '../../src/zfs/errors.js';
+import { InvalidNameError } from '../../src/zfs/names.js';
+import { Zfs } from '../../src/zfs/zfs.js';
+
+let dir: string;
+let log: string;
+
+function script(name: string, body: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\n${body}\n`);
+  chmodSync(p, 0o755);
+  return p;
+}
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'zbk-zfs-proc-'));
+  log = join(dir, 'calls.log');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('invalid names are rejected before any process starts', async () => {
+  const rec = script('recorder', 'exit 0');
+  const zfs = new Zfs({ zfs: [rec], zpool: [rec] });
+  const bad = ['tank/a;rm -rf /', '-R', 'tank/../x', '', 'tank/a b'];
+  for (const n of bad) {
+    const snap = `${n}@s`;
+    const calls: Array<() => Promise<unknown>> = [
+      () => zfs.exists(n),
+      () => zfs.listSnapshots(n),
+      () => zfs.getSnapshot(snap),
+      () => zfs.getSnapshot(n),
+      () => zfs.createDataset(n),
+      () => zfs.snapshot(snap),
+      () => zfs.destroy(n),
+      () => zfs.hold('zbk', snap),
+      () => zfs.hold(n, 'tank/a@s'),
+      () => zfs.release(n, 'tank/a@s'),
+      () => zfs.userRefs(snap),
+      () => zfs.mountpoint(n),
+      () => zfs.receive(n, Readable.from([Buffer.from('x')])),
+      () => zfs.estimateSendSize({ snapshot: snap }),
+      async () => zfs.send({ snapshot: snap }),
+      async () => zfs.send({ snapshot: 'tank/a@s', from: snap }),
+    ];
+    for (const [i, call] of calls.entries()) {
+      await assert.rejects(call, InvalidNameError, `call #${i} accepted ${JSON.stringify(n)}`);
+    }
+  }
+  assert.equal(existsSync(log), false, `something was spawned: ${existsSync(log) ? readFileSync(log, 'utf8') : ''}`);
+
+  // Control: the recorder does record a valid call, so the check above can fail.
+  assert.equal(await zfs.exists('tank/ok'), true);
+  assert.match(readFileSync(log, 'utf8'), /^get -Hp -o value type tank\/ok$/m);
+  rmSync(log, { force: true });
+});
+
+test('a send that dies halfway errors the stream instead of ending it', async () => {
+  const bad = script('dies', "printf 'partial-stream-bytes'\necho 'cannot send tank/a@s: I/O error' >&2\nexit 1");
+  const zfs = new Zfs({ zfs: [bad], zpool: [bad] });
+  const s = zfs.send({ snapshot: 'tank/a@s' });
+  const got: Buffer[] = [];
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      got.push(c);
+      cb();
+    },
+  });
+  await assert.rejects(pipeline(s.stream, sink), (e: unknown) => e instanceof ZfsError && /I\/O error/.test(e.message));
+  await assert.rejects(s.done, (e: unknown) => {
+    assert.ok(e instanceof ZfsError);
+    assert.equal(e.exitStatus, 1);
+    assert.match(e.stderrTail, /I\/O error/);
+    assert.deepEqual(e.argv, [bad, 'send', 'tank/a@s']);
+    return true;
+  });
+  rmSync(log, { force: true });
+});
+
+test('a missing zfs binary is ZFS_MISSING, for commands and for send', async () => {
+  const zfs = new Zfs({ zfs: [join(dir, 'no-such-zfs')], zpool: [join(dir, 'no-such-zpool')] });
+  await assert.rejects(zfs.exists('tank/a'), (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_MISSING' && e.exitCode === 7);
+  const s = zfs.send({ snapshot: 'tank/a@s' });
+  s.stream.on('error', () => undefined);
+  await assert.rejects(s.done, (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_MISSING');
+  assert.equal(s.stream.readableEnded, false, 'the stream must not look complete');
+});
+
+test('send with optional flags needs capabilities first, then drops unsupported ones', async () => {
+  const rec = script('rec2', 'exit 0');
+  const zfs = new Zfs({ zfs: [rec] });
+  assert.throws(() => zfs.send({ snapshot: 'tank/a@s', compressed: true }), (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_NOT_READY');
+  const caps = { implementation: 'zfs-fuse', version: null, rawSend: false, compressedSend: false, largeBlocks: false, embeddedData: false, sendEstimate: false, resumeTokens: false, bookmarks: false, holdsList: false, listParsable: false } as const;
+  const fuse = new Zfs({ zfs: [rec] }, { capabilities: { ...caps } });
+  assert.deepEqual(fuse.send({ snapshot: 'tank/a@s', compressed: true, largeBlocks: true, from: 'tank/a@r' }).argv, [rec, 'send', '-i', 'tank/a@r', 'tank/a@s']);
+  assert.throws(() => fuse.send({ snapshot: 'tank/a@s', from: 'tank/a#bm' }), (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_UNSUPPORTED');
+  assert.equal(await fuse.estimateSendSize({ snapshot: 'tank/a@s' }), null);
+  assert.equal(await fuse.holds('tank/a@s'), null);
+  const ozfs = new Zfs({ zfs: [rec] }, { capabilities: { ...caps, implementation: 'openzfs', version: '2.2.2', rawSend: true, compressedSend: true, largeBlocks: true, embeddedData: true, bookmarks: true } });
+  const s = ozfs.send({ snapshot: 'tank/a@s', raw: true, compressed: true, largeBlocks: true, from: 'tank/a#bm' });
+  assert.deepEqual(s.argv, [rec, 'send', '-w', '-c', '-L', '-i', 'tank/a#bm', 'tank/a@s']);
+  await s.done;
+  rmSync(log, { force: true });
+});
