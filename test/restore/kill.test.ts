@@ -1,0 +1,129 @@
+/**
+ * `zbk restore run --wait` as a separate process, killed with SIGKILL in the
+ * middle of a download and in the middle of `zfs receive`, then run again:
+ * the target ends identical to the source, verified bytes on disk are not
+ * fetched again, and no restore is requested twice.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { requireZfs } from '../helpers/pool.js';
+import { hashTree } from '../helpers/tree-hash.js';
+import { startZbk, type CliRun } from '../helpers/cli.js';
+import { pushedFixture } from './helpers.js';
+
+/** Files under `dir` (recursively) whose name ends with `suffix`, with sizes. */
+function filesEnding(dir: string, suffix: string): { path: string; size: number }[] {
+  const out: { path: string; size: number }[] = [];
+  const walk = (d: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const p = join(d, n);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (st.isDirectory()) walk(p);
+      else if (n.endsWith(suffix)) out.push({ path: p, size: st.size });
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** Pids of running `zfs receive` processes into `target`. */
+function receivePids(target: string): number[] {
+  const pids: number[] = [];
+  for (const n of readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const argv = readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0');
+      if (argv.includes('receive') && argv.includes(target)) pids.push(Number(n));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
+}
+
+/** Poll (no timing assertion) until `cond` holds or the run ends; true when `cond` held. */
+async function until(run: CliRun, cond: () => boolean): Promise<boolean> {
+  let ended = false;
+  void run.done.then(() => (ended = true));
+  while (!ended) {
+    if (cond()) return true;
+    await sleep(5);
+  }
+  return false;
+}
+
+test('restore run killed with SIGKILL during a download and during zfs receive resumes to identical files', { timeout: 600_000 }, async (t) => {
+  if (!requireZfs(t)) return;
+  // Real-time clock: restores complete after 300 ms; 20 MiB volumes of four 5 MiB parts.
+  const fx = await pushedFixture(t, { restoreDelayMs: 300, fullFiles: 6, volumeSize: '20MiB' });
+  const { repo, server, dataset } = fx;
+  const target = `${fx.pool.name}/restored`;
+  const staging = join(repo.stateDir, 'restore');
+  // Slow ranged GETs a little so the kill lands inside a volume.
+  server.addFault({ operation: 'GetObject', kind: 'latency', latencyMs: 150 });
+
+  let r = await repo.zbk(['restore', 'plan', dataset, '--asap']);
+  assert.equal(r.code, 0, r.stderr);
+  const args = ['restore', 'run', dataset, '--target', target, '--wait', '--poll-interval', '1'];
+
+  // 1. Kill during a download: a partial file with at least one part, before the volume is whole.
+  let run = startZbk(args, repo.env);
+  // More than one part of the first volume (four 5 MiB parts) has left the server.
+  const inDownload = await until(run, () => server.accounting.bytesOut > 6 * 1024 * 1024);
+  if (!inDownload) assert.fail(`the run ended before any download started: ${(await run.done).stderr}`);
+  run.child.kill('SIGKILL');
+  await killed(run);
+  const partialAtKill = filesEnding(staging, '.partial').reduce((a, f) => a + f.size, 0);
+  const outAtKill = server.accounting.bytesOut;
+  server.clearFaults();
+
+  // 2. Rerun, kill during zfs receive.
+  run = startZbk(args, repo.env);
+  const inReceive = await until(run, () => receivePids(target).length > 0);
+  if (!inReceive) assert.fail(`the run ended before zfs receive started: ${(await run.done).stderr}`);
+  run.child.kill('SIGKILL');
+  await killed(run);
+  // The orphaned zfs receive sees its input end and exits; wait for it before rerunning.
+  while (receivePids(target).length > 0) await sleep(20);
+
+  // 3. Rerun to the end.
+  r = await repo.zbk(args);
+  assert.equal(r.code, 0, r.stderr);
+  const dst = await hashTree(await fx.pool.zfs.mount(target));
+  assert.deepEqual(dst, await hashTree(fx.sourceMount));
+
+  // Verified bytes were not fetched twice: total egress ≤ stored bytes + what was in flight at the kill + key file reads.
+  r = await repo.zbk(['restore', 'status', dataset, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const status = JSON.parse(r.stdout) as { restores: { totalBytes: number; next: { kind: string }; receivedSnapshots: string[] }[] };
+  const s = status.restores[0]!;
+  assert.equal(s.next.kind, 'done');
+  assert.deepEqual(s.receivedSnapshots, fx.snapshots);
+  const fiveMiBPart = 5 * 1024 * 1024 + 64 * 1024;
+  assert.ok(partialAtKill > 0 && outAtKill > 0, 'the first kill left a partial download');
+  assert.deepEqual(filesEnding(staging, '.partial'), [], 'nothing left staged');
+  assert.ok(server.accounting.bytesOut <= s.totalBytes + fiveMiBPart + 64 * 1024, `bytes out ${server.accounting.bytesOut} for ${s.totalBytes} stored`);
+  // One restore request per volume, none repeated.
+  assert.equal(server.accounting.restoreRequestsByTier.Bulk, filesEnding(staging, '.bad').length + (await volumeCount(repo.zbk)));
+});
+
+async function killed(run: CliRun): Promise<void> {
+  const r = await run.done;
+  assert.equal(r.signal, 'SIGKILL', `the run was not killed (exit ${r.code}): ${r.stderr}`);
+}
+
+async function volumeCount(zbk: (a: string[]) => Promise<{ stdout: string }>): Promise<number> {
+  const r = await zbk(['restore', 'status', '--json']);
+  const s = JSON.parse(r.stdout) as { restores: { months: { volumes: unknown[] }[] }[] };
+  return s.restores[0]!.months.reduce((a, m) => a + m.volumes.length, 0);
+}
