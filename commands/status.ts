@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import bytes from 'bytes';
-import Table from 'cli-table3';
+import { textTable } from '../src/cli/table.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { status, type StatusResult } from '../src/services/status.js';
 
@@ -19,7 +19,7 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
     this.say(`store: ${result.store}`);
     for (const d of result.datasets) {
       this.say(`\n${d.dataset}: latest pushed @${d.latestPushed ?? '-'} at ${d.lastPushAt ?? '-'}; ${fmt(d.storedBytes)} in ${d.objects} object(s); ≈ $${d.monthlyCost.toFixed(4)}/month`);
-      const t = new Table({ head: ['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed'], style: { head: [], border: [] } });
+      const t = textTable(['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed']);
       for (const c of d.chain) t.push([c.kind, c.from ?? '', c.to, c.snapshotCreated.slice(0, 19), fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, c.pushedAt?.slice(0, 19) ?? '']);
       if (d.chain.length) this.say(t.toString());
     }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import bytes from 'bytes';
-import Table from 'cli-table3';
+import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { costReport, type CostLine, type CostResult } from '../../src/services/cost.js';
 
@@ -20,7 +20,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest.`;
     const $ = (n: number): string => `$${n.toFixed(4)}`;
     const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
     const table = (title: string, rows: CostLine[]): void => {
-      const t = new Table({ head: [title, 'objects', 'stored', 'data', 'overhead', 'total / month'], style: { head: [], border: [] } });
+      const t = textTable([title, 'objects', 'stored', 'data', 'overhead', 'total / month']);
       for (const l of rows) t.push([l.name, l.objects, fmt(l.storedBytes), $(l.data), $(l.overhead), $(l.total)]);
       this.say(t.toString());
     };
@@ -34,7 +34,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest.`;
           (r.scheduledDeletions.lastNotBefore ? ` (all free by ${r.scheduledDeletions.lastNotBefore.slice(0, 10)}; run "zbk consolidate --apply" then)` : ''),
       );
     }
-    const p = new Table({ head: ['month', 'from', 'existing', 'growth', 'total'], style: { head: [], border: [] } });
+    const p = textTable(['month', 'from', 'existing', 'growth', 'total']);
     for (const m of r.projection) p.push([m.month, m.from.slice(0, 10), $(m.existing), $(m.growth), $(m.total)]);
     this.say(`projection (recent growth ${fmt(r.recentGrowthBytesPerMonth)}/month):\n${p.toString()}\ntotal over ${r.projection.length} months ≈ ${$(r.projectionTotal)}`);
     for (const w of r.warnings) this.note(`warning: ${w}`);

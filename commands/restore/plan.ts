@@ -1,6 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import bytes from 'bytes';
-import Table from 'cli-table3';
+import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { describeMonths } from '../../src/planner/restore-plan.js';
 import { restorePlan, type RestorePlanResult } from '../../src/services/restore/index.js';
@@ -51,7 +51,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
     this.say(`${result.dataset}@${result.snapshot}: ${result.chain.length} stream(s), ${result.chain.reduce((a, c) => a + c.volumes, 0)} volume(s), ${fmt(result.totalBytes)}`);
     for (const c of result.chain) this.say(`  ${c.kind.padEnd(11)} ${c.from ? `@${c.from} → ` : ''}@${c.to}: ${c.volumes} volume(s), ${fmt(c.bytes)}`);
     const { header, rows } = describeMonths(result);
-    const t = new Table({ head: header });
+    const t = textTable(header);
     for (const r of rows) t.push(r);
     this.say(t.toString());
     this.say(

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import bytes from 'bytes';
-import Table from 'cli-table3';
+import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { restoreStatus, type RestoreStatusResult } from '../../src/services/restore/index.js';
 
@@ -19,7 +19,7 @@ Exit codes: 0 ok, 3 config, 9 manifest.`;
     if (result.restores.length === 0) this.say('no saved restore: run "zbk restore plan <dataset>"');
     for (const j of result.restores) {
       this.say(`\n${j.dataset}@${j.snapshot} → ${j.target ?? '(target set by the first run)'}: ${j.mode}, ${j.tier}; ${fmt(j.totalBytes)}; received ${j.receivedSnapshots.map((s) => `@${s}`).join(', ') || 'nothing yet'}`);
-      const t = new Table({ head: ['month', 'volume', 'snapshot', 'state', 'size', 'downloaded', 'requests', 'copy expires'] });
+      const t = textTable(['month', 'volume', 'snapshot', 'state', 'size', 'downloaded', 'requests', 'copy expires']);
       for (const m of j.months) {
         t.push([{ colSpan: 8, content: `${m.month}: planned $${m.plannedCost.toFixed(2)}, spent $${m.spent.toFixed(2)}, downloaded ${fmt(m.downloadedBytes)} of ${fmt(m.bytes)}` }]);
         for (const v of m.volumes) t.push(['', v.key, `@${v.snapshot}`, v.phase + (v.lastError ? ' (!)' : ''), fmt(v.bytes), fmt(v.downloadedBytes), v.restoreRequests, v.restoreExpiry?.slice(0, 16) ?? '']);
