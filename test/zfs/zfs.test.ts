@@ -16,6 +16,11 @@ async function sendInto(zfs: Zfs, opts: { snapshot: string; from?: string }, tar
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Wait up to 10 s for a process to be gone (reaped). */
+async function waitForExit(pid: number): Promise<void> {
+  for (let i = 0; i < 500 && isAlive(pid); i++) await sleep(20);
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -147,8 +152,10 @@ test('destroying the consumer stream kills zfs send; no unhandled rejection', as
         s.stream.pause();
         assert.ok(s.pid !== undefined && isAlive(s.pid), 'zfs send should be running');
         s.stream.destroy();
-        await assert.rejects(s.done, (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_KILLED');
+        // Bounded wait, so a regression fails here instead of hanging the run.
+        await waitForExit(s.pid);
         assert.equal(isAlive(s.pid), false, 'zfs send still running after the stream was destroyed');
+        await assert.rejects(s.done, (e: unknown) => e instanceof ZfsError && e.code === 'ZFS_KILLED');
       } finally {
         s.kill();
       }
@@ -161,7 +168,7 @@ test('destroying the consumer stream kills zfs send; no unhandled rejection', as
         await new Promise<void>((resolve) => s2.stream.once('data', () => resolve()));
         s2.stream.destroy();
         // Wait (bounded) for the process to be gone, then let rejections propagate.
-        for (let i = 0; i < 500 && s2.pid !== undefined && isAlive(s2.pid); i++) await sleep(20);
+        await waitForExit(s2.pid!);
         for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
         assert.equal(isAlive(s2.pid!), false);
         assert.deepEqual(unhandled, []);
