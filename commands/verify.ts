@@ -1,25 +1,67 @@
 import { Flags } from '@oclif/core';
+import bytes from 'bytes';
 import { BaseCommand } from '../src/cli/base-command.js';
+import { canPrompt, promptHidden } from '../src/cli/prompt.js';
 import { verify, type VerifyResult } from '../src/services/verify.js';
+import { verifyDeep, type DeepVerifyResult } from '../src/services/verify-deep.js';
 
 export default class Verify extends BaseCommand {
-  static override summary = 'Check that every object the manifest needs is in the store, intact.';
+  static override summary = 'Check that every object the manifest needs is in the store, intact; --deep restores and compares.';
   static override description = `For every complete stream: each volume exists with the recorded size and storage class, its sealed metadata decrypts and names the right stream, volume and snapshot; the stream record opens. Uses LIST/HEAD and small GETs only: no archived data is restored, cost is a few requests per object.
 
-Exit codes: 0 everything verified, 3 config, 4 passphrase, 5 store, 6 a missing or damaged object, 9 manifest.`;
-  static override examples = ['<%= config.bin %> verify', '<%= config.bin %> verify --dataset tank/photos --json'];
+--deep is a restore drill: the chain of a pushed snapshot (default the latest) is downloaded, opened part by part, received into a scratch dataset in the same pool and compared file by file with a clone of the local snapshot; both scratch datasets are destroyed afterwards. When objects are archived (Deep Archive), the thaw cost is shown first and nothing is spent without confirmation (--yes, or answering the prompt); run it again once the restores are done.
+
+Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting for a thaw, 3 config, 4 passphrase, 5 store, 6 a missing or damaged object or restored files that differ, 7 zfs, 9 manifest.`;
+  static override examples = [
+    '<%= config.bin %> verify',
+    '<%= config.bin %> verify --dataset tank/photos --json',
+    '<%= config.bin %> verify --deep --dataset tank/photos',
+    '<%= config.bin %> verify --deep --dataset tank/photos --snapshot autosnap_2026-01-01 --yes',
+  ];
   static override flags = {
-    dataset: Flags.string({ description: 'Only this dataset.' }),
+    dataset: Flags.string({ description: 'Only this dataset (required with --deep when several are pushed).' }),
+    deep: Flags.boolean({ description: 'Restore drill: restore into a scratch dataset and compare with the local snapshot.' }),
+    snapshot: Flags.string({ description: 'With --deep: the pushed snapshot to drill (short name; default the latest).', dependsOn: ['deep'] }),
+    yes: Flags.boolean({ description: 'With --deep: agree to pay for thawing archived objects.', dependsOn: ['deep'] }),
   };
 
-  async run(): Promise<VerifyResult> {
+  async run(): Promise<VerifyResult | DeepVerifyResult> {
     const { flags } = await this.parse(Verify);
-    const r = await verify(this.context(flags), { dataset: flags.dataset });
+    const ctx = this.context(flags);
+    if (flags.deep) return this.deep(ctx, flags);
+    const r = await verify(ctx, { dataset: flags.dataset });
     this.say(`${r.objectsChecked} object(s) of ${r.streams} stream(s) checked in ${r.store}`);
     for (const p of r.problems) this.say(`PROBLEM ${p.key}${p.dataset ? ` (${p.dataset})` : ''}: ${p.problem}`);
     if (r.unreferenced.length) this.note(`${r.unreferenced.length} object(s) under data/ not in the manifest (abandoned uploads?): ${r.unreferenced.slice(0, 5).join(', ')}`);
     this.say(r.ok ? 'OK: all objects present and intact' : `FAILED: ${r.problems.length} problem(s); run "zbk push" to re-upload a dataset whose chain is damaged`);
     if (!r.ok) process.exitCode = 6;
+    return r;
+  }
+
+  private async deep(ctx: ReturnType<BaseCommand['context']>, flags: { dataset?: string; snapshot?: string; yes?: boolean }): Promise<DeepVerifyResult> {
+    let r = await verifyDeep(ctx, { dataset: flags.dataset, snapshot: flags.snapshot, confirm: flags.yes });
+    if (r.outcome === 'needs-confirmation' && !this.jsonEnabled() && canPrompt()) {
+      const answer = await promptHidden(`${r.archivedObjects} archived object(s), ${bytes.format(r.bytes)}: thawing costs ≈ $${r.thawCost.toFixed(2)}. Type "yes" to pay and request the restores: `);
+      if (answer.trim().toLowerCase() === 'yes') r = await verifyDeep(ctx, { dataset: flags.dataset, snapshot: flags.snapshot, confirm: true });
+    }
+    switch (r.outcome) {
+      case 'verified':
+        this.say(`OK: ${r.dataset}@${r.snapshot} restored from ${r.objects} object(s) (${bytes.format(r.bytes)})${r.comparedWithLocal ? `; ${r.filesCompared} entries identical to the local snapshot` : '; local snapshot gone, guid checked'}`);
+        break;
+      case 'different':
+        for (const d of r.differences) this.say(`DIFFERENT ${d.problem}: ${d.path}`);
+        this.say(`FAILED: the restored ${r.dataset}@${r.snapshot} differs from the local snapshot`);
+        process.exitCode = 6;
+        break;
+      case 'needs-confirmation':
+        this.say(`${r.archivedObjects} object(s) are archived: thawing them costs ≈ $${r.thawCost.toFixed(2)}; rerun with --yes to pay and request the restores`);
+        process.exitCode = 1;
+        break;
+      case 'thawing':
+        this.say(`requested ${r.restoresRequested} restore(s) (≈ $${r.thawCost.toFixed(2)}); run "zbk verify --deep" again when they are done (up to 48 h for Bulk)`);
+        process.exitCode = 1;
+        break;
+    }
     return r;
   }
 }

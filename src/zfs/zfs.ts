@@ -194,6 +194,34 @@ export class Zfs {
     return spawnSend(argv, what);
   }
 
+  /**
+   * Like {@link send}, but detects capabilities first, so it never fails with
+   * ZFS_NOT_READY. When `raw` is asked for and this ZFS cannot send raw, the
+   * dataset is checked: if it reports native encryption, sending without -w
+   * would not be the same stream, so ZFS_UNSUPPORTED is thrown.
+   */
+  async openSend(opts: SendOptions): Promise<SendStream> {
+    const { dataset } = splitSnapshotName(opts.snapshot);
+    const caps = await this.capabilities();
+    if (opts.raw && !caps.rawSend && (await this.isEncrypted(dataset))) {
+      throw new ZfsUnsupportedError(`'${dataset}' is encrypted but this ZFS cannot send raw (-w) — upgrade to OpenZFS 2.x`);
+    }
+    return this.send(opts);
+  }
+
+  /** True when `dataset` uses native encryption (false where the property does not exist). */
+  async isEncrypted(dataset: string): Promise<boolean> {
+    assertDatasetName(dataset);
+    const r = await this.zfsRaw(['get', '-Hp', '-o', 'value', 'encryption', dataset]);
+    if (r.exitStatus !== 0) {
+      // zfs-fuse and other pre-encryption ZFS reject the property name itself.
+      if (/invalid property/i.test(r.stderr)) return false;
+      throw this.failure(r, `zfs get encryption of '${dataset}'`);
+    }
+    const v = r.stdout.trim();
+    return v !== 'off' && v !== '-' && v !== '';
+  }
+
   /** Estimated stream size in bytes (`zfs send -nP`), or null where unsupported. */
   async estimateSendSize(opts: SendOptions): Promise<number | null> {
     assertSnapshotName(opts.snapshot);
@@ -362,6 +390,13 @@ export class Zfs {
   async destroy(name: string, opts: { recursive?: boolean } = {}): Promise<void> {
     assertAnyName(name);
     await this.zfsOk(['destroy', ...(opts.recursive ? ['-r'] : []), name], `zfs destroy of '${name}'`);
+  }
+
+  /** `zfs clone snapshot target`: a writable dataset showing the snapshot's files (restore drills compare against it). */
+  async clone(snapshot: string, target: string): Promise<void> {
+    assertSnapshotName(snapshot);
+    assertDatasetName(target);
+    await this.zfsOk(['clone', snapshot, target], `zfs clone of '${snapshot}' to '${target}'`);
   }
 
   /** Where `dataset` is mounted, or null when it is not mounted or has no mountpoint. */

@@ -1,0 +1,165 @@
+/**
+ * `zbk verify --deep`: a restore drill. The chain of a pushed snapshot is
+ * read back from the store, opened part by part and received into a scratch
+ * dataset; its files are compared with a clone of the local snapshot; both
+ * scratch datasets are destroyed afterwards, whatever happens.
+ *
+ * Archived objects (Deep Archive) must be thawed first, which costs money:
+ * the drill then stops with the cost, and only with `confirm` requests the
+ * restores (run it again once they are done).
+ */
+import { randomBytes } from 'node:crypto';
+import { restoreCost } from '../cost/model.js';
+import { priceTable } from '../cost/prices.js';
+import { sealedPartSize } from '../crypto/index.js';
+import { OperationError, UsageError } from '../errors.js';
+import type { Manifest } from '../manifest/manifest.js';
+import type { StreamWithVolumes } from '../manifest/types.js';
+import { openVolumesFromStore } from '../pipeline/download.js';
+import { compareTrees, type TreeDifference } from './tree-compare.js';
+import { openKeyring, openManifest, type ServiceContext } from './context.js';
+
+export interface DeepVerifyOptions {
+  dataset?: string;
+  /** Short snapshot name (default: the latest pushed). */
+  snapshot?: string;
+  /** Spend money on thawing archived objects. */
+  confirm?: boolean;
+  /** Days a thawed copy stays readable. */
+  restoreDays?: number;
+}
+
+export interface DeepVerifyResult {
+  dataset: string;
+  snapshot: string;
+  /** `verified`: restored and identical; `different`: restored but files differ; `thawing`/`needs-confirmation`: archived objects first. */
+  outcome: 'verified' | 'different' | 'thawing' | 'needs-confirmation';
+  ok: boolean;
+  streams: number;
+  objects: number;
+  bytes: number;
+  /** Objects that must be thawed before the drill can read them. */
+  archivedObjects: number;
+  /** What thawing them costs (USD), shown before anything is spent. */
+  thawCost: number;
+  restoresRequested: number;
+  filesCompared: number;
+  differences: TreeDifference[];
+  /** False when the local snapshot is gone: then only the received snapshot's guid is checked. */
+  comparedWithLocal: boolean;
+}
+
+function chainOf(manifest: Manifest, dataset: string, snapshot: string | undefined): StreamWithVolumes[] {
+  if (!snapshot) return manifest.chainFor(dataset);
+  const snap = manifest.snapshots(dataset).find((s) => s.name === snapshot);
+  if (!snap) throw new UsageError(`@${snapshot} of ${dataset} was never pushed`, 'NOT_PUSHED');
+  return manifest.chainFor(dataset, snap.guid);
+}
+
+export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): Promise<DeepVerifyResult> {
+  const keyring = await openKeyring(ctx);
+  const manifest = openManifest(ctx, keyring);
+  let chain: StreamWithVolumes[];
+  let dataset: string;
+  try {
+    const pushed = manifest.datasets().map((d) => d.name);
+    dataset = opts.dataset ?? (pushed.length === 1 ? pushed[0]! : '');
+    if (!dataset) throw new UsageError(`name the dataset to drill with --dataset (pushed: ${pushed.join(', ') || 'none'})`);
+    chain = chainOf(manifest, dataset, opts.snapshot);
+  } finally {
+    manifest.close();
+  }
+  const last = chain[chain.length - 1];
+  if (!last) throw new UsageError(`${dataset} has no pushed snapshot to verify`, 'NOT_PUSHED');
+  const volumes = chain.flatMap((s) => s.volumes);
+  const bytes = volumes.reduce((n, v) => n + (v.storedSize ?? 0), 0);
+  const base: DeepVerifyResult = {
+    dataset,
+    snapshot: last.to.name,
+    outcome: 'verified',
+    ok: false,
+    streams: chain.length,
+    objects: volumes.length,
+    bytes,
+    archivedObjects: 0,
+    thawCost: 0,
+    restoresRequested: 0,
+    filesCompared: 0,
+    differences: [],
+    comparedWithLocal: false,
+  };
+
+  // 1. Readable now? HEAD is cheap and works on archived objects.
+  const archived: string[] = [];
+  let inProgress = 0;
+  let archivedBytes = 0;
+  for (const v of volumes) {
+    const info = await ctx.store.head(v.key);
+    if (info.restore.state === 'archived') {
+      archived.push(v.key);
+      archivedBytes += info.size;
+    } else if (info.restore.state === 'in-progress') inProgress++;
+  }
+  if (archived.length > 0 || inProgress > 0) {
+    const days = opts.restoreDays ?? 7;
+    const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    const cost = restoreCost({ bytes: archivedBytes, objects: archived.length, tier: ctx.config.restore.tier, days }, prices).total;
+    const result = { ...base, archivedObjects: archived.length + inProgress, thawCost: cost };
+    if (archived.length > 0 && !opts.confirm) return { ...result, outcome: 'needs-confirmation' };
+    let requested = 0;
+    for (const key of archived) {
+      const o = await ctx.store.requestRestore(key, days, ctx.config.restore.tier);
+      if (o === 'started') requested++;
+    }
+    return { ...result, outcome: 'thawing', restoresRequested: requested };
+  }
+
+  // 2. Receive the chain into a scratch dataset beside the source.
+  const pool = dataset.split('/')[0]!;
+  const tag = randomBytes(4).toString('hex');
+  const scratch = `${pool}/zbk-verify-${tag}`;
+  const clone = `${pool}/zbk-verify-src-${tag}`;
+  const zfs = ctx.zfs;
+  try {
+    for (const [i, s] of chain.entries()) {
+      const plaintext = openVolumesFromStore({
+        store: ctx.store,
+        keyring,
+        streamId: Buffer.from(s.streamId, 'hex'),
+        volumes: s.volumes.map((v) => ({
+          index: v.volumeIndex,
+          key: v.key,
+          plaintextSize: v.plaintextSize ?? 0,
+          plaintextSha256: v.plaintextSha256 ?? '',
+          storedSize: v.storedSize ?? 0,
+          partCount: v.partCount ?? 0,
+          partSize: s.partSize,
+        })),
+        sealedSize: sealedPartSize,
+      });
+      await zfs.receive(scratch, plaintext, { force: i > 0 });
+    }
+    const received = await zfs.getSnapshot(`${scratch}@${last.to.name}`);
+    if (received.guid !== last.to.guid) {
+      throw new OperationError(`the restored snapshot has guid ${received.guid}, the manifest says ${last.to.guid}`, 'GUID_MISMATCH');
+    }
+    // 3. Compare with the local snapshot, through a clone (the live dataset may have changed since).
+    const local = (await zfs.listSnapshots(dataset)).find((s) => s.guid === last.to.guid);
+    if (!local) {
+      ctx.log.warn(`${dataset}@${last.to.name} no longer exists locally: checked the restored snapshot's guid only`);
+      return { ...base, ok: true, outcome: 'verified' };
+    }
+    await zfs.clone(local.name, clone);
+    const diff = await compareTrees(await zfs.mount(clone), await zfs.remount(scratch));
+    const ok = diff.differences.length === 0;
+    return { ...base, ok, outcome: ok ? 'verified' : 'different', filesCompared: diff.compared, differences: diff.differences, comparedWithLocal: true };
+  } finally {
+    for (const name of [clone, scratch]) {
+      if (await zfs.exists(name).catch(() => false)) {
+        // zfs-fuse refuses to destroy a mounted dataset ("busy"): unmount first.
+        await zfs.unmount(name).catch(() => undefined);
+        await zfs.destroy(name, { recursive: true }).catch((err: unknown) => ctx.log.warn(`could not destroy the scratch dataset ${name}: ${(err as Error).message}`));
+      }
+    }
+  }
+}
