@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { test } from 'node:test';
-import { ZfsBusyError, ZfsError, ZfsNotFoundError } from '../../src/zfs/errors.js';
+import { ZfsBusyError, ZfsError, ZfsExistsError, ZfsNotFoundError } from '../../src/zfs/errors.js';
 import type { Zfs } from '../../src/zfs/zfs.js';
 import { requireZfs, withTestPool, writeRandomFiles } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
@@ -91,6 +91,38 @@ test('full send → receive, then incremental → receive: every file identical'
       (await zfs.listSnapshots(`${name}/copy`)).map((s) => s.shortName),
       ['s1', 's2'],
     );
+  });
+});
+
+test('receive: a failing input aborts the receive with the input\'s error; an existing target is a typed error', async (t) => {
+  if (!requireZfs(t)) return;
+  await withTestPool(async ({ name, zfs }) => {
+    const src = `${name}/src`;
+    await zfs.createDataset(src);
+    writeRandomFiles(await zfs.mount(src), { files: 4, bytesEach: 500_000, seed: 'recv' });
+    await zfs.snapshot(`${src}@s1`);
+    assert.equal(await zfs.isEncrypted(src), false);
+
+    // Pass the first 64 KiB of a real stream, then fail like a decryption error would.
+    const s = await zfs.openSend({ snapshot: `${src}@s1` });
+    const boom = new Error('integrity check failed on part 3');
+    async function* cut(): AsyncGenerator<Buffer> {
+      let n = 0;
+      for await (const c of s.stream) {
+        n += (c as Buffer).length;
+        yield c as Buffer;
+        if (n >= 65536) throw boom;
+      }
+    }
+    await assert.rejects(zfs.receive(`${name}/dst`, Readable.from(cut())), (e: unknown) => e === boom);
+    assert.equal(await zfs.exists(`${name}/dst`), false, 'a partial receive must not leave a dataset');
+    assert.equal(await zfs.exists(`${name}/dst@s1`), false);
+
+    await sendInto(zfs, { snapshot: `${src}@s1` }, `${name}/dst`);
+    const again = zfs.send({ snapshot: `${src}@s1` });
+    again.stream.on('error', () => undefined);
+    await assert.rejects(zfs.receive(`${name}/dst`, again.stream), (e: unknown) => e instanceof ZfsExistsError && /exists/.test(e.stderrTail));
+    await again.done.catch(() => undefined);
   });
 });
 
