@@ -245,6 +245,8 @@ export class Zfs {
     if (opts.resumable && (await this.capabilities()).resumeTokens) flags.push('-s');
     const argv = [...this.commands.zfs, 'receive', ...flags, target];
     const what = `zfs receive into '${target}'`;
+    const dataset = target.split('@')[0]!;
+    const existedBefore = await this.exists(dataset);
 
     let handle: ReturnType<typeof start>;
     try {
@@ -256,7 +258,7 @@ export class Zfs {
     const { child, stderr } = handle;
     const stdin = child.stdin!;
 
-    await new Promise<void>((resolve, reject) => {
+    const received = new Promise<void>((resolve, reject) => {
       let inputError: unknown = null;
       let writeError: unknown = null;
       let spawnError: ZfsError | null = null;
@@ -291,6 +293,24 @@ export class Zfs {
         resolve();
       });
     });
+    try {
+      await received;
+    } catch (err) {
+      // zfs-fuse's daemon discards a cut-off receive asynchronously, after the
+      // client process is gone: wait (bounded) until a dataset this receive
+      // created is gone too, so callers never find a partial target.
+      if (!existedBefore) await this.waitGone(dataset, 15_000);
+      throw err;
+    }
+  }
+
+  /** Poll until `dataset` no longer exists, for at most `timeoutMs`. */
+  private async waitGone(dataset: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (!(await this.exists(dataset).catch(() => false))) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   // ---- holds ------------------------------------------------------------------
