@@ -17,6 +17,8 @@ export interface StreamPart {
 export interface ReadPartsOptions {
   /** Hand out views of one reused buffer instead of a fresh buffer per part (see readParts). */
   reuseBuffer?: boolean;
+  /** Allocator of the reused buffer (e.g. over a SharedArrayBuffer for a hashing worker); default allocUnsafeSlow. */
+  allocate?: (size: number) => Buffer;
 }
 
 function toBuffer(chunk: unknown): Buffer {
@@ -61,7 +63,8 @@ export async function* readParts(
   const partBuffer = (): Buffer => {
     if (!options.reuseBuffer) return Buffer.allocUnsafe(partSize);
     // allocUnsafeSlow: a dedicated allocation, never a slice of the shared pool.
-    shared ??= Buffer.allocUnsafeSlow(partSize);
+    shared ??= options.allocate ? options.allocate(partSize) : Buffer.allocUnsafeSlow(partSize);
+    if (shared.length < partSize) throw new RangeError(`readParts: allocate(${partSize}) returned ${shared.length} bytes`);
     return shared;
   };
   const it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;

@@ -5,6 +5,8 @@
  * Talks only to an ObjectStore, a Keyring, the source and callbacks.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
 import { ZbkKeyring } from '../crypto/keyring.js';
 import type { Keyring, PartContext } from '../crypto/types.js';
@@ -88,6 +90,13 @@ export interface UploadStreamOptions {
   volumeSize: number;
   /** Parts in flight at once (≥ 1). */
   parallel: number;
+  /**
+   * Compute the SHA-256 digests (part plaintext, volume plaintext, sealed
+   * part checksum) on a worker thread over shared memory, overlapping them
+   * with sealing and store I/O on the main thread. Default: true when more
+   * than one CPU is available. Results are identical either way.
+   */
+  hashInWorker?: boolean;
   storageClass: string;
   /** User metadata for CreateMultipartUpload of a volume (the sealed VolumeMetadata under 'zbk-meta'). */
   volumeMetadata(volumeIndex: number): Record<string, string>;
@@ -128,7 +137,6 @@ interface VolumeState {
   serverParts: Map<number, UploadedPart>;
   /** Object info when adopting or verifying. */
   info: ObjectInfo | null;
-  hash: Hash;
   plaintextSize: number;
   sealedTotal: number;
   partCount: number;
@@ -140,8 +148,154 @@ function hex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }
 
-function sha256Hex(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
+/**
+ * SHA-256 digests the pipeline needs: per-part plaintext (hex), per-volume
+ * plaintext (hex, running over the volume's parts in order) and per-part
+ * sealed checksum (base64). Each promise resolves once `data` is no longer
+ * read, so the caller may then overwrite the buffer.
+ */
+interface PartHasher {
+  /** Hash of `data`, also appended to volume `volume`'s running hash. */
+  plain(volume: number, data: Uint8Array): Promise<string>;
+  sealed(data: Uint8Array): Promise<string>;
+  /** Digest of everything `plain` fed to `volume` (then forgotten). */
+  volumeDigest(volume: number): Promise<string>;
+  /** Buffer for data this hasher reads without copying (shared memory for the worker). */
+  allocate(size: number): Buffer;
+  close(): Promise<void>;
+}
+
+/** Hashes synchronously on the calling thread. */
+class InlineHasher implements PartHasher {
+  private readonly volumes = new Map<number, Hash>();
+
+  plain(volume: number, data: Uint8Array): Promise<string> {
+    let h = this.volumes.get(volume);
+    if (!h) this.volumes.set(volume, (h = createHash('sha256')));
+    h.update(data);
+    return Promise.resolve(createHash('sha256').update(data).digest('hex'));
+  }
+
+  sealed(data: Uint8Array): Promise<string> {
+    return Promise.resolve(createHash('sha256').update(data).digest('base64'));
+  }
+
+  volumeDigest(volume: number): Promise<string> {
+    const h = this.volumes.get(volume) ?? createHash('sha256');
+    this.volumes.delete(volume);
+    return Promise.resolve(h.digest('hex'));
+  }
+
+  allocate(size: number): Buffer {
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** The worker's program (CommonJS, evaluated): requests are answered in order. */
+const HASH_WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { createHash } = require('node:crypto');
+const volumes = new Map();
+parentPort.on('message', (m) => {
+  let reply;
+  try {
+    const data = m.buffer ? new Uint8Array(m.buffer, m.offset, m.length) : null;
+    if (m.op === 'plain') {
+      let h = volumes.get(m.volume);
+      if (!h) volumes.set(m.volume, (h = createHash('sha256')));
+      h.update(data);
+      reply = { id: m.id, value: createHash('sha256').update(data).digest('hex') };
+    } else if (m.op === 'sealed') {
+      reply = { id: m.id, value: createHash('sha256').update(data).digest('base64') };
+    } else if (m.op === 'volume') {
+      const h = volumes.get(m.volume) || createHash('sha256');
+      volumes.delete(m.volume);
+      reply = { id: m.id, value: h.digest('hex') };
+    } else {
+      reply = { id: m.id, error: 'unknown op ' + m.op };
+    }
+  } catch (e) {
+    reply = { id: m.id, error: String((e && e.message) || e) };
+  }
+  parentPort.postMessage(reply);
+});
+`;
+
+interface HashReply {
+  id: number;
+  value?: string;
+  error?: string;
+}
+
+/**
+ * Hashes on a worker thread. Data must live in a SharedArrayBuffer (from
+ * `allocate`) so nothing is copied; other data is hashed inline.
+ */
+class WorkerHasher implements PartHasher {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, { resolve(v: string): void; reject(e: Error): void }>();
+  private nextId = 0;
+  private dead: Error | null = null;
+
+  constructor() {
+    this.worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
+    this.worker.unref();
+    this.worker.on('message', (r: HashReply) => {
+      const p = this.pending.get(r.id);
+      if (!p) return;
+      this.pending.delete(r.id);
+      if (r.error !== undefined || r.value === undefined) p.reject(new Error(`hash worker: ${r.error ?? 'no result'}`));
+      else p.resolve(r.value);
+    });
+    const die = (err: Error): void => {
+      this.dead ??= err;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    this.worker.on('error', (err) => die(err));
+    this.worker.on('exit', (code) => die(new Error(`hash worker exited (code ${code})`)));
+  }
+
+  private request(op: string, fields: { volume?: number; data?: Uint8Array }): Promise<string> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const d = fields.data;
+    const p = new Promise<string>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, volume: fields.volume, buffer: d?.buffer, offset: d?.byteOffset, length: d?.byteLength });
+    });
+    // Callers await it; this only keeps a rejection after an earlier failure from being "unhandled".
+    p.catch(() => undefined);
+    return p;
+  }
+
+  plain(volume: number, data: Uint8Array): Promise<string> {
+    // uploadStream reads every part into one buffer from `allocate`; anything else is a bug, not a slow path.
+    if (!(data.buffer instanceof SharedArrayBuffer)) return Promise.reject(new Error('internal: part data is not in shared memory'));
+    return this.request('plain', { volume, data });
+  }
+
+  sealed(data: Uint8Array): Promise<string> {
+    // Another Keyring's sealPart returns ordinary memory: hash it here.
+    if (!(data.buffer instanceof SharedArrayBuffer)) return Promise.resolve(createHash('sha256').update(data).digest('base64'));
+    return this.request('sealed', { data });
+  }
+
+  volumeDigest(volume: number): Promise<string> {
+    return this.request('volume', { volume });
+  }
+
+  allocate(size: number): Buffer {
+    return Buffer.from(new SharedArrayBuffer(size));
+  }
+
+  async close(): Promise<void> {
+    await this.worker.terminate();
+  }
 }
 
 /** S3's multipart ETag (md5 of the parts' binary md5s, "-N"); null when a part ETag is not an md5. */
@@ -248,7 +402,6 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       resume: r,
       serverParts: new Map(),
       info: null,
-      hash: createHash('sha256'),
       plaintextSize: 0,
       sealedTotal: 0,
       partCount: 0,
@@ -315,7 +468,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     if (b) return b;
     if (sealedBuffers >= parallel) throw new Error('internal: more sealed buffers in use than upload slots');
     sealedBuffers++;
-    return Buffer.allocUnsafeSlow(opts.sealedSize(partSize));
+    return hasher.allocate(opts.sealedSize(partSize));
   };
 
   const seal = (ctx: PartContext, data: Buffer): { sealed: Uint8Array; slot: Buffer | null } => {
@@ -329,7 +482,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     }
   };
 
-  const dispatch = async (v: VolumeState, n: number, data: Buffer, sha: string, final: boolean, sealedLen: number): Promise<void> => {
+  const dispatch = async (v: VolumeState, n: number, data: Buffer, plainSha: Promise<string>, final: boolean, sealedLen: number): Promise<void> => {
     while (inflight.size >= parallel && !failure) await Promise.race(inflight);
     if (failure) return;
     // `data` may be the reader's reused buffer: it is consumed here, synchronously, before the next read.
@@ -338,10 +491,12 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       if (slot) freeSealed.push(slot);
       throw new Error(`sealedSize(${data.length}) = ${sealedLen} but the keyring sealed ${sealed.length} bytes`);
     }
-    const checksum = createHash('sha256').update(sealed).digest('base64');
+    // Hashed off the main thread (WorkerHasher) while the next part is read; the slot is not reused before the task settles.
+    const checksumP = hasher.sealed(sealed);
     const uploadId = v.uploadId!;
     const plainLen = data.length;
     const task = (async () => {
+      const [checksum, sha] = await Promise.all([checksumP, plainSha]);
       const up = await store.uploadPart(v.key, uploadId, n, sealed, checksum);
       if (up.size !== sealed.length) throw new IntegrityError(`store acknowledged ${up.size} bytes for part ${n} of ${v.key}, sent ${sealed.length}`);
       await checkpoint.partAcknowledged({
@@ -374,7 +529,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       index: v.index,
       key: v.key,
       plaintextSize: v.plaintextSize,
-      plaintextSha256: v.hash.digest('hex'),
+      plaintextSha256: await hasher.volumeDigest(v.index),
       storedSize: v.sealedTotal,
       partCount: v.partCount,
       partSize,
@@ -429,45 +584,51 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     const final = part.last || n === partsPerVolume;
     if (part.last) checkSourceEnd(v.index, n);
     const data = part.data;
-    const sha = sha256Hex(data);
+    // Hashing (part and volume plaintext) runs on the worker while this part is checked and sealed.
+    const plainSha = hasher.plain(v.index, data);
     const sealedLen = opts.sealedSize(data.length);
-    v.hash.update(data);
     v.plaintextSize += data.length;
     v.sealedTotal += sealedLen;
     v.partCount = n;
     result.plaintextSize += data.length;
 
-    if (v.mode === 'verify') {
-      if (n > v.resume!.completed!.partCount) mismatch(`the source is longer than completed volume ${v.index}`);
-      result.partsSkipped++;
-      progress(v.index, n, data.length, sealedLen, true);
-    } else if (v.mode === 'adopt') {
-      const prev = v.resume!.parts.get(n);
-      if (!prev || prev.plaintextSha256 !== sha || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
-        mismatch(`part ${n} of volume ${v.index} differs from the stored object`);
-      }
-      result.partsSkipped++;
-      progress(v.index, n, data.length, sealedLen, true);
-    } else {
-      const prev = v.resume?.parts.get(n);
-      const server = v.serverParts.get(n);
-      let skip = false;
-      if (prev && server && server.size === prev.sealedSize && server.etag === prev.etag) {
-        if (prev.plaintextSha256 !== sha || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
-          mismatch(`part ${n} of volume ${v.index} differs`);
+    try {
+      if (v.mode === 'verify') {
+        if (n > v.resume!.completed!.partCount) mismatch(`the source is longer than completed volume ${v.index}`);
+        result.partsSkipped++;
+        progress(v.index, n, data.length, sealedLen, true);
+      } else if (v.mode === 'adopt') {
+        const prev = v.resume!.parts.get(n);
+        if (!prev || prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+          mismatch(`part ${n} of volume ${v.index} differs from the stored object`);
         }
-        const was = previousFinal(v, n, prev);
-        if (was !== null && was !== final) mismatch(`part ${n} of volume ${v.index} ends the volume in one run but not the other`);
-        skip = was === final;
-      }
-      if (skip) {
-        v.parts[n - 1] = server;
         result.partsSkipped++;
         progress(v.index, n, data.length, sealedLen, true);
       } else {
-        await dispatch(v, n, data, sha, final, sealedLen);
+        const prev = v.resume?.parts.get(n);
+        const server = v.serverParts.get(n);
+        let skip = false;
+        if (prev && server && server.size === prev.sealedSize && server.etag === prev.etag) {
+          if (prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+            mismatch(`part ${n} of volume ${v.index} differs`);
+          }
+          const was = previousFinal(v, n, prev);
+          if (was !== null && was !== final) mismatch(`part ${n} of volume ${v.index} ends the volume in one run but not the other`);
+          skip = was === final;
+        }
+        if (skip) {
+          v.parts[n - 1] = server;
+          result.partsSkipped++;
+          progress(v.index, n, data.length, sealedLen, true);
+        } else {
+          await dispatch(v, n, data, plainSha, final, sealedLen);
+        }
       }
+    } finally {
+      // `data` is the reader's reused buffer: it must not be refilled while the worker still reads it.
+      await plainSha.catch(() => undefined);
     }
+    await plainSha; // settled: surfaces a hashing failure in every mode
 
     if (final) {
       await drain();
@@ -483,8 +644,10 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     source.destroy();
     throw new AbortError('upload aborted', { cause: signal.reason });
   }
+  // Created only once nothing can throw before the `finally` that closes it.
+  const hasher: PartHasher = (opts.hashInWorker ?? availableParallelism() > 1) ? new WorkerHasher() : new InlineHasher();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const gen = readParts(source, partSize, { reuseBuffer: true });
+  const gen = readParts(source, partSize, { reuseBuffer: true, allocate: (size) => hasher.allocate(size) });
   try {
     for (;;) {
       if (failure) break;
@@ -498,6 +661,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   } finally {
     await drain();
     signal?.removeEventListener('abort', onAbort);
+    await hasher.close();
   }
   if (failure) {
     await gen.return(undefined).catch(() => undefined);
