@@ -15,11 +15,12 @@ import { randomBytes } from 'node:crypto';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { sealedPartSize } from '../crypto/index.js';
 import { OperationError, UsageError } from '../errors.js';
-import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey, type StreamRecord, type VolumeRecord } from '../layout.js';
+import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
 import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import type { StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
+import { snapshotRefsOf, volumeRecordOf } from '../manifest/records.js';
 import { ResumeMismatchError } from '../pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/upload.js';
 import { estimatePushCost } from '../cost/model.js';
@@ -136,18 +137,7 @@ function resumeStateOf(manifest: Manifest, stream: StreamWithVolumes): ResumeSta
         checksumSha256: p.checksumSha256 ?? '',
       });
     }
-    const completed: VolumeRecord | null =
-      v.state === 'complete' && v.storedSize !== null && v.plaintextSize !== null && v.plaintextSha256 !== null && v.partCount !== null
-        ? {
-            index: v.volumeIndex,
-            key: v.key,
-            plaintextSize: v.plaintextSize,
-            plaintextSha256: v.plaintextSha256,
-            storedSize: v.storedSize,
-            partCount: v.partCount,
-            partSize: stream.partSize,
-          }
-        : null;
+    const completed = v.state === 'complete' ? volumeRecordOf(stream, v) : null;
     volumes.set(v.volumeIndex, { key: v.key, uploadId: completed ? null : v.uploadId, completed, parts });
   }
   return { volumes };
@@ -388,16 +378,12 @@ export class PushService {
     send.done.catch(() => undefined);
     const streamIdBytes = Buffer.from(stream.streamId, 'hex');
     const meta = (volumeIndex: number): Record<string, string> => {
+      const refs = snapshotRefsOf(stream);
       const m: VolumeMetadata = {
         dataset: ds,
         streamId: stream.streamId,
-        fromSnapshot: stream.from ? { name: stream.from.name, guid: stream.from.guid.toString() } : null,
-        toSnapshot: {
-          name: stream.to.name,
-          guid: stream.to.guid.toString(),
-          createtxg: stream.to.createtxg.toString(),
-          creation: stream.to.creation,
-        },
+        fromSnapshot: refs.from,
+        toSnapshot: refs.to,
         volumeIndex,
         volumeSize: stream.volumeSize,
         partSize: stream.partSize,
@@ -467,8 +453,7 @@ export class PushService {
       v: 1,
       streamId: stream.streamId,
       dataset: ds,
-      from: stream.from ? { name: stream.from.name, guid: stream.from.guid.toString() } : null,
-      to: { name: stream.to.name, guid: stream.to.guid.toString(), createtxg: stream.to.createtxg.toString(), creation: stream.to.creation },
+      ...snapshotRefsOf(stream),
       plaintextSize: result.plaintextSize,
       storedSize: result.storedSize,
       volumes: result.volumes,

@@ -15,6 +15,7 @@ import { sealedPartSize } from '../crypto/index.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
+import { volumeRecordsOf } from '../manifest/records.js';
 import { openVolumesFromStore } from '../pipeline/download.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
@@ -126,15 +127,7 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
         store: ctx.store,
         keyring,
         streamId: Buffer.from(s.streamId, 'hex'),
-        volumes: s.volumes.map((v) => ({
-          index: v.volumeIndex,
-          key: v.key,
-          plaintextSize: v.plaintextSize ?? 0,
-          plaintextSha256: v.plaintextSha256 ?? '',
-          storedSize: v.storedSize ?? 0,
-          partCount: v.partCount ?? 0,
-          partSize: s.partSize,
-        })),
+        volumes: volumeRecordsOf(s),
         sealedSize: sealedPartSize,
       });
       await zfs.receive(scratch, plaintext, { force: i > 0 });

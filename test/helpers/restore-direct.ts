@@ -8,6 +8,7 @@
 import { loadConfig } from '../../src/config/config.js';
 import { sealedPartSize } from '../../src/crypto/index.js';
 import { openVolumesFromStore } from '../../src/pipeline/download.js';
+import { volumeRecordsOf } from '../../src/manifest/records.js';
 import { createContext, openKeyring, openManifest } from '../../src/services/context.js';
 import { passphraseSource } from '../../src/services/passphrase.js';
 import type { Zfs } from '../../src/zfs/zfs.js';
@@ -25,15 +26,7 @@ export async function restoreLatestDirect(configPath: string, passphraseFile: st
         store: ctx.store,
         keyring,
         streamId: Buffer.from(s.streamId, 'hex'),
-        volumes: s.volumes.map((v) => ({
-          index: v.volumeIndex,
-          key: v.key,
-          plaintextSize: v.plaintextSize!,
-          plaintextSha256: v.plaintextSha256!,
-          storedSize: v.storedSize!,
-          partCount: v.partCount!,
-          partSize: s.partSize,
-        })),
+        volumes: volumeRecordsOf(s),
         sealedSize: sealedPartSize,
       });
       await zfs.receive(target, plaintext, { force: i > 0 });
