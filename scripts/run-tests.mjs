@@ -12,7 +12,8 @@ const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const unit = args.includes('--unit');
 const root = join(process.cwd(), 'dist', 'test');
-const heavy = new Set(['zfs', 'e2e', 'services']);
+// Areas whose tests need ZFS or spawn the CLI end to end.
+const heavy = new Set(['zfs', 'e2e', 'ops', 'restore', 'consolidate']);
 
 function walk(dir) {
   const out = [];
