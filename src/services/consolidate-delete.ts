@@ -4,8 +4,10 @@
  * Order: (1) streams still `complete` are marked superseded (a complete
  * stream must be whole); (2) the batch is written to the manifest as a
  * pending deletion; (3) objects are deleted from the store; (4) the manifest
- * marks them deleted; (5) stream records of streams now wholly deleted are
- * deleted (so a rebuild from the bucket cannot resurrect them); (6) the
+ * marks them deleted; (5) stream records of streams now wholly deleted
+ * (recomputed from the manifest at this point, never taken from the
+ * recorded batch alone) are deleted, so a rebuild from the bucket cannot
+ * resurrect them; (6) the
  * pending entry is cleared. A process killed anywhere leaves the pending
  * entry, and the next run finishes it before doing anything else, so the
  * manifest never keeps claiming an object the store no longer has.
@@ -32,13 +34,31 @@ function isPending(v: unknown): v is PendingDelete {
   return !!p && Array.isArray(p.keys) && Array.isArray(p.records) && p.keys.every((k) => typeof k === 'string') && p.records.every((k) => typeof k === 'string');
 }
 
+/**
+ * The stream records among `candidates` whose streams the manifest now has
+ * wholly deleted (every volume deleted or aborted). Recomputed after the
+ * volumes are marked: a batch finished later may have kept some of its keys
+ * (retention grew meanwhile), and a stream whose volumes stay must keep its
+ * record, or a rebuild from the bucket could not place them. Records of
+ * streams the manifest does not know are never deleted.
+ */
+function recordsOfGoneStreams(manifest: Manifest, candidates: readonly string[]): string[] {
+  const wanted = new Set(candidates);
+  return manifest
+    .streams()
+    .filter((s) => wanted.has(streamRecordKey(s.streamId)))
+    .filter((s) => manifest.volumes(s.streamId).every((v) => v.state === 'deleted' || v.state === 'aborted'))
+    .map((s) => streamRecordKey(s.streamId));
+}
+
 /** Steps (3)–(6) for a recorded batch. */
 async function carryOut(manifest: Manifest, store: ObjectStore, batch: PendingDelete, now: Date): Promise<void> {
   if (batch.keys.length > 0) await store.deleteMany(batch.keys);
   crashPoint('consolidate-objects-deleted');
   manifest.markVolumesDeleted(batch.keys, now);
   crashPoint('consolidate-volumes-marked');
-  if (batch.records.length > 0) await store.deleteMany(batch.records);
+  const records = recordsOfGoneStreams(manifest, batch.records);
+  if (records.length > 0) await store.deleteMany(records);
   crashPoint('consolidate-records-deleted');
   manifest.setValue(PENDING_DELETE_KEY, undefined);
 }
