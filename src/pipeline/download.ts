@@ -12,7 +12,7 @@ import { constants as fsConstants, existsSync } from 'node:fs';
 import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
-import type { Keyring } from '../crypto/types.js';
+import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
 import type { VolumeRecord } from '../layout.js';
 import type { ObjectStore } from '../store/object-store.js';
@@ -88,14 +88,83 @@ async function readAt(fh: FileHandle, buf: Buffer, position: number): Promise<bo
   return true;
 }
 
-function openOrThrow(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, where: string): Uint8Array {
+/** A keyring that can open a part into a caller-owned buffer (ZbkKeyring does). */
+type OpensInto = Keyring & { openPartInto(ctx: PartContext, sealed: Uint8Array, out: Uint8Array): Uint8Array };
+
+function opensInto(k: Keyring): k is OpensInto {
+  return typeof (k as Partial<OpensInto>).openPartInto === 'function';
+}
+
+/**
+ * Authenticate and decrypt one part. With `into` (and a keyring that
+ * supports it) the plaintext is written into that reused buffer, which
+ * saves faulting in fresh pages for every part; otherwise it is fresh.
+ */
+function openOrThrow(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, where: string, into?: Uint8Array): Uint8Array {
+  const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === partCount };
   try {
-    return keyring.openPart({ streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === partCount }, sealed);
+    return into && opensInto(keyring) ? keyring.openPartInto(ctx, sealed, into) : keyring.openPart(ctx, sealed);
   } catch (err) {
     if (err instanceof IntegrityError) {
       throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
     }
     throw err;
+  }
+}
+
+/** A keyring with the streaming part opener (ZbkKeyring has it). */
+type OpensChunks = Keyring & { openPartChunks(ctx: PartContext, sealedLength: number): { push(bytes: Uint8Array): Uint8Array[]; finish(): void } };
+
+function opensChunks(k: Keyring): k is OpensChunks {
+  return typeof (k as Partial<OpensChunks>).openPartChunks === 'function';
+}
+
+/** Sealed bytes handed to the opener per step: one sealed 256 KiB chunk (plus the header first). */
+const SLICE = 256 * 1024 + 16;
+
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Like openOrThrow, but in steps of about one 256 KiB chunk with a turn of
+ * the event loop between steps, so a consumer fed from this process (the
+ * pipe into `zfs receive`) is refilled while a part is opened instead of
+ * running dry for the whole part. Nothing is returned before the whole part
+ * authenticated. Returns the plaintext as fresh chunks (owned by the caller).
+ */
+async function openSliced(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, where: string): Promise<Buffer[]> {
+  if (!opensChunks(keyring)) {
+    const plain = openOrThrow(keyring, streamId, volume, r, partCount, sealed, where);
+    return [Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength)];
+  }
+  const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === partCount };
+  const chunks: Buffer[] = [];
+  try {
+    const opener = keyring.openPartChunks(ctx, sealed.length);
+    // First step: the 32-byte header and the first chunk.
+    let at = 0;
+    let step = Math.min(sealed.length, 32 + SLICE);
+    while (at < sealed.length) {
+      for (const c of opener.push(sealed.subarray(at, at + step))) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      at += step;
+      step = Math.min(SLICE, sealed.length - at);
+      if (at < sealed.length) await yieldToLoop();
+    }
+    opener.finish();
+    return chunks;
+  } catch (err) {
+    for (const c of chunks) c.fill(0);
+    if (err instanceof IntegrityError) {
+      throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
+    }
+    throw err;
+  }
+}
+
+async function writeAt(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    const { bytesWritten } = await fh.write(buf, written, buf.length - written, position + written);
+    written += bytesWritten;
   }
 }
 
@@ -117,6 +186,15 @@ export interface DownloadProgress {
   partCount: number;
 }
 
+/**
+ * Takes one part's authenticated plaintext, as consecutive chunks
+ * (`partIndex` is 0-based within the volume). Ownership of the chunks
+ * passes to the sink: the caller never writes them again. The returned
+ * promise is the backpressure: the next part is not handed over before it
+ * settles.
+ */
+export type PlaintextSink = (partIndex: number, chunks: Buffer[]) => Promise<void>;
+
 export interface DownloadVolumeOptions {
   store: ObjectStore;
   keyring: Keyring;
@@ -127,6 +205,14 @@ export interface DownloadVolumeOptions {
   sealedSize(plainLen: number): number;
   signal?: AbortSignal;
   onProgress?(p: DownloadProgress): void;
+  /**
+   * Gets every part's plaintext in order, each only after the part
+   * authenticated (parts verified on disk included), so a consumer such as
+   * `zfs receive` can run while the volume is still being fetched. The
+   * whole-volume SHA-256 is only known at the end: a consumer must treat
+   * what it got as provisional until downloadVolume resolves.
+   */
+  onPlaintext?: PlaintextSink;
 }
 
 /**
@@ -136,8 +222,11 @@ export interface DownloadVolumeOptions {
  * - Work goes to `destPath.partial`. On start, the sealed parts already
  *   there (and an existing `destPath`, which is re-verified) are opened
  *   with the keyring; the file is truncated at the first missing or bad
- *   part, and only the rest is fetched, one ranged GET per part.
- * - Every fetched part authenticates before it is written.
+ *   part, and only the rest is fetched, one ranged GET per part. The GET of
+ *   part k+1 starts once part k is authenticated and written, so it overlaps
+ *   with handing part k to `onPlaintext`; a crash loses at most the part in
+ *   flight.
+ * - Every fetched part authenticates before it is written or handed on.
  * - At the end the whole volume's plaintext SHA-256 must equal
  *   `volume.plaintextSha256`; otherwise the file is moved to `destPath.bad`
  *   and IntegrityError (naming the object) is thrown. On success the file is
@@ -145,22 +234,62 @@ export interface DownloadVolumeOptions {
  * - Store errors propagate (ArchivedError when not restored yet); the
  *   verified prefix stays on disk for the next attempt.
  *
- * Memory bound: one sealed part plus its plaintext (≈ 2 × partSize).
+ * - With `onPlaintext`, parts are opened and hashed in steps of one
+ *   256 KiB chunk with turns of the event loop in between (a consumer in
+ *   this process keeps being served); without, in one call into a reused
+ *   buffer (the fastest way to only verify).
+ * - Written parts are flushed to disk in the background while the next ones
+ *   are fetched, so the fsync before the rename has little left to do.
+ *
+ * Memory bound: two sealed parts (the one being opened and the next one
+ * being fetched) plus one plaintext part (≈ 3 × partSize); with
+ * `onPlaintext`, plus the parts the sink still holds.
  */
 export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ downloadedBytes: number; reusedBytes: number }> {
   const { store, keyring, volume, streamId, destPath, signal } = opts;
+  const sink = opts.onPlaintext;
   const layout = partLayout(volume, opts.sealedSize);
   const partial = `${destPath}.partial`;
   if (existsSync(destPath)) await rename(destPath, partial); // re-verified like any partial download
 
   const fh = await open(partial, existsSync(partial) ? 'r+' : 'w+', 0o600);
   let closed = false;
+  let inFlight: Promise<unknown> | null = null;
+  let flushing: Promise<void> | null = null;
   try {
     const maxSealed = Math.max(...layout.map((r) => r.sealedSize));
-    const scratch = Buffer.allocUnsafe(maxSealed);
+    // Two sealed buffers: one being opened and written, one being fetched.
+    const sealedBufs = [Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed)] as const;
+    // Without a sink the plaintext only feeds the hash: one reused buffer.
+    const plainBuf = sink ? undefined : Buffer.allocUnsafe(volume.partSize);
     const hash = createHash('sha256');
     let reusedBytes = 0;
     let downloadedBytes = 0;
+    /** Authenticate part `r` (IntegrityError otherwise) and hash it; the plaintext chunks when there is a sink. */
+    const openPart = async (r: PartRange, sealed: Uint8Array, where: string): Promise<Buffer[]> => {
+      if (!sink) {
+        hash.update(openOrThrow(keyring, streamId, volume, r, layout.length, sealed, where, plainBuf));
+        return [];
+      }
+      const chunks = await openSliced(keyring, streamId, volume, r, layout.length, sealed, where);
+      for (const [i, c] of chunks.entries()) {
+        hash.update(c);
+        if (i % 2 === 1) await yieldToLoop();
+      }
+      return chunks;
+    };
+    /** Start flushing written parts to disk unless a flush is running (errors surface in the final fsync). */
+    const flushInBackground = (): void => {
+      if (flushing) return;
+      flushing = fh.datasync().then(
+        () => {
+          flushing = null;
+        },
+        () => {
+          flushing = null;
+        },
+      );
+    };
 
     // Verify what an earlier attempt left behind.
     const onDisk = (await fh.stat()).size;
@@ -168,35 +297,46 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     for (; next < layout.length; next++) {
       const r = layout[next]!;
       if (r.sealedOffset + r.sealedSize > onDisk) break;
-      const sealed = scratch.subarray(0, r.sealedSize);
+      const sealed = sealedBufs[0].subarray(0, r.sealedSize);
       if (!(await readAt(fh, sealed, r.sealedOffset))) break;
-      let plain: Uint8Array;
+      let chunks: Buffer[];
       try {
-        plain = openOrThrow(keyring, streamId, volume, r, layout.length, sealed, 'staged');
+        chunks = await openPart(r, sealed, 'staged');
       } catch (err) {
         if (err instanceof IntegrityError) break; // re-fetch from here
         throw err;
       }
-      hash.update(plain);
+      if (sink) await sink(r.partNumber - 1, chunks);
       reusedBytes += r.sealedSize;
     }
     const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
     if (onDisk !== validEnd) await fh.truncate(validEnd);
 
+    const fetchInto = (k: number): Promise<Buffer> => {
+      const r = layout[k]!;
+      const buf = sealedBufs[k % 2]!.subarray(0, r.sealedSize);
+      const p = fetchRange(store, volume.key, r, buf).then(() => buf);
+      // Awaited below (or in finally); this only avoids an unhandled rejection in between.
+      p.catch(() => undefined);
+      inFlight = p;
+      return p;
+    };
+    let ahead = next < layout.length ? fetchInto(next) : null;
     for (; next < layout.length; next++) {
       if (signal?.aborted) throw new AbortError('download aborted', { cause: signal.reason });
       const r = layout[next]!;
-      const sealed = scratch.subarray(0, r.sealedSize);
-      await fetchRange(store, volume.key, r, sealed);
-      hash.update(openOrThrow(keyring, streamId, volume, r, layout.length, sealed, 'downloaded'));
-      let written = 0;
-      while (written < sealed.length) {
-        const { bytesWritten } = await fh.write(sealed, written, sealed.length - written, r.sealedOffset + written);
-        written += bytesWritten;
-      }
+      const sealed = await ahead!;
+      inFlight = null;
+      const chunks = await openPart(r, sealed, 'downloaded');
+      await writeAt(fh, sealed, r.sealedOffset);
+      flushInBackground();
       downloadedBytes += r.sealedSize;
       opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
+      // Only now (part k authenticated and on disk) may part k+1 be in flight.
+      ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
+      if (sink) await sink(r.partNumber - 1, chunks);
     }
+    if (flushing) await flushing;
 
     const digest = hash.digest('hex');
     if (digest !== volume.plaintextSha256) {
@@ -214,7 +354,76 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     await fsyncDir(destPath);
     return { downloadedBytes, reusedBytes };
   } finally {
+    // A GET still running would write into a buffer nobody reads: let it settle first.
+    if (inFlight) await Promise.allSettled([inFlight]);
+    if (flushing) await flushing;
     if (!closed) await fh.close();
+  }
+}
+
+/**
+ * A byte Readable that a producer fills with backpressure (`write` resolves
+ * when the consumer wants more), e.g. the input of `zfs receive` fed by
+ * downloads as their parts authenticate. Once the consumer is gone
+ * (destroyed), writes are dropped and resolve at once, so a producer that
+ * also stages data to disk can carry on; the consumer's failure is its own
+ * to report.
+ *
+ * Memory bound: `highWaterMark` plus one write (a write is accepted while
+ * less than `highWaterMark` bytes wait). A high-water mark of a part or two
+ * keeps the consumer busy while the producer opens its next part.
+ */
+export class PlaintextFeed {
+  readonly readable: Readable;
+  private wake: (() => void) | null = null;
+  private wanted = false;
+  private finished = false;
+
+  constructor(opts: { highWaterMark?: number } = {}) {
+    this.readable = new Readable({
+      ...(opts.highWaterMark !== undefined ? { highWaterMark: opts.highWaterMark } : {}),
+      read: () => this.release(),
+      destroy: (err, cb) => {
+        this.finished = true;
+        this.release();
+        cb(err);
+      },
+    });
+  }
+
+  private release(): void {
+    this.wanted = true;
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** Queue `chunks` (ownership passes to the feed); resolves when the consumer wants more. */
+  async write(chunks: readonly Buffer[]): Promise<void> {
+    let more = true;
+    this.wanted = false;
+    for (const c of chunks) {
+      if (this.finished) return;
+      if (c.length > 0) more = this.readable.push(c);
+    }
+    if (more || this.wanted || this.finished) return;
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  /** The last chunk was written. */
+  end(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.readable.push(null);
+  }
+
+  /** Abort: the consumer gets `err` as the stream's error (zfs receive is killed before it sees EOF). */
+  fail(err: Error): void {
+    this.finished = true;
+    this.release();
+    if (!this.readable.destroyed) this.readable.destroy(err);
   }
 }
 

@@ -22,6 +22,16 @@
  *   so a crash between `zfs receive` and the state write is harmless.
  * - In `free` mode a month's downloads never exceed the plan's monthly
  *   capacity, by the injected clock's calendar month.
+ * - Live receive: when every volume of the next stream to receive is
+ *   staged or readable and allowed now, its `zfs receive` starts with its
+ *   first volume and is fed each part's plaintext as soon as the part
+ *   authenticates while being downloaded (or re-verified on disk), instead
+ *   of after the whole stream is staged and read back. The downloads still
+ *   stage and fsync every volume exactly as before, so a crash, a kill or a
+ *   failed receive leaves the same resumable state; the decisions on what to
+ *   request and download are unchanged. If a volume of that stream is not
+ *   staged after all, the receive is killed before it sees the end of its
+ *   input and the stream is received later from the staged files.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
@@ -35,7 +45,7 @@ import { IntegrityError, UsageError } from '../../errors.js';
 import { acquireLock, describeHolder } from '../../manifest/lock.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { AbortError } from '../../pipeline/errors.js';
-import { downloadVolume, openVolumeFiles } from '../../pipeline/download.js';
+import { downloadVolume, openVolumeFiles, PlaintextFeed, type PlaintextSink } from '../../pipeline/download.js';
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
@@ -93,10 +103,27 @@ interface StepOutcome {
   snapshot: string;
 }
 
+/** A `zfs receive` of one stream, fed by the downloads of its volumes as they run. */
+interface LiveReceive {
+  si: number;
+  stream: JobStream;
+  vols: JobVolume[];
+  feed: PlaintextFeed;
+  /** Index in `vols` of the volume being fed. */
+  next: number;
+  /** Parts of `vols[next]` already fed (a re-verification feeds each part once). */
+  partsFed: number;
+  /** Settles when zfs receive exits (rejects with its error, or the feed's). */
+  done: Promise<void>;
+}
+
 class RestoreStep {
   private readonly prices: PriceTable;
   private readonly out: StepOutcome;
   private now: Date;
+  private live: LiveReceive | null = null;
+  /** A live receive that failed (zfs's error): reported after this run's downloads, like a receive from files. */
+  private liveError: unknown = null;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -143,8 +170,17 @@ class RestoreStep {
       if (v.phase === 'received') continue;
       this.checkAbort();
       this.now = this.ctx.now();
-      await this.advance(v);
+      try {
+        const live = await this.liveFor(v);
+        await this.advance(v, live ? this.sinkOf(live, v) : undefined);
+        if (live) await this.afterLiveVolume(live, v);
+      } catch (err) {
+        await this.abortLive(err);
+        throw err;
+      }
     }
+    await this.abortLive(new AbortError('live receive left unfinished'));
+    if (this.liveError !== null) throw this.liveError;
     await this.receiveReady();
     this.now = this.ctx.now();
     this.out.next = this.nextAction();
@@ -225,25 +261,139 @@ class RestoreStep {
   }
 
   /** Verify a staged (or partly staged) file without the network; true when it is whole and authentic. */
-  private async verifyOffline(v: JobVolume, path: string): Promise<boolean> {
+  private async verifyOffline(v: JobVolume, path: string, sink?: PlaintextSink): Promise<boolean> {
     try {
-      await downloadVolume({ store: new OfflineStore(), keyring: this.keyring, volume: recordOf(v), streamId: Buffer.from(v.streamId, 'hex'), destPath: path, sealedSize: sealedPartSize });
+      await downloadVolume({
+        store: new OfflineStore(),
+        keyring: this.keyring,
+        volume: recordOf(v),
+        streamId: Buffer.from(v.streamId, 'hex'),
+        destPath: path,
+        sealedSize: sealedPartSize,
+        ...(sink ? { onPlaintext: sink } : {}),
+      });
       return true;
     } catch (err) {
-      if (err instanceof NeedsFetchError) return false;
+      if (err instanceof NeedsFetchError) return false; // only authenticated parts were fed: the download continues the feed
       if (err instanceof IntegrityError) {
         this.ctx.log.warn(`${err.message}; it will be fetched again`);
+        // The whole-volume hash failed after its parts were fed: nothing fed from it may be kept.
+        if (sink) await this.abortLive(err);
         return false;
       }
       throw err;
     }
   }
 
-  private async advance(v: JobVolume): Promise<void> {
+  /**
+   * The live receive `v` belongs to: the running one, or a new one when `v`
+   * is the first volume of the next stream to receive and the whole stream
+   * can be staged in this run. Null: `v` is only staged (received later
+   * from the files).
+   */
+  private async liveFor(v: JobVolume): Promise<LiveReceive | null> {
+    const live = this.live;
+    if (live) return live.vols[live.next] === v ? live : null;
+    const si = v.streamIndex;
+    const s = this.streamOf(v);
+    if (s.received || v.volumeIndex !== 0 || this.liveError !== null) return null;
+    if (!this.job.streams.slice(0, si).every((x) => x.received)) return null;
+    const vols = this.job.volumes.filter((x) => x.streamId === s.streamId);
+    if (vols[0] !== v || !(await this.wholeStreamNow(vols))) return null;
+    const { force } = await this.receiveFlags(si);
+    // Two parts queued ahead of zfs: it has work while the next part is opened.
+    const feed = new PlaintextFeed({ highWaterMark: 2 * Math.max(...vols.map((u) => u.partSize)) });
+    this.ctx.log.info(`receiving @${s.to.name} into ${this.target} while its volumes download`);
+    const done = this.ctx.zfs.receive(this.target, feed.readable, { force });
+    done.catch(() => undefined); // awaited in finishLive/abortLive
+    this.live = { si, stream: s, vols, feed, next: 0, partsFed: 0, done };
+    return this.live;
+  }
+
+  /**
+   * True when, by the same rules `advance` applies (request time, month,
+   * allowance, readable copy), every volume of a stream not yet staged will
+   * be downloaded by this run. One HEAD per such volume; a wrong guess only
+   * costs a killed receive.
+   */
+  private async wholeStreamNow(vols: JobVolume[]): Promise<boolean> {
+    const metered = !this.unmetered();
+    const cur = monthOf(this.now);
+    let used = this.job.egressByMonth[cur] ?? 0;
+    for (const u of vols) {
+      const path = this.path(u);
+      if (u.phase === 'staged' && existsSync(path)) continue;
+      if (metered) {
+        const m = this.planMonth(u);
+        if (cur < u.month) return false;
+        if (m && this.now.getTime() < Date.parse(m.requestAt)) return false;
+        if (u.notBefore && this.now.getTime() < Date.parse(u.notBefore)) return false;
+      }
+      const state = await this.ctx.store.head(u.key).then(
+        (i) => i.restore.state,
+        () => null,
+      );
+      if (state !== 'not-archived' && state !== 'restored') return false;
+      if (metered && this.job.options.mode === 'free') {
+        const partial = await stat(`${path}.partial`).then(
+          (st) => st.size,
+          () => 0,
+        );
+        const rest = u.storedSize - partial;
+        if (used !== 0 && used + rest > this.usableBytesPerMonth()) return false;
+        used += rest;
+      }
+    }
+    return true;
+  }
+
+  /** Feeds `v`'s parts to the live receive, each part once, in order. */
+  private sinkOf(live: LiveReceive, v: JobVolume): PlaintextSink {
+    return async (partIndex, chunks) => {
+      if (live.vols[live.next] !== v) throw new IntegrityError(`live receive of @${live.stream.to.name}: got ${v.key} out of order`);
+      if (partIndex < live.partsFed) return; // fed by an earlier pass over the same verified bytes
+      if (partIndex > live.partsFed) throw new IntegrityError(`live receive of @${live.stream.to.name}: part ${partIndex + 1} of ${v.key} came before part ${live.partsFed + 1}`);
+      live.partsFed++;
+      await live.feed.write(chunks);
+    };
+  }
+
+  /** After `advance(v)`: on to the next volume, finish the receive after the last, or give up when `v` is not staged. */
+  private async afterLiveVolume(live: LiveReceive, v: JobVolume): Promise<void> {
+    if (this.live !== live) return; // aborted meanwhile
+    if (v.phase !== 'staged' || live.partsFed !== v.partCount) {
+      await this.abortLive(new AbortError(`${v.key} was not staged in this run`));
+      return;
+    }
+    live.next++;
+    live.partsFed = 0;
+    if (live.next < live.vols.length) return;
+    this.live = null;
+    live.feed.end();
+    try {
+      await live.done;
+    } catch (err) {
+      // zfs's own failure (everything fed had authenticated): the staged files stay for the next run.
+      this.liveError = err;
+      return;
+    }
+    await this.finishReceive(live.stream, live.vols);
+  }
+
+  /** Kill the live receive (zfs sees no end of input, so it keeps nothing) and wait for it. */
+  private async abortLive(cause: unknown): Promise<void> {
+    const live = this.live;
+    if (!live) return;
+    this.live = null;
+    live.feed.fail(cause instanceof Error ? cause : new AbortError(String(cause)));
+    await live.done.catch(() => undefined);
+  }
+
+  private async advance(v: JobVolume, sink?: PlaintextSink): Promise<void> {
     const path = this.path(v);
-    if (v.phase === 'staged' && existsSync(path)) return;
+    if (v.phase === 'staged' && existsSync(path) && !sink) return;
     if (existsSync(path) || existsSync(`${path}.partial`)) {
-      if (await this.verifyOffline(v, path)) {
+      if (await this.verifyOffline(v, path, sink)) {
         v.phase = 'staged';
         this.save();
         return;
@@ -297,7 +447,7 @@ class RestoreStep {
       this.save();
       return;
     }
-    await this.download(v, path);
+    await this.download(v, path, sink);
   }
 
   /** `Days` for a request now: the plan's, or longer when off schedule, so the copy outlives its download. */
@@ -387,7 +537,7 @@ class RestoreStep {
     return used + (v.storedSize - partial) <= this.usableBytesPerMonth();
   }
 
-  private async download(v: JobVolume, path: string): Promise<void> {
+  private async download(v: JobVolume, path: string, sink?: PlaintextSink): Promise<void> {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     v.phase = 'downloading';
     this.save();
@@ -401,6 +551,7 @@ class RestoreStep {
         destPath: path,
         sealedSize: sealedPartSize,
         ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+        ...(sink ? { onPlaintext: sink } : {}),
         onProgress: (p) => {
           const delta = p.downloadedBytes - seen;
           seen = p.downloadedBytes;
@@ -442,16 +593,7 @@ class RestoreStep {
       const vols = this.job.volumes.filter((v) => v.streamId === s.streamId);
       if (!vols.every((v) => v.phase === 'staged')) return;
       this.checkAbort();
-      // Incrementals: -F rolls back changes made by mounting (atime) since the last receive.
-      let force = true;
-      if (si === 0) {
-        const exists = await zfs.exists(this.target);
-        // Our own interrupted full receive may have left the dataset behind.
-        force = exists && (this.job.force || this.job.fullReceiveStartedAt !== null);
-        if (exists && !force) throw new UsageError(`target ${this.target} already exists: pass --force to overwrite it`, 'TARGET_EXISTS');
-        this.job.fullReceiveStartedAt ??= this.ctx.now().toISOString();
-        this.save();
-      }
+      const { force } = await this.receiveFlags(si);
       const input = openVolumeFiles({
         keyring: this.keyring,
         streamId: Buffer.from(s.streamId, 'hex'),
@@ -465,19 +607,37 @@ class RestoreStep {
         if (err instanceof IntegrityError) await this.quarantine(s, vols, err);
         throw err;
       }
-      const got = await zfs.getSnapshot(`${this.target}@${s.to.name}`);
-      if (got.guid.toString() !== s.to.guid) {
-        throw new IntegrityError(`${this.target}@${s.to.name} has guid ${got.guid}, the pushed snapshot ${s.to.guid}`, 'RECEIVE_MISMATCH');
-      }
-      s.received = true;
-      s.receivedAt = this.ctx.now().toISOString();
-      for (const v of vols) v.phase = 'received';
-      this.out.received.push(s.to.name);
-      this.save();
-      this.manifest.logEvent('restore-received', this.job.dataset, { target: this.target, snapshot: s.to.name, streamId: s.streamId });
-      for (const v of vols) await rm(this.path(v), { force: true });
-      await rmdir(dirname(this.path(vols[0]!))).catch(() => undefined);
+      await this.finishReceive(s, vols);
     }
+  }
+
+  /** `zfs receive` flags for stream `si`; before a full receive, records that it started. */
+  private async receiveFlags(si: number): Promise<{ force: boolean }> {
+    // Incrementals: -F rolls back changes made by mounting (atime) since the last receive.
+    if (si !== 0) return { force: true };
+    const exists = await this.ctx.zfs.exists(this.target);
+    // Our own interrupted full receive may have left the dataset behind.
+    const force = exists && (this.job.force || this.job.fullReceiveStartedAt !== null);
+    if (exists && !force) throw new UsageError(`target ${this.target} already exists: pass --force to overwrite it`, 'TARGET_EXISTS');
+    this.job.fullReceiveStartedAt ??= this.ctx.now().toISOString();
+    this.save();
+    return { force };
+  }
+
+  /** After `zfs receive` of `s` succeeded: check the snapshot, record it, delete the staged files. */
+  private async finishReceive(s: JobStream, vols: JobVolume[]): Promise<void> {
+    const got = await this.ctx.zfs.getSnapshot(`${this.target}@${s.to.name}`);
+    if (got.guid.toString() !== s.to.guid) {
+      throw new IntegrityError(`${this.target}@${s.to.name} has guid ${got.guid}, the pushed snapshot ${s.to.guid}`, 'RECEIVE_MISMATCH');
+    }
+    s.received = true;
+    s.receivedAt = this.ctx.now().toISOString();
+    for (const v of vols) v.phase = 'received';
+    this.out.received.push(s.to.name);
+    this.save();
+    this.manifest.logEvent('restore-received', this.job.dataset, { target: this.target, snapshot: s.to.name, streamId: s.streamId });
+    for (const v of vols) await rm(this.path(v), { force: true });
+    await rmdir(dirname(this.path(vols[0]!))).catch(() => undefined);
   }
 
   /**
