@@ -5,10 +5,10 @@
 import type { Manifest } from '../manifest/manifest.js';
 import { acquireLock } from '../manifest/lock.js';
 import { listMirrors } from '../manifest/mirror.js';
-import { DATA_PREFIX } from '../layout.js';
 import type { OpenedStore } from '../store/open-store.js';
 import type { S3Store } from '../store/s3-store.js';
 import { manifestPath, type ServiceContext } from './context.js';
+import { abortOrphanUploads, findOrphanUploads } from './orphans.js';
 import { messageOf, row, type DoctorCheck, type DoctorOptions } from './doctor.js';
 
 /** S3 refuses requests signed more than 15 minutes off its clock. */
@@ -60,12 +60,8 @@ export async function s3Checks(ctx: ServiceContext, opts: DoctorOptions): Promis
 
 /** Multipart uploads the manifest does not know (billed forever). `fix` aborts them under the manifest lock. */
 export async function orphanCheck(ctx: ServiceContext, manifest: Manifest, opts: DoctorOptions): Promise<DoctorCheck> {
-  const orphansOf = async (): Promise<{ key: string; uploadId: string }[]> => {
-    const known = new Set(manifest.inFlightUploads().map((u) => u.uploadId));
-    return (await ctx.store.listMultipartUploads(DATA_PREFIX)).filter((u) => !known.has(u.uploadId));
-  };
   try {
-    const orphans = await orphansOf();
+    const orphans = (await findOrphanUploads(ctx.store, manifest, ctx.now())).filter((u) => u.abortable);
     if (orphans.length === 0) return row('orphan uploads', 'ok', 'none');
     const detail = `${orphans.length} multipart upload(s) unknown to the manifest (billed at Standard rates until aborted)`;
     if (!opts.fix) return row('orphan uploads', 'warn', detail, 'zbk doctor --fix (or the next zbk push) aborts them');
@@ -77,12 +73,8 @@ export async function orphanCheck(ctx: ServiceContext, manifest: Manifest, opts:
     }
     try {
       // Re-read under the lock: a push that started meanwhile owns its uploads.
-      const now = await orphansOf();
-      for (const u of now) {
-        await ctx.store.abortMultipartUpload(u.key, u.uploadId);
-        manifest.logEvent('orphan-aborted', null, { key: u.key, by: 'doctor' });
-      }
-      return { ...row('orphan uploads', 'ok', detail), fixed: `aborted ${now.length} upload(s)` };
+      const { aborted } = await abortOrphanUploads(ctx.store, manifest, ctx.now(), 'doctor');
+      return { ...row('orphan uploads', 'ok', detail), fixed: `aborted ${aborted} upload(s)` };
     } finally {
       lock.release();
     }

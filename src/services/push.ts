@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { sealedPartSize } from '../crypto/index.js';
 import { OperationError, UsageError } from '../errors.js';
-import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
+import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
 import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
@@ -29,6 +29,7 @@ import type { Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
 import { crashPoint } from './crash-point.js';
+import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
 
 /** Hold tag on the base of the next incremental (kept until a newer base is safely uploaded). */
@@ -94,6 +95,18 @@ export interface PushResult {
   results: DatasetPushResult[];
   orphanUploadsAborted: number;
   warnings: string[];
+}
+
+/** The base of an incremental: its snapshot identity, and what `zfs send -i` reads it from (snapshot or bookmark). */
+interface BaseRef {
+  name: string;
+  guid: bigint;
+  sendFrom: string;
+}
+
+interface HoldRecord {
+  tag: string;
+  snapshot: string;
 }
 
 function hex(b: Uint8Array): string {
@@ -176,20 +189,11 @@ export class PushService {
     });
   }
 
-  /**
-   * Multipart uploads the manifest does not know are orphans (billed at
-   * Standard rates forever): abort them. Safe only under the manifest lock.
-   */
+  /** Abort orphan multipart uploads (see ./orphans.ts). Safe only under the manifest lock. */
   async abortOrphans(manifest: Manifest): Promise<number> {
-    const known = new Set(manifest.inFlightUploads().map((u) => u.uploadId));
-    let aborted = 0;
-    for (const u of await this.ctx.store.listMultipartUploads(DATA_PREFIX)) {
-      if (known.has(u.uploadId)) continue;
-      await this.ctx.store.abortMultipartUpload(u.key, u.uploadId);
-      manifest.logEvent('orphan-aborted', null, { key: u.key, initiated: u.initiated.toISOString() });
-      aborted++;
-    }
-    if (aborted > 0) this.ctx.log.info(`aborted ${aborted} orphan multipart upload(s) unknown to the manifest`);
+    const { aborted, waiting } = await abortOrphanUploads(this.ctx.store, manifest, this.ctx.now(), 'push');
+    if (aborted > 0) this.ctx.log.info(`aborted ${aborted} orphan multipart upload(s)`);
+    if (waiting > 0) this.ctx.log.info(`${waiting} unfinished upload(s) of streams this manifest does not know (another machine?) are left alone until they are 48 h old`);
     return aborted;
   }
 
@@ -235,21 +239,23 @@ export class PushService {
     const snapshots = await zfs.listSnapshots(dataset);
     const pattern = this.ctx.config.datasets.find((d) => d.name === dataset)?.snapshotPattern;
     const target = chooseTarget(snapshots, dataset, opts.snapshot, pattern);
-    const byGuid = new Map(snapshots.map((s) => [s.guid, s]));
+    // Holds a killed run left behind are released; the last pushed base is held.
+    if (!opts.dryRun) await this.reconcileHolds(manifest, dataset);
 
     // 1. An interrupted upload of this dataset: resume it if its snapshots are still here.
     let resumed = false;
     let partsSkipped = 0;
     const inFlight = manifest.findInFlightStream(dataset);
     if (inFlight && !opts.dryRun) {
-      const toOk = byGuid.get(inFlight.to.guid)?.shortName === inFlight.to.name;
-      const fromOk = inFlight.from === null || byGuid.get(inFlight.from.guid)?.shortName === inFlight.from.name;
+      const toOk = snapshots.some((s) => s.guid === inFlight.to.guid && s.shortName === inFlight.to.name);
+      const fromOk = inFlight.from === null || (await this.resolveBase(dataset, inFlight.from)) !== null;
       if (toOk && fromOk) {
         this.ctx.log.info(`${dataset}: resuming the interrupted upload of @${inFlight.to.name}`);
         const r = await this.sendStream(manifest, keyring, inFlight, opts, resumeStateOf(manifest, inFlight));
         resumed = true;
         partsSkipped += r.partsSkipped;
-        if (inFlight.to.guid === target.guid) {
+        // A requested full stream still has to be sent after an incremental was resumed.
+        if (inFlight.to.guid === target.guid && (!opts.full || inFlight.from === null)) {
           return this.result(dataset, inFlight, r, started, { resumed, partsSkipped, reason: null });
         }
       } else {
@@ -258,23 +264,24 @@ export class PushService {
       }
     }
 
-    // 2. Base of the incremental: the last pushed snapshot, if it still exists here with the same guid.
+    // 2. Base of the incremental: the last pushed snapshot, if it still exists here with the same
+    //    guid (or, on OpenZFS, zbk's bookmark of it).
     const last: SnapshotRow | null = manifest.lastPushedSnapshot(dataset);
     if (last && last.guid === target.guid && !opts.full) {
-      return this.nothing(dataset, target, last, started, 'already pushed', resumed, partsSkipped);
+      return this.nothing(dataset, target, started, 'already pushed', resumed, partsSkipped);
     }
-    let base: Snapshot | null = null;
+    let base: BaseRef | null = null;
     let reason: string | null = null;
     if (opts.full) {
       reason = 'a full stream was requested';
     } else if (!last) {
       reason = 'first push of this dataset';
+    } else if (last.createtxg >= target.createtxg) {
+      return this.nothing(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
     } else {
-      const local = byGuid.get(last.guid);
-      if (!local) reason = `the last pushed snapshot @${last.name} no longer exists locally`;
-      else if (local.createtxg >= target.createtxg) {
-        return this.nothing(dataset, target, last, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
-      } else base = local;
+      base = await this.resolveBase(dataset, last);
+      if (!base) reason = `the last pushed snapshot @${last.name} no longer exists locally`;
+      else if (base.sendFrom.includes('#')) this.ctx.log.info(`${dataset}: @${last.name} is gone; sending incrementally from zbk's bookmark of it`);
     }
     if (reason) this.ctx.log.info(`${dataset}: sending a full stream: ${reason}`);
 
@@ -285,7 +292,7 @@ export class PushService {
     const row = manifest.beginStream({
       streamId,
       dataset,
-      from: base ? { name: base.shortName, guid: base.guid } : null,
+      from: base ? { name: base.name, guid: base.guid } : null,
       to: { name: target.shortName, guid: target.guid, createtxg: target.createtxg, creation: target.creation },
       volumeSize: this.ctx.config.upload.volumeSize,
       partSize: this.ctx.config.upload.partSize,
@@ -298,6 +305,74 @@ export class PushService {
     const r = await this.sendStream(manifest, keyring, withVolumes, opts, undefined);
     partsSkipped += r.partsSkipped;
     return this.result(dataset, withVolumes, r, started, { resumed, partsSkipped, reason });
+  }
+
+  /**
+   * Where an incremental from `base` can be sent from: the snapshot itself
+   * when it still exists here with the same guid, else zbk's bookmark of it
+   * (OpenZFS), else null (a full stream is needed).
+   */
+  private async resolveBase(dataset: string, base: { name: string; guid: bigint }): Promise<BaseRef | null> {
+    const zfs = this.ctx.zfs;
+    const snap = (await zfs.listSnapshots(dataset)).find((s) => s.guid === base.guid);
+    if (snap) return { name: snap.shortName, guid: snap.guid, sendFrom: snap.name };
+    if ((await zfs.capabilities()).bookmarks) {
+      const mark = (await zfs.listBookmarks(dataset)).find((b) => b.guid === base.guid);
+      if (mark) return { name: base.name, guid: base.guid, sendFrom: mark.name };
+    }
+    return null;
+  }
+
+  /** Holds zbk placed on this dataset's snapshots and has not released yet (kept in the manifest, since zfs-fuse cannot list holds). */
+  private recordedHolds(manifest: Manifest, dataset: string): HoldRecord[] {
+    const v = manifest.getValue(`holds:${dataset}`);
+    return Array.isArray(v) ? (v as HoldRecord[]) : [];
+  }
+
+  /** Record first, then hold: a crash in between leaves a record whose release is a no-op. */
+  private async placeHold(manifest: Manifest, dataset: string, tag: string, snapshot: string): Promise<void> {
+    const held = this.recordedHolds(manifest, dataset);
+    if (!held.some((h) => h.tag === tag && h.snapshot === snapshot)) manifest.setValue(`holds:${dataset}`, [...held, { tag, snapshot }]);
+    await this.ctx.zfs.hold(tag, full(dataset, snapshot));
+  }
+
+  /** Release, then forget. A snapshot that is already gone has no hold to release. */
+  private async dropHold(manifest: Manifest, dataset: string, tag: string, snapshot: string): Promise<void> {
+    const zfs = this.ctx.zfs;
+    if (await zfs.exists(full(dataset, snapshot))) await zfs.release(tag, full(dataset, snapshot));
+    manifest.setValue(
+      `holds:${dataset}`,
+      this.recordedHolds(manifest, dataset).filter((h) => !(h.tag === tag && h.snapshot === snapshot)),
+    );
+  }
+
+  /**
+   * Make zbk's holds match the manifest: the last pushed snapshot (the base
+   * of the next incremental) carries the base hold; every other hold zbk
+   * recorded (an older base, the send holds of a killed run) is released.
+   * On OpenZFS the base also gets a bookmark and older zbk bookmarks go.
+   */
+  private async reconcileHolds(manifest: Manifest, dataset: string): Promise<void> {
+    const last = manifest.lastPushedSnapshot(dataset);
+    const local = last ? (await this.ctx.zfs.listSnapshots(dataset)).find((s) => s.guid === last.guid) : undefined;
+    if (local) await this.placeHold(manifest, dataset, BASE_HOLD_TAG, local.shortName);
+    for (const h of this.recordedHolds(manifest, dataset)) {
+      if (local && h.tag === BASE_HOLD_TAG && h.snapshot === local.shortName) continue;
+      await this.dropHold(manifest, dataset, h.tag, h.snapshot);
+    }
+    if (local && (await this.ctx.zfs.capabilities()).bookmarks) await this.moveBookmark(dataset, local.shortName);
+  }
+
+  private async moveBookmark(dataset: string, snapshot: string): Promise<void> {
+    const zfs = this.ctx.zfs;
+    const name = `${dataset}#zbk-${snapshot}`;
+    try {
+      const marks = await zfs.listBookmarks(dataset);
+      if (!marks.some((b) => b.name === name)) await zfs.bookmark(full(dataset, snapshot), name);
+      for (const b of marks) if (b.shortName.startsWith('zbk-') && b.name !== name) await zfs.destroyBookmark(b.name);
+    } catch (err) {
+      this.warn(`${dataset}: could not move zbk's bookmark to @${snapshot}: ${err instanceof Error ? err.message : String(err)}`);
+    }
   }
 
   /** Abort a stream's in-flight uploads and mark it abandoned. */
@@ -323,12 +398,10 @@ export class PushService {
     opts: PushOptions,
     resume: ResumeState | undefined,
   ): Promise<UploadResult> {
-    const zfs = this.ctx.zfs;
     const ds = stream.dataset;
-    const toFull = full(ds, stream.to.name);
-    const fromFull = stream.from ? full(ds, stream.from.name) : undefined;
-    const held = [toFull, ...(fromFull ? [fromFull] : [])];
-    for (const s of held) await zfs.hold(SEND_HOLD_TAG, s);
+    const held = [stream.to.name, ...(stream.from ? [stream.from.name] : [])];
+    const local = new Set((await this.ctx.zfs.listSnapshots(ds)).map((s) => s.shortName));
+    for (const s of held) if (local.has(s)) await this.placeHold(manifest, ds, SEND_HOLD_TAG, s);
     try {
       try {
         return await this.uploadOnce(manifest, keyring, stream, opts, resume);
@@ -346,12 +419,13 @@ export class PushService {
           volumeSize: this.ctx.config.upload.volumeSize,
           partSize: this.ctx.config.upload.partSize,
           startedAt: this.ctx.now(),
+          datasetOpaqueId: keyring.opaqueName('dataset', ds),
         });
         Object.assign(stream, fresh, { volumes: [] });
         return await this.uploadOnce(manifest, keyring, stream, opts, undefined);
       }
     } finally {
-      for (const s of held) await zfs.release(SEND_HOLD_TAG, s).catch(() => undefined);
+      for (const s of held) if (local.has(s)) await this.dropHold(manifest, ds, SEND_HOLD_TAG, s).catch(() => undefined);
     }
   }
 
@@ -365,12 +439,13 @@ export class PushService {
     const { zfs, store, config } = this.ctx;
     const ds = stream.dataset;
     const caps = await zfs.capabilities();
-    const estimate = await zfs
-      .estimateSendSize({ snapshot: full(ds, stream.to.name), ...(stream.from ? { from: full(ds, stream.from.name) } : {}) })
-      .catch(() => null);
-    const send = zfs.send({
+    const base = stream.from ? await this.resolveBase(ds, stream.from) : null;
+    if (stream.from && !base) throw new OperationError(`${ds}: the base @${stream.from.name} of this stream is gone; run the push again to send a full stream`, 'BASE_GONE');
+    const from = base ? { from: base.sendFrom } : {};
+    const estimate = await zfs.estimateSendSize({ snapshot: full(ds, stream.to.name), ...from }).catch(() => null);
+    const send = await zfs.openSend({
       snapshot: full(ds, stream.to.name),
-      ...(stream.from ? { from: full(ds, stream.from.name) } : {}),
+      ...from,
       compressed: caps.compressedSend,
       largeBlocks: caps.largeBlocks,
       embeddedData: caps.embeddedData,
@@ -463,27 +538,12 @@ export class PushService {
     const sealed = keyring.sealBlob(BLOB_STREAM_RECORD, Buffer.from(JSON.stringify(record), 'utf8'));
     await store.put(streamRecordKey(stream.streamId), sealed, { storageClass: config.store.metaStorageClass });
     crashPoint('stream-record-written');
-    const previousBase = manifest.lastPushedSnapshot(ds);
     manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt });
     crashPoint('stream-committed');
-    await this.moveBaseHold(ds, stream.to.name, previousBase?.name ?? null, caps.bookmarks);
+    await this.reconcileHolds(manifest, ds);
     crashPoint('holds-moved');
     await this.mirror(manifest, keyring);
     return result;
-  }
-
-  /** Protect the new base (hold, plus a bookmark where supported); release the old base's hold. */
-  private async moveBaseHold(dataset: string, newBase: string, oldBase: string | null, bookmarks: boolean): Promise<void> {
-    const zfs = this.ctx.zfs;
-    await zfs.hold(BASE_HOLD_TAG, full(dataset, newBase));
-    if (bookmarks) {
-      await zfs.bookmark(full(dataset, newBase), `${dataset}#zbk-${newBase}`).catch((err: unknown) => {
-        this.warn(`${dataset}: could not bookmark @${newBase}: ${err instanceof Error ? err.message : String(err)}`);
-      });
-    }
-    if (oldBase && oldBase !== newBase) {
-      await zfs.release(BASE_HOLD_TAG, full(dataset, oldBase)).catch(() => undefined);
-    }
   }
 
   private async mirror(manifest: Manifest, keyring: Keyring): Promise<void> {
@@ -537,7 +597,6 @@ export class PushService {
   private nothing(
     dataset: string,
     target: Snapshot,
-    _last: SnapshotRow,
     started: number,
     reason: string,
     resumed: boolean,
@@ -563,8 +622,8 @@ export class PushService {
     };
   }
 
-  private async dryRun(dataset: string, target: Snapshot, base: Snapshot | null, reason: string | null, started: number): Promise<DatasetPushResult> {
-    const estimate = await this.ctx.zfs.estimateSendSize({ snapshot: target.name, ...(base ? { from: base.name } : {}) }).catch(() => null);
+  private async dryRun(dataset: string, target: Snapshot, base: BaseRef | null, reason: string | null, started: number): Promise<DatasetPushResult> {
+    const estimate = await this.ctx.zfs.estimateSendSize({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}) }).catch(() => null);
     // Without an estimate (zfs-fuse has no `send -nP`), use the referenced size for a full stream.
     const bytes = estimate ?? (base ? 0 : target.referenced);
     const { partSize, volumeSize } = this.ctx.config.upload;
@@ -574,7 +633,7 @@ export class PushService {
     return {
       dataset,
       snapshot: target.shortName,
-      base: base?.shortName ?? null,
+      base: base?.name ?? null,
       kind: base ? 'incremental' : 'full',
       reason,
       plaintextBytes: 0,

@@ -5,9 +5,9 @@
  */
 import { monthlyStorageCost, type CostObject } from '../cost/model.js';
 import { priceTable, type StorageClass } from '../cost/prices.js';
-import { DATA_PREFIX } from '../layout.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { openManifest, type ServiceContext } from './context.js';
+import { findOrphanUploads } from './orphans.js';
 
 export interface ChainEntry {
   streamId: string;
@@ -38,6 +38,8 @@ export interface UploadStatus {
   uploadId: string;
   dataset: string | null;
   initiated: string | null;
+  /** Orphans only: `ours` (aborted by the next push) or `foreign` (another machine's, aborted once 48 h old). */
+  owner?: 'ours' | 'foreign';
 }
 
 export interface StatusResult {
@@ -97,11 +99,14 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
       };
     });
     const known = manifest.inFlightUploads();
-    const knownIds = new Set(known.map((u) => u.uploadId));
     const inFlight: UploadStatus[] = known.map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: u.dataset, initiated: u.startedAt.toISOString() }));
-    const orphans: UploadStatus[] = (await ctx.store.listMultipartUploads(DATA_PREFIX))
-      .filter((u) => !knownIds.has(u.uploadId))
-      .map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: null, initiated: u.initiated.toISOString() }));
+    const orphans: UploadStatus[] = (await findOrphanUploads(ctx.store, manifest, ctx.now())).map((u) => ({
+      key: u.key,
+      uploadId: u.uploadId.slice(0, 16),
+      dataset: null,
+      initiated: u.initiated.toISOString(),
+      owner: u.owner,
+    }));
     return {
       store: ctx.store.url,
       datasets,

@@ -128,6 +128,10 @@ test('a push killed with SIGKILL at 24 moments resumes to an identical restore, 
   assert.equal(new Set(pairs).size, pairs.length, `duplicate stream rows: ${pairs.join(', ')}`);
   assert.equal(pairs[pairs.length - 1]?.endsWith(`>${last}`), true, `the chain ends at @${last}: ${pairs.join(', ')}`);
   await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
+  // No hold leaked by a killed run: only the newest base is held, once.
+  for (const snap of await pool.zfs.listSnapshots(ds)) {
+    assert.equal(await pool.zfs.userRefs(snap.name), snap.shortName === last ? 1 : 0, `holds on ${snap.name}`);
+  }
   t.diagnostic(`kills: ${kills} of ${steps.length} runs`);
 });
 
@@ -203,6 +207,19 @@ test('a destroyed base makes the next push send full and say why; concurrent pus
   assert.deepEqual(kinds, ['incremental', 'none'], 'exactly one of the two pushes sent the delta');
   const { pairs } = streamsOf(repo, ds);
   assert.equal(new Set(pairs).size, pairs.length);
+  // An unfinished upload of a stream this manifest does not know (another machine's) is left
+  // alone by push until it is 48 h old; then it is an orphan and aborted.
+  const store = new LocalStore(join(repo.dir, 'store'));
+  const foreignKey = `data/${'ab'.repeat(16)}/000000.zbkv`;
+  await store.createMultipartUpload(foreignKey, { storageClass: 'DEEP_ARCHIVE' });
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+  assert.equal((await store.listMultipartUploads('data/')).length, 1, 'a foreign upload younger than 48 h is kept');
+  const later = new Date(Date.now() + 49 * 3600 * 1000).toISOString();
+  const st = await startZbk(['status', '--json'], { ...repo.env, ZBK_NOW: later }).done;
+  assert.match(st.stdout, /"owner": "foreign"/);
+  assert.equal((await startZbk(['push', ds], { ...repo.env, ZBK_NOW: later }).done).code, 0);
+  assert.deepEqual(await store.listMultipartUploads('data/'), [], 'a foreign upload older than 48 h is aborted');
+
   const noWait = startZbk(['push', ds, '--no-wait'], repo.env);
   const holder = startZbk(['push', ds], repo.env);
   await Promise.all([noWait.done, holder.done]);
