@@ -32,11 +32,14 @@ export interface StoreConfig {
 }
 
 export interface UploadConfig {
-  /** Plaintext bytes per part (multipart unit; ≥ 5 MiB). */
+  /**
+   * Plaintext bytes per part (multipart unit; ≥ 5 MiB). Default 32 MiB keeps
+   * a push under 300 MB of memory; bigger parts mean fewer (billed) requests.
+   */
   partSize: number;
   /** Plaintext bytes per volume (object); well below the monthly free egress. */
   volumeSize: number;
-  /** Parts uploaded in parallel. Memory bound ≈ partSize × (parallel + 1) × 2. */
+  /** Parts uploaded in parallel. Pipeline buffers ≈ (parallel + 1) × partSize (see uploadStream in src/pipeline/upload.ts). */
   parallel: number;
 }
 
@@ -171,7 +174,7 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
   if (checksum !== 'when_supported' && checksum !== 'when_required') throw new ConfigError('store.checksum_calculation must be "when_supported" or "when_required"');
 
   const upload = table(doc.upload, 'upload');
-  const partSize = parseSize(upload.part_size ?? '64MiB', 'upload.part_size');
+  const partSize = parseSize(upload.part_size ?? '32MiB', 'upload.part_size');
   const volumeSize = parseSize(upload.volume_size ?? '4GiB', 'upload.volume_size');
   if (partSize < 5 * MiB) throw new ConfigError('upload.part_size must be at least 5MiB (S3 minimum part size)');
   if (partSize > 4 * GiB) throw new ConfigError('upload.part_size must be at most 4GiB');
