@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
 import { IntegrityError } from '../../src/errors.js';
 import type { VolumeRecord } from '../../src/layout.js';
-import { downloadVolume, openVolumeFiles, openVolumesFromStore, partLayout } from '../../src/pipeline/download.js';
+import { downloadVolume, openVolumeFiles, openVolumesFromStore, partLayout, PlaintextFeed } from '../../src/pipeline/download.js';
 import { uploadStream, type UploadResult } from '../../src/pipeline/upload.js';
 import { FaultInjectingStore } from '../../src/store/fault-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -176,6 +176,75 @@ describe('downloadVolume', () => {
     const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
     assert.equal(r.reusedBytes, 2 * sealedSize(PS));
     assert.deepEqual(readFileSync(path), Buffer.from(await inner.getBytes(record.key)));
+  });
+});
+
+describe('downloadVolume onPlaintext (live receive)', () => {
+  it('hands over every part once, in order, only authenticated, verified-on-disk parts included', async () => {
+    const { store, streamId, res, data } = await stored(VS);
+    const record = res.volumes[0]!;
+    const full = Buffer.from(await store.getBytes(record.key));
+    const path = dest();
+    const s = sealedSize(PS);
+    const bad = Buffer.from(full.subarray(0, 3 * s));
+    bad[2 * s + 60] ^= 0x04; // part 3 on disk is damaged: parts 1-2 reused, 3-4 fetched
+    writeFileSync(`${path}.partial`, bad);
+    const got: { index: number; bytes: Buffer }[] = [];
+    const r = await downloadVolume({
+      store,
+      keyring,
+      volume: record,
+      streamId,
+      destPath: path,
+      sealedSize,
+      onPlaintext: async (index, chunks) => {
+        got.push({ index, bytes: Buffer.concat(chunks) });
+        await new Promise((res) => setImmediate(res));
+      },
+    });
+    assert.equal(r.reusedBytes, 2 * s);
+    assert.deepEqual(
+      got.map((g) => g.index),
+      [0, 1, 2, 3],
+    );
+    assert.deepEqual(Buffer.concat(got.map((g) => g.bytes)), data);
+    assert.deepEqual(readFileSync(path), full);
+  });
+
+  it('hands over nothing of a part that fails authentication', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const s = sealedSize(PS);
+    await flipStoredByte(store, record.key, s + 4000); // inside part 2
+    const got: number[] = [];
+    await assert.rejects(
+      downloadVolume({ store, keyring, volume: record, streamId, destPath: dest(), sealedSize, onPlaintext: async (i) => void got.push(i) }),
+      IntegrityError,
+    );
+    assert.deepEqual(got, [0]);
+  });
+});
+
+describe('PlaintextFeed', () => {
+  it('applies backpressure at its high-water mark and delivers bytes in order', async () => {
+    const feed = new PlaintextFeed({ highWaterMark: 100 });
+    let settled = false;
+    const p = feed.write([Buffer.alloc(60, 1), Buffer.alloc(60, 2)]).then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(settled, false, 'a write beyond the high-water mark waits for the consumer');
+    const out = collect(feed.readable);
+    await p;
+    await feed.write([Buffer.alloc(5, 3)]);
+    feed.end();
+    assert.deepEqual(await out, Buffer.concat([Buffer.alloc(60, 1), Buffer.alloc(60, 2), Buffer.alloc(5, 3)]));
+  });
+
+  it('fail() errors the stream; writes after the consumer is gone are dropped', async () => {
+    const feed = new PlaintextFeed({ highWaterMark: 10 });
+    const out = collect(feed.readable);
+    feed.fail(new IntegrityError('bad'));
+    await assert.rejects(out, IntegrityError);
+    await feed.write([Buffer.alloc(1000)]); // resolves at once
   });
 });
 

@@ -312,9 +312,11 @@ class RestoreStep {
 
   /**
    * True when, by the same rules `advance` applies (request time, month,
-   * allowance, readable copy), every volume of a stream not yet staged will
-   * be downloaded by this run. One HEAD per such volume; a wrong guess only
-   * costs a killed receive.
+   * allowance, readable copy), every volume of a stream will be downloaded
+   * by this run. One HEAD per volume; a wrong guess only costs a killed
+   * receive. A stream with volumes staged by an earlier run is received
+   * from its files as before (a damaged staged file is quarantined and
+   * stops the run, see `quarantine`).
    */
   private async wholeStreamNow(vols: JobVolume[]): Promise<boolean> {
     const metered = !this.unmetered();
@@ -322,7 +324,7 @@ class RestoreStep {
     let used = this.job.egressByMonth[cur] ?? 0;
     for (const u of vols) {
       const path = this.path(u);
-      if (u.phase === 'staged' && existsSync(path)) continue;
+      if (u.phase === 'staged' || existsSync(path)) return false;
       if (metered) {
         const m = this.planMonth(u);
         if (cur < u.month) return false;
