@@ -12,7 +12,7 @@ export class BrokenChainError extends ManifestError {
   readonly neededBy: string;
   constructor(dataset: string, missing: { name: string; guid: bigint }, neededBy: string) {
     super(
-      `restore chain of ${dataset} is broken: no complete stream ends at snapshot ${missing.name} (guid ${missing.guid}), ` +
+      `restore chain of ${dataset} is broken: no restorable stream ends at snapshot ${missing.name} (guid ${missing.guid}), ` +
         `the base of stream ${neededBy}; run "zbk verify" and push a new full stream`,
       'CHAIN_BROKEN',
     );
@@ -26,7 +26,7 @@ export class BrokenChainError extends ManifestError {
 export class SnapshotNotPushedError extends ManifestError {
   readonly dataset: string;
   constructor(dataset: string, what: string) {
-    super(`${dataset}: ${what} has not been pushed (no complete stream ends there)`, 'SNAPSHOT_NOT_PUSHED');
+    super(`${dataset}: ${what} has not been pushed (no restorable stream ends there)`, 'SNAPSHOT_NOT_PUSHED');
     this.dataset = dataset;
   }
 }

@@ -646,44 +646,80 @@ export class Manifest {
   }
 
   /**
-   * The complete streams (with volumes) that restore `snapshotGuid` (default:
-   * the last pushed snapshot), full first, each incremental's base equal to
-   * the previous link's target. Throws SnapshotNotPushedError, or
+   * The streams of `dataset` that can restore something: complete streams,
+   * and superseded streams still wholly in the store (every volume
+   * complete) that a full stream among them still leads to. The one
+   * definition shared by `chainFor`, `unneededObjects` and retention (which
+   * snapshots are pushed, which may be kept), so a snapshot retention keeps
+   * is exactly one restore can reach.
+   */
+  restorableStreams(dataset: string): StreamRow[] {
+    const candidates = this.streams(dataset).filter((s) => {
+      if (s.state === 'complete') return true;
+      if (s.state !== 'superseded') return false;
+      const vols = this.volumes(s.streamId);
+      return vols.length > 0 && vols.every((v) => v.state === 'complete');
+    });
+    // A superseded incremental whose base chain lost objects restores nothing.
+    // (Complete streams always stay, so a broken chain is reported as such.)
+    const reached = bestChains(candidates);
+    return candidates.filter((s) => s.state === 'complete' || s.from === null || reached.has(s.from.guid));
+  }
+
+  /**
+   * The chain restoring `target`: over complete streams when they reach it
+   * (after consolidation: the new full), else over the restorable streams
+   * (an older snapshot reachable only through a superseded chain still
+   * wholly stored). Throws the error of the wider resolution.
+   */
+  private resolveRestorable(dataset: string, target: bigint, complete: readonly StreamRow[], restorable: readonly StreamRow[], best?: ReturnType<typeof bestChains>): StreamRow[] {
+    try {
+      return resolveChain(dataset, complete, target);
+    } catch {
+      return resolveChain(dataset, restorable, target, best);
+    }
+  }
+
+  /**
+   * The streams (with volumes) that restore `snapshotGuid` (default: the
+   * last pushed snapshot), full first, each incremental's base equal to the
+   * previous link's target. Complete streams are preferred; a snapshot they
+   * do not reach resolves through superseded streams still wholly stored
+   * (see `restorableStreams`). Throws SnapshotNotPushedError, or
    * BrokenChainError naming the missing base snapshot.
    */
   chainFor(dataset: string, snapshotGuid?: bigint): StreamWithVolumes[] {
     const target = snapshotGuid ?? this.lastPushedSnapshot(dataset)?.guid;
     if (target === undefined) throw new SnapshotNotPushedError(dataset, 'no snapshot');
-    return resolveChain(dataset, this.completeStreams(dataset), target).map((s) => ({ ...s, volumes: this.volumes(s.streamId) }));
+    return this.resolveRestorable(dataset, target, this.completeStreams(dataset), this.restorableStreams(dataset)).map((s) => ({
+      ...s,
+      volumes: this.volumes(s.streamId),
+    }));
   }
 
   /**
    * Volumes no chain of a kept snapshot needs: deletion candidates.
    * `keepSnapshotGuids` holds decimal guids; the last pushed snapshot of every
    * dataset is always kept as well. Kept guids the manifest does not know
-   * are ignored; kept snapshots may be resolved through superseded streams
-   * that are still wholly stored (so they stay restorable). Only objects of complete, superseded or abandoned streams
-   * that exist in the store (volume state complete) are returned; uploading
-   * streams are never touched. Throws BrokenChainError if a kept snapshot's
-   * chain is broken (deciding deletions then would be guesswork).
+   * are ignored. Every kept snapshot's chain is the one `chainFor` returns
+   * (complete streams preferred, else superseded streams still wholly
+   * stored), so what is kept is exactly what a restore reads. Only objects of
+   * complete, superseded or abandoned streams that exist in the store
+   * (volume state complete) are returned; uploading streams are never
+   * touched. Throws BrokenChainError if a kept snapshot's chain is broken
+   * (deciding deletions then would be guesswork).
    */
   unneededObjects(keepSnapshotGuids: Set<string>): UnneededObject[] {
     const needed = new Set<string>();
     for (const ds of this.datasets()) {
-      // The latest snapshot resolves over complete streams only (as chainFor does);
-      // kept snapshots may also lean on superseded streams still wholly in the
-      // store, so superseding never silently makes a kept snapshot unrestorable.
       const complete = this.completeStreams(ds.name);
-      const present = [
-        ...complete,
-        ...this.streams(ds.name).filter((s) => s.state === 'superseded' && this.volumes(s.streamId).every((v) => v.state === 'complete')),
-      ];
-      const last = this.lastPushedSnapshot(ds.name);
-      if (last) for (const s of resolveChain(ds.name, complete, last.guid)) needed.add(s.streamId);
-      const best = bestChains(present);
+      const restorable = this.restorableStreams(ds.name);
+      const best = bestChains(restorable);
       const targets = new Set<bigint>();
-      for (const s of present) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
-      for (const t of targets) for (const s of resolveChain(ds.name, present, t, best)) needed.add(s.streamId);
+      const last = this.lastPushedSnapshot(ds.name);
+      if (last) targets.add(last.guid);
+      for (const s of restorable) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
+      for (const t of targets) for (const s of this.resolveRestorable(ds.name, t, complete, restorable, best)) needed.add(s.streamId);
     }
     const rows = this.db
       .prepare(

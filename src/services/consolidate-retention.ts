@@ -7,15 +7,15 @@ import { applyRetention, type PushedSnapshot, type RetentionResult, type Retenti
 import type { Manifest } from '../manifest/manifest.js';
 
 /**
- * Snapshots of `dataset` that some stored stream ends at: complete streams,
- * and superseded streams still wholly in the store (they can still restore
- * an older snapshot, so retention must be able to keep it). One entry per guid.
+ * Snapshots of `dataset` that some restorable stream ends at
+ * (`Manifest.restorableStreams`: complete streams, and superseded streams
+ * still wholly in the store — they can still restore an older snapshot, so
+ * retention must be able to keep it, and `chainFor` resolves through them).
+ * One entry per guid.
  */
 export function pushedSnapshots(manifest: Manifest, dataset: string): PushedSnapshot[] {
   const byGuid = new Map<string, PushedSnapshot>();
-  for (const s of manifest.streams(dataset)) {
-    if (s.state !== 'complete' && s.state !== 'superseded') continue;
-    if (s.state === 'superseded' && !manifest.volumes(s.streamId).every((v) => v.state === 'complete')) continue;
+  for (const s of manifest.restorableStreams(dataset)) {
     const guid = s.to.guid.toString();
     if (!byGuid.has(guid)) byGuid.set(guid, { guid, name: s.to.name, creation: new Date(s.to.creation * 1000) });
   }
@@ -41,9 +41,8 @@ export function retentionOf(manifest: Manifest, dataset: string, rules: Retentio
 /**
  * Kept guids of every dataset, for `Manifest.unneededObjects`, WITHOUT each
  * dataset's latest pushed snapshot: unneededObjects always keeps the latest
- * through its chain of complete streams (after consolidation: the new full).
- * Passing it as well would let it resolve through the superseded old chain
- * whenever that happens to be fewer bytes, and pin the old chain forever.
+ * itself, through its chain of complete streams (after consolidation: the
+ * new full), exactly as `Manifest.chainFor` resolves it.
  */
 export function keptGuidsForDeletion(manifest: Manifest, rules: RetentionRules): Set<string> {
   const out = new Set<string>();

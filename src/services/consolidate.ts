@@ -245,7 +245,9 @@ export class ConsolidateService {
   /**
    * The intent's streams still complete, minus any that a snapshot kept
    * NOW (retention may have changed since the plan) needs to resolve over
-   * complete streams — restores resolve over complete streams only.
+   * complete streams. (Restores could still reach it through superseded
+   * streams while they are wholly stored; keeping them complete is the
+   * conservative choice.)
    */
   private safeToSupersede(m: Manifest, dataset: string, wanted: readonly string[]): string[] {
     const complete = m.streams(dataset).filter((s) => s.state === 'complete');

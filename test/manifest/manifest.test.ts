@@ -152,7 +152,10 @@ describe('chains', () => {
       assert.throws(() => m.markSuperseded([full!.streamId, rebase!.streamId]), code('LAST_SNAPSHOT_UNRESTORABLE'));
       assert.equal(m.stream(rebase!.streamId)?.state, 'complete');
       assert.equal(m.stream(full!.streamId)?.state, 'complete');
-      // With i1 superseded, B itself is no longer restorable.
+      // With i1 superseded but wholly stored, B is still restorable through it (what retention kept is what restore reaches).
+      assert.deepEqual(m.chainFor('tank/a', B.guid).map((s) => s.streamId), [full!.streamId, i1!.streamId]);
+      // Once i1's objects are gone, B is no longer restorable.
+      m.markVolumesDeleted(m.volumes(i1!.streamId).map((v) => v.key), day(4));
       assert.throws(() => m.chainFor('tank/a', B.guid), (e: unknown) => e instanceof SnapshotNotPushedError);
       // Losing the rebase leaves C reachable only through i2, whose base B has no stream: the missing link.
       m.markVolumesDeleted(m.volumes(rebase!.streamId).map((v) => v.key), day(4));
