@@ -13,9 +13,9 @@
  * manifest never keeps claiming an object the store no longer has.
  */
 import { ManifestError } from '../errors.js';
-import { streamRecordKey } from '../layout.js';
+import { KEY_FILE_KEY, streamRecordKey } from '../layout.js';
 import type { Manifest } from '../manifest/manifest.js';
-import { NotFoundError } from '../store/errors.js';
+import { NotFoundError, PermanentStoreError } from '../store/errors.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { crashPoint } from './crash-point.js';
 import type { ScheduledDeletion } from './consolidate-schedule.js';
@@ -64,16 +64,46 @@ async function carryOut(manifest: Manifest, store: ObjectStore, batch: PendingDe
 }
 
 /**
+ * Throws unless `store` answers for this repository (its key file HEADs
+ * fine), so that a NotFound for a volume means the volume is gone, not that
+ * the store is misconfigured. Nothing is recorded when it throws.
+ */
+async function requireRepositoryAnswers(store: ObjectStore): Promise<void> {
+  try {
+    await store.head(KEY_FILE_KEY);
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      // A HEAD 404 has no body; a listing names the cause (NoSuchBucket) where there is one.
+      for await (const e of store.list('')) {
+        void e;
+        break;
+      }
+      throw new PermanentStoreError(
+        `the store at ${store.url} does not hold this repository (key file ${KEY_FILE_KEY} not found): check the bucket, prefix and endpoint; ` +
+          'the pending deletion was left as it is, nothing recorded',
+        'NO_REPOSITORY_IN_STORE',
+      );
+    }
+    throw err;
+  }
+}
+
+/**
  * Finish a deletion batch an earlier run left unfinished. Keys that are
  * still unneeded (`stillUnneeded`) are deleted again (idempotent); a key
  * something now needs (retention changed meanwhile) is deleted from nothing:
- * it is marked deleted only if the store no longer has it. Returns the keys
+ * it is marked deleted only if the store no longer has it — and "no longer
+ * has it" is believed only when the store answers for the repository (its
+ * key file is there), else this throws and records nothing. Returns the keys
  * finished.
  */
 export async function finishPendingDeletion(manifest: Manifest, store: ObjectStore, stillUnneeded: ReadonlySet<string>, now: Date): Promise<string[]> {
   const raw = manifest.getValue(PENDING_DELETE_KEY);
   if (raw === undefined) return [];
   if (!isPending(raw)) throw new ManifestError(`the pending deletion record (${PENDING_DELETE_KEY}) is malformed`, 'PENDING_DELETE');
+  // A missing bucket, a wrong prefix or endpoint also answers HEAD with a
+  // bare 404: only a store that holds this repository may say "gone".
+  if (raw.keys.length > 0) await requireRepositoryAnswers(store);
   const keys: string[] = [];
   for (const k of raw.keys) {
     if (stillUnneeded.has(k)) keys.push(k);

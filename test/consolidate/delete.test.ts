@@ -11,7 +11,11 @@ import { KEY_FILE_KEY, streamRecordKey } from '../../src/layout.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import type { StreamWithVolumes } from '../../src/manifest/types.js';
 import { finishPendingDeletion, PENDING_DELETE_KEY } from '../../src/services/consolidate-delete.js';
+import { ExitCode } from '../../src/errors.js';
+import { StoreError } from '../../src/store/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import { S3Store } from '../../src/store/s3-store.js';
+import { startS3TestServer, TestClock } from '../s3-server/index.js';
 import { simulatePush, snap, tempDir, testKeyring } from '../manifest/helpers.js';
 
 const tmp = tempDir();
@@ -79,6 +83,59 @@ describe('finishing an interrupted deletion batch', () => {
       assert.equal(m.getValue(PENDING_DELETE_KEY), undefined);
     } finally {
       m.close();
+    }
+  });
+});
+
+describe('finishing an interrupted deletion batch against a store that does not hold the repository', () => {
+  const volumeStates = (m: Manifest, c: Consolidated): string[] => c.old.flatMap((x) => m.volumes(x.streamId).map((v) => v.state));
+
+  it('fails with a store error and records nothing (wrong prefix: every HEAD is a 404)', async () => {
+    const c = await killedAfterRecording();
+    try {
+      const before = volumeStates(c.m, c);
+      const pending = c.m.getValue(PENDING_DELETE_KEY);
+      const wrong = new MemoryStore({ minPartSize: 1, now: () => day(0) });
+      const still = new Set(c.old[2]!.volumes.map((v) => v.key));
+      await assert.rejects(finishPendingDeletion(c.m, wrong, still, day(401)), (e: unknown) => e instanceof StoreError && e.code === 'NO_REPOSITORY_IN_STORE' && e.exitCode === ExitCode.STORE);
+      assert.deepEqual(volumeStates(c.m, c), before);
+      assert.ok(before.every((s) => s === 'complete'));
+      assert.deepEqual(c.m.getValue(PENDING_DELETE_KEY), pending);
+      for (const x of c.old) assert.ok(c.store.keys().includes(streamRecordKey(x.streamId)));
+    } finally {
+      c.m.close();
+    }
+  });
+
+  it('fails with NO_SUCH_BUCKET against a missing S3 bucket and records nothing', async () => {
+    const server = await startS3TestServer({ clock: new TestClock(new Date(t0)), buckets: ['zbk'] });
+    const c = await killedAfterRecording();
+    try {
+      const s3 = new S3Store(
+        { url: 's3://no-such-bucket/backups', endpoint: server.endpoint, region: server.region, pathStyle: true, dataStorageClass: 'DEEP_ARCHIVE', metaStorageClass: 'STANDARD', checksumCalculation: 'when_supported' },
+        { credentials: server.credentials },
+      );
+      const before = volumeStates(c.m, c);
+      await assert.rejects(finishPendingDeletion(c.m, s3, new Set(), day(401)), (e: unknown) => e instanceof StoreError && e.code === 'NO_SUCH_BUCKET');
+      assert.deepEqual(volumeStates(c.m, c), before);
+      assert.notEqual(c.m.getValue(PENDING_DELETE_KEY), undefined);
+    } finally {
+      c.m.close();
+      await server.close();
+    }
+  });
+
+  it('still marks a key deleted when the repository is there and only the key is gone', async () => {
+    const c = await killedAfterRecording();
+    try {
+      const s1 = c.old[0]!;
+      await c.store.deleteMany([s1.volumes[0]!.key]);
+      const finished = await finishPendingDeletion(c.m, c.store, new Set(), day(401));
+      assert.deepEqual(finished, [s1.volumes[0]!.key]);
+      assert.equal(c.m.volumes(s1.streamId)[0]!.state, 'deleted');
+      assert.equal(c.m.volumes(s1.streamId)[1]!.state, 'complete');
+    } finally {
+      c.m.close();
     }
   });
 });
