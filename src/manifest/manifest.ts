@@ -833,6 +833,42 @@ export class Manifest {
     }).immediate();
   }
 
+  /**
+   * Reconcile with a listing of the store (manifest rebuild from a mirror
+   * that may predate deletions): every complete volume of a complete,
+   * superseded or abandoned stream whose object `stored` says is gone is
+   * marked deleted; a stream left with no volumes becomes `deleted`, a
+   * complete stream left partial becomes `superseded` (no longer whole, so
+   * no longer a restore candidate). Uploading streams are left to push's
+   * resume logic. Returns the volumes marked, by stream.
+   */
+  markMissingVolumes(stored: (key: string) => boolean, at?: Date): { streamId: string; dataset: string; key: string; streamState: StreamRow['state'] }[] {
+    const when = this.iso(at);
+    const missing: { streamId: string; dataset: string; key: string; streamState: StreamRow['state'] }[] = [];
+    this.db.transaction(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT v.object_key, v.stream_id, d.name AS dataset FROM volumes v JOIN streams s ON s.stream_id = v.stream_id JOIN datasets d ON d.id = s.dataset_id
+           WHERE v.state = 'complete' AND s.state IN ('complete', 'superseded', 'abandoned') ORDER BY v.object_key`,
+        )
+        .all() as { object_key: string; stream_id: string; dataset: string }[];
+      const gone = rows.filter((r) => !stored(r.object_key));
+      const touched = new Set<string>();
+      for (const r of gone) {
+        this.db.prepare(`UPDATE volumes SET state = 'deleted', deleted_at = ?, upload_id = NULL WHERE object_key = ?`).run(when, r.object_key);
+        touched.add(r.stream_id);
+      }
+      for (const id of touched) {
+        const left = this.db.prepare(`SELECT count(*) AS n FROM volumes WHERE stream_id = ? AND state NOT IN ('deleted', 'aborted')`).get(id) as { n: number };
+        if (left.n === 0) this.db.prepare(`UPDATE streams SET state = 'deleted' WHERE stream_id = ?`).run(id);
+        else this.db.prepare(`UPDATE streams SET state = 'superseded', superseded_at = coalesce(superseded_at, ?) WHERE stream_id = ? AND state = 'complete'`).run(when, id);
+      }
+      for (const r of gone) missing.push({ streamId: r.stream_id, dataset: r.dataset, key: r.object_key, streamState: this.stream(r.stream_id)!.state });
+      if (gone.length > 0) this.insertEvent('volumes-missing', null, { count: gone.length, streams: touched.size });
+    }).immediate();
+    return missing;
+  }
+
   // ------------------------------------------------------------------ events
 
   private insertEvent(kind: string, dataset: string | null, detail: unknown): void {

@@ -6,6 +6,10 @@
  *    merged in: they cover pushes completed after that mirror, or everything
  *    when no mirror is usable. Each record's volumes are cross-checked with a
  *    listing and a HEAD (size, sealed `zbk-meta` metadata).
+ * 3. The mirror's own streams are checked against the listing too: a mirror
+ *    can predate deletions (a consolidation killed, or whose mirror write
+ *    failed, after deleting an old chain). Their missing volumes are marked
+ *    deleted and reported (`goneFromStore`), so no restore picks them.
  *
  * Archived data is never read (no GET under `data/`). Objects that cannot be
  * placed — volumes without a stream record (incomplete uploads), metadata
@@ -44,6 +48,13 @@ export interface RebuildReport {
   datasets: string[];
   /** Objects that could not be placed, with the reason. */
   unplaced: { key: string; reason: string }[];
+  /**
+   * Volumes the mirror records but the store no longer has (deleted after
+   * that mirror was written, e.g. by a consolidation that did not get to
+   * write a newer one): marked deleted, their streams deleted (all gone) or
+   * superseded (partly gone), never offered for restore.
+   */
+  goneFromStore: { key: string; streamId: string; dataset: string; streamState: string }[];
   skippedMirrors: SkippedMirror[];
   /** Where the replaced manifest was moved (force only). */
   movedAside?: string;
@@ -104,6 +115,8 @@ function metadataMismatch(meta: VolumeMetadata, rec: StreamRecord, index: number
 interface Collected {
   streams: ImportStreamInput[];
   unplaced: { key: string; reason: string }[];
+  /** The listing of `data/`. */
+  listed: ReadonlyMap<string, ListEntry>;
 }
 
 /** Read every stream record and cross-check its volumes (LIST + HEAD only). */
@@ -197,7 +210,7 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
     }
     unplaced.push({ key, reason });
   }
-  return { streams, unplaced };
+  return { streams, unplaced, listed };
 }
 
 function removeDbFiles(path: string): void {
@@ -241,6 +254,8 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
     const collected = await collectFromStore(store, keyring, (id) => known.has(id));
     let added = 0;
     for (const s of collected.streams) if (m.importCompleteStream(s)) added++;
+    // A mirror may predate deletions: what it records must still be listed.
+    const goneFromStore = mirror.bytes ? m.markMissingVolumes((key) => collected.listed.has(key), now()) : [];
 
     const check = m.integrityCheck();
     if (!check.ok) throw new ManifestError(`the rebuilt manifest fails its integrity check: ${check.problems.slice(0, 3).join('; ')}`, 'REBUILD_FAILED');
@@ -250,10 +265,11 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
       streamsFromRecords: added,
       datasets: m.datasets().map((d) => d.name),
       unplaced: collected.unplaced,
+      goneFromStore,
       skippedMirrors: mirror.skipped,
     };
     if (mirror.key) report.mirrorKey = mirror.key;
-    m.logEvent('manifest-rebuilt', null, { source: report.source, mirrorKey: mirror.key, streams: report.streams, unplaced: report.unplaced.length });
+    m.logEvent('manifest-rebuilt', null, { source: report.source, mirrorKey: mirror.key, streams: report.streams, unplaced: report.unplaced.length, goneFromStore: goneFromStore.length });
     m.close();
     m = undefined;
 
