@@ -238,8 +238,6 @@ export interface DownloadVolumeOptions {
  *   256 KiB chunk with turns of the event loop in between (a consumer in
  *   this process keeps being served); without, in one call into a reused
  *   buffer (the fastest way to only verify).
- * - Written parts are flushed to disk in the background while the next ones
- *   are fetched, so the fsync before the rename has little left to do.
  *
  * Memory bound: two sealed parts (the one being opened and the next one
  * being fetched) plus one plaintext part (≈ 3 × partSize); with
@@ -255,7 +253,6 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
   const fh = await open(partial, existsSync(partial) ? 'r+' : 'w+', 0o600);
   let closed = false;
   let inFlight: Promise<unknown> | null = null;
-  let flushing: Promise<void> | null = null;
   try {
     const maxSealed = Math.max(...layout.map((r) => r.sealedSize));
     // Two sealed buffers: one being opened and written, one being fetched.
@@ -277,18 +274,6 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
         if (i % 2 === 1) await yieldToLoop();
       }
       return chunks;
-    };
-    /** Start flushing written parts to disk unless a flush is running (errors surface in the final fsync). */
-    const flushInBackground = (): void => {
-      if (flushing) return;
-      flushing = fh.datasync().then(
-        () => {
-          flushing = null;
-        },
-        () => {
-          flushing = null;
-        },
-      );
     };
 
     // Verify what an earlier attempt left behind.
@@ -329,14 +314,12 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       inFlight = null;
       const chunks = await openPart(r, sealed, 'downloaded');
       await writeAt(fh, sealed, r.sealedOffset);
-      flushInBackground();
       downloadedBytes += r.sealedSize;
       opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
       // Only now (part k authenticated and on disk) may part k+1 be in flight.
       ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
       if (sink) await sink(r.partNumber - 1, chunks);
     }
-    if (flushing) await flushing;
 
     const digest = hash.digest('hex');
     if (digest !== volume.plaintextSha256) {
@@ -356,7 +339,6 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
   } finally {
     // A GET still running would write into a buffer nobody reads: let it settle first.
     if (inFlight) await Promise.allSettled([inFlight]);
-    if (flushing) await flushing;
     if (!closed) await fh.close();
   }
 }
