@@ -11,7 +11,7 @@ import { tmpdir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readFileSync, readdirSync } from 'node:fs';
-const fuseCpu = () => { let t = 0; for (const n of readdirSync('/proc')) { if (!/^\d+$/.test(n)) continue; try { const st = readFileSync(`/proc/${n}/stat`, 'utf8'); if (!st.includes('(zfs-fuse)')) continue; const f = st.slice(st.lastIndexOf(')') + 2).split(' '); t += (Number(f[11]) + Number(f[12])) * 10; } catch {} } return t; };
+const fuseCpu = () => { let t = 0; for (const n of readdirSync('/proc')) { if (!/^\d+$/.test(n)) continue; try { const st = readFileSync(`/proc/${n}/stat`, 'utf8'); if (!st.includes('(zfs-fuse)')) continue; const f = st.slice(st.lastIndexOf(')') + 2).split(' '); t += (Number(f[11]) + Number(f[12])) * 10; } catch { /* process gone */ } } return t; };
 
 const dist = new URL('../dist/', import.meta.url);
 const { startS3TestServer } = await import(new URL('test/s3-server/index.js', dist));
