@@ -11,12 +11,10 @@
 import { randomBytes } from 'node:crypto';
 import { restoreCost } from '../cost/model.js';
 import { priceTable } from '../cost/prices.js';
-import { sealedPartSize } from '../crypto/index.js';
 import { OperationError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
-import { volumeRecordsOf } from '../manifest/records.js';
-import { openVolumesFromStore } from '../pipeline/download.js';
+import { receiveChainFromStore } from './receive-chain.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
 
@@ -122,16 +120,7 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
   const clone = `${pool}/zbk-verify-src-${tag}`;
   const zfs = ctx.zfs;
   try {
-    for (const [i, s] of chain.entries()) {
-      const plaintext = openVolumesFromStore({
-        store: ctx.store,
-        keyring,
-        streamId: Buffer.from(s.streamId, 'hex'),
-        volumes: volumeRecordsOf(s),
-        sealedSize: sealedPartSize,
-      });
-      await zfs.receive(scratch, plaintext, { force: i > 0 });
-    }
+    await receiveChainFromStore(ctx.store, keyring, zfs, chain, scratch);
     const received = await zfs.getSnapshot(`${scratch}@${last.to.name}`);
     if (received.guid !== last.to.guid) {
       throw new OperationError(`the restored snapshot has guid ${received.guid}, the manifest says ${last.to.guid}`, 'GUID_MISMATCH');
@@ -147,12 +136,28 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
     const ok = diff.differences.length === 0;
     return { ...base, ok, outcome: ok ? 'verified' : 'different', filesCompared: diff.compared, differences: diff.differences, comparedWithLocal: true };
   } finally {
-    for (const name of [clone, scratch]) {
-      if (await zfs.exists(name).catch(() => false)) {
-        // zfs-fuse refuses to destroy a mounted dataset ("busy"): unmount first.
-        await zfs.unmount(name).catch(() => undefined);
-        await zfs.destroy(name, { recursive: true }).catch((err: unknown) => ctx.log.warn(`could not destroy the scratch dataset ${name}: ${(err as Error).message}`));
-      }
+    for (const name of [clone, scratch]) await destroyScratch(ctx, name);
+  }
+}
+
+/**
+ * Destroy a scratch dataset. zfs-fuse refuses to destroy a mounted dataset
+ * and may report "busy" for a moment after unmounting it: unmount, then
+ * retry a few times before giving up with a warning.
+ */
+async function destroyScratch(ctx: ServiceContext, name: string): Promise<void> {
+  const zfs = ctx.zfs;
+  let last: unknown = null;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    if (!(await zfs.exists(name).catch(() => false))) return;
+    await zfs.unmount(name).catch(() => undefined);
+    try {
+      await zfs.destroy(name, { recursive: true });
+      return;
+    } catch (err) {
+      last = err;
+      await new Promise((r) => setTimeout(r, 300));
     }
   }
+  ctx.log.warn(`could not destroy the scratch dataset ${name}: ${last instanceof Error ? last.message : String(last)}; destroy it by hand`);
 }

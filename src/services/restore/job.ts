@@ -8,6 +8,7 @@
  * without touching the store.
  */
 import { join } from 'node:path';
+import { volumeRecordOf } from '../../manifest/records.js';
 import { IntegrityError, ManifestError } from '../../errors.js';
 import type { VolumeRecord } from '../../layout.js';
 import type { Manifest } from '../../manifest/manifest.js';
@@ -152,7 +153,8 @@ export function chainVolumes(chain: readonly StreamWithVolumes[]): ChainVolume[]
     if (vols.length === 0) throw new IntegrityError(`stream ${s.streamId} (@${s.to.name}) has no volumes in the manifest`, 'CHAIN_VOLUME_MISSING');
     vols.forEach((v, i) => {
       if (v.volumeIndex !== i) throw new IntegrityError(`volume ${i} of stream ${s.streamId} (@${s.to.name}) is missing from the manifest`, 'CHAIN_VOLUME_MISSING');
-      if (v.state !== 'complete' || v.storedSize === null || v.plaintextSize === null || v.plaintextSha256 === null || v.partCount === null) {
+      const record = v.state === 'complete' ? volumeRecordOf(s, v) : null;
+      if (!record) {
         throw new IntegrityError(`object ${v.key} of stream ${s.streamId} (@${s.to.name}) is not complete (state ${v.state})`, 'CHAIN_VOLUME_MISSING');
       }
       out.push({
@@ -160,17 +162,9 @@ export function chainVolumes(chain: readonly StreamWithVolumes[]): ChainVolume[]
         streamId: s.streamId,
         streamIndex,
         volumeIndex: v.volumeIndex,
-        bytes: v.storedSize,
-        plaintextBytes: v.plaintextSize,
-        record: {
-          index: v.volumeIndex,
-          key: v.key,
-          plaintextSize: v.plaintextSize,
-          plaintextSha256: v.plaintextSha256,
-          storedSize: v.storedSize,
-          partCount: v.partCount,
-          partSize: s.partSize,
-        },
+        bytes: record.storedSize,
+        plaintextBytes: record.plaintextSize,
+        record,
       });
     });
   });
