@@ -276,6 +276,16 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       return chunks;
     };
 
+    // The volume's last part reaches the sink only after the whole-volume
+    // SHA-256 matched: `zfs receive` commits as soon as it reads a stream's
+    // END record, so a later failure could no longer stop it.
+    let held: { index: number; chunks: Buffer[] } | null = null;
+    const feed = async (r: PartRange, chunks: Buffer[]): Promise<void> => {
+      if (!sink) return;
+      if (r.partNumber === layout.length) held = { index: r.partNumber - 1, chunks };
+      else await sink(r.partNumber - 1, chunks);
+    };
+
     // Verify what an earlier attempt left behind.
     const onDisk = (await fh.stat()).size;
     let next = 0;
@@ -291,7 +301,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
         if (err instanceof IntegrityError) break; // re-fetch from here
         throw err;
       }
-      if (sink) await sink(r.partNumber - 1, chunks);
+      await feed(r, chunks);
       reusedBytes += r.sealedSize;
     }
     const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
@@ -318,7 +328,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
       // Only now (part k authenticated and on disk) may part k+1 be in flight.
       ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
-      if (sink) await sink(r.partNumber - 1, chunks);
+      await feed(r, chunks);
     }
 
     const digest = hash.digest('hex');
@@ -330,6 +340,8 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
         `volume ${volume.key}: plaintext SHA-256 ${digest} does not match the stream record (${volume.plaintextSha256}); kept as ${destPath}.bad`,
       );
     }
+    const last = held as { index: number; chunks: Buffer[] } | null;
+    if (sink && last) await sink(last.index, last.chunks);
     await fh.sync();
     await fh.close();
     closed = true;
@@ -432,6 +444,7 @@ async function* plaintextOf(keyring: Keyring, streamId: Uint8Array, volumes: Vol
     const pending = new Set<Promise<Buffer>>();
     try {
       const hash = createHash('sha256');
+      let lastPlain: Uint8Array | null = null;
       const fetch = (r: PartRange): Promise<Buffer> => {
         const buf = Buffer.allocUnsafe(r.sealedSize);
         const p = read(record, r, buf).then(() => buf);
@@ -448,12 +461,15 @@ async function* plaintextOf(keyring: Keyring, streamId: Uint8Array, volumes: Vol
         if (k + 1 < layout.length) ahead = fetch(layout[k + 1]!);
         const plain = openOrThrow(keyring, streamId, record, r, layout.length, sealed, 'read');
         hash.update(plain);
-        if (plain.length > 0) yield Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
+        // The last part waits for the whole-volume hash (zfs receive commits at the stream's END record).
+        if (k === layout.length - 1) lastPlain = plain;
+        else if (plain.length > 0) yield Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
       }
       const digest = hash.digest('hex');
       if (digest !== record.plaintextSha256) {
         throw new IntegrityError(`volume ${record.key}: plaintext SHA-256 does not match the stream record`);
       }
+      if (lastPlain && lastPlain.length > 0) yield Buffer.from(lastPlain.buffer, lastPlain.byteOffset, lastPlain.byteLength);
     } finally {
       await Promise.allSettled(pending);
       await end();

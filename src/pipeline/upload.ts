@@ -242,8 +242,9 @@ class WorkerHasher implements PartHasher {
   private dead: Error | null = null;
 
   constructor() {
+    // Not unref'd: while a hash is pending the worker must keep the process
+    // alive (close() always runs when the upload settles).
     this.worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
-    this.worker.unref();
     this.worker.on('message', (r: HashReply) => {
       const p = this.pending.get(r.id);
       if (!p) return;

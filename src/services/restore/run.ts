@@ -382,7 +382,12 @@ class RestoreStep {
     await this.finishReceive(live.stream, live.vols);
   }
 
-  /** Kill the live receive (zfs sees no end of input, so it keeps nothing) and wait for it. */
+  /**
+   * Kill the live receive and wait for it. Safe because downloadVolume hands
+   * a volume's last part (which carries the stream's END record on the last
+   * volume) to the receive only after the whole-volume hash matched: zfs has
+   * not seen the end of the stream, so it keeps nothing.
+   */
   private async abortLive(cause: unknown): Promise<void> {
     const live = this.live;
     if (!live) return;
