@@ -1,5 +1,6 @@
 /** Run the zbk CLI as a separate process, as users and timers do. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { zbkBin } from './paths.js';
 
 export interface CliResult {
@@ -14,10 +15,14 @@ export interface CliRun {
   done: Promise<CliResult>;
 }
 
-/** Start `zbk args...` with extra environment; stdin is closed (no prompts). */
+/**
+ * Start `zbk args...` with a clean environment (PATH, HOME and `env` only, so
+ * no developer AWS profile or ZBK_* setting leaks into a test); stdin is
+ * closed (no prompts).
+ */
 export function startZbk(args: string[], env: Record<string, string>): CliRun {
   const child = spawn(process.execPath, [zbkBin, ...args], {
-    env: { ...process.env, ...env, NO_COLOR: '1' },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? tmpdir(), NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -4,11 +4,10 @@
  * CLI with the repository's environment. Everything is removed by `cleanup`.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { zbkBin } from '../helpers/paths.js';
+import { runZbk as runCli } from '../helpers/cli.js';
 
 export interface RunResult {
   code: number;
@@ -32,20 +31,9 @@ export interface TestRepo {
 
 export const PASSPHRASE = 'correct horse battery staple 42';
 
-export function runZbk(args: string[], env: Record<string, string>): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    // A clean environment: no developer AWS profile or config leaks into the test.
-    const child = spawn(process.execPath, [zbkBin, ...args], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: env.HOME ?? tmpdir(), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
+export async function runZbk(args: string[], env: Record<string, string>): Promise<RunResult> {
+  const r = await runCli(args, env);
+  return { code: r.code ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Create the temp dir, passphrase and config env; `init` unless told not to. */
