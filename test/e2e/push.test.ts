@@ -15,6 +15,7 @@ import { jsonOf, startZbk } from '../helpers/cli.js';
 import { hashTree } from '../helpers/tree-hash.js';
 import { restoreLatestDirect } from '../helpers/restore-direct.js';
 import { Manifest } from '../../src/manifest/manifest.js';
+import { acquireLock } from '../../src/manifest/lock.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { PushResult } from '../../src/services/push.js';
 import { startS3TestServer } from '../s3-server/index.js';
@@ -220,8 +221,16 @@ test('a destroyed base makes the next push send full and say why; concurrent pus
   assert.equal((await startZbk(['push', ds], { ...repo.env, ZBK_NOW: later }).done).code, 0);
   assert.deepEqual(await store.listMultipartUploads('data/'), [], 'a foreign upload older than 48 h is aborted');
 
-  const noWait = startZbk(['push', ds, '--no-wait'], repo.env);
-  const holder = startZbk(['push', ds], repo.env);
-  await Promise.all([noWait.done, holder.done]);
+  // While another process holds the manifest lock: --no-wait fails at once with exit 8;
+  // without it, push says it is waiting and goes on once the lock is released.
+  const lock = await acquireLock(join(repo.stateDir, 'manifest.db'), { wait: false, command: 'test holder' });
+  const noWait = await repo.zbk(['push', ds, '--no-wait']);
+  assert.equal(noWait.code, 8, noWait.stderr);
+  assert.match(noWait.stderr, /test holder/);
+  const waiting = startZbk(['push', ds], repo.env);
+  setTimeout(() => lock.release(), 1500);
+  const waited = await waiting.done;
+  assert.equal(waited.code, 0, waited.stderr);
+  assert.match(waited.stderr, /waiting for test holder/);
   await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
 });
