@@ -108,20 +108,30 @@ test('a push killed with SIGKILL at 24 moments resumes to an identical restore, 
   ];
   let seed = 42;
   const rand = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  const steps = [...points, ...points, ...Array.from({ length: 8 }, () => '')];
   let kills = 0;
-  for (const [i, crashAt] of steps.entries()) {
+  let runs = 0;
+  // Timed kills land inside a run: the delay is drawn below the duration of the last run
+  // that finished on its own (fast machines finish sooner).
+  let typicalMs = 1500;
+  const step = async (crashAt: string): Promise<void> => {
+    const i = runs++;
     writeRandomFiles(join(mnt, `step${i}`), { files: 3, bytesEach: 4 * 1024 * 1024, seed: `step${i}` });
     await pool.zfs.snapshot(`${ds}@s${i}`);
+    const started = Date.now();
     const run = startZbk(['push', ds], { ...repo.env, ...(crashAt ? { ZBK_CRASH_AT: crashAt } : {}) });
-    if (!crashAt) setTimeout(() => run.child.kill('SIGKILL'), 400 + Math.floor(rand() * 1200));
+    if (!crashAt) setTimeout(() => run.child.kill('SIGKILL'), 150 + Math.floor(rand() * typicalMs * 0.9));
     const res = await run.done;
     if (res.signal === 'SIGKILL') kills++;
-    else assert.equal(res.code, 0, `push failed after a kill: ${res.stderr}`);
-  }
+    else {
+      assert.equal(res.code, 0, `push failed after a kill: ${res.stderr}`);
+      typicalMs = Date.now() - started;
+    }
+  };
+  for (const crashAt of [...points, ...points]) await step(crashAt);
+  while (kills < 24 && runs < 48) await step('');
   const fin = await repo.zbk(['push', ds, '--json']);
   assert.equal(fin.code, 0, fin.stderr);
-  const last = `s${steps.length - 1}`;
+  const last = `s${runs - 1}`;
   assert.ok(kills >= 20, `expected at least 20 kills, got ${kills}`);
   const store = new LocalStore(join(repo.dir, 'store'));
   assert.deepEqual(await store.listMultipartUploads('data/'), [], 'no orphan multipart upload remains');
@@ -133,7 +143,7 @@ test('a push killed with SIGKILL at 24 moments resumes to an identical restore, 
   for (const snap of await pool.zfs.listSnapshots(ds)) {
     assert.equal(await pool.zfs.userRefs(snap.name), snap.shortName === last ? 1 : 0, `holds on ${snap.name}`);
   }
-  t.diagnostic(`kills: ${kills} of ${steps.length} runs`);
+  t.diagnostic(`kills: ${kills} of ${runs} runs`);
 });
 
 test('pushes through the S3 test server with 10% transient faults; a 403 stops at once with exit 5', async (t) => {
