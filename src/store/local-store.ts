@@ -9,6 +9,18 @@
  *   .zbk-uploads/<id>/<nnnnn>.<md5>.<sha256>  one file per part (name = its identity)
  *   **∕.zbk-tmp-*                  temp files of writes in progress (same directory
  *                                  as the target, so the final rename is atomic)
+ *   **∕.zbk-mp-<hex>/<part file>   data of a composite (multipart) object, beside its key
+ *
+ * A completed multipart upload is not copied: its part files are hard-linked
+ * (O(1)) into a fresh `.zbk-mp-*` directory beside the key, and `<key>` becomes
+ * a small descriptor (magic line + JSON list of part files and sizes) whose
+ * sidecar says `composite: true` and records the total size. The descriptor
+ * commits exactly like a plain object, so readers see the old object or the
+ * new one; a crash before that rename leaves the upload intact (plus an
+ * unreferenced `.zbk-mp-*` directory). Overwrites and deletes remove the old
+ * part directory after the new state is committed. Where hard links are not
+ * supported (FAT/exFAT, some NAS shares), complete falls back to copying the
+ * parts into one file, the layout older versions wrote (still read as is).
  *
  * Every write goes temp file → fsync → rename → fsync directory. Part files
  * carry their ETag and checksum in their names, so one rename makes a part
@@ -23,9 +35,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type {
   ByteRange,
@@ -59,10 +71,23 @@ const RESERVED = '.zbk-';
 const UPLOADS = '.zbk-uploads';
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const PART_FILE = /^(\d{5})\.([0-9a-f]{32})\.([0-9a-f]{64})$/;
+const DATA_DIR = /^\.zbk-mp-[0-9a-f]{32}$/;
+/** First line of a composite object's descriptor file. */
+const COMPOSITE_MAGIC = 'zbk-local-composite-v1\n';
+/** A descriptor is at most ~100 bytes per part; anything larger is plain data. */
+const MAX_DESCRIPTOR = 2 * 1024 * 1024;
 
 export interface LocalStoreOptions {
   /** Minimum size of all parts but the last at complete (default 5 MiB, like S3). */
   minPartSize?: number;
+  /** Tests only: called inside complete after the parts are linked, before the object commits. */
+  testHookBeforeCommit?: () => Promise<void> | void;
+}
+
+interface Composite {
+  /** Name of the `.zbk-mp-*` directory beside the key. */
+  dir: string;
+  parts: { file: string; size: number }[];
 }
 
 interface Sidecar {
@@ -73,6 +98,8 @@ interface Sidecar {
   size: number;
   /** Inode of the data file this sidecar describes, to detect a torn write. */
   ino: number;
+  /** The data file is a composite descriptor; `size` is the object's (sum of parts). */
+  composite?: true;
 }
 
 interface UploadRecord {
@@ -92,12 +119,14 @@ export class LocalStore implements ObjectStore {
   readonly url: string;
   readonly root: string;
   readonly minPartSize: number;
+  private readonly testHookBeforeCommit: (() => Promise<void> | void) | undefined;
 
   /** @param dir absolute path of the store's directory (created on first write). */
   constructor(dir: string, options: LocalStoreOptions = {}) {
     this.root = resolve(dir);
     this.url = pathToFileURL(this.root).href;
     this.minPartSize = options.minPartSize ?? DEFAULT_MIN_PART_SIZE;
+    this.testHookBeforeCommit = options.testHookBeforeCommit;
   }
 
   /** Atomic, durable, idempotent. */
@@ -105,9 +134,11 @@ export class LocalStore implements ObjectStore {
     const path = this.pathOf(key);
     const { storageClass, metadata } = normalizePutOptions(options);
     await this.mkdirFor(key, path);
+    const old = await this.compositeOf(path);
     await this.commitObject(key, path, storageClass, metadata, md5Hex(body), body.length, async (fh) => {
       await fh.writeFile(body);
     });
+    await this.removeDataDir(path, old);
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -121,6 +152,11 @@ export class LocalStore implements ObjectStore {
     try {
       const st = await fh.stat();
       if (!st.isFile()) throw new NotFoundError(key);
+      const comp = await this.compositeFromHandle(path, fh, st);
+      if (comp) {
+        await fh.close();
+        return await this.compositeStream(key, path, comp, range);
+      }
       if (range === undefined) return createReadStream('', { fd: fh, autoClose: true });
       const r = resolveRange(range, st.size);
       // The stream owns the descriptor: a concurrent replace (rename) does not
@@ -137,6 +173,14 @@ export class LocalStore implements ObjectStore {
     try {
       const st = await stat(path);
       if (!st.isFile()) throw new NotFoundError(key);
+      if (st.size <= MAX_DESCRIPTOR) {
+        const bytes = await readFile(path);
+        if (!startsWithMagic(bytes)) return new Uint8Array(bytes);
+        // Possibly a composite descriptor: read through get(), which decides.
+        const chunks: Buffer[] = [];
+        for await (const c of await this.get(key)) chunks.push(c as Buffer);
+        return new Uint8Array(Buffer.concat(chunks));
+      }
       return new Uint8Array(await readFile(path));
     } catch (err) {
       throw err instanceof StoreError ? err : mapFsError(err, key);
@@ -168,12 +212,12 @@ export class LocalStore implements ObjectStore {
       }
       throw mapFsError(err, key);
     }
-    if (side.ino !== st.ino || side.size !== st.size) {
+    if (side.ino !== st.ino || (side.composite ? st.size > MAX_DESCRIPTOR : side.size !== st.size)) {
       throw new PermanentStoreError(`object ${key} and its metadata sidecar disagree (interrupted write?): write it again`, 'INCOMPLETE_WRITE');
     }
     return {
       key,
-      size: st.size,
+      size: side.size,
       storageClass: side.storageClass,
       lastModified: st.mtime,
       etag: side.etag,
@@ -196,6 +240,7 @@ export class LocalStore implements ObjectStore {
   async deleteMany(keys: readonly string[]): Promise<void> {
     const paths = keys.map((k) => [k, this.pathOf(k)] as const);
     for (const [key, path] of paths) {
+      const old = await this.compositeOf(path);
       for (const p of [path, path + META_SUFFIX]) {
         try {
           await unlink(p);
@@ -203,6 +248,7 @@ export class LocalStore implements ObjectStore {
           if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR') && !isErrno(err, 'EISDIR')) throw mapFsError(err, key);
         }
       }
+      await this.removeDataDir(path, old);
       await this.pruneDirs(dirname(path));
     }
   }
@@ -250,7 +296,11 @@ export class LocalStore implements ObjectStore {
     return (await this.diskParts(key, uploadId, dir)).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
   }
 
-  /** Streams the parts into a temp file beside the target, then renames: never holds the object in memory. */
+  /**
+   * Hard-links the chosen part files into a new `.zbk-mp-*` directory beside
+   * the key and commits a descriptor naming them (no byte is copied). Falls
+   * back to streaming the parts into one file where hard links fail.
+   */
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
     const dir = await this.uploadDir(key, uploadId);
     const rec = await this.uploadRecord(key, uploadId, dir);
@@ -259,22 +309,54 @@ export class LocalStore implements ObjectStore {
     const path = this.pathOf(key);
     await this.mkdirFor(key, path);
     const size = chosen.reduce((n, p) => n + p.size, 0);
-    await this.commitObject(key, path, rec.storageClass, rec.metadata, multipartEtag(chosen.map((p) => p.etag)), size, async (fh) => {
-      const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
-      for (const p of chosen) {
-        const src = await open(join(dir, p.file), 'r');
-        try {
-          for (;;) {
-            const { bytesRead } = await src.read(buf, 0, buf.length, null);
-            if (bytesRead === 0) break;
-            await fh.write(buf, 0, bytesRead);
-          }
-        } finally {
-          await src.close();
-        }
+    const etag = multipartEtag(chosen.map((p) => p.etag));
+    const old = await this.compositeOf(path);
+    const dataName = `${RESERVED}mp-${randomBytes(16).toString('hex')}`;
+    const dataDir = join(dirname(path), dataName);
+    let linked = false;
+    try {
+      await mkdir(dataDir);
+      for (const p of chosen) await link(join(dir, p.file), join(dataDir, p.file));
+      await fsyncDir(dataDir);
+      linked = true;
+    } catch (err) {
+      await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+      if (!isErrno(err, 'EPERM') && !isErrno(err, 'ENOTSUP') && !isErrno(err, 'EOPNOTSUPP') && !isErrno(err, 'EXDEV') && !isErrno(err, 'EMLINK') && !isErrno(err, 'ENOSYS')) {
+        if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
+        throw mapFsError(err, key);
       }
-    });
+    }
+    if (linked) {
+      const comp: Composite = { dir: dataName, parts: chosen.map((p) => ({ file: p.file, size: p.size })) };
+      const body = Buffer.from(COMPOSITE_MAGIC + JSON.stringify(comp) + '\n');
+      try {
+        await this.testHookBeforeCommit?.();
+        await this.commitObject(key, path, rec.storageClass, rec.metadata, etag, body.length, async (fh) => {
+          await fh.writeFile(body);
+        }, size);
+      } catch (err) {
+        await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+        throw err;
+      }
+    } else {
+      await this.commitObject(key, path, rec.storageClass, rec.metadata, etag, size, async (fh) => {
+        const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
+        for (const p of chosen) {
+          const src = await open(join(dir, p.file), 'r');
+          try {
+            for (;;) {
+              const { bytesRead } = await src.read(buf, 0, buf.length, null);
+              if (bytesRead === 0) break;
+              await fh.write(buf, 0, bytesRead);
+            }
+          } finally {
+            await src.close();
+          }
+        }
+      });
+    }
     await rm(dir, { recursive: true, force: true });
+    await this.removeDataDir(path, old);
   }
 
   /** Idempotent: an unknown upload id is not an error. */
@@ -361,6 +443,7 @@ export class LocalStore implements ObjectStore {
     etag: string,
     size: number,
     fill: (fh: FileHandle) => Promise<void>,
+    compositeSize?: number,
   ): Promise<void> {
     const dir = dirname(path);
     const tmp = join(dir, `${RESERVED}tmp-${randomBytes(8).toString('hex')}`);
@@ -373,7 +456,10 @@ export class LocalStore implements ObjectStore {
       if (st.size !== size) throw new PermanentStoreError(`local store wrote ${st.size} bytes for ${key}, expected ${size}`, 'IO');
       await fh.close();
       fh = undefined;
-      const side: Sidecar = { v: 1, storageClass, metadata, etag, size, ino: st.ino };
+      const side: Sidecar =
+        compositeSize === undefined
+          ? { v: 1, storageClass, metadata, etag, size, ino: st.ino }
+          : { v: 1, storageClass, metadata, etag, size: compositeSize, ino: st.ino, composite: true };
       await rename(tmp, path);
       await writeAtomic(dir, path + META_SUFFIX, Buffer.from(JSON.stringify(side)), false);
       await fsyncDir(dir);
@@ -439,6 +525,101 @@ export class LocalStore implements ObjectStore {
     return [...byNumber.values()].sort((a, b) => a.partNumber - b.partNumber);
   }
 
+  /**
+   * The composite descriptor in the open data file `fh`, or undefined for a
+   * plain object. Composite when the sidecar of this inode says so; when the
+   * sidecar does not describe this inode (interrupted or concurrent write),
+   * when the file starts with the descriptor magic.
+   */
+  private async compositeFromHandle(path: string, fh: FileHandle, st: Stats): Promise<Composite | undefined> {
+    if (st.size > MAX_DESCRIPTOR || st.size < COMPOSITE_MAGIC.length) return undefined;
+    const side = await readSidecar(path + META_SUFFIX);
+    if (side && side.ino === st.ino && !side.composite) return undefined;
+    const buf = Buffer.alloc(st.size);
+    const { bytesRead } = await fh.read(buf, 0, st.size, 0);
+    return parseComposite(buf.subarray(0, bytesRead));
+  }
+
+  /** The composite descriptor at `path`, if any (best effort: undefined on any error). */
+  private async compositeOf(path: string): Promise<Composite | undefined> {
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch {
+      return undefined;
+    }
+    try {
+      const st = await fh.stat();
+      return st.isFile() ? await this.compositeFromHandle(path, fh, st) : undefined;
+    } catch {
+      return undefined;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Remove the part directory of a replaced or deleted composite object (best effort). */
+  private async removeDataDir(path: string, comp: Composite | undefined): Promise<void> {
+    if (!comp) return;
+    // Still referenced (e.g. the same complete repeated)? Keep it.
+    const now = await this.compositeOf(path);
+    if (now?.dir === comp.dir) return;
+    await rm(join(dirname(path), comp.dir), { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  /**
+   * Open every part file the range touches up front (so a concurrent
+   * overwrite or delete does not change what this reader sees), then stream.
+   */
+  private async compositeStream(key: string, path: string, comp: Composite, range: ByteRange | undefined): Promise<Readable> {
+    const total = comp.parts.reduce((n, p) => n + p.size, 0);
+    const r = range === undefined ? (total === 0 ? undefined : { start: 0, end: total - 1 }) : resolveRange(range, total);
+    const pieces: { fh: FileHandle; pos: number; len: number }[] = [];
+    try {
+      if (r) {
+        let off = 0;
+        for (const p of comp.parts) {
+          const pStart = off;
+          off += p.size;
+          if (off <= r.start || pStart > r.end) continue;
+          const fh = await open(join(dirname(path), comp.dir, p.file), 'r');
+          pieces.push({ fh, pos: 0, len: 0 });
+          const st = await fh.stat();
+          if (st.size !== p.size) throw new PermanentStoreError(`object ${key}: part file ${p.file} has ${st.size} bytes, expected ${p.size}`, 'INCOMPLETE_WRITE');
+          const from = Math.max(r.start, pStart) - pStart;
+          const to = Math.min(r.end, off - 1) - pStart;
+          pieces[pieces.length - 1] = { fh, pos: from, len: to - from + 1 };
+        }
+      }
+    } catch (err) {
+      for (const p of pieces) await p.fh.close().catch(() => undefined);
+      throw err instanceof StoreError ? err : mapFsError(err, key);
+    }
+    async function* gen(): AsyncGenerator<Buffer> {
+      try {
+        for (const piece of pieces) {
+          let { pos, len } = piece;
+          while (len > 0) {
+            const buf = Buffer.allocUnsafe(Math.min(len, 1024 * 1024));
+            let bytesRead: number;
+            try {
+              ({ bytesRead } = await piece.fh.read(buf, 0, buf.length, pos));
+            } catch (err) {
+              throw mapFsError(err, key);
+            }
+            if (bytesRead === 0) throw new PermanentStoreError(`object ${key}: part file ended early`, 'IO');
+            pos += bytesRead;
+            len -= bytesRead;
+            yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+          }
+        }
+      } finally {
+        for (const p of pieces) await p.fh.close().catch(() => undefined);
+      }
+    }
+    return Readable.from(gen(), { objectMode: false });
+  }
+
   private async walk(rel: string, prefix: string, out: ListEntry[]): Promise<void> {
     const abs = rel === '' ? this.root : join(this.root, ...rel.split('/'));
     let entries;
@@ -459,7 +640,8 @@ export class LocalStore implements ObjectStore {
         try {
           const st = await stat(join(abs, e.name));
           const side = await readSidecar(join(abs, e.name + META_SUFFIX));
-          out.push({ key, size: st.size, storageClass: side?.storageClass ?? 'STANDARD', lastModified: st.mtime });
+          const size = side?.composite && side.ino === st.ino ? side.size : st.size;
+          out.push({ key, size, storageClass: side?.storageClass ?? 'STANDARD', lastModified: st.mtime });
         } catch {
           // Deleted while listing.
         }
@@ -477,6 +659,27 @@ export class LocalStore implements ObjectStore {
       dir = dirname(dir);
     }
   }
+}
+
+function startsWithMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= COMPOSITE_MAGIC.length && Buffer.from(bytes.buffer, bytes.byteOffset, COMPOSITE_MAGIC.length).toString('latin1') === COMPOSITE_MAGIC;
+}
+
+/** A validated descriptor (names cannot leave the key's directory), or undefined. */
+function parseComposite(bytes: Uint8Array): Composite | undefined {
+  if (!startsWithMagic(bytes)) return undefined;
+  let c: Composite;
+  try {
+    c = JSON.parse(Buffer.from(bytes).subarray(COMPOSITE_MAGIC.length).toString('utf8')) as Composite;
+  } catch {
+    return undefined;
+  }
+  if (typeof c !== 'object' || c === null || typeof c.dir !== 'string' || !DATA_DIR.test(c.dir) || !Array.isArray(c.parts)) return undefined;
+  for (const p of c.parts as unknown[]) {
+    const q = p as { file?: unknown; size?: unknown };
+    if (typeof q !== 'object' || q === null || typeof q.file !== 'string' || !PART_FILE.test(q.file) || !Number.isSafeInteger(q.size) || (q.size as number) < 0) return undefined;
+  }
+  return c;
 }
 
 async function readSidecar(path: string): Promise<Sidecar | undefined> {
