@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Throughput of uploadStream (read → hash → seal → checksum → store) against a
+// Throughput of uploadStream (read → hash → seal → store's checksum) against a
 // raw read of the same generated source. The store discards the bytes, so
 // this measures the pipeline's CPU cost, not the network. Run after a build:
 //   node scripts/bench-pipeline.mjs [totalMiB=1024] [partMiB=8] [parallel=2]
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { keyringFromMasterKey, loadSodium, sealedPartSize } from '../dist/src/crypto/index.js';
 import { uploadStream } from '../dist/src/pipeline/upload.js';
@@ -29,7 +29,8 @@ const discard = {
   url: 'discard://',
   sizes: new Map(),
   async createMultipartUpload() { return randomBytes(8).toString('hex'); },
-  async uploadPart(_k, _u, partNumber, body) { return { partNumber, size: body.length, etag: 'e' }; },
+  // Like every store, computes the sealed part's checksum (the pipeline leaves it to the store).
+  async uploadPart(_k, _u, partNumber, body) { return { partNumber, size: body.length, etag: 'e', checksumSha256: createHash('sha256').update(body).digest('base64') }; },
   async listParts() { return []; },
   async completeMultipartUpload(key, _u, parts) { this.sizes.set(key, parts.reduce((n, p) => n + p.size, 0)); },
   async head(key) { return { key, size: this.sizes.get(key), storageClass: 'STANDARD', lastModified: new Date(), metadata: {}, restore: { state: 'not-archived' } }; },

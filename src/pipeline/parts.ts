@@ -15,9 +15,15 @@ export interface StreamPart {
 }
 
 export interface ReadPartsOptions {
-  /** Hand out views of one reused buffer instead of a fresh buffer per part (see readParts). */
+  /** Hand out views of reused buffers instead of a fresh buffer per part (see readParts). */
   reuseBuffer?: boolean;
-  /** Allocator of the reused buffer (e.g. over a SharedArrayBuffer for a hashing worker); default allocUnsafeSlow. */
+  /**
+   * With `reuseBuffer`: how many buffers to rotate through (default 1). Part
+   * k is then a view of buffer k mod `buffers`, overwritten only when part
+   * k + `buffers` is filled.
+   */
+  buffers?: number;
+  /** Allocator of the reused buffers (e.g. over a SharedArrayBuffer for a hashing worker); default allocUnsafeSlow. */
   allocate?: (size: number) => Buffer;
 }
 
@@ -47,11 +53,14 @@ function toBuffer(chunk: unknown): Buffer {
  * highWaterMark), i.e. O(2 × partSize). Each part is a fresh buffer the
  * consumer may keep; bytes are copied once, into a preallocated buffer.
  *
- * With `reuseBuffer`, every part is a view of ONE buffer allocated once and
- * overwritten when the consumer asks for the next part: the consumer must be
- * done with `data` (or have copied it) before calling `next()` again. The
- * bound drops to one part buffer plus one source chunk, and no fresh pages
- * are faulted in (nor garbage left for the GC) per part.
+ * With `reuseBuffer`, every part is a view of one of `buffers` (default 1)
+ * buffers allocated once and used in turn: part k's bytes are overwritten
+ * when the consumer asks for part k + `buffers`, so the consumer must be done
+ * with them (or have copied them) by then. With one buffer that is the next
+ * `next()`; with two, part k may still be read (e.g. hashed by a worker)
+ * while part k + 1 is filled. The bound drops to `buffers` part buffers plus
+ * one source chunk, and no fresh pages are faulted in (nor garbage left for
+ * the GC) per part.
  */
 export async function* readParts(
   source: Readable,
@@ -59,13 +68,17 @@ export async function* readParts(
   options: ReadPartsOptions = {},
 ): AsyncGenerator<StreamPart, void, undefined> {
   if (!Number.isSafeInteger(partSize) || partSize <= 0) throw new RangeError(`partSize must be a positive integer, got ${partSize}`);
-  let shared: Buffer | null = null;
+  const ring = options.buffers ?? 1;
+  if (!Number.isSafeInteger(ring) || ring < 1) throw new RangeError(`buffers must be a positive integer, got ${ring}`);
+  const shared: Buffer[] = [];
+  let filledParts = 0;
   const partBuffer = (): Buffer => {
     if (!options.reuseBuffer) return Buffer.allocUnsafe(partSize);
+    const i = filledParts++ % ring;
     // allocUnsafeSlow: a dedicated allocation, never a slice of the shared pool.
-    shared ??= options.allocate ? options.allocate(partSize) : Buffer.allocUnsafeSlow(partSize);
-    if (shared.length < partSize) throw new RangeError(`readParts: allocate(${partSize}) returned ${shared.length} bytes`);
-    return shared;
+    const buf = (shared[i] ??= options.allocate ? options.allocate(partSize) : Buffer.allocUnsafeSlow(partSize));
+    if (buf.length < partSize) throw new RangeError(`readParts: allocate(${partSize}) returned ${buf.length} bytes`);
+    return buf;
   };
   const it = source[Symbol.asyncIterator]() as AsyncIterator<unknown>;
   // Unconsumed tail of the last chunk read from the source.

@@ -20,6 +20,13 @@ import { readParts, type StreamPart } from './parts.js';
 /** S3's limit of parts per multipart upload. */
 export const MAX_PARTS_PER_VOLUME = 10_000;
 
+/**
+ * Plaintext part buffers the reader rotates through: with two, `zfs send` is
+ * read into one while the worker still hashes the other, instead of the
+ * whole pipeline waiting for each part's hashes before reading on.
+ */
+const PLAINTEXT_BUFFERS = 2;
+
 /** A part the store acknowledged, as the checkpoint persists it. */
 export interface AcknowledgedPart {
   plaintextSize: number;
@@ -91,10 +98,11 @@ export interface UploadStreamOptions {
   /** Parts in flight at once (≥ 1). */
   parallel: number;
   /**
-   * Compute the SHA-256 digests (part plaintext, volume plaintext, sealed
-   * part checksum) on a worker thread over shared memory, overlapping them
-   * with sealing and store I/O on the main thread. Default: true when more
-   * than one CPU is available. Results are identical either way.
+   * Compute the plaintext SHA-256 digests (part and volume) on a worker
+   * thread over shared memory, overlapping them with sealing and store I/O
+   * on the main thread. Default: true when more than one CPU is available.
+   * Results are identical either way. (The sealed part's checksum is the
+   * store's: `uploadPart` computes it from the bytes it sends.)
    */
   hashInWorker?: boolean;
   storageClass: string;
@@ -149,15 +157,14 @@ function hex(bytes: Uint8Array): string {
 }
 
 /**
- * SHA-256 digests the pipeline needs: per-part plaintext (hex), per-volume
- * plaintext (hex, running over the volume's parts in order) and per-part
- * sealed checksum (base64). Each promise resolves once `data` is no longer
- * read, so the caller may then overwrite the buffer.
+ * SHA-256 digests the pipeline needs: per-part plaintext (hex) and
+ * per-volume plaintext (hex, running over the volume's parts in order). Each
+ * promise resolves once `data` is no longer read, so the caller may then
+ * overwrite the buffer.
  */
 interface PartHasher {
   /** Hash of `data`, also appended to volume `volume`'s running hash. */
   plain(volume: number, data: Uint8Array): Promise<string>;
-  sealed(data: Uint8Array): Promise<string>;
   /** Digest of everything `plain` fed to `volume` (then forgotten). */
   volumeDigest(volume: number): Promise<string>;
   /** Buffer for data this hasher reads without copying (shared memory for the worker). */
@@ -174,10 +181,6 @@ class InlineHasher implements PartHasher {
     if (!h) this.volumes.set(volume, (h = createHash('sha256')));
     h.update(data);
     return Promise.resolve(createHash('sha256').update(data).digest('hex'));
-  }
-
-  sealed(data: Uint8Array): Promise<string> {
-    return Promise.resolve(createHash('sha256').update(data).digest('base64'));
   }
 
   volumeDigest(volume: number): Promise<string> {
@@ -209,8 +212,6 @@ parentPort.on('message', (m) => {
       if (!h) volumes.set(m.volume, (h = createHash('sha256')));
       h.update(data);
       reply = { id: m.id, value: createHash('sha256').update(data).digest('hex') };
-    } else if (m.op === 'sealed') {
-      reply = { id: m.id, value: createHash('sha256').update(data).digest('base64') };
     } else if (m.op === 'volume') {
       const h = volumes.get(m.volume) || createHash('sha256');
       volumes.delete(m.volume);
@@ -280,12 +281,6 @@ class WorkerHasher implements PartHasher {
     return this.request('plain', { volume, data });
   }
 
-  sealed(data: Uint8Array): Promise<string> {
-    // Another Keyring's sealPart returns ordinary memory: hash it here.
-    if (!(data.buffer instanceof SharedArrayBuffer)) return Promise.resolve(createHash('sha256').update(data).digest('base64'));
-    return this.request('sealed', { data });
-  }
-
   volumeDigest(volume: number): Promise<string> {
     return this.request('volume', { volume });
   }
@@ -336,23 +331,25 @@ function multipartEtagOf(etags: string[]): string | null {
  * with the first error (`AbortError` for the signal). Uploads are left in
  * place for a later resume; the caller decides whether to abort them.
  *
- * Memory bound: ≈ (parallel + 1) × (partSize + sealed overhead) plus one
- * source chunk of look-ahead, independent of stream length: ONE plaintext
- * part buffer, reused for every part (each part is hashed and sealed before
- * the next is read), and `parallel` sealed buffers, one per upload slot,
+ * Memory bound: ≈ (parallel + 2) × (partSize + sealed overhead) plus one
+ * source chunk of look-ahead, independent of stream length: TWO plaintext
+ * part buffers used in turn (part k is sealed before part k + 1 is read, and
+ * its buffer is refilled only once its hashes are done, so reading overlaps
+ * the worker's hashing), and `parallel` sealed buffers, one per upload slot,
  * each reused once its part settled. The sealed buffers are reused when the
  * keyring is a ZbkKeyring (`sealPartInto`); another Keyring's `sealPart`
  * allocates per part, so up to `parallel + 1` sealed parts may be live until
- * collected. With `hashInWorker`, these buffers are SharedArrayBuffers the
- * hashing worker reads in place (no copies); the worker itself adds a fixed
- * ≈ 15–20 MB of runtime. Parallelism is per volume: in-flight parts drain
- * before a volume completes.
+ * collected. With `hashInWorker`, the plaintext buffers are
+ * SharedArrayBuffers the hashing worker reads in place (no copies); the
+ * worker itself adds a fixed ≈ 15–20 MB of runtime. Parallelism is per
+ * volume: in-flight parts drain before a volume completes.
  *
- * Threads: sealing and store calls run on the calling thread; the three
- * SHA-256 passes (part plaintext, volume plaintext, sealed checksum) run on
- * one worker thread when `hashInWorker`. A part's plaintext buffer is refilled
- * only after its hashes are done, and a sealed buffer is reused only after
- * its upload task settled.
+ * Threads: sealing and store calls run on the calling thread; the two
+ * plaintext SHA-256 passes (part, volume) run on one worker thread when
+ * `hashInWorker`; the sealed part's checksum is computed once, by the store,
+ * from the bytes it sends (the server verifies it). A part's plaintext buffer
+ * is refilled only after its hashes are done, and a sealed buffer is reused
+ * only after its upload task settled.
  */
 export async function uploadStream(opts: UploadStreamOptions): Promise<UploadResult> {
   const { store, keyring, source, streamId, partSize, parallel, checkpoint, signal } = opts;
@@ -477,7 +474,8 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     if (b) return b;
     if (sealedBuffers >= parallel) throw new Error('internal: more sealed buffers in use than upload slots');
     sealedBuffers++;
-    return hasher.allocate(opts.sealedSize(partSize));
+    // allocUnsafeSlow: a dedicated allocation, never a slice of the shared pool.
+    return Buffer.allocUnsafeSlow(opts.sealedSize(partSize));
   };
 
   const seal = (ctx: PartContext, data: Buffer): { sealed: Uint8Array; slot: Buffer | null } => {
@@ -500,14 +498,16 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       if (slot) freeSealed.push(slot);
       throw new Error(`sealedSize(${data.length}) = ${sealedLen} but the keyring sealed ${sealed.length} bytes`);
     }
-    // Hashed off the main thread (WorkerHasher) while the next part is read; the slot is not reused before the task settles.
-    const checksumP = hasher.sealed(sealed);
+    // The store computes the sealed part's checksum from the bytes it sends
+    // (one pass; the server verifies it). The slot is not reused before the task settles.
     const uploadId = v.uploadId!;
     const plainLen = data.length;
     const task = (async () => {
-      const [checksum, sha] = await Promise.all([checksumP, plainSha]);
-      const up = await store.uploadPart(v.key, uploadId, n, sealed, checksum);
+      const sha = await plainSha;
+      const up = await store.uploadPart(v.key, uploadId, n, sealed);
       if (up.size !== sealed.length) throw new IntegrityError(`store acknowledged ${up.size} bytes for part ${n} of ${v.key}, sent ${sealed.length}`);
+      const checksum = up.checksumSha256;
+      if (checksum === undefined) throw new IntegrityError(`store acknowledged part ${n} of ${v.key} without the checksum it verified`);
       await checkpoint.partAcknowledged({
         volumeIndex: v.index,
         partNumber: n,
@@ -515,9 +515,9 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
         plaintextSha256: sha,
         sealedSize: sealed.length,
         etag: up.etag,
-        checksumSha256: up.checksumSha256 ?? checksum,
+        checksumSha256: checksum,
       });
-      v.parts[n - 1] = { ...up, checksumSha256: up.checksumSha256 ?? checksum };
+      v.parts[n - 1] = up;
       result.partsUploaded++;
       progress(v.index, n, plainLen, sealed.length, false);
     })();
@@ -586,7 +586,8 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   let vol: VolumeState | null = null;
   let volumeIndex = 0;
 
-  const handlePart = async (part: StreamPart): Promise<void> => {
+  /** Handles one part; `hashed` settles once the worker no longer reads the part's buffer. */
+  const handlePart = async (part: StreamPart): Promise<{ hashed: Promise<string> }> => {
     if (!vol) vol = await openVolume(volumeIndex);
     const v: VolumeState = vol;
     const n = v.partCount + 1;
@@ -595,58 +596,57 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     const data = part.data;
     // Hashing (part and volume plaintext) runs on the worker while this part is checked and sealed.
     const plainSha = hasher.plain(v.index, data);
+    // Awaited by the read loop before this buffer is refilled; marked handled here so a
+    // failure elsewhere does not leave it as an unhandled rejection.
+    plainSha.catch(() => undefined);
     const sealedLen = opts.sealedSize(data.length);
     v.plaintextSize += data.length;
     v.sealedTotal += sealedLen;
     v.partCount = n;
     result.plaintextSize += data.length;
 
-    try {
-      if (v.mode === 'verify') {
-        if (n > v.resume!.completed!.partCount) mismatch(`the source is longer than completed volume ${v.index}`);
-        result.partsSkipped++;
-        progress(v.index, n, data.length, sealedLen, true);
-      } else if (v.mode === 'adopt') {
-        const prev = v.resume!.parts.get(n);
-        if (!prev || prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
-          mismatch(`part ${n} of volume ${v.index} differs from the stored object`);
+    if (v.mode === 'verify') {
+      if (n > v.resume!.completed!.partCount) mismatch(`the source is longer than completed volume ${v.index}`);
+      result.partsSkipped++;
+      progress(v.index, n, data.length, sealedLen, true);
+    } else if (v.mode === 'adopt') {
+      const prev = v.resume!.parts.get(n);
+      if (!prev || prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+        mismatch(`part ${n} of volume ${v.index} differs from the stored object`);
+      }
+      result.partsSkipped++;
+      progress(v.index, n, data.length, sealedLen, true);
+    } else {
+      const prev = v.resume?.parts.get(n);
+      const server = v.serverParts.get(n);
+      let skip = false;
+      if (prev && server && server.size === prev.sealedSize && server.etag === prev.etag) {
+        if (prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
+          mismatch(`part ${n} of volume ${v.index} differs`);
         }
+        const was = previousFinal(v, n, prev);
+        if (was !== null && was !== final) mismatch(`part ${n} of volume ${v.index} ends the volume in one run but not the other`);
+        skip = was === final;
+      }
+      if (skip) {
+        v.parts[n - 1] = server;
         result.partsSkipped++;
         progress(v.index, n, data.length, sealedLen, true);
       } else {
-        const prev = v.resume?.parts.get(n);
-        const server = v.serverParts.get(n);
-        let skip = false;
-        if (prev && server && server.size === prev.sealedSize && server.etag === prev.etag) {
-          if (prev.plaintextSha256 !== (await plainSha) || prev.plaintextSize !== data.length || prev.sealedSize !== sealedLen) {
-            mismatch(`part ${n} of volume ${v.index} differs`);
-          }
-          const was = previousFinal(v, n, prev);
-          if (was !== null && was !== final) mismatch(`part ${n} of volume ${v.index} ends the volume in one run but not the other`);
-          skip = was === final;
-        }
-        if (skip) {
-          v.parts[n - 1] = server;
-          result.partsSkipped++;
-          progress(v.index, n, data.length, sealedLen, true);
-        } else {
-          await dispatch(v, n, data, plainSha, final, sealedLen);
-        }
+        await dispatch(v, n, data, plainSha, final, sealedLen);
       }
-    } finally {
-      // `data` is the reader's reused buffer: it must not be refilled while the worker still reads it.
-      await plainSha.catch(() => undefined);
     }
-    await plainSha; // settled: surfaces a hashing failure in every mode
 
     if (final) {
+      await plainSha;
       await drain();
-      if (failure) return;
+      if (failure) return { hashed: plainSha };
       vol = null;
       volumeIndex++;
       await finishVolume(v);
       result.storedSize += v.sealedTotal;
     }
+    return { hashed: plainSha };
   };
 
   if (signal?.aborted) {
@@ -656,18 +656,25 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   // Created only once nothing can throw before the `finally` that closes it.
   const hasher: PartHasher = (opts.hashInWorker ?? availableParallelism() > 1) ? new WorkerHasher() : new InlineHasher();
   signal?.addEventListener('abort', onAbort, { once: true });
-  const gen = readParts(source, partSize, { reuseBuffer: true, allocate: (size) => hasher.allocate(size) });
+  const gen = readParts(source, partSize, { reuseBuffer: true, buffers: PLAINTEXT_BUFFERS, allocate: (size) => hasher.allocate(size) });
+  // Plaintext hashes of parts whose buffers the worker may still be reading, oldest first.
+  const reading: Promise<string>[] = [];
   try {
     for (;;) {
       if (failure) break;
+      // The next part overwrites the buffer of the part PLAINTEXT_BUFFERS back: its hash must be done.
+      while (reading.length >= PLAINTEXT_BUFFERS) await reading.shift();
       const r = await gen.next();
       if (r.done) break;
       if (failure) break;
-      await handlePart(r.value);
+      reading.push((await handlePart(r.value)).hashed);
     }
+    // Surfaces a hashing failure of the last parts in every mode.
+    while (reading.length > 0) await reading.shift();
   } catch (err) {
     fail(err);
   } finally {
+    await Promise.allSettled(reading);
     await drain();
     signal?.removeEventListener('abort', onAbort);
     await hasher.close();

@@ -142,7 +142,7 @@ export class FaultInjectingStore implements ObjectStore {
     return this.run('createMultipartUpload', () => this.inner.createMultipartUpload(key, options));
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
     return this.run('uploadPart', () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256));
   }
 

@@ -125,9 +125,14 @@ export function validatePartNumber(partNumber: number): void {
   }
 }
 
-/** @throws PermanentStoreError 'BAD_DIGEST' when `body` does not hash to `checksumSha256`. */
-export function verifyChecksum(body: Uint8Array, checksumSha256: string): string {
+/**
+ * The checksum of a part as a server would verify it: `checksumSha256` when
+ * the caller sent one and `body` matches it, else (none sent) computed here.
+ * @throws PermanentStoreError 'BAD_DIGEST' when `body` does not hash to `checksumSha256`.
+ */
+export function verifyChecksum(body: Uint8Array, checksumSha256: string | undefined): string {
   const actual = sha256Base64(body);
+  if (checksumSha256 === undefined) return actual;
   if (actual !== checksumSha256) {
     throw new PermanentStoreError('part checksum mismatch: the SHA-256 the server computed differs from the one sent', 'BAD_DIGEST');
   }

@@ -269,10 +269,10 @@ export class LocalStore implements ObjectStore {
     return uploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
     const dir = await this.uploadDir(key, uploadId);
     validatePartNumber(partNumber);
-    verifyChecksum(body, checksumSha256);
+    const checksumSha256 = verifyChecksum(body, sentChecksum);
     // A part's ETag only has to identify its bytes: derive it from the SHA-256
     // just verified instead of paying for a second (MD5) pass over the part.
     const etag = Buffer.from(checksumSha256, 'base64').subarray(0, 16).toString('hex');

@@ -185,12 +185,12 @@ export class MemoryStore implements ObjectStore {
     return uploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
     this.counts.uploadPart++;
     const u = this.upload(key, uploadId);
     validatePartNumber(partNumber);
     const data = Buffer.from(body);
-    verifyChecksum(data, checksumSha256);
+    const checksumSha256 = verifyChecksum(data, sentChecksum);
     const part: StoredPart = { partNumber, size: data.length, etag: md5Hex(data), checksumSha256, data };
     u.parts.set(partNumber, part);
     return publicPart(part);

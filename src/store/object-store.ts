@@ -68,7 +68,10 @@ export interface UploadedPart {
   size: number;
   /** ETag without quotes. */
   etag: string;
-  /** Base64 SHA-256 of the part's bytes as the server verified it, when known. */
+  /**
+   * Base64 SHA-256 of the part's bytes as the server verified it. Always set
+   * by `uploadPart`; `listParts` sets it when the server reports it.
+   */
   checksumSha256?: string;
 }
 
@@ -132,12 +135,17 @@ export interface ObjectStore {
   createMultipartUpload(key: string, options?: PutOptions): Promise<string>;
 
   /**
-   * Upload one part. `checksumSha256` (base64 SHA-256 of `body`) is sent to
-   * the server, which rejects a mismatch (PermanentStoreError 'BAD_DIGEST').
+   * Upload one part. The part is protected by a SHA-256 checksum of `body`
+   * end to end: when the caller passes `checksumSha256` (base64) it is sent
+   * to the server, which rejects a mismatch (PermanentStoreError
+   * 'BAD_DIGEST'); when omitted, the store computes it from `body` itself
+   * before the bytes leave for the server (one hash pass instead of two
+   * when the caller has no digest at hand). Either way the result carries
+   * the checksum the server verified.
    * Idempotent: re-uploading a part number replaces it.
    * Throws NoSuchUploadError if the upload is gone.
    */
-  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart>;
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart>;
 
   /** Parts the server has acknowledged, ascending, across all pages. Throws NoSuchUploadError. */
   listParts(key: string, uploadId: string): Promise<UploadedPart[]>;

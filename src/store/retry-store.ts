@@ -121,7 +121,7 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
     return this.retry('createMultipartUpload', key, () => this.inner.createMultipartUpload(key, options));
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
     return this.retry('uploadPart', key, () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256));
   }
 

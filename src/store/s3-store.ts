@@ -6,8 +6,8 @@
  * - Retries: the SDK makes at most `maxAttempts` (default 1) attempts;
  *   `RetryingStore` owns retries, so they are counted and reported once.
  * - Integrity: multipart uploads use the composite SHA256 checksum
- *   algorithm. Each UploadPart carries the caller's ChecksumSHA256, which S3
- *   verifies (mismatch → PermanentStoreError 'BAD_DIGEST', nothing stored);
+ *   algorithm. Each UploadPart carries a ChecksumSHA256 (the caller's, or
+ *   computed here from the body before sending), which S3 verifies (mismatch → PermanentStoreError 'BAD_DIGEST', nothing stored);
  *   CompleteMultipartUpload repeats each part's checksum.
  * - Credentials: the SDK's standard chain (env, profile, SSO, instance
  *   role) unless `options.credentials` is given. Error messages carry the
@@ -244,7 +244,9 @@ export class S3Store implements ObjectStore, IdentityProvider {
     return out.UploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
+    // Computed once here (not per retry) so every attempt carries the same checksum.
+    const checksumSha256 = sentChecksum ?? sha256Base64(body);
     const out = await this.send(
       'uploadPart',
       key,

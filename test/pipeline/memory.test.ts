@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { uploadStream } from '../../src/pipeline/upload.js';
@@ -24,7 +24,8 @@ class DiscardStore implements ObjectStore {
   async uploadPart(_key: string, uploadId: string, partNumber: number, body: Uint8Array): Promise<UploadedPart> {
     // Slower than the source, as a real uplink is: an unbounded pipeline would pile parts up here.
     await new Promise((r) => setTimeout(r, 5));
-    const p = { partNumber, size: body.length, etag: `e${partNumber}` };
+    // A store returns the checksum it verified (the ObjectStore contract); computing it is the store's one hash pass.
+    const p = { partNumber, size: body.length, etag: `e${partNumber}`, checksumSha256: createHash('sha256').update(body).digest('base64') };
     this.uploads.get(uploadId)!.set(partNumber, p);
     this.uploadedBytes += body.length;
     return p;

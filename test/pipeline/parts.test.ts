@@ -33,6 +33,27 @@ describe('readParts', () => {
     assert.deepEqual(Buffer.concat(parts.map((p) => p.data)), data);
   });
 
+  for (const buffers of [1, 2, 3]) {
+    it(`with reuseBuffer and ${buffers} buffer(s), part k stays intact until part k + ${buffers} is read`, async () => {
+      const data = bytesOf(7 * PS + 11, 5);
+      const allocated: Buffer[] = [];
+      const seen: Buffer[] = [];
+      const gen = readParts(sourceOf(data), PS, { reuseBuffer: true, buffers, allocate: (n) => (allocated.push(Buffer.alloc(n)), allocated.at(-1)!) });
+      const copies: Buffer[] = [];
+      for await (const p of gen) {
+        const k = seen.length;
+        seen.push(p.data);
+        copies.push(Buffer.from(p.data));
+        // Every part still inside the window of `buffers` parts holds its own bytes.
+        for (let j = Math.max(0, k - buffers + 1); j <= k; j++) assert.deepEqual(seen[j], copies[j], `part ${j} overwritten while reading part ${k}`);
+        // The part `buffers` back shares this part's memory: it was overwritten.
+        if (k >= buffers) assert.equal(seen[k - buffers]!.buffer, p.data.buffer);
+      }
+      assert.equal(allocated.length, buffers);
+      assert.deepEqual(Buffer.concat(copies), data);
+    });
+  }
+
   it('hands out independent buffers (a kept part is not overwritten)', async () => {
     const data = bytesOf(4 * PS, 3);
     const kept = [];

@@ -295,6 +295,30 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         assert.equal(ok.size, 1000);
       }));
 
+    it('a part sent without a checksum gets one computed by the store, reported back and kept', () =>
+      withStore(async ({ store, caps }, p) => {
+        const key = `${p}no-digest`;
+        const id = await store.createMultipartUpload(key);
+        const a = randomBytes(caps.minPartSize);
+        const b = randomBytes(1000);
+        const pa = await store.uploadPart(key, id, 1, a);
+        const pb = await store.uploadPart(key, id, 2, b);
+        assert.equal(pa.checksumSha256, sha256b64(a));
+        assert.equal(pb.checksumSha256, sha256b64(b));
+        const listed = await store.listParts(key, id);
+        assert.deepEqual(
+          listed.map((x) => [x.partNumber, x.size, x.etag]),
+          [
+            [1, a.length, pa.etag],
+            [2, b.length, pb.etag],
+          ],
+        );
+        // Where the server reports checksums in the listing, they are the computed ones.
+        for (const [i, x] of listed.entries()) if (x.checksumSha256 !== undefined) assert.equal(x.checksumSha256, [pa, pb][i]!.checksumSha256);
+        await store.completeMultipartUpload(key, id, [pa, pb]);
+        assert.deepEqual(Buffer.from(await store.getBytes(key)), Buffer.concat([a, b]));
+      }));
+
     it('complete enforces EntityTooSmall, InvalidPart and InvalidPartOrder; the upload survives', () =>
       withStore(async ({ store, caps }, p) => {
         const key = `${p}bad-complete`;
