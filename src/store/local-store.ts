@@ -9,7 +9,7 @@
  *   .zbk-uploads/<id>/<nnnnn>.<md5>.<sha256>  one file per part (name = its identity)
  *   **∕.zbk-tmp-*                  temp files of writes in progress (same directory
  *                                  as the target, so the final rename is atomic)
- *   **∕.zbk-mp-<hex>/<part file>   data of a composite (multipart) object, beside its key
+ *   **∕.zbk-mp-<upload id>/<part file>  data of a composite (multipart) object, beside its key
  *
  * A completed multipart upload is not copied: its part files are hard-linked
  * (O(1)) into a fresh `.zbk-mp-*` directory beside the key, and `<key>` becomes
@@ -17,7 +17,10 @@
  * sidecar says `composite: true` and records the total size. The descriptor
  * commits exactly like a plain object, so readers see the old object or the
  * new one; a crash before that rename leaves the upload intact (plus an
- * unreferenced `.zbk-mp-*` directory). Overwrites and deletes remove the old
+ * unreferenced `.zbk-mp-<upload id>` directory, which the next complete of
+ * that upload replaces and its abort removes; a crash after it leaves the
+ * upload directory, which a repeated complete just removes). Overwrites
+ * and deletes remove the old
  * part directory after the new state is committed. Where hard links are not
  * supported (FAT/exFAT, some NAS shares), complete falls back to copying the
  * parts into one file, the layout older versions wrote (still read as is).
@@ -311,10 +314,21 @@ export class LocalStore implements ObjectStore {
     const size = chosen.reduce((n, p) => n + p.size, 0);
     const etag = multipartEtag(chosen.map((p) => p.etag));
     const old = await this.compositeOf(path);
-    const dataName = `${RESERVED}mp-${randomBytes(16).toString('hex')}`;
+    // Named after the upload, so a crashed complete's directory is found and replaced by the
+    // next complete (or removed by an abort) instead of leaking the parts' disk space.
+    let dataName = dataDirName(uploadId);
+    if (old?.dir === dataName) {
+      if (sameParts(old, chosen)) {
+        // This upload was committed before a crash cut the cleanup short: finish it.
+        await rm(dir, { recursive: true, force: true });
+        return;
+      }
+      dataName = `${RESERVED}mp-${randomBytes(16).toString('hex')}`;
+    }
     const dataDir = join(dirname(path), dataName);
     let linked = false;
     try {
+      await rm(dataDir, { recursive: true, force: true });
       await mkdir(dataDir);
       for (const p of chosen) await link(join(dir, p.file), join(dataDir, p.file));
       await fsyncDir(dataDir);
@@ -359,9 +373,13 @@ export class LocalStore implements ObjectStore {
     await this.removeDataDir(path, old);
   }
 
-  /** Idempotent: an unknown upload id is not an error. */
+  /**
+   * Idempotent: an unknown upload id is not an error. Also removes the part
+   * directory a crashed complete of this upload may have left beside the key
+   * (unless the key's object is that complete's, committed).
+   */
   async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
-    this.pathOf(key);
+    const path = this.pathOf(key);
     if (!UPLOAD_ID.test(uploadId)) return;
     const dir = join(this.root, UPLOADS, uploadId);
     try {
@@ -370,6 +388,10 @@ export class LocalStore implements ObjectStore {
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return;
       if (!(err instanceof SyntaxError)) throw mapFsError(err, key);
+    }
+    const dataName = dataDirName(uploadId);
+    if ((await this.compositeOf(path))?.dir !== dataName) {
+      await rm(join(dirname(path), dataName), { recursive: true, force: true }).catch(() => undefined);
     }
     await rm(dir, { recursive: true, force: true });
   }
@@ -752,4 +774,14 @@ function mapFsError(err: unknown, key: string): StoreError {
     default:
       return new PermanentStoreError(`local store: I/O error for ${key} (${code || 'unknown'})`, 'IO', { cause: err });
   }
+}
+
+/** The part directory of the composite object an upload completes into. */
+function dataDirName(uploadId: string): string {
+  return `${RESERVED}mp-${uploadId}`;
+}
+
+/** Whether a committed composite holds exactly these part files, in order. */
+function sameParts(comp: Composite, chosen: readonly { file: string; size: number }[]): boolean {
+  return comp.parts.length === chosen.length && comp.parts.every((p, i) => p.file === chosen[i]!.file && p.size === chosen[i]!.size);
 }

@@ -177,6 +177,61 @@ describe('LocalStore specifics', () => {
       assert.equal((await s.head('obj')).size, 35);
       assert.deepEqual(await s.listMultipartUploads(''), []);
     }));
+
+  it('a crash inside complete leaks no part directory: a repeated complete or an abort cleans up', () =>
+    withDir(async (dir) => {
+      const { cp, link, mkdir, rename } = await import('node:fs/promises');
+      const parts = [randomBytes(20), randomBytes(15)];
+      const s = new LocalStore(dir, { minPartSize: 10 });
+      const upload = async (): Promise<[string, Awaited<ReturnType<LocalStore['uploadPart']>>[]]> => {
+        const id = await s.createMultipartUpload('v/obj');
+        const acks = [];
+        for (const [i, b] of parts.entries()) acks.push(await s.uploadPart('v/obj', id, i + 1, b, sha256b64(b)));
+        return [id, acks];
+      };
+      /** What a kill between linking the parts and committing the descriptor leaves. */
+      const linkedOnly = async (id: string): Promise<void> => {
+        await mkdir(join(dir, 'v'), { recursive: true });
+        const data = join(dir, 'v', `.zbk-mp-${id}`);
+        await mkdir(data);
+        for (const f of (await readdir(join(dir, '.zbk-uploads', id))).filter((f) => /^\d{5}\./.test(f))) await link(join(dir, '.zbk-uploads', id, f), join(data, f));
+      };
+      const entries = async (): Promise<string[]> => (await readdir(join(dir, 'v'))).sort();
+
+      // Killed before the commit, then aborted: nothing of the upload remains.
+      const [id1] = await upload();
+      await linkedOnly(id1);
+      await s.abortMultipartUpload('v/obj', id1);
+      assert.deepEqual(await entries(), []);
+      assert.deepEqual(await s.listMultipartUploads(''), []);
+
+      // Killed before the commit, then completed again: one part directory, the whole object.
+      const [id2, acks2] = await upload();
+      await linkedOnly(id2);
+      await s.completeMultipartUpload('v/obj', id2, acks2);
+      assert.deepEqual(await entries(), [`.zbk-mp-${id2}`, 'obj', 'obj.zbk-meta.json']);
+      assert.ok(Buffer.from(await s.getBytes('v/obj')).equals(Buffer.concat(parts)));
+
+      // Killed after the commit but before the upload directory was removed: a repeated
+      // complete finishes the cleanup and keeps the object; an abort would keep it too.
+      await s.deleteMany(['v/obj']);
+      const [id3, acks3] = await upload();
+      const saved = join(dir, 'saved-upload');
+      await cp(join(dir, '.zbk-uploads', id3), saved, { recursive: true });
+      await s.completeMultipartUpload('v/obj', id3, acks3);
+      await rename(saved, join(dir, '.zbk-uploads', id3));
+      await s.abortMultipartUpload('v/obj', id3);
+      assert.ok(Buffer.from(await s.getBytes('v/obj')).equals(Buffer.concat(parts)));
+      await s.deleteMany(['v/obj']);
+      const [id4, acks4] = await upload();
+      await cp(join(dir, '.zbk-uploads', id4), saved, { recursive: true });
+      await s.completeMultipartUpload('v/obj', id4, acks4);
+      await rename(saved, join(dir, '.zbk-uploads', id4));
+      await s.completeMultipartUpload('v/obj', id4, acks4);
+      assert.deepEqual(await entries(), [`.zbk-mp-${id4}`, 'obj', 'obj.zbk-meta.json']);
+      assert.deepEqual(await s.listMultipartUploads(''), []);
+      assert.ok(Buffer.from(await s.getBytes('v/obj')).equals(Buffer.concat(parts)));
+    }));
 });
 
 async function readAll(r: AsyncIterable<unknown>): Promise<Buffer> {
