@@ -39,7 +39,7 @@ export interface UploadConfig {
   partSize: number;
   /** Plaintext bytes per volume (object); well below the monthly free egress. */
   volumeSize: number;
-  /** Parts uploaded in parallel. Pipeline buffers ≈ (parallel + 1) × partSize (see uploadStream in src/pipeline/upload.ts). */
+  /** Parts uploaded in parallel. Pipeline buffers ≈ (parallel + 2) × partSize (see uploadStream in src/pipeline/upload.ts). */
   parallel: number;
 }
 
