@@ -8,8 +8,6 @@
  * match the cost model's.
  */
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { uploadRequests } from '../../src/cost/model.js';
 import { priceTable } from '../../src/cost/prices.js';
@@ -17,26 +15,8 @@ import { streamRecordKey } from '../../src/layout.js';
 import type { ConsolidateResult } from '../../src/services/consolidate.js';
 import type { CostResult } from '../../src/services/cost.js';
 import { jsonOf } from '../helpers/cli.js';
-import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
-import { assertLatestRestoresIdentical, createRig, ok, type Rig } from './setup.js';
-
-/** Three pushes (full + 2 incrementals) with deletions in between, so the old chain carries dead data. */
-async function pushChain(rig: Rig): Promise<void> {
-  writeRandomFiles(join(rig.mnt, 'a'), { files: 4, bytesEach: 1024 * 1024, seed: 'a' });
-  await rig.pool.zfs.snapshot(`${rig.ds}@s1`);
-  ok(await rig.zbkAt(0, ['push', rig.ds]), 'push s1');
-  rmSync(join(rig.mnt, 'a', 'd0'), { recursive: true });
-  writeRandomFiles(join(rig.mnt, 'b'), { files: 2, bytesEach: 1024 * 1024, seed: 'b' });
-  await rig.pool.zfs.snapshot(`${rig.ds}@s2`);
-  ok(await rig.zbkAt(1, ['push', rig.ds]), 'push s2');
-  rmSync(join(rig.mnt, 'b'), { recursive: true });
-  writeRandomFiles(join(rig.mnt, 'c'), { files: 2, bytesEach: 1024 * 1024, seed: 'c' });
-  await rig.pool.zfs.snapshot(`${rig.ds}@s3`);
-  ok(await rig.zbkAt(2, ['push', rig.ds]), 'push s3');
-}
-
-const sum = (r: Record<string, number>, keys: string[]): number => keys.reduce((n, k) => n + (r[k] ?? 0), 0);
-const WRITES = ['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'DeleteObject', 'DeleteObjects', 'AbortMultipartUpload', 'RestoreObject'];
+import { requireZfs } from '../helpers/pool.js';
+import { WRITES, assertLatestRestoresIdentical, createRig, ok, pushChain, sum } from './setup.js';
 
 test('consolidate: report, --apply without early deletion, deletion after 180 days, identical restore, request counts', async (t) => {
   if (!requireZfs(t)) return;

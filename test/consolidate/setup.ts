@@ -6,7 +6,7 @@
  * any scale; real prices would need hundreds of GB of test data).
  */
 import assert from 'node:assert/strict';
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
@@ -14,7 +14,7 @@ import { Manifest } from '../../src/manifest/manifest.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { startZbk, type CliResult } from '../helpers/cli.js';
-import { createTestPool, type TestPool } from '../helpers/pool.js';
+import { createTestPool, writeRandomFiles, type TestPool } from '../helpers/pool.js';
 import { createTestRepo, type TestRepo } from '../helpers/repo.js';
 import { restoreLatestDirect } from '../helpers/restore-direct.js';
 import { hashTree } from '../helpers/tree-hash.js';
@@ -82,6 +82,30 @@ export async function createRig(t: TestContext, opts: { retention?: string } = {
   };
   return rig;
 }
+
+/**
+ * One change pushed at T0 + `day`: directory `remove` (relative to the
+ * mountpoint) deleted, `files` new 1 MiB files written under `add` (seeded
+ * by its name), then snapshot @`name` and `zbk push`.
+ */
+export async function pushChange(rig: Rig, day: number, name: string, change: { remove?: string; add: string; files: number }): Promise<void> {
+  if (change.remove !== undefined) rmSync(join(rig.mnt, change.remove), { recursive: true });
+  writeRandomFiles(join(rig.mnt, change.add), { files: change.files, bytesEach: 1024 * 1024, seed: change.add });
+  await rig.pool.zfs.snapshot(`${rig.ds}@${name}`);
+  ok(await rig.zbkAt(day, ['push', rig.ds]), `push ${name}`);
+}
+
+/** Three pushes at days 0–2 (full @s1 + incrementals @s2, @s3) with deletions in between, so the old chain carries dead data. */
+export async function pushChain(rig: Rig): Promise<void> {
+  await pushChange(rig, 0, 's1', { add: 'a', files: 4 });
+  await pushChange(rig, 1, 's2', { remove: join('a', 'd0'), add: 'b', files: 2 });
+  await pushChange(rig, 2, 's3', { remove: 'b', add: 'c', files: 2 });
+}
+
+/** Sum of the counters `keys` of an accounting record. */
+export const sum = (r: Record<string, number>, keys: string[]): number => keys.reduce((n, k) => n + (r[k] ?? 0), 0);
+/** S3 operations that change (or cost money in) the store. */
+export const WRITES = ['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'DeleteObject', 'DeleteObjects', 'AbortMultipartUpload', 'RestoreObject'];
 
 /** Thaw the latest snapshot's chain (RestoreObject, then let the server clock pass the restore delay). */
 export async function thawLatest(rig: Rig): Promise<void> {
