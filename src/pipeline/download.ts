@@ -223,9 +223,9 @@ export interface DownloadVolumeOptions {
  *   there (and an existing `destPath`, which is re-verified) are opened
  *   with the keyring; the file is truncated at the first missing or bad
  *   part, and only the rest is fetched, one ranged GET per part. The GET of
- *   part k+1 starts once part k is authenticated and written, so it overlaps
- *   with handing part k to `onPlaintext`; a crash loses at most the part in
- *   flight.
+ *   part k+1 starts as soon as part k has arrived, so it overlaps with
+ *   opening, writing and handing on part k; a crash loses at most those two
+ *   parts (neither is on disk yet), never a verified byte on disk.
  * - Every fetched part authenticates before it is written or handed on.
  * - At the end the whole volume's plaintext SHA-256 must equal
  *   `volume.plaintextSha256`; otherwise the file is moved to `destPath.bad`
@@ -322,12 +322,14 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       const r = layout[next]!;
       const sealed = await ahead!;
       inFlight = null;
+      // Part k+1 is fetched into the other buffer (part k−1's, already on disk)
+      // while part k is opened, written and handed on: the network does not
+      // wait for the CPU or the disk.
+      ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
       const chunks = await openPart(r, sealed, 'downloaded');
       await writeAt(fh, sealed, r.sealedOffset);
       downloadedBytes += r.sealedSize;
       opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
-      // Only now (part k authenticated and on disk) may part k+1 be in flight.
-      ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
       await feed(r, chunks);
     }
 
