@@ -3,8 +3,13 @@
  *
  * Created atomically with its content (written to a temporary file, then
  * hard-linked into place: link fails with EEXIST like O_EXCL, and a reader
- * never sees a half-written holder). A lock whose pid is dead on this host is
- * stale and taken over; taking over is serialised by a short-lived
+ * never sees a half-written holder). A lock of this host is stale, and taken
+ * over, when its holder is gone: written before the last boot (boot id), its
+ * pid dead, its pid now another process (start time differs: pids are reused,
+ * and in a container zbk may be pid 1 on every run), or its pid ours while
+ * this process does not hold it. Otherwise a killed push would leave a lock
+ * that makes every later run wait forever. Taking over is serialised by a
+ * short-lived taking over is serialised by a short-lived
  * `<manifest>.lock.takeover` file so two newcomers cannot both "take over" and
  * delete each other's fresh lock. Locks held by another host are never
  * judged stale (we cannot see its processes): remove them by hand.
@@ -25,7 +30,14 @@ export interface LockHolder {
   command: string;
   /** Random token telling our own lock from a successor's. */
   token: string;
+  /** Linux boot id when the lock was taken (absent elsewhere and in older locks). */
+  bootId?: string;
+  /** Start time of the holder process (clock ticks since boot, /proc/PID/stat), to tell a reused pid. */
+  processStart?: string;
 }
+
+/** Tokens of the locks this process holds now (a lock naming our pid but none of these is stale). */
+const heldHere = new Set<string>();
 
 export interface AcquireOptions {
   /** Wait for the holder to finish (true) or fail at once with LockedError (false). */
@@ -68,7 +80,15 @@ function readHolder(path: string): LockHolder | null | 'missing' {
   try {
     const h = JSON.parse(text) as Partial<LockHolder>;
     if (typeof h.pid === 'number' && typeof h.hostname === 'string' && typeof h.token === 'string') {
-      return { pid: h.pid, hostname: h.hostname, startedAt: String(h.startedAt), command: String(h.command ?? 'zbk'), token: h.token };
+      return {
+        pid: h.pid,
+        hostname: h.hostname,
+        startedAt: String(h.startedAt),
+        command: String(h.command ?? 'zbk'),
+        token: h.token,
+        ...(typeof h.bootId === 'string' ? { bootId: h.bootId } : {}),
+        ...(typeof h.processStart === 'string' ? { processStart: h.processStart } : {}),
+      };
     }
   } catch {
     // fall through: unreadable content
@@ -86,8 +106,34 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** This boot's id (Linux); undefined where /proc does not have it. */
+function currentBootId(): string | undefined {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Start time of process `pid` (field 22 of /proc/PID/stat); undefined when unknown. */
+export function processStartOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: count from the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 function isStale(h: LockHolder): boolean {
-  return h.hostname === hostname() && !pidAlive(h.pid);
+  if (h.hostname !== hostname()) return false;
+  const boot = currentBootId();
+  if (h.bootId !== undefined && boot !== undefined && h.bootId !== boot) return true;
+  if (h.pid === process.pid) return !heldHere.has(h.token);
+  if (!pidAlive(h.pid)) return true;
+  const start = h.processStart !== undefined ? processStartOf(h.pid) : undefined;
+  return start !== undefined && start !== h.processStart;
 }
 
 /** Atomically create `path` holding `content`; false if it already exists. */
@@ -140,11 +186,18 @@ export async function acquireLock(manifestPath: string, opts: AcquireOptions): P
     command: opts.command ?? 'zbk',
     token: randomBytes(16).toString('hex'),
   };
+  const bootId = currentBootId();
+  const processStart = processStartOf(process.pid);
+  if (bootId !== undefined) holder.bootId = bootId;
+  if (processStart !== undefined) holder.processStart = processStart;
   const content = JSON.stringify(holder);
   let notified = false;
   let unreadableSince: number | null = null;
   for (;;) {
-    if (createExclusive(path, content)) return makeLock(path, holder);
+    if (createExclusive(path, content)) {
+      heldHere.add(holder.token);
+      return makeLock(path, holder);
+    }
     const cur = readHolder(path);
     if (cur === 'missing') continue; // released between our attempt and the read
     if (cur === null) {
@@ -172,6 +225,7 @@ function makeLock(path: string, holder: LockHolder): Lock {
   const release = (): void => {
     if (released) return;
     released = true;
+    heldHere.delete(holder.token);
     process.removeListener('exit', release);
     const cur = readHolder(path);
     // Never remove a successor's lock (ours may have been judged stale and taken over).

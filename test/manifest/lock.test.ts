@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { ExitCode, LockedError } from '../../src/errors.js';
-import { acquireLock, lockPathFor } from '../../src/manifest/lock.js';
+import { acquireLock, lockPathFor, processStartOf } from '../../src/manifest/lock.js';
 import type { LockHolder } from '../../src/manifest/lock.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { tempDir } from './helpers.js';
@@ -101,6 +101,37 @@ describe('manifest lock', () => {
     lock.release();
     writeFileSync(lockPathFor(path), JSON.stringify({ ...stale, hostname: `not-${hostname()}` }));
     await assert.rejects(acquireLock(path, { wait: false }), (e: unknown) => e instanceof LockedError);
+    rmSync(lockPathFor(path));
+  });
+
+  it('records boot id and process start time, and takes over a lock left by a process that is gone though its pid lives', async () => {
+    const path = fresh();
+    const mine = await acquireLock(path, { wait: false });
+    const written = JSON.parse(readFileSync(lockPathFor(path), 'utf8')) as LockHolder;
+    assert.equal(written.processStart, processStartOf(process.pid));
+    assert.match(written.bootId ?? '', /^[0-9a-f-]{36}$/);
+    mine.release();
+
+    // A live process of this host (this test's parent: alive for the whole test).
+    const live = process.ppid;
+    const base: LockHolder = { ...written, pid: live, processStart: processStartOf(live), token: 'y' };
+    const takesOver = async (h: LockHolder, why: string): Promise<void> => {
+      writeFileSync(lockPathFor(path), JSON.stringify(h));
+      const lock = await acquireLock(path, { wait: false });
+      assert.equal((JSON.parse(readFileSync(lockPathFor(path), 'utf8')) as LockHolder).token, lock.holder.token, why);
+      lock.release();
+    };
+    // Still held: the recorded process is the live one.
+    writeFileSync(lockPathFor(path), JSON.stringify(base));
+    await assert.rejects(acquireLock(path, { wait: false }), (e: unknown) => e instanceof LockedError, 'a live holder keeps its lock');
+    await takesOver({ ...base, processStart: String(Number(base.processStart) + 1) }, 'pid reused by another process');
+    await takesOver({ ...base, bootId: '00000000-0000-0000-0000-000000000000' }, 'written before the last boot');
+    // Our own pid (zbk is pid 1 in a container on every run), but not a lock this process holds.
+    await takesOver({ ...base, pid: process.pid, processStart: processStartOf(process.pid), token: 'not-ours' }, 'our pid, not our lock');
+    // A lock without the new fields (older zbk) of a live pid stays held.
+    const { bootId: _b, processStart: _p, ...old } = base;
+    writeFileSync(lockPathFor(path), JSON.stringify(old));
+    await assert.rejects(acquireLock(path, { wait: false }), (e: unknown) => e instanceof LockedError, 'an old-format lock of a live pid');
     rmSync(lockPathFor(path));
   });
 
