@@ -20,7 +20,7 @@
 import { existsSync, linkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { ManifestError } from '../errors.js';
-import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, parseVolumeKey, volumeKey } from '../layout.js';
+import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, parseVolumeKey, streamRecordKey, volumeKey } from '../layout.js';
 import type { StreamRecord } from '../layout.js';
 import type { ListEntry, ObjectStore } from '../store/object-store.js';
 import { textToU64 } from './guid.js';
@@ -253,7 +253,16 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
     const known = new Set(m.streams().filter((s) => s.state !== 'uploading' && s.state !== 'abandoned').map((s) => s.streamId));
     const collected = await collectFromStore(store, keyring, (id) => known.has(id));
     let added = 0;
-    for (const s of collected.streams) if (m.importCompleteStream(s)) added++;
+    for (const s of collected.streams) {
+      // One stream the manifest refuses must not keep the bucket's other streams from a restore.
+      try {
+        if (m.importCompleteStream(s)) added++;
+      } catch (err) {
+        if (!(err instanceof ManifestError)) throw err;
+        collected.unplaced.push({ key: streamRecordKey(s.streamId), reason: `stream not imported: ${err.message}` });
+        for (const v of s.volumes) collected.unplaced.push({ key: v.key, reason: `its stream ${s.streamId} was not imported` });
+      }
+    }
     // A mirror may predate deletions: what it records must still be listed.
     const goneFromStore = mirror.bytes ? m.markMissingVolumes((key) => collected.listed.has(key), now()) : [];
 

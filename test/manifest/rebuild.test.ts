@@ -183,6 +183,35 @@ describe('manifest rebuild', () => {
     }
   });
 
+  it('a stream the manifest refuses is reported and the other streams are still rebuilt', async () => {
+    const { m, store, path } = await scenario();
+    const victim = m.chainFor('tank/docs')[1]!;
+    m.close();
+    rmSync(path);
+    const original = Manifest.prototype.importCompleteStream;
+    Manifest.prototype.importCompleteStream = function (this: Manifest, input) {
+      if (input.streamId === victim.streamId) throw new ManifestError(`stream ${input.streamId} cannot be imported: test`, 'INCOMPLETE_STREAM');
+      return original.call(this, input);
+    };
+    const target = join(tmp.dir, `rebuilt${n++}.db`);
+    let report;
+    try {
+      report = await rebuildManifest({ store, keyring, targetPath: target });
+    } finally {
+      Manifest.prototype.importCompleteStream = original;
+    }
+    assert.equal(report.streams, 4);
+    assert.ok(report.unplaced.some((u) => u.key === streamRecordKey(victim.streamId) && /not imported.*test/.test(u.reason)));
+    for (const v of victim.volumes) assert.ok(report.unplaced.some((u) => u.key === v.key));
+    const r = Manifest.open(target, { readonly: true });
+    try {
+      assert.equal(r.lastPushedSnapshot('tank/docs')?.name, 'tank/docs@x');
+      assert.equal(r.lastPushedSnapshot('tank/photos')?.name, 'tank/photos@d3');
+    } finally {
+      r.close();
+    }
+  });
+
   it('refuses an existing target unless forced, then moves it aside', async () => {
     const { m, store, path } = await scenario();
     m.close();
