@@ -180,8 +180,15 @@ async function fsyncDir(path: string): Promise<void> {
 }
 
 export interface DownloadProgress {
+  /**
+   * Sealed bytes fetched from the store by this call so far (cumulative):
+   * egress, counted when a part's GET has returned all its bytes, see
+   * downloadVolume.
+   */
   downloadedBytes: number;
+  /** Sealed bytes verified on disk and not fetched (no egress). */
   reusedBytes: number;
+  /** The part just counted (1-based). */
   partNumber: number;
   partCount: number;
 }
@@ -233,6 +240,19 @@ export interface DownloadVolumeOptions {
  *   fsynced and renamed to `destPath`.
  * - Store errors propagate (ArchivedError when not restored yet); the
  *   verified prefix stays on disk for the next attempt.
+ *
+ * Egress accounting (what `downloadedBytes` and `onProgress` report): a
+ * part's sealed bytes count as downloaded as soon as its GET has returned
+ * all of them, before the part is opened, and whether or not it then
+ * authenticates, is written or handed on, so a part that fails
+ * authentication, a failed write or sink, or an abort after a part (or the
+ * prefetched next one) arrived does not hide the egress it cost. Each part
+ * is fetched at most once per call and counted once, with its own
+ * `onProgress` call; that call is made before downloadVolume settles, also
+ * when it rejects (a GET still running at an error is awaited first), so a
+ * caller summing `onProgress` sees every counted byte. A GET that fails
+ * before it returned all bytes is not counted. Parts verified on disk are
+ * `reusedBytes`, never `downloadedBytes`.
  *
  * - With `onPlaintext`, parts are opened and hashed in steps of one
  *   256 KiB chunk with turns of the event loop in between (a consumer in
@@ -307,10 +327,18 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
     if (onDisk !== validEnd) await fh.truncate(validEnd);
 
+    /** Part `r` came from the store whole: that is egress, whatever happens to it next. */
+    const arrived = (r: PartRange): void => {
+      downloadedBytes += r.sealedSize;
+      opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
+    };
     const fetchInto = (k: number): Promise<Buffer> => {
       const r = layout[k]!;
       const buf = sealedBufs[k % 2]!.subarray(0, r.sealedSize);
-      const p = fetchRange(store, volume.key, r, buf).then(() => buf);
+      const p = fetchRange(store, volume.key, r, buf).then(() => {
+        arrived(r);
+        return buf;
+      });
       // Awaited below (or in finally); this only avoids an unhandled rejection in between.
       p.catch(() => undefined);
       inFlight = p;
@@ -328,8 +356,6 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
       const chunks = await openPart(r, sealed, 'downloaded');
       await writeAt(fh, sealed, r.sealedOffset);
-      downloadedBytes += r.sealedSize;
-      opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
       await feed(r, chunks);
     }
 
@@ -351,7 +377,8 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     await fsyncDir(destPath);
     return { downloadedBytes, reusedBytes };
   } finally {
-    // A GET still running would write into a buffer nobody reads: let it settle first.
+    // A GET still running would write into a buffer nobody reads: let it settle
+    // first (if it completes, `arrived` counts it before we return or throw).
     if (inFlight) await Promise.allSettled([inFlight]);
     if (!closed) await fh.close();
   }
@@ -364,6 +391,12 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
  * (destroyed), writes are dropped and resolve at once, so a producer that
  * also stages data to disk can carry on; the consumer's failure is its own
  * to report.
+ *
+ * `fail` may come before any consumer listens (e.g. while `zfs receive` is
+ * still starting): the readable keeps a no-op 'error' listener, so that is
+ * no uncaught exception; a consumer attached later finds the error in
+ * `readable.errored` (async iteration, `pipeline` and `finished` reject
+ * with it; `zfs.receive` checks it before it pipes).
  *
  * Memory bound: `highWaterMark` plus one write (a write is accepted while
  * less than `highWaterMark` bytes wait). A high-water mark of a part or two
@@ -385,6 +418,8 @@ export class PlaintextFeed {
         cb(err);
       },
     });
+    // The failure is the producer's own (fail); a consumer sees it via `errored`, not this event alone.
+    this.readable.on('error', () => undefined);
   }
 
   private release(): void {

@@ -236,17 +236,37 @@ export class Zfs {
    * `zfs receive` of `input` into `target` (a dataset, or a full snapshot name).
    * Rejects with the input's own error if `input` fails (zfs is killed so the
    * partial receive is discarded), else with a ZfsError carrying zfs's stderr.
+   * An input that fails (or is destroyed) before zfs is spawned — while the
+   * checks below run, or already before the call — rejects the same way
+   * without spawning `zfs receive` at all.
    */
   async receive(target: string, input: Readable, opts: ReceiveOptions = {}): Promise<void> {
     if (target.includes('@')) assertSnapshotName(target);
     else assertDatasetName(target);
     const flags: string[] = [];
     if (opts.force) flags.push('-F');
-    if (opts.resumable && (await this.capabilities()).resumeTokens) flags.push('-s');
-    const argv = [...this.commands.zfs, 'receive', ...flags, target];
     const what = `zfs receive into '${target}'`;
     const dataset = target.split('@')[0]!;
-    const existedBefore = await this.exists(dataset);
+    // Nobody else may listen yet: an 'error' now would be uncaught, and a
+    // destroyed input piped into zfs would never end its stdin.
+    let earlyError: unknown = null;
+    const onEarlyError = (err: unknown): void => {
+      earlyError ??= err;
+    };
+    input.on('error', onEarlyError);
+    let existedBefore: boolean;
+    try {
+      if (opts.resumable && (await this.capabilities()).resumeTokens) flags.push('-s');
+      existedBefore = await this.exists(dataset);
+    } finally {
+      input.off('error', onEarlyError);
+    }
+    const argv = [...this.commands.zfs, 'receive', ...flags, target];
+    const gone = earlyError ?? input.errored ?? (input.destroyed && !input.readableEnded ? new ZfsError(`${what}: the input was closed before zfs started; nothing was received`, 'ZFS_FAILED', { argv }) : null);
+    if (gone !== null) {
+      input.destroy();
+      throw gone;
+    }
 
     let handle: ReturnType<typeof start>;
     try {

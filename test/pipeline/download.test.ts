@@ -179,6 +179,96 @@ describe('downloadVolume', () => {
   });
 });
 
+describe('downloadVolume egress accounting', () => {
+  /** Runs a download that is expected to fail; returns what onProgress last reported and every part it reported. */
+  async function failingRun(opts: Omit<Parameters<typeof downloadVolume>[0], 'onProgress'>): Promise<{ downloaded: number; parts: number[] }> {
+    let downloaded = 0;
+    const parts: number[] = [];
+    await assert.rejects(
+      downloadVolume({
+        ...opts,
+        onProgress: (p) => {
+          assert.ok(p.downloadedBytes >= downloaded, 'downloadedBytes is cumulative');
+          downloaded = p.downloadedBytes;
+          parts.push(p.partNumber);
+        },
+      }),
+    );
+    return { downloaded, parts };
+  }
+
+  it('counts every part whose GET returned, also when it then fails authentication (the prefetched next part included)', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const s = sealedSize(PS);
+    await flipStoredByte(store, record.key, s + 100); // inside part 2 of 4
+    store.resetCounts();
+    const r = await failingRun({ store, keyring, volume: record, streamId, destPath: dest(), sealedSize });
+    // Part 1 written; part 2 fetched and refused; part 3 fetched while part 2 was opened.
+    assert.equal(store.counts.get, 3);
+    assert.equal(r.downloaded, store.counts.get * s, 'every byte the store served is reported as egress');
+    assert.deepEqual([...r.parts].sort(), [1, 2, 3], 'each fetched part is reported exactly once');
+  });
+
+  it('counts the fetched parts when the consumer fails or the run is aborted', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const s = sealedSize(PS);
+
+    store.resetCounts();
+    const sinkFails = await failingRun({
+      store,
+      keyring,
+      volume: record,
+      streamId,
+      destPath: dest(),
+      sealedSize,
+      onPlaintext: async (i) => {
+        if (i === 1) throw new Error('receive died');
+      },
+    });
+    assert.equal(store.counts.get, 3);
+    assert.equal(sinkFails.downloaded, store.counts.get * s);
+    assert.deepEqual([...sinkFails.parts].sort(), [1, 2, 3]);
+
+    store.resetCounts();
+    const ac = new AbortController();
+    const aborted = await failingRun({
+      store,
+      keyring,
+      volume: record,
+      streamId,
+      destPath: dest(),
+      sealedSize,
+      signal: ac.signal,
+      onPlaintext: async (i) => {
+        if (i === 0) ac.abort();
+      },
+    });
+    assert.equal(store.counts.get, 2, 'part 2 was already being fetched when the run was aborted');
+    assert.equal(aborted.downloaded, store.counts.get * s);
+    assert.deepEqual([...aborted.parts].sort(), [1, 2]);
+  });
+
+  it('never counts a part twice, and keeps parts verified on disk apart as reused', async () => {
+    const { store, streamId, res } = await stored(VS);
+    const record = res.volumes[0]!;
+    const full = Buffer.from(await store.getBytes(record.key));
+    const s = sealedSize(PS);
+    const path = dest();
+    writeFileSync(`${path}.partial`, full.subarray(0, s));
+    const seen: { downloadedBytes: number; reusedBytes: number; partNumber: number }[] = [];
+    const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize, onProgress: (p) => void seen.push(p) });
+    assert.deepEqual(r, { downloadedBytes: 3 * s, reusedBytes: s });
+    assert.deepEqual(
+      seen.map((p) => p.partNumber),
+      [2, 3, 4],
+    );
+    assert.equal(seen.at(-1)!.downloadedBytes, 3 * s);
+    assert.ok(seen.every((p) => p.reusedBytes === s));
+  });
+});
+
 describe('downloadVolume onPlaintext (live receive)', () => {
   it('hands over every part once, in order, only authenticated, verified-on-disk parts included', async () => {
     const { store, streamId, res, data } = await stored(VS);
@@ -245,6 +335,15 @@ describe('PlaintextFeed', () => {
     feed.fail(new IntegrityError('bad'));
     await assert.rejects(out, IntegrityError);
     await feed.write([Buffer.alloc(1000)]); // resolves at once
+  });
+
+  it('fail() before anyone listens is no uncaught error; a consumer attached later still gets the error', async () => {
+    const feed = new PlaintextFeed({ highWaterMark: 10 });
+    const boom = new IntegrityError('bad before the receive started');
+    feed.fail(boom);
+    await new Promise((r) => setImmediate(r)); // the 'error' event has been emitted by now
+    assert.equal(feed.readable.errored, boom);
+    await assert.rejects(collect(feed.readable), (e: unknown) => e === boom);
   });
 });
 

@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
+import { PlaintextFeed } from '../../src/pipeline/download.js';
 import { ZfsError } from '../../src/zfs/errors.js';
 import { InvalidNameError } from '../../src/zfs/names.js';
 import { Zfs } from '../../src/zfs/zfs.js';
@@ -111,5 +112,35 @@ test('send with optional flags needs capabilities first, then drops unsupported 
   const s = ozfs.send({ snapshot: 'tank/a@s', raw: true, compressed: true, largeBlocks: true, from: 'tank/a#bm' });
   assert.deepEqual(s.argv, [rec, 'send', '-w', '-c', '-L', '-i', 'tank/a#bm', 'tank/a@s']);
   await s.done;
+  rmSync(log, { force: true });
+});
+
+test('receive: an input that fails while the receive is still starting rejects with its error, and zfs receive never runs', { timeout: 20_000 }, async () => {
+  // `get` (the exists() check) says "no such dataset"; a `receive` would swallow its input and succeed.
+  const fake = script('recv-fake', 'case "$1" in\n  get) echo "cannot open \'$6\': dataset does not exist" >&2; exit 1;;\n  receive) cat >/dev/null; exit 0;;\nesac\nexit 2');
+  const zfs = new Zfs({ zfs: [fake] });
+
+  // Failed while receive awaits its exists() check (the restore's abortLive in that window).
+  const feed = new PlaintextFeed();
+  const boom = new Error('download failed before zfs started');
+  const done = zfs.receive('tank/dst', feed.readable);
+  feed.fail(boom);
+  await assert.rejects(done, (e: unknown) => e === boom);
+
+  // Failed before receive was even called.
+  const early = new PlaintextFeed();
+  const boom2 = new Error('failed before the receive was called');
+  early.fail(boom2);
+  await new Promise((r) => setImmediate(r));
+  await assert.rejects(zfs.receive('tank/dst', early.readable), (e: unknown) => e === boom2);
+
+  // Destroyed without an error: nothing to receive, not a hang.
+  const closed = new Readable({ read() {} });
+  closed.destroy();
+  await assert.rejects(zfs.receive('tank/dst', closed), (e: unknown) => e instanceof ZfsError && /closed before/.test(e.message));
+
+  const calls = readFileSync(log, 'utf8');
+  assert.doesNotMatch(calls, /^receive/m, `zfs receive was spawned:\n${calls}`);
+  assert.match(calls, /^get -Hp -o value type tank\/dst$/m);
   rmSync(log, { force: true });
 });
