@@ -12,7 +12,7 @@ import { ZbkKeyring } from '../crypto/keyring.js';
 import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
 import { volumeKey, type VolumeRecord } from '../layout.js';
-import { NoSuchUploadError, NotFoundError } from '../store/errors.js';
+import { NoSuchUploadError, NotFoundError, PermanentStoreError } from '../store/errors.js';
 import type { ObjectInfo, ObjectStore, UploadedPart } from '../store/object-store.js';
 import { AbortError, ResumeMismatchError } from './errors.js';
 import { readParts, type StreamPart } from './parts.js';
@@ -432,7 +432,10 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
         if (!(err instanceof NoSuchUploadError)) throw err;
       }
       // The upload is gone: either it was completed just before a crash, or it was aborted/expired.
-      const info = await headOrNull(store, key);
+      // A torn object at the key (the local store's INCOMPLETE_WRITE, left by an older version
+      // that removed the upload before the object's metadata landed) is not a completed
+      // volume either: upload the volume afresh, which replaces it.
+      const info = await headOrNull(store, key, true);
       if (info) {
         v.mode = 'adopt';
         v.info = info;
@@ -687,11 +690,13 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   return result;
 }
 
-async function headOrNull(store: ObjectStore, key: string): Promise<ObjectInfo | null> {
+/** `head`, or null when the object is missing (or, with `tornIsMissing`, its write was torn). */
+async function headOrNull(store: ObjectStore, key: string, tornIsMissing = false): Promise<ObjectInfo | null> {
   try {
     return await store.head(key);
   } catch (err) {
     if (err instanceof NotFoundError) return null;
+    if (tornIsMissing && err instanceof PermanentStoreError && err.code === 'INCOMPLETE_WRITE') return null;
     throw err;
   }
 }

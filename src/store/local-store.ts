@@ -18,9 +18,13 @@
  * commits exactly like a plain object, so readers see the old object or the
  * new one; a crash before that rename leaves the upload intact (plus an
  * unreferenced `.zbk-mp-<upload id>` directory, which the next complete of
- * that upload replaces and its abort removes; a crash after it leaves the
- * upload directory, which a repeated complete just removes). Overwrites
- * and deletes remove the old
+ * that upload replaces and its abort removes). A crash after it leaves the
+ * upload directory, and a repeated complete finishes the commit: it writes
+ * the sidecar again if the crash came before the sidecar's rename, then
+ * removes the upload. The upload goes only after its object is fully
+ * committed, its record first, so a crash while it is removed leaves an
+ * upload that is gone (NoSuchUpload), never one missing some parts.
+ * Overwrites and deletes remove the old
  * part directory after the new state is committed. Where hard links are not
  * supported (FAT/exFAT, some NAS shares), complete falls back to copying the
  * parts into one file, the layout older versions wrote (still read as is).
@@ -319,8 +323,11 @@ export class LocalStore implements ObjectStore {
     let dataName = dataDirName(uploadId);
     if (old?.dir === dataName) {
       if (sameParts(old, chosen)) {
-        // This upload was committed before a crash cut the cleanup short: finish it.
-        await rm(dir, { recursive: true, force: true });
+        // This upload's descriptor is in place: a crash cut the commit short after the
+        // descriptor's rename. If the sidecar is not this descriptor's yet (killed between
+        // the two renames), commit the same descriptor again; then finish the cleanup.
+        if (!(await this.committedComposite(path, etag, size))) await this.commitComposite(key, path, rec, etag, size, old);
+        await this.removeUpload(key, dir);
         return;
       }
       dataName = `${RESERVED}mp-${randomBytes(16).toString('hex')}`;
@@ -341,13 +348,9 @@ export class LocalStore implements ObjectStore {
       }
     }
     if (linked) {
-      const comp: Composite = { dir: dataName, parts: chosen.map((p) => ({ file: p.file, size: p.size })) };
-      const body = Buffer.from(COMPOSITE_MAGIC + JSON.stringify(comp) + '\n');
       try {
         await this.testHookBeforeCommit?.();
-        await this.commitObject(key, path, rec.storageClass, rec.metadata, etag, body.length, async (fh) => {
-          await fh.writeFile(body);
-        }, size);
+        await this.commitComposite(key, path, rec, etag, size, { dir: dataName, parts: chosen });
       } catch (err) {
         await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
         throw err;
@@ -369,7 +372,7 @@ export class LocalStore implements ObjectStore {
         }
       });
     }
-    await rm(dir, { recursive: true, force: true });
+    await this.removeUpload(key, dir);
     await this.removeDataDir(path, old);
   }
 
@@ -393,7 +396,7 @@ export class LocalStore implements ObjectStore {
     if ((await this.compositeOf(path))?.dir !== dataName) {
       await rm(join(dirname(path), dataName), { recursive: true, force: true }).catch(() => undefined);
     }
-    await rm(dir, { recursive: true, force: true });
+    await this.removeUpload(key, dir);
   }
 
   async listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]> {
@@ -490,6 +493,46 @@ export class LocalStore implements ObjectStore {
       await unlink(tmp).catch(() => undefined);
       if (err instanceof StoreError) throw err;
       if (isErrno(err, 'EISDIR')) throw keyConflict(key);
+      throw mapFsError(err, key);
+    }
+  }
+
+  /** Commit the descriptor of `comp` at the key (the part directory is already linked). */
+  private async commitComposite(key: string, path: string, rec: UploadRecord, etag: string, size: number, comp: Composite): Promise<void> {
+    const desc: Composite = { dir: comp.dir, parts: comp.parts.map((p) => ({ file: p.file, size: p.size })) };
+    const body = Buffer.from(COMPOSITE_MAGIC + JSON.stringify(desc) + '\n');
+    await this.commitObject(key, path, rec.storageClass, rec.metadata, etag, body.length, async (fh) => {
+      await fh.writeFile(body);
+    }, size);
+  }
+
+  /** Whether the sidecar at the key describes the descriptor now there as this composite object. */
+  private async committedComposite(path: string, etag: string, size: number): Promise<boolean> {
+    let st: Stats;
+    try {
+      st = await stat(path);
+    } catch {
+      return false;
+    }
+    const side = await readSidecar(path + META_SUFFIX);
+    return side !== undefined && side.ino === st.ino && side.composite === true && side.size === size && side.etag === etag;
+  }
+
+  /**
+   * Remove an upload's directory, its record first (durably): a crash midway
+   * leaves no upload (NoSuchUpload), only part files, never an upload that
+   * lost some of its parts.
+   */
+  private async removeUpload(key: string, dir: string): Promise<void> {
+    try {
+      await unlink(join(dir, 'upload.json'));
+      await fsyncDir(dir);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw mapFsError(err, key);
+    }
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
       throw mapFsError(err, key);
     }
   }

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { link, mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
 import { IntegrityError } from '../../src/errors.js';
@@ -7,9 +10,10 @@ import { volumeKey } from '../../src/layout.js';
 import { openVolumesFromStore } from '../../src/pipeline/download.js';
 import { AbortError, ResumeMismatchError } from '../../src/pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult, type UploadStreamOptions } from '../../src/pipeline/upload.js';
-import { FaultInjectingStore } from '../../src/store/fault-store.js';
+import { FaultInjectingStore, SimulatedCrashError } from '../../src/store/fault-store.js';
+import { LocalStore } from '../../src/store/local-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
-import type { ObjectStore } from '../../src/store/object-store.js';
+import type { ObjectStore, UploadedPart } from '../../src/store/object-store.js';
 import { TransientStoreError } from '../../src/store/errors.js';
 import { bytesOf, collect, RecordingCheckpoint, sealedSize, sourceOf, testKeyring } from './helpers.js';
 
@@ -281,4 +285,73 @@ describe('uploadStream resume', () => {
     assert.ok(res.partsUploaded >= totalParts - 1 - 1);
     assert.deepEqual(await readBack(store, streamId, res), data);
   });
+});
+
+describe('uploadStream resume on the local store', () => {
+  const data = bytesOf(2 * VOLUME_BYTES + PS + 5, 9);
+
+  async function withLocal(fn: (dir: string) => Promise<void>): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'zbk-upload-local-'));
+    try {
+      await fn(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('a push killed inside the complete of a volume, after the descriptor rename and before the sidecar rename, resumes', () =>
+    withLocal(async (dir) => {
+      const streamId = randomBytes(16);
+      const key1 = volumeKey(Buffer.from(streamId).toString('hex'), 1);
+      const path1 = join(dir, ...key1.split('/'));
+      // Completes volume 1, then puts the directory back the way a kill between the two renames
+      // leaves it (no sidecar yet, the upload with its record and its part files) and dies.
+      class KilledInComplete extends LocalStore {
+        override async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+          if (key !== key1) return super.completeMultipartUpload(key, uploadId, parts);
+          const uploadDir = join(dir, '.zbk-uploads', uploadId);
+          const record = await readFile(join(uploadDir, 'upload.json'));
+          await super.completeMultipartUpload(key, uploadId, parts);
+          await unlink(`${path1}.zbk-meta.json`);
+          await mkdir(uploadDir);
+          const partsDir = join(dir, ...key1.split('/').slice(0, -1), `.zbk-mp-${uploadId}`);
+          for (const f of await readdir(partsDir)) await link(join(partsDir, f), join(uploadDir, f));
+          await writeFile(join(uploadDir, 'upload.json'), record);
+          throw new SimulatedCrashError('completeMultipartUpload');
+        }
+      }
+      const killing = new KilledInComplete(dir, { minPartSize: PS });
+      const cp = new RecordingCheckpoint();
+      await assert.rejects(upload(killing, data, streamId, cp), SimulatedCrashError);
+      assert.equal(cp.completed.length, 1);
+
+      // Every later push of the stream must get through, not fail on the torn volume.
+      const store = new LocalStore(dir, { minPartSize: PS });
+      const cp2 = cp.restart();
+      const res = await upload(store, data, streamId, cp2, { resume: cp2.resumeState() });
+      assert.equal(res.volumesSkipped, 1);
+      assert.equal(res.volumes.length, 3);
+      assert.deepEqual(await readBack(store, streamId, res), data);
+      const cp3 = cp2.restart();
+      const again = await upload(store, data, streamId, cp3, { resume: cp3.resumeState() });
+      assert.equal(again.volumesSkipped, 3);
+    }));
+
+  it('a volume left torn with its upload gone (by an older version) is uploaded afresh, not a permanent failure', () =>
+    withLocal(async (dir) => {
+      const streamId = randomBytes(16);
+      const key1 = volumeKey(Buffer.from(streamId).toString('hex'), 1);
+      const store = new LocalStore(dir, { minPartSize: PS });
+      const cp = new RecordingCheckpoint(Infinity, 2); // volume 1 completes in the store, its checkpoint never lands
+      await assert.rejects(upload(store, data, streamId, cp), /crash at volume completion/);
+      // What the older complete left after a kill between its renames and a repeated complete.
+      await unlink(join(dir, ...key1.split('/')) + '.zbk-meta.json');
+      await assert.rejects(store.head(key1), { code: 'INCOMPLETE_WRITE' });
+      const cp2 = cp.restart();
+      const res = await upload(store, data, streamId, cp2, { resume: cp2.resumeState() });
+      assert.equal(res.volumesSkipped, 1);
+      assert.equal(res.partsUploaded, PARTS_PER_VOLUME + 2, 'volumes 1 and 2 uploaded again');
+      assert.deepEqual(await readBack(store, streamId, res), data);
+      assert.equal((await store.head(key1)).size, res.volumes[1]!.storedSize);
+    }));
 });

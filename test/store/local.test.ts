@@ -232,6 +232,120 @@ describe('LocalStore specifics', () => {
       assert.deepEqual(await s.listMultipartUploads(''), []);
       assert.ok(Buffer.from(await s.getBytes('v/obj')).equals(Buffer.concat(parts)));
     }));
+
+  it('a complete killed between the descriptor rename and the sidecar rename is finished by the next complete', () =>
+    withDir(async (dir) => {
+      const { link, mkdir, unlink } = await import('node:fs/promises');
+      const parts = [randomBytes(20), randomBytes(15)];
+      const whole = Buffer.concat(parts);
+      // The key was new, held a plain object, or held a composite object of another upload.
+      for (const before of ['none', 'plain', 'composite'] as const) {
+        const s = new LocalStore(dir, { minPartSize: 10 });
+        const key = `v/${before}`;
+        const path = join(dir, 'v', before);
+        if (before === 'plain') await s.put(key, Buffer.from('previous'));
+        if (before === 'composite') {
+          const id0 = await s.createMultipartUpload(key);
+          await s.completeMultipartUpload(key, id0, [await s.uploadPart(key, id0, 1, parts[1]!)]);
+        }
+        const oldSidecar = before === 'none' ? null : await readFile(`${path}.zbk-meta.json`);
+        const id = await s.createMultipartUpload(key, { storageClass: 'DEEP_ARCHIVE', metadata: { m: before } });
+        const acks = [];
+        for (const [i, b] of parts.entries()) acks.push(await s.uploadPart(key, id, i + 1, b, sha256b64(b)));
+        const record = await readFile(join(dir, '.zbk-uploads', id, 'upload.json'));
+        await s.completeMultipartUpload(key, id, acks);
+        const committed = await s.head(key);
+        // What a kill right after rename(tmp, key) leaves: the descriptor in place, the sidecar
+        // still the previous object's (or none), the upload directory with its part files (hard
+        // links of the part directory's) and its record.
+        if (oldSidecar) await writeFile(`${path}.zbk-meta.json`, oldSidecar);
+        else await unlink(`${path}.zbk-meta.json`);
+        const upload = join(dir, '.zbk-uploads', id);
+        await mkdir(upload);
+        const data = join(dir, 'v', `.zbk-mp-${id}`);
+        for (const f of await readdir(data)) await link(join(data, f), join(upload, f));
+        await writeFile(join(upload, 'upload.json'), record);
+        await assert.rejects(s.head(key), { code: 'INCOMPLETE_WRITE' });
+
+        // The next push: the upload is still there with every part, so it completes again.
+        const again = new LocalStore(dir, { minPartSize: 10 });
+        const listed = await again.listParts(key, id);
+        assert.deepEqual(
+          listed.map((p) => p.etag),
+          acks.map((p) => p.etag),
+        );
+        await again.completeMultipartUpload(key, id, listed);
+        const info = await again.head(key);
+        assert.deepEqual(
+          [info.size, info.etag, info.storageClass, info.metadata],
+          [committed.size, committed.etag, 'DEEP_ARCHIVE', { m: before }],
+          before,
+        );
+        assert.ok(Buffer.from(await again.getBytes(key)).equals(whole));
+        assert.deepEqual(await again.listMultipartUploads(key), []);
+        await assert.rejects(again.listParts(key, id), { code: 'NO_SUCH_UPLOAD' });
+        // No temp file left beside the key by the second commit.
+        assert.deepEqual(
+          (await readdir(join(dir, 'v'))).filter((n) => n.startsWith('.zbk-tmp-')),
+          [],
+        );
+      }
+    }));
+
+  it('the other windows of a complete: a kill while the upload is removed leaves no upload; a sidecar ahead of its data is repaired by the next complete', () =>
+    withDir(async (dir) => {
+      const { link, mkdir, rename, unlink } = await import('node:fs/promises');
+      const parts = [randomBytes(20), randomBytes(15)];
+      const whole = Buffer.concat(parts);
+      const s = new LocalStore(dir, { minPartSize: 10 });
+      const upload = async (key: string): Promise<[string, Awaited<ReturnType<LocalStore['uploadPart']>>[]]> => {
+        const id = await s.createMultipartUpload(key, { metadata: { k: key } });
+        const acks = [];
+        for (const [i, b] of parts.entries()) acks.push(await s.uploadPart(key, id, i + 1, b, sha256b64(b)));
+        return [id, acks];
+      };
+
+      // Killed while the upload directory was removed: its record goes first, so what is left
+      // is an upload that is gone (the pipeline adopts the object), never one missing parts.
+      const [id1, acks1] = await upload('a');
+      await s.completeMultipartUpload('a', id1, acks1);
+      const leftover = join(dir, '.zbk-uploads', id1);
+      await mkdir(leftover);
+      for (const f of await readdir(join(dir, `.zbk-mp-${id1}`))) await link(join(dir, `.zbk-mp-${id1}`, f), join(leftover, f));
+      await assert.rejects(s.listParts('a', id1), { code: 'NO_SUCH_UPLOAD' });
+      await assert.rejects(s.completeMultipartUpload('a', id1, acks1), { code: 'NO_SUCH_UPLOAD' });
+      assert.deepEqual((await s.head('a')).metadata, { k: 'a' });
+      await s.abortMultipartUpload('a', id1);
+      assert.ok(Buffer.from(await s.getBytes('a')).equals(whole));
+
+      // The sidecar renamed but not the descriptor (only a power loss that reorders the two
+      // renames could leave this): the old data is still the object; the next complete commits.
+      await s.put('b', Buffer.from('previous'));
+      const oldData = join(dir, 'b.old');
+      await link(join(dir, 'b'), oldData);
+      const [id2, acks2] = await upload('b');
+      const saved = join(dir, 'saved-upload');
+      const { cp } = await import('node:fs/promises');
+      await cp(join(dir, '.zbk-uploads', id2), saved, { recursive: true });
+      await s.completeMultipartUpload('b', id2, acks2);
+      await rename(oldData, join(dir, 'b'));
+      await rename(saved, join(dir, '.zbk-uploads', id2));
+      await assert.rejects(s.head('b'), { code: 'INCOMPLETE_WRITE' });
+      await s.completeMultipartUpload('b', id2, await s.listParts('b', id2));
+      assert.deepEqual((await s.head('b')).metadata, { k: 'b' });
+      assert.ok(Buffer.from(await s.getBytes('b')).equals(whole));
+      // The same with no data file at all (the key was new): not found until completed again.
+      const [id3, acks3] = await upload('c');
+      await cp(join(dir, '.zbk-uploads', id3), saved, { recursive: true });
+      await s.completeMultipartUpload('c', id3, acks3);
+      await unlink(join(dir, 'c'));
+      await rename(saved, join(dir, '.zbk-uploads', id3));
+      await assert.rejects(s.head('c'), NotFoundError);
+      assert.deepEqual((await collect(s.list('c'))).map((e) => e.key), []);
+      await s.completeMultipartUpload('c', id3, acks3);
+      assert.ok(Buffer.from(await s.getBytes('c')).equals(whole));
+      assert.deepEqual(await s.listMultipartUploads(''), []);
+    }));
 });
 
 async function readAll(r: AsyncIterable<unknown>): Promise<Buffer> {
