@@ -479,16 +479,24 @@ export class Manifest {
 
   /** A multipart upload was aborted in the store (cleanup, or restart): forget its id. */
   recordUploadAborted(key: string, uploadId: string): void {
-    this.db.transaction(() => {
-      const v = this.db.prepare('SELECT stream_id, volume_index FROM volumes WHERE object_key = ? AND upload_id = ?').get(key, uploadId) as
-        | { stream_id: string; volume_index: number }
-        | undefined;
-      if (!v) return;
-      this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(v.stream_id, v.volume_index);
-      this.db
-        .prepare(`UPDATE volumes SET state = 'aborted', upload_id = NULL, deleted_at = ? WHERE stream_id = ? AND volume_index = ?`)
-        .run(this.iso(), v.stream_id, v.volume_index);
-    }).immediate();
+    this.db.transaction(() => this.markUploadAborted(key, uploadId)).immediate();
+  }
+
+  /**
+   * Mark the volume holding upload `uploadId` of `key` aborted and drop its
+   * checkpoints; false if no volume (of `streamId`, when given) holds it.
+   * Must run inside a transaction.
+   */
+  private markUploadAborted(key: string, uploadId: string, streamId?: string): boolean {
+    const v = this.db.prepare('SELECT stream_id, volume_index FROM volumes WHERE object_key = ? AND upload_id = ?').get(key, uploadId) as
+      | { stream_id: string; volume_index: number }
+      | undefined;
+    if (!v || (streamId !== undefined && v.stream_id !== streamId)) return false;
+    this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(v.stream_id, v.volume_index);
+    this.db
+      .prepare(`UPDATE volumes SET state = 'aborted', upload_id = NULL, deleted_at = ? WHERE stream_id = ? AND volume_index = ?`)
+      .run(this.iso(), v.stream_id, v.volume_index);
+    return true;
   }
 
   /**
@@ -531,13 +539,25 @@ export class Manifest {
   }
 
   /**
-   * Give up an uploading stream (restart from scratch). Its in-flight upload
-   * ids stay recorded, so `inFlightUploads()` lists them for aborting, and its
-   * completed volumes become `unneededObjects` candidates.
+   * Give up an uploading stream (restart from scratch), in one transaction:
+   * the volumes of `abortedUploads` (multipart uploads of this stream the
+   * caller has already aborted in the store) are marked aborted, and the
+   * stream abandoned. Any other upload id of the stream stays recorded (an
+   * orphan: the orphan check aborts uploads of streams that are not
+   * uploading), and its completed volumes become `unneededObjects` candidates.
+   *
+   * Abort in the store first, then call this once: a crash in between leaves
+   * the stream uploading with upload ids that are gone, which the next resume
+   * replaces (recordVolumeStarted accepts only uploading volumes).
    */
-  abandonStream(streamId: string, reason: string): void {
+  abandonStream(streamId: string, reason: string, abortedUploads: readonly { key: string; uploadId: string }[] = []): void {
     this.db.transaction(() => {
       const s = this.requireStreamState(streamId, 'uploading');
+      for (const u of abortedUploads) {
+        if (!this.markUploadAborted(u.key, u.uploadId, streamId)) {
+          throw new ManifestError(`upload ${u.uploadId} of ${u.key} is not in flight in stream ${streamId}`, 'BAD_INPUT');
+        }
+      }
       this.db
         .prepare(`UPDATE streams SET state = 'abandoned', abandoned_at = ?, abandon_reason = ? WHERE stream_id = ?`)
         .run(this.iso(), reason, streamId);

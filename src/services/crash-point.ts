@@ -3,6 +3,16 @@
  * `name:n`), the process kills itself with SIGKILL the n-th time (default the
  * first) it reaches the named point — exactly like a power cut there. Unset
  * in normal use, where this is a no-op.
+ *
+ * Points, by where they are:
+ * - push: `part-acked` (a part checkpointed), `volume-completed-in-store`
+ *   (CompleteMultipartUpload verified, not yet recorded), `stream-record-written`,
+ *   `stream-committed`, `holds-moved`, `discard-uploads-aborted` (a discarded
+ *   stream's uploads aborted in the store, the manifest not yet told).
+ * - consolidate: `consolidate-intent-recorded`, `consolidate-verified`,
+ *   `consolidate-superseded`, `consolidate-before-mirror`,
+ *   `consolidate-objects-deleted`, `consolidate-volumes-marked`,
+ *   `consolidate-records-deleted`, `consolidate-delete-recorded`.
  */
 const seen = new Map<string, number>();
 

@@ -3,10 +3,12 @@
  * aborted now. Parts of an unfinished upload are billed at Standard rates
  * until someone aborts it, so orphans must go — but only our own.
  *
- * - An upload the manifest records as in flight is resumable: not an orphan.
- * - An upload of a stream this manifest knows (a crash between
- *   CreateMultipartUpload and its checkpoint, a discarded stream) is our
- *   orphan: abort it now (callers hold the manifest lock).
+ * - An upload the manifest records as in flight in a stream that is still
+ *   `uploading` is resumable: not an orphan.
+ * - Any other upload of a stream this manifest knows (a crash between
+ *   CreateMultipartUpload and its checkpoint; an upload still recorded under
+ *   an abandoned stream, which nothing will resume) is our orphan: abort it
+ *   now (callers hold the manifest lock), and forget its id in the manifest.
  * - An upload of a stream this manifest does not know may belong to another
  *   machine pushing to the same repository: abort it only once it is older
  *   than `FOREIGN_GRACE_MS` (no upload of ours lives that long; the bucket's
@@ -26,7 +28,7 @@ export interface OrphanUpload extends MultipartUploadInfo {
 }
 
 export async function findOrphanUploads(store: ObjectStore, manifest: Manifest, now: Date): Promise<OrphanUpload[]> {
-  const inFlight = new Set(manifest.inFlightUploads().map((u) => u.uploadId));
+  const inFlight = new Set(manifest.inFlightUploads().filter((u) => u.streamState === 'uploading').map((u) => u.uploadId));
   const ourStreams = new Set(manifest.streams().map((s) => s.streamId));
   const out: OrphanUpload[] = [];
   for (const u of await store.listMultipartUploads(DATA_PREFIX)) {
@@ -48,6 +50,7 @@ export async function abortOrphanUploads(store: ObjectStore, manifest: Manifest,
       continue;
     }
     await store.abortMultipartUpload(u.key, u.uploadId);
+    manifest.recordUploadAborted(u.key, u.uploadId);
     manifest.logEvent('orphan-aborted', null, { key: u.key, owner: u.owner, initiated: u.initiated.toISOString(), by });
     aborted++;
   }

@@ -260,7 +260,7 @@ export class PushService {
         }
       } else {
         this.warn(`${dataset}: the interrupted upload of @${inFlight.to.name} cannot resume (its snapshot is gone); discarding it`);
-        await this.discardStream(manifest, inFlight, 'snapshot destroyed before the upload finished');
+        await this.discardStream(manifest, inFlight.streamId, 'snapshot destroyed before the upload finished');
       }
     }
 
@@ -375,15 +375,19 @@ export class PushService {
     }
   }
 
-  /** Abort a stream's in-flight uploads and mark it abandoned. */
-  private async discardStream(manifest: Manifest, stream: StreamWithVolumes, why: string): Promise<void> {
-    for (const v of stream.volumes) {
-      if (v.uploadId) {
-        await this.ctx.store.abortMultipartUpload(v.key, v.uploadId);
-        manifest.recordUploadAborted(v.key, v.uploadId);
-      }
-    }
-    manifest.abandonStream(stream.streamId, why);
+  /**
+   * Abort a stream's in-flight uploads in the store, then mark them aborted
+   * and the stream abandoned in one manifest transaction. A process killed
+   * in between leaves the stream uploading with upload ids that are gone:
+   * the next resume replaces them (or discards the stream again). The
+   * volumes are re-read: a failed resume may have replaced a vanished upload
+   * with a new one since the caller loaded the stream.
+   */
+  private async discardStream(manifest: Manifest, streamId: string, why: string): Promise<void> {
+    const open = manifest.volumes(streamId).flatMap((v) => (v.state === 'uploading' && v.uploadId ? [{ key: v.key, uploadId: v.uploadId }] : []));
+    for (const u of open) await this.ctx.store.abortMultipartUpload(u.key, u.uploadId);
+    crashPoint('discard-uploads-aborted');
+    manifest.abandonStream(streamId, why, open);
   }
 
   /**
@@ -410,7 +414,7 @@ export class PushService {
         // The re-run send produced different bytes than the checkpoints: never
         // mix them. Discard the old upload and start a fresh stream.
         this.warn(`${ds}: resumed data differs from what was uploaded before (${err.message}); restarting @${stream.to.name} from scratch`);
-        await this.discardStream(manifest, stream, 'resume mismatch');
+        await this.discardStream(manifest, stream.streamId, 'resume mismatch');
         const fresh = manifest.beginStream({
           streamId: hex(randomBytes(16)),
           dataset: ds,

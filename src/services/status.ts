@@ -98,7 +98,8 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
         monthlyCost: monthlyStorageCost(objs, prices).total,
       };
     });
-    const known = manifest.inFlightUploads();
+    // Uploads of abandoned streams are never resumed: the orphan check lists them.
+    const known = manifest.inFlightUploads().filter((u) => u.streamState === 'uploading');
     const inFlight: UploadStatus[] = known.map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: u.dataset, initiated: u.startedAt.toISOString() }));
     const orphans: UploadStatus[] = (await findOrphanUploads(ctx.store, manifest, ctx.now())).map((u) => ({
       key: u.key,

@@ -103,6 +103,29 @@ describe('push lifecycle', () => {
       m.close();
     }
   });
+
+  it('abandon with the uploads aborted in the store marks them aborted in the same transaction, or changes nothing', async () => {
+    const { m, store } = setup();
+    try {
+      await simulatePush(m, store, keyring, { dataset: 'tank/a', from: null, to: A, volumes: [20], at: day(0), interrupt: true });
+      const s = m.findInFlightStream('tank/a')!;
+      const key = volumeKey(s.streamId, 1);
+      m.recordVolumeStarted(s.streamId, 1, key, 'upload-1', 'DEEP_ARCHIVE');
+      m.recordPartAcknowledged({ streamId: s.streamId, volumeIndex: 1, partNumber: 1, plaintextSize: 8, plaintextSha256: '0'.repeat(64), sealedSize: 60, etag: 'e' });
+      // An upload this stream does not hold: refused, and the stream is still uploading with its upload.
+      assert.throws(() => m.abandonStream(s.streamId, 'resume mismatch', [{ key, uploadId: 'upload-other' }]), code('BAD_INPUT'));
+      assert.equal(m.stream(s.streamId)?.state, 'uploading');
+      assert.deepEqual(m.inFlightUploads().map((u) => u.uploadId), ['upload-1']);
+      m.abandonStream(s.streamId, 'resume mismatch', [{ key, uploadId: 'upload-1' }]);
+      assert.equal(m.stream(s.streamId)?.state, 'abandoned');
+      assert.deepEqual(m.volumes(s.streamId).map((v) => [v.state, v.uploadId]), [['complete', null], ['aborted', null]]);
+      assert.deepEqual(m.partsOf(s.streamId, 1), []);
+      assert.deepEqual(m.inFlightUploads(), []);
+      assert.ok(m.integrityCheck().ok);
+    } finally {
+      m.close();
+    }
+  });
 });
 
 describe('chains', () => {
