@@ -38,6 +38,7 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
         pollInitialMs: flags['poll-interval'] * 1000,
       });
       const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+      if (r.sharedEgress) this.say(`egress allowance ${r.sharedEgress.month}: ${fmt(r.sharedEgress.bytes)} already used by the restore(s) of ${r.sharedEgress.datasets.join(', ')} (the allowance is per account)`);
       if (r.requested.length) this.say(`requested restore of ${r.requested.length} volume(s)`);
       if (r.downloaded.length) this.say(`downloaded ${r.downloaded.length} volume(s), ${fmt(r.bytesDownloaded)}`);
       if (r.received.length) this.say(`received ${r.received.map((s) => `@${s}`).join(', ')} into ${r.target}`);

@@ -21,6 +21,8 @@ export interface RestoreFixture {
   server: S3TestServer;
   repo: TestRepo;
   dataset: string;
+  /** Every pushed dataset (`dataset` first), each with the same snapshots. */
+  datasets: string[];
   /** Mountpoint of the source dataset (its files equal the last snapshot's). */
   sourceMount: string;
   snapshots: string[];
@@ -35,6 +37,8 @@ export interface FixtureOptions {
   /** Full stream size ≈ files × 4 MiB. */
   fullFiles: number;
   volumeSize: string;
+  /** Datasets to push, as names under the pool (default: photos). */
+  names?: string[];
 }
 
 export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<RestoreFixture> {
@@ -42,24 +46,33 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
   t.after(() => server.close());
   const pool = await createTestPool({ sizeMiB: 400 });
   t.after(() => pool.destroy());
-  const dataset = `${pool.name}/photos`;
-  await pool.zfs.createDataset(dataset);
-  const sourceMount = (await pool.zfs.mountpoint(dataset))!;
-  assert.ok(sourceMount);
+  const datasets = (o.names ?? ['photos']).map((n) => `${pool.name}/${n}`);
+  const mounts: string[] = [];
+  for (const ds of datasets) {
+    await pool.zfs.createDataset(ds);
+    const mount = (await pool.zfs.mountpoint(ds))!;
+    assert.ok(mount);
+    mounts.push(mount);
+  }
+  const dataset = datasets[0]!;
+  const sourceMount = mounts[0]!;
   const env = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
-  const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets: [dataset], extraEnv: env, partSize: '5MiB', volumeSize: o.volumeSize });
+  const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets, extraEnv: env, partSize: '5MiB', volumeSize: o.volumeSize });
   t.after(() => repo.cleanup());
 
   const snapshots = ['s1', 's2', 's3', 's4'];
-  writeRandomFiles(sourceMount, { files: o.fullFiles, bytesEach: 4 * 1024 * 1024, seed: 'full' });
-  for (const [i, snap] of snapshots.entries()) {
-    if (i > 0) {
-      writeRandomFiles(join(sourceMount, `inc${i}`), { files: 1, bytesEach: 1024 * 1024 + i * 4096, seed: `inc${i}` });
-      appendFileSync(join(sourceMount, 'notes.txt'), `change ${i}\n`);
+  for (const [d, ds] of datasets.entries()) {
+    const mount = mounts[d]!;
+    writeRandomFiles(mount, { files: o.fullFiles, bytesEach: 4 * 1024 * 1024, seed: `full${d === 0 ? '' : d}` });
+    for (const [i, snap] of snapshots.entries()) {
+      if (i > 0) {
+        writeRandomFiles(join(mount, `inc${i}`), { files: 1, bytesEach: 1024 * 1024 + i * 4096, seed: `inc${i}` });
+        appendFileSync(join(mount, 'notes.txt'), `change ${i}\n`);
+      }
+      await pool.zfs.snapshot(`${ds}@${snap}`);
+      const r = await repo.zbk(['push', ds]);
+      assert.equal(r.code, 0, `push ${ds}@${snap}: ${r.stderr}`);
     }
-    await pool.zfs.snapshot(`${dataset}@${snap}`);
-    const r = await repo.zbk(['push', dataset]);
-    assert.equal(r.code, 0, `push @${snap}: ${r.stderr}`);
   }
   const context = (): ServiceContext => {
     const config = loadConfig(repo.configPath);
@@ -68,5 +81,5 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
       now: () => server.clock.now(),
     });
   };
-  return { pool, server, repo, dataset, sourceMount, snapshots, context };
+  return { pool, server, repo, dataset, datasets, sourceMount, snapshots, context };
 }

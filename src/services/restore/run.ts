@@ -49,7 +49,7 @@ import { downloadVolume, openVolumeFiles, PlaintextFeed, type PlaintextSink } fr
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
-import { isLocalStore, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
+import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
 
@@ -91,6 +91,15 @@ export interface RestoreRunResult {
   /** Runs of the state machine (1 without --wait). */
   steps: number;
   next: NextAction;
+  /** Bytes the other restores of this repository downloaded in this calendar month (last step), when any: they share the allowance. */
+  sharedEgress: SharedEgress | null;
+}
+
+/** The part of a month's egress allowance other restore jobs of the repository used. */
+export interface SharedEgress {
+  month: string;
+  bytes: number;
+  datasets: string[];
 }
 
 interface StepOutcome {
@@ -101,6 +110,7 @@ interface StepOutcome {
   next: NextAction;
   done: boolean;
   snapshot: string;
+  sharedEgress: SharedEgress | null;
 }
 
 /** A `zfs receive` of one stream, fed by the downloads of its volumes as they run. */
@@ -122,6 +132,8 @@ class RestoreStep {
   private readonly out: StepOutcome;
   private now: Date;
   private live: LiveReceive | null = null;
+  /** The repository's other restore jobs (fixed while this step holds the manifest lock): the free egress allowance is per account. */
+  private readonly others: RestoreJob[];
   /** A live receive that failed (zfs's error): reported after this run's downloads, like a receive from files. */
   private liveError: unknown = null;
 
@@ -134,7 +146,8 @@ class RestoreStep {
   ) {
     this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
     this.now = ctx.now();
-    this.out = { requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false, snapshot: job.snapshot.name };
+    this.out = { requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false, snapshot: job.snapshot.name, sharedEgress: null };
+    this.others = listJobs(manifest).filter((j) => j.dataset !== job.dataset);
   }
 
   private save(): void {
@@ -164,8 +177,10 @@ class RestoreStep {
 
   async run(): Promise<StepOutcome> {
     await this.claimTarget();
+    if (this.job.finishedAt) return this.finished();
     await this.syncReceived();
     if (!this.job.preflightDone) await this.preflight();
+    this.reportSharedEgress();
     for (const v of this.job.volumes) {
       if (v.phase === 'received') continue;
       this.checkAbort();
@@ -196,6 +211,24 @@ class RestoreStep {
     return this.out;
   }
 
+  /**
+   * A finished restore stays done: snapshots destroyed on the target since
+   * (pruning, or the user) are never scheduled, requested or downloaded
+   * again. Restoring anew takes a new "zbk restore plan".
+   */
+  private async finished(): Promise<StepOutcome> {
+    const zfs = this.ctx.zfs;
+    const has = (await zfs.exists(this.target)) && (await zfs.listSnapshots(this.target)).some((s) => s.guid.toString() === this.job.snapshot.guid);
+    if (!has) {
+      this.ctx.log.warn(
+        `the restore of ${this.job.dataset} finished at ${this.job.finishedAt}, but ${this.target} no longer has @${this.job.snapshot.name}: nothing is fetched again; run "zbk restore plan ${this.job.dataset}" to restore it anew`,
+      );
+    }
+    this.out.next = this.job.next?.kind === 'done' ? this.job.next : { kind: 'done', at: null, what: `restored @${this.job.snapshot.name} into ${this.target}` };
+    this.out.done = true;
+    return this.out;
+  }
+
   /** Fix the target on the first run; refuse an existing dataset unless --force. */
   private async claimTarget(): Promise<void> {
     const { target, force } = this.opts;
@@ -213,12 +246,19 @@ class RestoreStep {
     this.save();
   }
 
-  /** Received streams are what the target's snapshot guids say. */
+  /**
+   * Received streams are what the target's snapshot guids say. A stream
+   * counts as received when its own snapshot or that of any later stream of
+   * the chain is on the target: a later snapshot can only be there after the
+   * earlier streams were received, so a pruned older snapshot (sanoid on the
+   * new pool, or the user) is not fetched and received again.
+   */
   private async syncReceived(): Promise<void> {
     const zfs = this.ctx.zfs;
     const guids = (await zfs.exists(this.target)) ? new Set((await zfs.listSnapshots(this.target)).map((s) => s.guid.toString())) : new Set<string>();
-    for (const s of this.job.streams) {
-      const has = guids.has(s.to.guid);
+    const streams = this.job.streams;
+    for (const [si, s] of streams.entries()) {
+      const has = streams.slice(si).some((x) => guids.has(x.to.guid));
       if (has === s.received) continue;
       s.received = has;
       s.receivedAt = has ? this.now.toISOString() : null;
@@ -227,7 +267,7 @@ class RestoreStep {
           v.phase = 'received';
           await rm(this.path(v), { force: true });
         } else {
-          // The target lost this snapshot (destroyed or rolled back): fetch the stream again.
+          // The target lost this snapshot and every later one (destroyed or rolled back): fetch the stream again.
           v.phase = 'scheduled';
           this.ctx.log.warn(`${this.target} no longer has @${s.to.name}: its stream will be restored again`);
         }
@@ -321,7 +361,7 @@ class RestoreStep {
   private async wholeStreamNow(vols: JobVolume[]): Promise<boolean> {
     const metered = !this.unmetered();
     const cur = monthOf(this.now);
-    let used = this.job.egressByMonth[cur] ?? 0;
+    let used = this.egressUsed(cur);
     for (const u of vols) {
       const path = this.path(u);
       if (u.phase === 'staged' || existsSync(path)) return false;
@@ -524,6 +564,29 @@ class RestoreStep {
     return this.job.options.mode === 'asap' || isLocalStore(this.ctx.store);
   }
 
+  /** Stored bytes the other restore jobs downloaded in `month`. */
+  private othersEgress(month: string): number {
+    return this.others.reduce((a, j) => a + (j.egressByMonth[month] ?? 0), 0);
+  }
+
+  /** Stored bytes downloaded in `month` by every restore of this repository (the allowance is per account, not per job). */
+  private egressUsed(month: string): number {
+    return (this.job.egressByMonth[month] ?? 0) + this.othersEgress(month);
+  }
+
+  /** Say when other restores already used part of this month's allowance (free mode only: the others are what limits it). */
+  private reportSharedEgress(): void {
+    if (this.unmetered() || this.job.options.mode !== 'free') return;
+    const month = monthOf(this.now);
+    const bytes = this.othersEgress(month);
+    if (bytes === 0) return;
+    const datasets = this.others.filter((j) => (j.egressByMonth[month] ?? 0) > 0).map((j) => j.dataset);
+    this.out.sharedEgress = { month, bytes, datasets };
+    this.ctx.log.info(
+      `the restore(s) of ${datasets.join(', ')} already downloaded ${(bytes / BYTES_PER_GB).toFixed(3)} GB in ${month}: the egress allowance is per account, so this restore gets only the rest`,
+    );
+  }
+
   private usableBytesPerMonth(): number {
     return this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
   }
@@ -535,7 +598,7 @@ class RestoreStep {
     const cur = monthOf(this.now);
     if (cur < v.month) return false;
     if (mode !== 'free') return true;
-    const used = this.job.egressByMonth[cur] ?? 0;
+    const used = this.egressUsed(cur);
     if (used === 0) return true; // an oversized volume alone in its month (the plan warned)
     const partial = await stat(`${path}.partial`).then(
       (s) => s.size,
@@ -749,6 +812,7 @@ export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): 
     bytesDownloaded: 0,
     steps: 0,
     next: { kind: 'poll', at: null, what: '' },
+    sharedEgress: null,
   };
   let delay = initial;
   for (;;) {
@@ -761,6 +825,7 @@ export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): 
     result.bytesDownloaded += o.bytes;
     result.next = o.next;
     result.done = o.done;
+    result.sharedEgress = o.sharedEgress;
     if (!opts.wait || o.next.kind !== 'poll') return result;
     const progressed = o.requested.length + o.downloaded.length + o.received.length > 0;
     if (progressed) delay = initial;
