@@ -239,13 +239,17 @@ export class PushService {
     const snapshots = await zfs.listSnapshots(dataset);
     const pattern = this.ctx.config.datasets.find((d) => d.name === dataset)?.snapshotPattern;
     const target = chooseTarget(snapshots, dataset, opts.snapshot, pattern);
-    // Holds a killed run left behind are released; the last pushed base is held.
-    if (!opts.dryRun) await this.reconcileHolds(manifest, dataset);
+    const inFlight = manifest.findInFlightStream(dataset);
+    // Holds a killed run left behind are released (but not those of the upload about to
+    // resume); the last pushed base is held.
+    if (!opts.dryRun) {
+      await this.reconcileHolds(manifest, dataset, inFlight);
+      crashPoint('holds-reconciled');
+    }
 
     // 1. An interrupted upload of this dataset: resume it if its snapshots are still here.
     let resumed = false;
     let partsSkipped = 0;
-    const inFlight = manifest.findInFlightStream(dataset);
     if (inFlight && !opts.dryRun) {
       const toOk = snapshots.some((s) => s.guid === inFlight.to.guid && s.shortName === inFlight.to.name);
       const fromOk = inFlight.from === null || (await this.resolveBase(dataset, inFlight.from)) !== null;
@@ -349,15 +353,21 @@ export class PushService {
   /**
    * Make zbk's holds match the manifest: the last pushed snapshot (the base
    * of the next incremental) carries the base hold; every other hold zbk
-   * recorded (an older base, the send holds of a killed run) is released.
-   * On OpenZFS the base also gets a bookmark and older zbk bookmarks go.
+   * recorded (an older base, the send holds of a killed run) is released,
+   * except the send holds of `inFlight`, the upload this run resumes: its
+   * snapshots stay protected from a pruner without a gap (sendStream takes
+   * the same holds again; a later run releases them once that stream is no
+   * longer in flight). On OpenZFS the base also gets a bookmark and older
+   * zbk bookmarks go.
    */
-  private async reconcileHolds(manifest: Manifest, dataset: string): Promise<void> {
+  private async reconcileHolds(manifest: Manifest, dataset: string, inFlight: StreamWithVolumes | null): Promise<void> {
     const last = manifest.lastPushedSnapshot(dataset);
     const local = last ? (await this.ctx.zfs.listSnapshots(dataset)).find((s) => s.guid === last.guid) : undefined;
     if (local) await this.placeHold(manifest, dataset, BASE_HOLD_TAG, local.shortName);
+    const resuming = new Set(inFlight ? [inFlight.to.name, ...(inFlight.from ? [inFlight.from.name] : [])] : []);
     for (const h of this.recordedHolds(manifest, dataset)) {
       if (local && h.tag === BASE_HOLD_TAG && h.snapshot === local.shortName) continue;
+      if (h.tag === SEND_HOLD_TAG && resuming.has(h.snapshot)) continue;
       await this.dropHold(manifest, dataset, h.tag, h.snapshot);
     }
     if (local && (await this.ctx.zfs.capabilities()).bookmarks) await this.moveBookmark(dataset, local.shortName);
@@ -544,7 +554,7 @@ export class PushService {
     crashPoint('stream-record-written');
     manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt });
     crashPoint('stream-committed');
-    await this.reconcileHolds(manifest, ds);
+    await this.reconcileHolds(manifest, ds, null);
     crashPoint('holds-moved');
     await this.mirror(manifest, keyring);
     return result;

@@ -138,3 +138,25 @@ test('discarding a mismatched stream aborts the upload its failed resume created
     assert.deepEqual(m.inFlightUploads(), []);
   });
 });
+
+test('a resumed push keeps the hold on the snapshot it resumes: no moment without protection from a pruner', async (t) => {
+  if (!requireZfs(t)) return;
+  const pool = await createTestPool({ sizeMiB: 512 });
+  t.after(() => pool.destroy());
+  const ds = `${pool.name}/data`;
+  await pool.zfs.createDataset(ds);
+  const mnt = await mountOf(pool, ds);
+  const repo = await createTestRepo({ datasets: [ds] });
+  t.after(() => repo.cleanup());
+
+  writeRandomFiles(mnt, { files: 3, bytesEach: 4 * 1024 * 1024, seed: 'hold-a' });
+  await pool.zfs.snapshot(`${ds}@s1`);
+  await pushKilledAt(repo, ds, 'part-acked:1');
+  assert.equal(await pool.zfs.userRefs(`${ds}@s1`), 1, 'the killed push held @s1');
+  // The next run dies right after it reconciled its holds, before it resumes the upload.
+  await pushKilledAt(repo, ds, 'holds-reconciled');
+  assert.equal(await pool.zfs.userRefs(`${ds}@s1`), 1, '@s1, whose upload is about to resume, lost its hold');
+  const r = await pushOk(repo, ds);
+  assert.equal(r.results[0]?.resumed, true);
+  assert.equal(await pool.zfs.userRefs(`${ds}@s1`), 1, 'the pushed @s1 keeps exactly the base hold');
+});
