@@ -265,7 +265,7 @@ class RestoreStep {
       for (const v of this.job.volumes.filter((x) => x.streamId === s.streamId)) {
         if (has) {
           v.phase = 'received';
-          await rm(this.path(v), { force: true });
+          await this.removeStaged(v);
         } else {
           // The target lost this snapshot and every later one (destroyed or rolled back): fetch the stream again.
           v.phase = 'scheduled';
@@ -706,8 +706,19 @@ class RestoreStep {
     this.out.received.push(s.to.name);
     this.save();
     this.manifest.logEvent('restore-received', this.job.dataset, { target: this.target, snapshot: s.to.name, streamId: s.streamId });
-    for (const v of vols) await rm(this.path(v), { force: true });
+    for (const v of vols) await this.removeStaged(v);
     await rmdir(dirname(this.path(vols[0]!))).catch(() => undefined);
+  }
+
+  /**
+   * Drop a received volume's staged copy, and its `.partial` too: a live
+   * receive commits at the stream's END record, before the download renames
+   * `.partial` into place, so a kill in between leaves only the `.partial`.
+   * (`.bad` copies stay: they are the evidence of an integrity failure.)
+   */
+  private async removeStaged(v: JobVolume): Promise<void> {
+    await rm(this.path(v), { force: true });
+    await rm(`${this.path(v)}.partial`, { force: true });
   }
 
   /**
