@@ -26,6 +26,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
     tier: Flags.string({ description: 'Restore tier (default: config, Bulk).', options: ['Bulk', 'Standard'] }),
     'download-days': Flags.integer({ description: 'Days per month allowed for the downloads after the thaw (1–28, default 7).' }),
     'dry-run': Flags.boolean({ description: 'Show the plan without saving it.' }),
+    reset: Flags.boolean({ description: 'Start over: drop an unfinished earlier plan\'s progress and target (staged files are fetched again). A finished restore always starts over.' }),
   };
 
   async run(): Promise<RestorePlanResult> {
@@ -46,6 +47,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
       ...(flags.tier ? { tier: flags.tier as 'Bulk' | 'Standard' } : {}),
       ...(flags['download-days'] !== undefined ? { downloadDays: flags['download-days'] } : {}),
       dryRun: flags['dry-run'],
+      reset: flags.reset,
     });
     const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
     this.say(`${result.dataset}@${result.snapshot}: ${result.chain.length} stream(s), ${result.chain.reduce((a, c) => a + c.volumes, 0)} volume(s), ${fmt(result.totalBytes)}`);

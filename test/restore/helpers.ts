@@ -9,6 +9,8 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
+import { Manifest } from '../../src/manifest/manifest.js';
+import { loadJob, restoreRun, type RestoreJob } from '../../src/services/restore/index.js';
 import { createContext, type ServiceContext } from '../../src/services/context.js';
 import { passphraseSource } from '../../src/services/passphrase.js';
 import { openStore } from '../../src/store/open-store.js';
@@ -82,4 +84,31 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
     });
   };
   return { pool, server, repo, dataset, datasets, sourceMount, snapshots, context };
+}
+
+const HOUR = 3_600_000;
+
+/** The saved restore job of `dataset` (read-only). */
+export function jobOf(stateDir: string, dataset: string): RestoreJob {
+  const m = Manifest.open(join(stateDir, 'manifest.db'), { readonly: true });
+  try {
+    const j = loadJob(m, dataset);
+    assert.ok(j, 'no saved job');
+    return j;
+  } finally {
+    m.close();
+  }
+}
+
+/** Run the restore (moving the server's clock as the runs say) until done; `between` runs after every unfinished run. */
+export async function runToDone(fx: RestoreFixture, ctx: ServiceContext, target: string, between: (job: RestoreJob) => Promise<void> = async () => {}): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    const r = await restoreRun(ctx, { dataset: fx.dataset, target });
+    if (r.done) return;
+    await between(jobOf(fx.repo.stateDir, fx.dataset));
+    if (r.next.kind === 'wait-until') fx.server.clock.set(new Date(Math.max(Date.parse(r.next.at!), fx.server.clock.nowMs() + 1)));
+    else fx.server.clock.advance(6 * HOUR);
+  }
+  const j = jobOf(fx.repo.stateDir, fx.dataset);
+  assert.fail(`the restore did not finish: ${JSON.stringify({ next: j.next, streams: j.streams.map((s) => [s.to.name, s.received]), vols: j.volumes.map((v) => [v.streamIndex, v.month, v.phase, v.restoreRequests, v.lastError]) })}`);
 }

@@ -5,45 +5,19 @@
  * again), and a finished restore stays done whatever happens to the target.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { Manifest } from '../../src/manifest/manifest.js';
 import type { ServiceContext } from '../../src/services/context.js';
-import { restorePlan, restoreRun, loadJob, type RestoreJob } from '../../src/services/restore/index.js';
+import { restorePlan, restoreRun } from '../../src/services/restore/index.js';
 import { requireZfs } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
-import { pushedFixture, type RestoreFixture } from './helpers.js';
+import { jobOf, pushedFixture, runToDone, type RestoreFixture } from './helpers.js';
 
 const HOUR = 3_600_000;
-
-function jobOf(stateDir: string, dataset: string): RestoreJob {
-  const m = Manifest.open(join(stateDir, 'manifest.db'), { readonly: true });
-  try {
-    const j = loadJob(m, dataset);
-    assert.ok(j, 'no saved job');
-    return j;
-  } finally {
-    m.close();
-  }
-}
 
 /** The fixture's context with its warnings recorded. */
 function recording(fx: RestoreFixture): { ctx: ServiceContext; warnings: string[] } {
   const warnings: string[] = [];
   return { ctx: { ...fx.context(), log: { info() {}, warn: (m: string) => warnings.push(m) } }, warnings };
-}
-
-/** Run the restore (moving the server's clock as the runs say) until done; `between` runs after every unfinished run. */
-async function runToDone(fx: RestoreFixture, ctx: ServiceContext, target: string, between: (job: RestoreJob) => Promise<void> = async () => {}): Promise<void> {
-  for (let i = 0; i < 60; i++) {
-    const r = await restoreRun(ctx, { dataset: fx.dataset, target });
-    if (r.done) return;
-    await between(jobOf(fx.repo.stateDir, fx.dataset));
-    if (r.next.kind === 'wait-until') fx.server.clock.set(new Date(Math.max(Date.parse(r.next.at!), fx.server.clock.nowMs() + 1)));
-    else fx.server.clock.advance(6 * HOUR);
-  }
-  const j = jobOf(fx.repo.stateDir, fx.dataset);
-  assert.fail(`the restore did not finish: ${JSON.stringify({ next: j.next, streams: j.streams.map((s) => [s.to.name, s.received]), vols: j.volumes.map((v) => [v.streamIndex, v.month, v.phase, v.restoreRequests, v.lastError]) })}`);
 }
 
 test('an older snapshot pruned from the target mid-restore is not restored again and the restore finishes', { timeout: 300_000 }, async (t) => {

@@ -27,6 +27,8 @@ export interface RestorePlanServiceOptions {
   downloadDays?: number;
   /** Plan without saving. */
   dryRun?: boolean;
+  /** Start over: keep none of an earlier plan's progress or target (its egress and spending history stay). */
+  reset?: boolean;
 }
 
 export interface RestorePlanResult extends RestorePlan {
@@ -121,9 +123,16 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
  * Carry an earlier job's progress over to a new plan of the same dataset:
  * per volume (by key) its requests, downloads and phase; the target, the
  * spending and egress so far. A different snapshot keeps only what still
- * applies (volumes are matched by key, streams by id).
+ * applies (volumes are matched by key, streams by id). After a finished job,
+ * or with `reset`, only the spending and egress history is kept: the new
+ * plan starts over and its first run may choose any target.
  */
-export function mergeProgress(fresh: RestoreJob, old: RestoreJob): boolean {
+export function mergeProgress(fresh: RestoreJob, old: RestoreJob, opts: { reset?: boolean } = {}): boolean {
+  // The month's egress and the money spent are history either way (the allowance is per account).
+  fresh.egressByMonth = old.egressByMonth;
+  fresh.spentByMonth = old.spentByMonth;
+  // A finished restore (a drill, say) or an explicit reset starts over, into any target.
+  if (opts.reset || old.finishedAt !== null) return false;
   let kept = false;
   const oldVols = new Map(old.volumes.map((v) => [v.key, v]));
   for (const v of fresh.volumes) {
@@ -141,8 +150,6 @@ export function mergeProgress(fresh: RestoreJob, old: RestoreJob): boolean {
   fresh.target = old.target;
   fresh.force = old.force;
   fresh.fullReceiveStartedAt = old.fullReceiveStartedAt;
-  fresh.egressByMonth = old.egressByMonth;
-  fresh.spentByMonth = old.spentByMonth;
   fresh.preflightDone = old.preflightDone && kept && fresh.volumes.every((v) => oldVols.has(v.key));
   return kept;
 }
@@ -165,7 +172,7 @@ export async function restorePlan(ctx: ServiceContext, opts: RestorePlanServiceO
   try {
     const job = buildJob(ctx, manifest, opts, ctx.now());
     const old = loadJob(manifest, opts.dataset);
-    const keptProgress = old ? mergeProgress(job, old) : false;
+    const keptProgress = old ? mergeProgress(job, old, { reset: opts.reset === true }) : false;
     if (!opts.dryRun) {
       saveJob(manifest, job);
       manifest.logEvent('restore-planned', opts.dataset, { snapshot: job.snapshot.name, mode: job.options.mode, months: job.plan.months.length, totalBytes: job.plan.totalBytes });

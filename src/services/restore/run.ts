@@ -234,7 +234,7 @@ class RestoreStep {
     const { target, force } = this.opts;
     if (this.job.target !== null) {
       if (this.job.target !== target) {
-        throw new UsageError(`the restore of ${this.job.dataset} goes into ${this.job.target} (set by its first run); run "zbk restore plan" again to start over into another target`, 'TARGET_MISMATCH');
+        throw new UsageError(`the restore of ${this.job.dataset} goes into ${this.job.target} (set by its first run); run "zbk restore plan ${this.job.dataset} --reset" to start over into another target`, 'TARGET_MISMATCH');
       }
       return;
     }
