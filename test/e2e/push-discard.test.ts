@@ -10,6 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createTestPool, requireZfs, writeRandomFiles, type TestPool } from '../helpers/pool.js';
 import { createTestRepo, type TestRepo } from '../helpers/repo.js';
@@ -42,6 +43,13 @@ function inFlightStream(repo: TestRepo, ds: string): StreamWithVolumes {
   return s;
 }
 
+/** One part in flight at a time, so the n-th acknowledged part is part n (with two, part 2 may be acknowledged first). */
+function onePartAtATime(repo: TestRepo): void {
+  const text = readFileSync(repo.configPath, 'utf8');
+  assert.ok(!/^parallel\s*=/m.test(text), 'the config already sets parallel');
+  writeFileSync(repo.configPath, text.includes('[upload]') ? text.replace('[upload]', '[upload]\nparallel = 1') : `${text}\n[upload]\nparallel = 1\n`);
+}
+
 async function pushKilledAt(repo: TestRepo, ds: string, point: string): Promise<void> {
   const r = await startZbk(['push', ds], { ...repo.env, ZBK_CRASH_AT: point }).done;
   assert.equal(r.signal, 'SIGKILL', `the push was not killed at ${point} (exit ${r.code}): ${r.stderr}`);
@@ -62,6 +70,7 @@ test('a push killed while discarding a mismatched stream (uploads aborted, strea
   const mnt = await mountOf(pool, ds);
   const repo = await createTestRepo({ datasets: [ds] });
   t.after(() => repo.cleanup());
+  onePartAtATime(repo);
   const store = new LocalStore(join(repo.dir, 'store'));
 
   // ≈ 12 MiB: three 5 MiB parts in two 10 MiB volumes. Killed after the first part.
@@ -108,6 +117,7 @@ test('discarding a mismatched stream aborts the upload its failed resume created
   const mnt = await mountOf(pool, ds);
   const repo = await createTestRepo({ datasets: [ds] });
   t.after(() => repo.cleanup());
+  onePartAtATime(repo);
   const store = new LocalStore(join(repo.dir, 'store'));
 
   // ≈ 1 MiB: one part in one volume. Killed after the part was acknowledged, before the volume completed.
