@@ -12,21 +12,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createTestPool, requireZfs, writeRandomFiles, type TestPool } from '../helpers/pool.js';
-import { createTestRepo, type TestRepo } from '../helpers/repo.js';
+import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
+import type { TestRepo } from '../helpers/repo.js';
 import { jsonOf, startZbk } from '../helpers/cli.js';
 import { hashTree } from '../helpers/tree-hash.js';
+import { datasetRepo, mountOf } from './fixture.js';
 import { restoreLatestDirect } from '../helpers/restore-direct.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import type { StreamWithVolumes } from '../../src/manifest/types.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { PushResult } from '../../src/services/push.js';
-
-async function mountOf(pool: TestPool, ds: string): Promise<string> {
-  const m = await pool.zfs.mountpoint(ds);
-  assert.ok(m, `${ds} has no mountpoint`);
-  return m;
-}
 
 function withManifest<T>(repo: TestRepo, fn: (m: Manifest) => T): T {
   const m = Manifest.open(join(repo.stateDir, 'manifest.db'));
@@ -63,13 +58,7 @@ async function pushOk(repo: TestRepo, ds: string): Promise<PushResult> {
 
 test('a push killed while discarding a mismatched stream (uploads aborted, stream not yet abandoned) recovers on the next push', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/data`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t);
   onePartAtATime(repo);
   const store = new LocalStore(join(repo.dir, 'store'));
 
@@ -110,13 +99,7 @@ test('a push killed while discarding a mismatched stream (uploads aborted, strea
 
 test('discarding a mismatched stream aborts the upload its failed resume created for a vanished one', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/docs`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'docs' });
   onePartAtATime(repo);
   const store = new LocalStore(join(repo.dir, 'store'));
 
@@ -151,13 +134,7 @@ test('discarding a mismatched stream aborts the upload its failed resume created
 
 test('a resumed push keeps the hold on the snapshot it resumes: no moment without protection from a pruner', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/data`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t);
 
   writeRandomFiles(mnt, { files: 3, bytesEach: 4 * 1024 * 1024, seed: 'hold-a' });
   await pool.zfs.snapshot(`${ds}@s1`);

@@ -9,22 +9,17 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
 import { appendFileSync, rmSync } from 'node:fs';
-import { createTestPool, requireZfs, writeRandomFiles, type TestPool } from '../helpers/pool.js';
-import { createTestRepo, type TestRepo } from '../helpers/repo.js';
+import { requireZfs, writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import type { TestRepo } from '../helpers/repo.js';
 import { jsonOf, startZbk } from '../helpers/cli.js';
 import { hashTree } from '../helpers/tree-hash.js';
+import { datasetRepo, mountOf } from './fixture.js';
 import { restoreLatestDirect } from '../helpers/restore-direct.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { acquireLock } from '../../src/manifest/lock.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import type { PushResult } from '../../src/services/push.js';
 import { startS3TestServer } from '../s3-server/index.js';
-
-async function mountOf(pool: TestPool, ds: string): Promise<string> {
-  const m = await pool.zfs.mountpoint(ds);
-  assert.ok(m, `${ds} has no mountpoint`);
-  return m;
-}
 
 async function assertRestoresIdentical(pool: TestPool, repo: TestRepo, ds: string, target: string): Promise<void> {
   await restoreLatestDirect(repo.configPath, repo.env.ZBK_PASSPHRASE_FILE!, ds, target, pool.zfs);
@@ -45,13 +40,7 @@ function streamsOf(repo: TestRepo, ds: string): { complete: number; pairs: strin
 
 test('full + two incremental pushes to a local store restore identically', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/photos`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'photos' });
 
   writeRandomFiles(mnt, { files: 6, bytesEach: 3 * 1024 * 1024, seed: 'a' });
   await pool.zfs.snapshot(`${ds}@s1`);
@@ -86,13 +75,7 @@ test('full + two incremental pushes to a local store restore identically', async
 
 test('a push killed with SIGKILL at 24 moments resumes to an identical restore, no orphans, no duplicates', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 1024 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/data`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { sizeMiB: 1024 });
 
   // Named crash points cover the dangerous gaps exactly; timed kills cover the rest.
   // Every step has new data to send (a new snapshot), and resumes what the last step left.
@@ -150,14 +133,8 @@ test('pushes through the S3 test server with 10% transient faults; a 403 stops a
   if (!requireZfs(t)) return;
   const server = await startS3TestServer({ buckets: ['zbk'] });
   t.after(() => server.close());
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/photos`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
   const env = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
-  const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets: [ds], extraEnv: env });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'photos', repo: { storeUrl: 's3://zbk/backups', endpoint: server.endpoint, extraEnv: env } });
   // Data stays readable (STANDARD) so the direct restore can read it back.
   appendFileSync(repo.configPath, '');
 
@@ -184,13 +161,7 @@ test('pushes through the S3 test server with 10% transient faults; a 403 stops a
 
 test('a destroyed base makes the next push send full and say why; concurrent pushes do not interleave', async (t) => {
   if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/docs`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'docs' });
 
   writeRandomFiles(mnt, { files: 3, bytesEach: 2 * 1024 * 1024, seed: 'c' });
   await pool.zfs.snapshot(`${ds}@s1`);

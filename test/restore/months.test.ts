@@ -10,30 +10,17 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, openSync, readSync, writeSync, closeSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { IntegrityError, UsageError, WrongPassphraseError } from '../../src/errors.js';
-import { Manifest } from '../../src/manifest/manifest.js';
-import { restorePlan, restoreRun, restoreStatus, loadJob, stagedPath, type RestoreJob } from '../../src/services/restore/index.js';
+import { restorePlan, restoreRun, restoreStatus, stagedPath } from '../../src/services/restore/index.js';
 import { createContext } from '../../src/services/context.js';
 import { requireZfs } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
-import { pushedFixture } from './helpers.js';
+import { jobOf, pushedFixture } from './helpers.js';
 
 const HOUR = 3_600_000;
 /** Usable egress per month: one 5 MiB volume and a bit. */
 const FREE_GB = 0.0065;
-
-function jobOf(stateDir: string, dataset: string): RestoreJob {
-  const m = Manifest.open(join(stateDir, 'manifest.db'), { readonly: true });
-  try {
-    const j = loadJob(m, dataset);
-    assert.ok(j, 'no saved job');
-    return j;
-  } finally {
-    m.close();
-  }
-}
 
 function flipByte(path: string, offset: number): void {
   const fd = openSync(path, 'r+');

@@ -5,28 +5,15 @@
  * month, and a run says when another restore used part of it.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { Manifest } from '../../src/manifest/manifest.js';
-import { restorePlan, restoreRun, loadJob, type RestoreJob, type RestoreRunResult } from '../../src/services/restore/index.js';
+import { restorePlan, restoreRun, type RestoreRunResult } from '../../src/services/restore/index.js';
 import { requireZfs } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
-import { pushedFixture } from './helpers.js';
+import { jobOf, pushedFixture } from './helpers.js';
 
 const HOUR = 3_600_000;
 /** Usable egress per month: about one full stream (≈ 4.2 MB) and an incremental. */
 const FREE_GB = 0.0056;
-
-function jobOf(stateDir: string, dataset: string): RestoreJob {
-  const m = Manifest.open(join(stateDir, 'manifest.db'), { readonly: true });
-  try {
-    const j = loadJob(m, dataset);
-    assert.ok(j, 'no saved job');
-    return j;
-  } finally {
-    m.close();
-  }
-}
 
 test('two restores of one repository share the monthly egress allowance', { timeout: 600_000 }, async (t) => {
   if (!requireZfs(t)) return;
