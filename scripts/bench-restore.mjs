@@ -36,6 +36,8 @@ const volumeMiB = Number(process.argv[5] ?? 256);
 const tmp = mkdtempSync(join(tmpdir(), 'zbk-bench-'));
 // The store in its own process, persisting to disk, like any real endpoint.
 const serverProc = spawn(process.execPath, [fileURLToPath(new URL('test/s3-server/main.js', dist)), '--port', '0', '--dir', join(tmp, 's3'), '--restore-delay-ms', '1', '--bucket', 'zbk'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** CPU ms (user + system) the S3 test server process has used so far. */
+const serverCpu = () => { const f = readFileSync(`/proc/${serverProc.pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return (Number(x[11]) + Number(x[12])) * 10; };
 const server = await new Promise((resolve, reject) => {
   serverProc.once('exit', (code) => reject(new Error(`S3 test server exited (${code})`)));
   createInterface({ input: serverProc.stdout }).once('line', (l) => resolve(JSON.parse(l)));
@@ -113,12 +115,12 @@ try {
     // ZBK_BENCH_PROFILE=FILE: a CPU profile of the zbk restore of the last rep (open it in Chrome DevTools).
     const profiler = process.env.ZBK_BENCH_PROFILE && i === reps - 1 ? new (await import('node:inspector/promises')).Session() : null;
     if (profiler) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start'); }
-    f0 = fuseCpu(); const c0 = process.cpuUsage();
+    f0 = fuseCpu(); const c0 = process.cpuUsage(); const s0 = serverCpu();
     t0 = performance.now();
     if (process.env.ZBK_BENCH_LOG) console.error(`${t0.toFixed(0)} restore run starts`);
     const r = await restoreRun(ctx, { dataset: ds, target });
     const zbkS = (performance.now() - t0) / 1000;
-    if (process.env.ZBK_BENCH_LOG) { const c = process.cpuUsage(c0); console.error(`zbk: ${zbkS.toFixed(2)} s, zfs-fuse cpu ${fuseCpu() - f0} ms, node cpu user ${(c.user / 1000).toFixed(0)} sys ${(c.system / 1000).toFixed(0)} ms`); }
+    if (process.env.ZBK_BENCH_LOG) { const c = process.cpuUsage(c0); console.error(`zbk: ${zbkS.toFixed(2)} s, zfs-fuse cpu ${fuseCpu() - f0} ms, node cpu user ${(c.user / 1000).toFixed(0)} sys ${(c.system / 1000).toFixed(0)} ms, S3 server cpu ${serverCpu() - s0} ms`); }
     if (profiler) { const { profile } = await profiler.post('Profiler.stop'); writeFileSync(process.env.ZBK_BENCH_PROFILE, JSON.stringify(profile)); profiler.disconnect(); }
     if (!r.done) throw new Error(`restore not done: ${r.next.what}`);
     storedBytes = r.bytesDownloaded;

@@ -231,8 +231,10 @@ export interface DownloadVolumeOptions {
  *   with the keyring; the file is truncated at the first missing or bad
  *   part, and only the rest is fetched, one ranged GET per part. The GET of
  *   part k+1 starts as soon as part k has arrived, so it overlaps with
- *   opening, writing and handing on part k; a crash loses at most those two
- *   parts (neither is on disk yet), never a verified byte on disk.
+ *   opening and handing on part k, and part k's write to the staging file
+ *   overlaps opening part k+1; a crash loses at most those parts not yet on
+ *   disk (a torn write is found when the file is verified on restart),
+ *   never a verified byte on disk.
  * - Every fetched part authenticates before it is written or handed on.
  * - At the end the whole volume's plaintext SHA-256 must equal
  *   `volume.plaintextSha256`; otherwise the file is moved to `destPath.bad`
@@ -259,8 +261,8 @@ export interface DownloadVolumeOptions {
  *   this process keeps being served); without, in one call into a reused
  *   buffer (the fastest way to only verify).
  *
- * Memory bound: two sealed parts (the one being opened and the next one
- * being fetched) plus one plaintext part (≈ 3 × partSize); with
+ * Memory bound: three sealed parts (one being written, one being opened,
+ * the next one being fetched) plus one plaintext part (≈ 4 × partSize); with
  * `onPlaintext`, plus the parts the sink still holds.
  */
 export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ downloadedBytes: number; reusedBytes: number }> {
@@ -273,10 +275,12 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
   const fh = await open(partial, existsSync(partial) ? 'r+' : 'w+', 0o600);
   let closed = false;
   let inFlight: Promise<unknown> | null = null;
+  // The write of the previous part to the staging file, still running while this one is opened.
+  let writing: Promise<void> | null = null;
   try {
     const maxSealed = Math.max(...layout.map((r) => r.sealedSize));
-    // Two sealed buffers: one being opened and written, one being fetched.
-    const sealedBufs = [Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed)] as const;
+    // Three sealed buffers used in turn: part k−1 being written, part k being opened, part k+1 being fetched.
+    const sealedBufs = [Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed)] as const;
     // Without a sink the plaintext only feeds the hash: one reused buffer.
     const plainBuf = sink ? undefined : Buffer.allocUnsafe(volume.partSize);
     const hash = createHash('sha256');
@@ -334,7 +338,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     };
     const fetchInto = (k: number): Promise<Buffer> => {
       const r = layout[k]!;
-      const buf = sealedBufs[k % 2]!.subarray(0, r.sealedSize);
+      const buf = sealedBufs[k % 3]!.subarray(0, r.sealedSize);
       const p = fetchRange(store, volume.key, r, buf).then(() => {
         arrived(r);
         return buf;
@@ -350,14 +354,18 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       const r = layout[next]!;
       const sealed = await ahead!;
       inFlight = null;
-      // Part k+1 is fetched into the other buffer (part k−1's, already on disk)
-      // while part k is opened, written and handed on: the network does not
-      // wait for the CPU or the disk.
+      // Part k+1 is fetched into part k−2's buffer (on disk: its write was awaited
+      // before part k−1's began) while part k is opened, part k−1 is written and
+      // part k handed on: neither the network nor the disk waits for the CPU.
       ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
       const chunks = await openPart(r, sealed, 'downloaded');
-      await writeAt(fh, sealed, r.sealedOffset);
+      if (writing) await writing;
+      writing = writeAt(fh, sealed, r.sealedOffset);
+      // Awaited before the next write, after the loop or in finally; this only avoids an unhandled rejection.
+      writing.catch(() => undefined);
       await feed(r, chunks);
     }
+    if (writing) await writing;
 
     const digest = hash.digest('hex');
     if (digest !== volume.plaintextSha256) {
@@ -380,6 +388,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     // A GET still running would write into a buffer nobody reads: let it settle
     // first (if it completes, `arrived` counts it before we return or throw).
     if (inFlight) await Promise.allSettled([inFlight]);
+    if (writing) await Promise.allSettled([writing]);
     if (!closed) await fh.close();
   }
 }
