@@ -228,8 +228,10 @@ export interface DownloadVolumeOptions {
  * Contract:
  * - Work goes to `destPath.partial`. On start, the sealed parts already
  *   there (and an existing `destPath`, which is re-verified) are opened
- *   with the keyring; the file is truncated at the first missing or bad
- *   part, and only the rest is fetched, one ranged GET per part. The GET of
+ *   with the keyring. A part that fails with whole parts staged after it is
+ *   fetched again on its own and written in place (without `onPlaintext`;
+ *   with it, and otherwise, the file is truncated at the first missing or
+ *   bad part); only what is missing is fetched, one ranged GET per part. The GET of
  *   part k+1 starts as soon as part k has arrived, so it overlaps with
  *   opening and handing on part k, and part k's write to the staging file
  *   overlaps opening part k+1; a crash loses at most those parts not yet on
@@ -310,32 +312,41 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       else await sink(r.partNumber - 1, chunks);
     };
 
-    // Verify what an earlier attempt left behind.
-    const onDisk = (await fh.stat()).size;
-    let next = 0;
-    for (; next < layout.length; next++) {
-      const r = layout[next]!;
-      if (r.sealedOffset + r.sealedSize > onDisk) break;
-      const sealed = sealedBufs[0].subarray(0, r.sealedSize);
-      if (!(await readAt(fh, sealed, r.sealedOffset))) break;
-      let chunks: Buffer[];
-      try {
-        chunks = await openPart(r, sealed, 'staged');
-      } catch (err) {
-        if (err instanceof IntegrityError) break; // re-fetch from here
-        throw err;
-      }
-      await feed(r, chunks);
-      reusedBytes += r.sealedSize;
-    }
-    const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
-    if (onDisk !== validEnd) await fh.truncate(validEnd);
-
     /** Part `r` came from the store whole: that is egress, whatever happens to it next. */
     const arrived = (r: PartRange): void => {
       downloadedBytes += r.sealedSize;
       opts.onProgress?.({ downloadedBytes, reusedBytes, partNumber: r.partNumber, partCount: layout.length });
     };
+
+    // Verify what an earlier attempt left behind.
+    const onDisk = (await fh.stat()).size;
+    const wholeOnDisk = (k: number): boolean => k < layout.length && layout[k]!.sealedOffset + layout[k]!.sealedSize <= onDisk;
+    let next = 0;
+    for (; next < layout.length; next++) {
+      const r = layout[next]!;
+      if (!wholeOnDisk(next)) break;
+      const sealed = sealedBufs[0].subarray(0, r.sealedSize);
+      if (!(await readAt(fh, sealed, r.sealedOffset))) break;
+      let chunks: Buffer[];
+      try {
+        chunks = await openPart(r, sealed, 'staged');
+        reusedBytes += r.sealedSize;
+      } catch (err) {
+        if (!(err instanceof IntegrityError)) throw err;
+        // A damaged part with staged parts after it: fetch just this one again, in
+        // place, and go on verifying (a flipped bit must not cost the rest of the
+        // volume's egress, or a new thaw). With a sink, parts must reach it in order
+        // as they verify, so the download goes on from here as before.
+        if (sink || !wholeOnDisk(next + 1)) break;
+        await fetchRange(store, volume.key, r, sealed);
+        arrived(r);
+        chunks = await openPart(r, sealed, 'downloaded');
+        await writeAt(fh, sealed, r.sealedOffset);
+      }
+      await feed(r, chunks);
+    }
+    const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
+    if (onDisk !== validEnd) await fh.truncate(validEnd);
     const fetchInto = (k: number): Promise<Buffer> => {
       const r = layout[k]!;
       const buf = sealedBufs[k % 3]!.subarray(0, r.sealedSize);

@@ -127,7 +127,7 @@ describe('downloadVolume', () => {
     assert.equal(store.counts.get, 0);
   });
 
-  it('re-fetches from a corrupted part on disk onwards', async () => {
+  it('re-fetches only a corrupted part on disk when whole parts follow it', async () => {
     const { store, streamId, res } = await stored(VS);
     const record = res.volumes[0]!;
     const full = Buffer.from(await store.getBytes(record.key));
@@ -135,11 +135,31 @@ describe('downloadVolume', () => {
     const s = sealedSize(PS);
     const bad = Buffer.from(full);
     bad[s + 50] ^= 0x80; // inside part 2
+    bad[3 * s + 7] ^= 0x01; // inside part 4, the last
     writeFileSync(`${path}.partial`, bad);
+    store.resetCounts();
     const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
+    assert.equal(store.counts.get, 2, 'parts 2 and 4 fetched, nothing else');
+    assert.equal(r.reusedBytes, 2 * s);
+    assert.equal(r.downloadedBytes, 2 * s);
+    assert.deepEqual(readFileSync(path), full);
+  });
+
+  it('with a consumer of the plaintext, re-fetches from a corrupted part on disk onwards (parts reach it in order)', async () => {
+    const { store, streamId, res, data } = await stored(VS);
+    const record = res.volumes[0]!;
+    const full = Buffer.from(await store.getBytes(record.key));
+    const path = dest();
+    const s = sealedSize(PS);
+    const bad = Buffer.from(full);
+    bad[s + 50] ^= 0x80; // inside part 2
+    writeFileSync(`${path}.partial`, bad);
+    const got: Buffer[] = [];
+    const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize, onPlaintext: async (_i, chunks) => void got.push(...chunks) });
     assert.equal(r.reusedBytes, s);
     assert.equal(r.downloadedBytes, record.storedSize - s);
     assert.deepEqual(readFileSync(path), full);
+    assert.deepEqual(Buffer.concat(got), data);
   });
 
   it('refuses a flipped byte in the store, keeping the verified prefix', async () => {

@@ -1,8 +1,10 @@
 /**
  * A store that refuses every call. `downloadVolume` over it verifies a staged
- * file (truncating it at the first bad part) without any network access: it
- * either completes (the file is whole and authentic) or asks for a ranged
- * GET, which throws {@link NeedsFetchError}.
+ * file without any network access: it either completes (the file is whole
+ * and authentic) or asks for a ranged GET, which throws
+ * {@link NeedsFetchError}, leaving the file for the next download (truncated
+ * at its first missing or bad part, or with a bad part followed by whole
+ * ones, which that download fetches again on its own).
  */
 import type { Readable } from 'node:stream';
 import type { MultipartUploadInfo, ObjectInfo, ObjectStore, RestoreOutcome, UploadedPart, ListEntry } from '../../store/object-store.js';

@@ -724,8 +724,9 @@ class RestoreStep {
   /**
    * A staged file failed authentication during receive (zfs saw none of the
    * bad bytes: the receive was killed). Find which: each file is copied
-   * aside, then verified in place (truncated at its first bad part, so only
-   * the rest is fetched again); copies of files that verify are dropped,
+   * aside, then verified in place (a bad part is fetched again on its own
+   * when whole parts follow it, else the file is truncated there and the
+   * rest fetched); copies of files that verify are dropped,
    * copies of bad ones are kept as `.bad`.
    */
   private async quarantine(s: JobStream, vols: JobVolume[], cause: IntegrityError): Promise<never> {
