@@ -683,8 +683,24 @@ class RestoreStep {
 
   /** `zfs receive` flags for stream `si`; before a full receive, records that it started. */
   private async receiveFlags(si: number): Promise<{ force: boolean }> {
-    // Incrementals: -F rolls back changes made by mounting (atime) since the last receive.
-    if (si !== 0) return { force: true };
+    if (si !== 0) {
+      // Incrementals: -F rolls back changes made by mounting (atime) since the last receive,
+      // but OpenZFS also destroys the target's snapshots newer than the base: refuse to
+      // destroy snapshots somebody else took there (sanoid on the new pool) unless --force.
+      const chain = new Set(this.job.streams.map((x) => x.to.guid));
+      const snaps = await this.ctx.zfs.listSnapshots(this.target);
+      const ours = snaps.filter((x) => chain.has(x.guid.toString()));
+      const newest = ours.reduce((m, x) => (x.createtxg > m ? x.createtxg : m), -1n);
+      const foreign = snaps.filter((x) => !chain.has(x.guid.toString()) && x.createtxg > newest);
+      if (foreign.length > 0 && !this.opts.force) {
+        const names = foreign.map((x) => `@${x.shortName}`).join(', ');
+        throw new UsageError(
+          `${this.target} has snapshots this restore did not receive (${names}); its next incremental receive (zfs receive -F) would destroy them: destroy or move them yourself and disable snapshotting of the target until the restore is done, or pass --force`,
+          'TARGET_CHANGED',
+        );
+      }
+      return { force: true };
+    }
     const exists = await this.ctx.zfs.exists(this.target);
     // Our own interrupted full receive may have left the dataset behind.
     const force = exists && (this.job.force || this.job.fullReceiveStartedAt !== null);

@@ -1,0 +1,42 @@
+/**
+ * A snapshot somebody else took on the target in the middle of a restore
+ * (sanoid on the new pool): the next incremental receive, which runs with
+ * `zfs receive -F`, would destroy it on OpenZFS, so the run refuses and
+ * names it; once it is gone the restore carries on to identical files.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { UsageError } from '../../src/errors.js';
+import { restorePlan } from '../../src/services/restore/index.js';
+import { requireZfs } from '../helpers/pool.js';
+import { hashTree } from '../helpers/tree-hash.js';
+import { pushedFixture, runToDone } from './helpers.js';
+
+const HOUR = 3_600_000;
+
+test('a snapshot taken on the target mid-restore stops the next incremental receive, and is kept', { timeout: 300_000 }, async (t) => {
+  if (!requireZfs(t)) return;
+  const fx = await pushedFixture(t, { start: new Date('2030-01-05T00:00:00Z'), restoreDelayMs: 6 * HOUR, fullFiles: 1, volumeSize: '5MiB' });
+  const target = `${fx.pool.name}/restored`;
+  const ctx = { ...fx.context(), log: { info() {}, warn() {} } };
+  // Tiny allowance: the full and the first incremental in one month, the rest later.
+  const plan = await restorePlan(ctx, { dataset: fx.dataset, freeEgressGB: 0.0056, reserveGB: 0 });
+  assert.ok(plan.months.length >= 2, `plan spans ${plan.months.length} month(s)`);
+
+  let taken = false;
+  await assert.rejects(
+    runToDone(fx, ctx, target, async (job) => {
+      if (taken || !job.streams[1]!.received) return;
+      assert.ok(job.streams.some((s) => !s.received), 'the restore is still unfinished');
+      await fx.pool.zfs.snapshot(`${target}@mine`);
+      taken = true;
+    }),
+    (e: unknown) => e instanceof UsageError && e.code === 'TARGET_CHANGED' && e.message.includes('@mine'),
+  );
+  assert.ok(taken, '@mine was taken while incrementals were still to come');
+  assert.ok((await fx.pool.zfs.listSnapshots(target)).some((s) => s.shortName === 'mine'), '@mine is still there');
+
+  await fx.pool.zfs.destroy(`${target}@mine`);
+  await runToDone(fx, ctx, target);
+  assert.deepEqual(await hashTree(await fx.pool.zfs.mount(target)), await hashTree(fx.sourceMount));
+});
