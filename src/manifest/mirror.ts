@@ -70,9 +70,29 @@ export async function writeMirror(db: Manifest, store: ObjectStore, keyring: Key
   // Newest `keep` by key order, and never the one just written (even if a skewed clock sorted it older).
   const kept = new Set(all.slice(-keep).map((m) => m.key));
   kept.add(key);
-  const pruned = all.map((m) => m.key).filter((k) => !kept.has(k));
+  const pruned: string[] = [];
+  for (const m of all) {
+    // Only this key's mirrors: those of a repository replaced by `init --force` (its key
+    // file kept aside) stay, since they are all that describes its objects besides the records.
+    if (!kept.has(m.key) && (await sealedWithKey(store, m.key, keyring.keyId))) pruned.push(m.key);
+  }
   if (pruned.length > 0) await store.deleteMany(pruned);
   return { key, size: sealed.length, pruned };
+}
+
+/** Whether the sealed blob at `key` names key `keyId` in its header (bytes 8–15, docs/FORMAT.md). */
+async function sealedWithKey(store: ObjectStore, key: string, keyId: string): Promise<boolean> {
+  let stream;
+  try {
+    stream = await store.get(key, { start: 0, end: 31 });
+  } catch (err) {
+    if (err instanceof NotFoundError) return false; // deleted meanwhile
+    throw err;
+  }
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  const header = Buffer.concat(chunks);
+  return header.length >= 16 && header.subarray(8, 16).toString('hex') === keyId;
 }
 
 /**

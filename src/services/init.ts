@@ -88,8 +88,12 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
     warnings.push(m);
     log.warn(m);
   };
-  if (existsSync(o.configPath) && !o.force && !o.connect) {
-    throw new ConfigError(`a config already exists at ${o.configPath}: pass --force to replace it, or --config for another file`, 'CONFIG_EXISTS');
+  // --connect does not imply replacing a config: it would lose its datasets, hooks and retention.
+  if (existsSync(o.configPath) && !o.force) {
+    throw new ConfigError(
+      `a config already exists at ${o.configPath}: it is in use as it is; pass --force to replace it (with --connect to keep the repository in the store), or --config for another file`,
+      'CONFIG_EXISTS',
+    );
   }
   const doc = buildConfigDoc(o);
   const config: ZbkConfig = configFromObject(doc, o.configPath);
@@ -116,6 +120,9 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   const so = await sodium();
   let keyId: string;
   let created = false;
+  if (!existing && o.connect) {
+    throw new ConfigError(`there is no zbk repository at ${ctx.store.url} (no key file): check the store URL and prefix, or run without --connect to create one`, 'NO_REPOSITORY');
+  }
   if (existing && o.connect) {
     const keyring = await openKeyFile(so, existing, await passphrase.get('open'));
     keyId = keyring.keyId;

@@ -73,6 +73,19 @@ describe('manifest mirror', () => {
     }
   });
 
+  it('prunes only the mirrors of its own key: those of a replaced repository stay', async () => {
+    const { m, store } = await scenario();
+    try {
+      const other = await testKeyring();
+      const foreign = (await writeMirror(m, store, other, { keep: 1, storageClass: 'STANDARD', now: () => day(5) })).key;
+      const mine: string[] = [];
+      for (let i = 0; i < 3; i++) mine.push((await writeMirror(m, store, keyring, { keep: 1, storageClass: 'STANDARD', now: () => day(10 + i) })).key);
+      assert.deepEqual((await listMirrors(store)).map((x) => x.key), [foreign, mine[2]]);
+    } finally {
+      m.close();
+    }
+  });
+
   it('a half-written or foreign newer mirror does not hide the previous good one', async () => {
     const { m, store } = await scenario();
     try {
