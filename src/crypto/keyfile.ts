@@ -13,6 +13,9 @@ import { decodePaperKey, encodePaperKey } from './paper.js';
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, PWHASH_LIMITS, PWHASH_SALT_BYTES, type SodiumBackend } from './sodium.js';
 import type { Keyring } from './types.js';
 
+
+/** Passphrase slots a key file may hold (each one is an Argon2id run when opening it). */
+export const MAX_SLOTS = 16;
 export const KEY_FILE_FORMAT = 'zbk-keyfile';
 export const KEY_FILE_VERSION = 1;
 /** Readers refuse costs above these: a hostile key file must not exhaust memory or time. */
@@ -133,6 +136,8 @@ function parseKeyFile(bytes: Uint8Array): KeyFileJson {
   }
   if (typeof o.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(o.keyId)) throw corrupt('"keyId" is not 16 hex characters');
   if (!Array.isArray(o.slots) || o.slots.length === 0) throw corrupt('no key slots');
+  // Every slot costs an Argon2id run on open: a tampered file with many slots would otherwise hang it.
+  if (o.slots.length > MAX_SLOTS) throw corrupt(`${o.slots.length} key slots (at most ${MAX_SLOTS})`);
   const ids = new Set<string>();
   const slots = o.slots.map((s: unknown, i: number): Slot => {
     const bad = (what: string): KeyFileError => corrupt(`slot ${i}: ${what}`);
@@ -237,6 +242,7 @@ export async function addPassphraseSlot(
   sodium: SodiumBackend, keyFile: Uint8Array, existingPass: string, newPass: string, opts: SlotOptions = {},
 ): Promise<{ keyFile: Uint8Array; slotId: string }> {
   const f = parseKeyFile(keyFile);
+  if (f.slots.length >= MAX_SLOTS) throw new UsageError(`the key file already has ${MAX_SLOTS} slots, the most it may have: remove one first`, 'TOO_MANY_SLOTS');
   const { masterKey } = await unlock(sodium, f, existingPass);
   try {
     let slot: Slot;

@@ -94,6 +94,7 @@ describe('key file', () => {
       ['version string', edit(keyFile, (o) => (o.version = '1'))],
       ['keyId', edit(keyFile, (o) => (o.keyId = 'xyz'))],
       ['no slots', edit(keyFile, (o) => (o.slots = []))],
+      ['too many slots', edit(keyFile, (o) => (o.slots = Array.from({ length: 17 }, (_, i) => ({ ...(o.slots as Record<string, unknown>[])[0]!, id: i.toString(16).padStart(8, '0') }))))],
       ['salt', edit(keyFile, (o) => ((o.slots as Record<string, Record<string, unknown>>[])[0]!.kdf!.salt = 'AAAA'))],
       ['alg', edit(keyFile, (o) => ((o.slots as Record<string, Record<string, unknown>>[])[0]!.kdf!.alg = 'scrypt'))],
       ['huge memlimit', edit(keyFile, (o) => ((o.slots as Record<string, Record<string, unknown>>[])[0]!.kdf!.memlimit = 2 ** 40))],
