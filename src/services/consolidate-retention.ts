@@ -5,6 +5,8 @@
  */
 import { applyRetention, type PushedSnapshot, type RetentionResult, type RetentionRules } from '../planner/retention.js';
 import type { Manifest } from '../manifest/manifest.js';
+import type { UnneededObject } from '../manifest/types.js';
+import { listJobs } from './restore/job.js';
 
 /**
  * Snapshots of `dataset` that some restorable stream ends at
@@ -51,4 +53,16 @@ export function keptGuidsForDeletion(manifest: Manifest, rules: RetentionRules):
     for (const g of retentionOf(manifest, d.name, rules).keptGuids) if (g !== latest) out.add(g);
   }
   return out;
+}
+
+/**
+ * Objects no snapshot kept under `rules` needs and no unfinished restore
+ * plans to download: what consolidation may delete. A restore job fixes the
+ * volume keys of its chain when it is planned and may run for months; a
+ * consolidation in between must not delete them (its paid thaws and
+ * downloads would be lost and the restore would have to start over).
+ */
+export function deletableObjects(manifest: Manifest, rules: RetentionRules): UnneededObject[] {
+  const held = new Set(listJobs(manifest).filter((j) => j.finishedAt === null).flatMap((j) => j.volumes.map((v) => v.key)));
+  return manifest.unneededObjects(keptGuidsForDeletion(manifest, rules)).filter((o) => !held.has(o.key));
 }

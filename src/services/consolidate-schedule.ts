@@ -9,7 +9,7 @@ import { STORAGE_CLASSES, type PriceTable, type StorageClass } from '../cost/pri
 import type { Manifest } from '../manifest/manifest.js';
 import type { UnneededObject } from '../manifest/types.js';
 import type { RetentionRules } from '../planner/retention.js';
-import { keptGuidsForDeletion } from './consolidate-retention.js';
+import { deletableObjects } from './consolidate-retention.js';
 
 export interface ScheduledDeletion {
   key: string;
@@ -65,7 +65,7 @@ export function deletionSchedule(
   opts: { dataset?: string; allowEarly?: boolean } = {},
 ): DeletionSchedule {
   const out: DeletionSchedule = { due: [], later: [] };
-  for (const o of manifest.unneededObjects(keptGuidsForDeletion(manifest, rules))) {
+  for (const o of deletableObjects(manifest, rules)) {
     if (opts.dataset !== undefined && o.dataset !== opts.dataset) continue;
     const s = scheduled(o, now, prices);
     if (opts.allowEarly || Date.parse(s.notBefore) <= now.getTime()) out.due.push(s);

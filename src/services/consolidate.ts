@@ -33,7 +33,7 @@ import { crashPoint } from './crash-point.js';
 import { deleteUnneeded, finishPendingDeletion } from './consolidate-delete.js';
 import { planDataset, type DatasetPlan } from './consolidate-report.js';
 import { verifyStreamInStore } from './consolidate-verify.js';
-import { retentionOf, keptGuidsForDeletion } from './consolidate-retention.js';
+import { deletableObjects, retentionOf } from './consolidate-retention.js';
 import type { ScheduledDeletion } from './consolidate-schedule.js';
 import { push } from './push.js';
 
@@ -138,7 +138,7 @@ export class ConsolidateService {
     const keyring = await openKeyring(this.ctx);
     let finishedPending: string[] = [];
     const names = await this.locked(opts, keyring, async (m) => {
-      const unneeded = new Set(m.unneededObjects(keptGuidsForDeletion(m, this.ctx.config.retention)).map((o) => o.key));
+      const unneeded = new Set(deletableObjects(m, this.ctx.config.retention).map((o) => o.key));
       finishedPending = await finishPendingDeletion(m, this.ctx.store, unneeded, now);
       return this.datasetsOf(m, opts);
     });

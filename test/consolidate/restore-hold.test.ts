@@ -1,0 +1,32 @@
+/**
+ * A restore in progress holds what it planned to download: a consolidation
+ * while it runs (the monthly timer) deletes none of the volumes of its
+ * chain, however old, and once the restore is planned anew on the new
+ * chain the old one goes.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { ConsolidateResult } from '../../src/services/consolidate.js';
+import { jsonOf } from '../helpers/cli.js';
+import { requireZfs } from '../helpers/pool.js';
+import { createRig, ok, pushChain } from './setup.js';
+
+test('consolidate deletes nothing an unfinished restore plans to download', async (t) => {
+  if (!requireZfs(t)) return;
+  const rig = await createRig(t);
+  await pushChain(rig); // chain A, days 0–2
+  const chainA = await rig.keys('data/');
+  ok(await rig.zbkAt(3, ['restore', 'plan', rig.ds, '--json']), 'restore plan (a drill, still running)');
+
+  // Day 200: chain A is past its 180 days; the re-base would delete it at once.
+  const first = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(200, ['consolidate', rig.ds, '--apply', '--json']), 'apply during the restore'));
+  assert.ok(first.datasets[0]!.consolidated, 'a new full was pushed');
+  assert.deepEqual(first.datasets[0]!.deleted, [], 'nothing deleted while the restore needs it');
+  assert.deepEqual((await rig.keys('data/')).filter((k) => chainA.includes(k)), chainA, 'every volume of the planned chain is still stored');
+
+  // The restore planned anew (on the new full): chain A is no longer held and goes.
+  ok(await rig.zbkAt(201, ['restore', 'plan', rig.ds, '--reset', '--json']), 'restore plan --reset');
+  const second = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(201, ['consolidate', rig.ds, '--apply', '--json']), 'apply after the new plan'));
+  assert.deepEqual(second.datasets[0]!.deleted.map((d) => d.key).sort(), [...chainA].sort());
+  assert.deepEqual((await rig.keys('data/')).filter((k) => chainA.includes(k)), []);
+});
