@@ -6,8 +6,9 @@
  * HEAD and one small GET per stream: works on Deep Archive without a restore.
  */
 import type { Keyring } from '../crypto/types.js';
-import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
+import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
 import { parseStreamRecord } from '../manifest/rebuild.js';
+import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import type { ObjectStore } from '../store/object-store.js';
 
@@ -43,6 +44,33 @@ export async function verifyStreamInStore(store: ObjectStore, keyring: Keyring, 
     }
   } catch (err) {
     problems.push(`stream record: ${messageOf(err)}`);
+  }
+  return problems;
+}
+
+/**
+ * Problems with the chains of `dataset`'s kept snapshots (`keptGuids`, the
+ * latest among them) as the store lists them now: a volume missing or of
+ * another size than recorded. One LIST of the data prefix. Checked right
+ * before deleting anything of the dataset, since a deletion may come months
+ * after the new full was verified (`verifyStreamInStore`): an old chain must
+ * never go while what replaces it is no longer whole.
+ */
+export async function keptChainProblems(manifest: Manifest, store: ObjectStore, dataset: string, keptGuids: Iterable<string>): Promise<string[]> {
+  const listed = new Map<string, number>();
+  for await (const e of store.list(DATA_PREFIX)) listed.set(e.key, e.size);
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const guid of keptGuids) {
+    for (const s of manifest.chainFor(dataset, BigInt(guid))) {
+      for (const v of s.volumes) {
+        if (seen.has(v.key)) continue;
+        seen.add(v.key);
+        const size = listed.get(v.key);
+        if (size === undefined) problems.push(`${v.key} (needed for @${s.to.name}) is missing from the store`);
+        else if (size !== v.storedSize) problems.push(`${v.key} (needed for @${s.to.name}) is ${size} bytes in the store, ${v.storedSize} recorded`);
+      }
+    }
   }
   return problems;
 }

@@ -32,7 +32,7 @@ import { manifestPath, openKeyring, openManifest, type ServiceContext } from './
 import { crashPoint } from './crash-point.js';
 import { deleteUnneeded, finishPendingDeletion } from './consolidate-delete.js';
 import { planDataset, type DatasetPlan } from './consolidate-report.js';
-import { verifyStreamInStore } from './consolidate-verify.js';
+import { keptChainProblems, verifyStreamInStore } from './consolidate-verify.js';
 import { deletableObjects, retentionOf } from './consolidate-retention.js';
 import type { ScheduledDeletion } from './consolidate-schedule.js';
 import { push } from './push.js';
@@ -205,6 +205,15 @@ export class ConsolidateService {
       if (current) consolidated = await this.settle(m, keyring, dataset, current);
       const p = await this.plan(m, dataset, opts);
       const due = p.schedule.due;
+      if (due.length > 0) {
+        const problems = await keptChainProblems(m, this.ctx.store, dataset, retentionOf(m, dataset, this.ctx.config.retention).keptGuids);
+        if (problems.length > 0) {
+          throw new IntegrityError(
+            `${dataset}: nothing deleted: a kept snapshot's chain is no longer whole in the store (${problems.slice(0, 3).join('; ')}); run "zbk verify"`,
+            'KEPT_CHAIN_DAMAGED',
+          );
+        }
+      }
       await deleteUnneeded(m, this.ctx.store, due, this.ctx.now());
       if (due.length > 0) m.logEvent('consolidate-deleted', dataset, { objects: due.length, bytes: due.reduce((n, d) => n + d.bytes, 0) });
       const after = await this.plan(m, dataset, opts);

@@ -1,8 +1,8 @@
 /**
- * A restore in progress holds what it planned to download: a consolidation
- * while it runs (the monthly timer) deletes none of the volumes of its
- * chain, however old, and once the restore is planned anew on the new
- * chain the old one goes.
+ * What consolidation never deletes, however old: the volumes an unfinished
+ * restore plans to download (until it is planned anew on the new chain),
+ * and anything at all while the chain of a kept snapshot is no longer whole
+ * in the store (the old chain may then be the only whole copy).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -29,4 +29,22 @@ test('consolidate deletes nothing an unfinished restore plans to download', asyn
   const second = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(201, ['consolidate', rig.ds, '--apply', '--json']), 'apply after the new plan'));
   assert.deepEqual(second.datasets[0]!.deleted.map((d) => d.key).sort(), [...chainA].sort());
   assert.deepEqual((await rig.keys('data/')).filter((k) => chainA.includes(k)), []);
+});
+
+test('consolidate deletes nothing while the chain that replaced it is no longer whole in the store', async (t) => {
+  if (!requireZfs(t)) return;
+  const rig = await createRig(t);
+  await pushChain(rig); // chain A, days 0–2
+  const chainA = await rig.keys('data/');
+  const first = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(3, ['consolidate', rig.ds, '--apply', '--json']), 'apply at day 3'));
+  assert.ok(first.datasets[0]!.consolidated, 'a new full was pushed; chain A is scheduled for later');
+  const newFull = (await rig.keys('data/')).filter((k) => !chainA.includes(k));
+  assert.ok(newFull.length > 0);
+
+  // Months later a volume of the new full is gone (a second writer, a hand clean-up, a lifecycle rule).
+  await rig.store().deleteMany([newFull[0]!]);
+  const r = await rig.zbkAt(200, ['consolidate', rig.ds, '--apply', '--json']);
+  assert.equal(r.code, 6, `${r.stdout} ${r.stderr}`);
+  assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'KEPT_CHAIN_DAMAGED');
+  assert.deepEqual((await rig.keys('data/')).filter((k) => chainA.includes(k)), chainA, 'chain A, the only whole copy, is kept');
 });
