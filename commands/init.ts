@@ -27,7 +27,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config exists / repository exists, 4 key proble
     'volume-size': Flags.string({ description: 'Plaintext bytes per object, e.g. 4GiB (keep well below the monthly free egress).' }),
     'data-storage-class': Flags.string({ description: 'Storage class of stream data.', default: undefined }),
     'checksum-calculation': Flags.string({ description: 'when_required for S3 services that reject the SDK default CRC32.', options: ['when_supported', 'when_required'] }),
-    kdf: Flags.string({ description: 'Argon2id strength of the passphrase slot.', options: ['moderate', 'interactive', 'min'], default: 'moderate' }),
+    kdf: Flags.string({ description: 'Argon2id strength of the passphrase slot (min is for tests only, and warned about).', options: ['moderate', 'interactive', 'min'], default: 'moderate' }),
     connect: Flags.boolean({ description: 'Use an existing repository at --store from this machine (fails when there is none; with an existing config, add --force to replace it).' }),
     force: Flags.boolean({ description: 'Replace an existing config; without --connect, also start a new repository over an existing one (old key file and mirrors kept aside).' }),
     'create-lifecycle-rule': Flags.boolean({ description: 'Create a bucket lifecycle rule that aborts incomplete multipart uploads after 7 days.' }),

@@ -24,6 +24,7 @@ export {
   keyFileKeyId,
   exportPaperKey,
   importPaperKey,
+  weakKdfWarning,
   type KdfParams,
   type SlotOptions,
 } from './keyfile.js';

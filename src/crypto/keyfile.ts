@@ -25,6 +25,13 @@ export const MAX_OPSLIMIT = 64;
 /** Argon2id cost: a preset name or explicit values. */
 export type KdfParams = 'moderate' | 'interactive' | 'min' | { opslimit: number; memlimit: number };
 
+/** A warning for KDF settings meant for tests (cheap to brute-force from a copy of the bucket), else null. */
+export function weakKdfWarning(params: KdfParams | undefined): string | null {
+  return params === 'min'
+    ? 'the key slot was made with --kdf min (1 Argon2id pass over 8 KiB), meant for tests: anyone with a copy of the bucket can try passphrases cheaply; use the default (moderate) for real data'
+    : null;
+}
+
 /** Options for operations that write a slot. */
 export interface SlotOptions {
   /** Argon2id cost of the new slot. Default `moderate` (libsodium MODERATE: 3 passes, 256 MiB). */

@@ -9,14 +9,14 @@
  */
 import { existsSync, renameSync } from 'node:fs';
 import { configFromObject, writeConfigFile, type ZbkConfig } from '../config/config.js';
-import { createKeyFile, openKeyFile } from '../crypto/index.js';
+import { createKeyFile, openKeyFile, weakKdfWarning } from '../crypto/index.js';
 import { ConfigError } from '../errors.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
 import { createContext, ensureStateDir, manifestPath, sodium, type ContextOverrides, type Logger } from './context.js';
-import type { PassphraseSource } from './passphrase.js';
+import { newPassphrase, type PassphraseSource } from './passphrase.js';
 import { assertDatasetName } from '../zfs/names.js';
 
 export interface InitOptions {
@@ -134,13 +134,16 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
         'REPOSITORY_EXISTS',
       );
     }
+    // Asked (and checked) before anything is written.
+    const pass = await newPassphrase(passphrase);
     if (existing) {
       const aside = `${KEY_FILE_KEY}.replaced-${ctx.now().toISOString().replace(/[-:.]/g, '')}`;
       await ctx.store.put(aside, existing, { storageClass: config.store.metaStorageClass });
       warn(`replaced the existing repository's key file; the old one is kept at ${aside}`);
     }
-    const pass = await passphrase.get('new');
     const made = await createKeyFile(so, pass, { params: o.kdf ?? 'moderate' });
+    const weak = weakKdfWarning(o.kdf);
+    if (weak) warn(weak);
     await ctx.store.put(KEY_FILE_KEY, made.keyFile, { storageClass: config.store.metaStorageClass });
     keyId = made.keyring.keyId;
     created = true;

@@ -9,7 +9,7 @@
  * typo in a script, a half-finished write can then always be undone).
  */
 import { existsSync } from 'node:fs';
-import { changePassphrase, exportPaperKey, importPaperKey, keyFileKeyId, openKeyFile, type KdfParams } from '../crypto/index.js';
+import { changePassphrase, exportPaperKey, importPaperKey, keyFileKeyId, openKeyFile, weakKdfWarning, type KdfParams } from '../crypto/index.js';
 import type { Keyring } from '../crypto/types.js';
 import { ConfigError, KeyFileError, UsageError } from '../errors.js';
 import { KEY_FILE_KEY } from '../layout.js';
@@ -17,7 +17,7 @@ import { acquireLock } from '../manifest/lock.js';
 import { writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
 import { manifestPath, openManifest, readKeyFile, sodium, type ServiceContext } from './context.js';
-import { readPassphraseFile, type PassphrasePrompt, type PassphraseSource } from './passphrase.js';
+import { newPassphrase as readNewPassphrase, readPassphraseFile, type PassphrasePrompt, type PassphraseSource } from './passphrase.js';
 
 /**
  * Source of a NEW passphrase: an explicit file (never ZBK_PASSPHRASE_FILE,
@@ -103,6 +103,14 @@ async function mirrorAfter(ctx: ServiceContext, keyring: Keyring, warnings: stri
   }
 }
 
+/** After a new key file is stored: mirror the manifest, and say what needs saying. */
+async function finishKeyWrite(ctx: ServiceContext, keyring: Keyring, previousKeptAs: string | null, kdf: KdfParams | undefined): Promise<KeyWriteResult> {
+  const warnings = [weakKdfWarning(kdf)].filter((w): w is string => w !== null);
+  const mirror = await mirrorAfter(ctx, keyring, warnings);
+  for (const w of warnings) ctx.log.warn(w);
+  return { keyId: keyring.keyId, previousKeptAs, mirror, warnings };
+}
+
 /** Rewrap the master key under a new passphrase. */
 export async function keyPasswd(ctx: ServiceContext, opts: KeyPasswdOptions): Promise<KeyWriteResult> {
   const so = await sodium();
@@ -110,15 +118,11 @@ export async function keyPasswd(ctx: ServiceContext, opts: KeyPasswdOptions): Pr
   const oldPass = await ctx.passphrase.get('open');
   // Open first: a wrong old passphrase must fail before we ask for a new one.
   const keyring = await openKeyFile(so, current, oldPass);
-  const newPass = await opts.newPassphrase.get('new');
-  if (newPass.length < 8) throw new UsageError('the new passphrase must have at least 8 characters', 'WEAK_PASSPHRASE');
+  const newPass = await readNewPassphrase(opts.newPassphrase);
   if (newPass === oldPass) throw new UsageError('the new passphrase is the same as the old one', 'SAME_PASSPHRASE');
   const next = await changePassphrase(so, current, oldPass, newPass, opts.kdf ? { params: opts.kdf } : {});
   const previousKeptAs = await replaceKeyFile(ctx, current, next, newPass);
-  const warnings: string[] = [];
-  const mirror = await mirrorAfter(ctx, keyring, warnings);
-  for (const w of warnings) ctx.log.warn(w);
-  return { keyId: keyring.keyId, previousKeptAs, mirror, warnings };
+  return finishKeyWrite(ctx, keyring, previousKeptAs, opts.kdf);
 }
 
 export interface KeyExportResult {
@@ -147,8 +151,7 @@ export interface KeyImportOptions {
  */
 export async function keyImport(ctx: ServiceContext, newPassphrase: PassphraseSource, opts: KeyImportOptions): Promise<KeyWriteResult> {
   const so = await sodium();
-  const newPass = await newPassphrase.get('new');
-  if (newPass.length < 8) throw new UsageError('the new passphrase must have at least 8 characters', 'WEAK_PASSPHRASE');
+  const newPass = await readNewPassphrase(newPassphrase);
   const { keyFile, keyring } = await importPaperKey(so, opts.paperKey, newPass, opts.kdf ? { params: opts.kdf } : {});
   let existing: Uint8Array | null = null;
   try {
@@ -171,8 +174,5 @@ export async function keyImport(ctx: ServiceContext, newPassphrase: PassphraseSo
     }
   }
   const previousKeptAs = await replaceKeyFile(ctx, existing, keyFile, newPass);
-  const warnings: string[] = [];
-  const mirror = await mirrorAfter(ctx, keyring, warnings);
-  for (const w of warnings) ctx.log.warn(w);
-  return { keyId: keyring.keyId, previousKeptAs, mirror, warnings };
+  return finishKeyWrite(ctx, keyring, previousKeptAs, opts.kdf);
 }

@@ -4,7 +4,7 @@
  * The passphrase is never logged or put in an error message.
  */
 import { readFileSync, statSync } from 'node:fs';
-import { ConfigError } from '../errors.js';
+import { ConfigError, UsageError } from '../errors.js';
 
 export type PassphrasePrompt = (purpose: 'open' | 'new') => Promise<string>;
 
@@ -12,6 +12,16 @@ export interface PassphraseSource {
   /** Describes the source without revealing it (for doctor). */
   describe(): string;
   get(purpose: 'open' | 'new'): Promise<string>;
+}
+
+/** Shortest passphrase zbk accepts for a new key slot (the prompt asks again; a file is refused). */
+export const MIN_PASSPHRASE_LENGTH = 8;
+
+/** A new passphrase (from a prompt or a file), checked: too short is WEAK_PASSPHRASE. */
+export async function newPassphrase(source: PassphraseSource): Promise<string> {
+  const pass = await source.get('new');
+  if (pass.length < MIN_PASSPHRASE_LENGTH) throw new UsageError(`the new passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`, 'WEAK_PASSPHRASE');
+  return pass;
 }
 
 /** Read a passphrase file: the first line, without its line ending. */

@@ -29,6 +29,7 @@ test('init: an existing config or repository is never replaced by accident; --co
 
   let r = await init(['--dataset', 'tank/photos']);
   assert.equal(r.code, 0, r.stderr);
+  assert.ok((JSON.parse(r.stdout) as { warnings: string[] }).warnings.some((w) => /--kdf min .* meant for tests/.test(w)), 'the test-only KDF is called out');
   const keyId = (JSON.parse(r.stdout) as { keyId: string }).keyId;
   const configText = readFileSync(config, 'utf8');
   const keyFile = readFileSync(join(store, 'zbk.key'));
@@ -62,4 +63,17 @@ test('init: an existing config or repository is never replaced by accident; --co
   const aside = readdirSync(store).filter((f) => f.startsWith('zbk.key.replaced-') && !f.endsWith('.zbk-meta.json'));
   assert.equal(aside.length, 1);
   assert.deepEqual(readFileSync(join(store, aside[0]!)), keyFile);
+});
+
+test('init: a passphrase file with a too short passphrase is refused before anything is written', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zbk-init-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const pass = join(dir, 'passphrase');
+  writeFileSync(pass, 'short\n', { mode: 0o600 });
+  const store = join(dir, 'store');
+  const r = await runZbk(['init', '--store', `file://${store}`, '--state-dir', join(dir, 'state'), '--kdf', 'min', '--json'], { ZBK_CONFIG: join(dir, 'config.toml'), ZBK_PASSPHRASE_FILE: pass });
+  assert.equal(r.code, 2, r.stdout);
+  assert.equal((JSON.parse(r.stdout) as JsonError).error.code, 'WEAK_PASSPHRASE');
+  assert.equal(existsSync(join(store, 'zbk.key')), false);
+  assert.equal(existsSync(join(dir, 'config.toml')), false);
 });
