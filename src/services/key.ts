@@ -11,10 +11,10 @@
 import { existsSync } from 'node:fs';
 import { changePassphrase, exportPaperKey, importPaperKey, keyFileKeyId, openKeyFile, weakKdfWarning, type KdfParams } from '../crypto/index.js';
 import type { Keyring } from '../crypto/types.js';
-import { ConfigError, KeyFileError, UsageError } from '../errors.js';
-import { KEY_FILE_KEY } from '../layout.js';
+import { ConfigError, IntegrityError, KeyFileError, UsageError } from '../errors.js';
+import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX } from '../layout.js';
 import { acquireLock } from '../manifest/lock.js';
-import { writeMirror } from '../manifest/mirror.js';
+import { listMirrors, writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
 import { manifestPath, openManifest, readKeyFile, sodium, type ServiceContext } from './context.js';
 import { newPassphrase as readNewPassphrase, readPassphraseFile, type PassphrasePrompt, type PassphraseSource } from './passphrase.js';
@@ -103,6 +103,29 @@ async function mirrorAfter(ctx: ServiceContext, keyring: Keyring, warnings: stri
   }
 }
 
+/**
+ * Whether `keyring` opens the repository's data: 'yes' when one of the first
+ * stream records or newest mirrors authenticates under it, 'no' when there
+ * are some and none of those tried does, 'empty' when the store holds none.
+ * Small GETs of instantly readable metadata only.
+ */
+async function opensStoreData(ctx: ServiceContext, keyring: Keyring): Promise<'yes' | 'no' | 'empty'> {
+  const records: string[] = [];
+  for await (const e of ctx.store.list(STREAMS_PREFIX)) if (records.push(e.key) >= 3) break;
+  const mirrors = (await listMirrors(ctx.store)).slice(-2).map((m) => m.key);
+  const tries: [string, string][] = [...records.map((k): [string, string] => [k, BLOB_STREAM_RECORD]), ...mirrors.map((k): [string, string] => [k, BLOB_MANIFEST])];
+  for (const [key, kind] of tries) {
+    const bytes = await ctx.store.getBytes(key); // store errors are the caller's to see
+    try {
+      keyring.openBlob(kind, bytes);
+      return 'yes';
+    } catch (err) {
+      if (!(err instanceof IntegrityError)) throw err; // another key, or damaged: try the next one
+    }
+  }
+  return tries.length === 0 ? 'empty' : 'no';
+}
+
 /** After a new key file is stored: mirror the manifest, and say what needs saying. */
 async function finishKeyWrite(ctx: ServiceContext, keyring: Keyring, previousKeptAs: string | null, kdf: KdfParams | undefined): Promise<KeyWriteResult> {
   const warnings = [weakKdfWarning(kdf)].filter((w): w is string => w !== null);
@@ -159,16 +182,25 @@ export async function keyImport(ctx: ServiceContext, newPassphrase: PassphraseSo
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }
+  let existingId: string | null = null;
   if (existing) {
-    let existingId: string | null = null;
     try {
       existingId = keyFileKeyId(existing);
     } catch {
-      existingId = null; // corrupt: replacing it is exactly what import is for
+      existingId = null; // unparsable: replacing it is exactly what import is for
     }
-    if (existingId !== null && existingId !== keyring.keyId) {
+  }
+  // A key file of another key id may be this repository's, damaged (a flipped bit in its
+  // keyId opens nothing); the stored data tells, authenticated: a paper key that opens a
+  // stream record or a mirror is this repository's, one that opens none of them is not.
+  if (existingId !== keyring.keyId) {
+    const opens = await opensStoreData(ctx, keyring);
+    if (opens === 'no') {
+      throw new ConfigError(`the paper key (key ${keyring.keyId}) opens none of the stream records and manifest mirrors in the store: it is not this repository's; nothing was changed`, 'KEY_MISMATCH');
+    }
+    if (opens === 'empty' && existingId !== null) {
       throw new ConfigError(
-        `the store holds the key file of another master key (${existingId}, paper key ${keyring.keyId}): refusing to replace it`,
+        `the store holds the key file of another master key (${existingId}, paper key ${keyring.keyId}) and no data to tell which is right: refusing to replace it`,
         'KEY_MISMATCH',
       );
     }

@@ -4,7 +4,7 @@
  * Also: secrets (passphrases, webhook URLs) never reach any output.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -77,6 +77,38 @@ describe('zbk key', () => {
     const imp = await repo.runJson<KeyWriteResult>(['key', 'import', '--file', paper, '--kdf', 'min']);
     assert.equal(imp.code, 0, imp.stderr);
     assert.equal((await repo.run(['verify'])).code, 0, 'repository opens again');
+  });
+
+  it('import replaces a key file damaged so that it still parses (its keyId flipped), but never with a paper key of another repository', async () => {
+    const exp = await repo.run(['key', 'export']);
+    assert.equal(exp.code, 0, exp.stderr);
+    const paper = join(repo.dir, 'paper-2.txt');
+    writeFileSync(paper, exp.stdout, { mode: 0o600 });
+    const keyPath = join(repo.storeDir, 'zbk.key');
+    const good = readFileSync(keyPath, 'utf8');
+    const keyId = (JSON.parse(good) as { keyId: string }).keyId;
+    const flipped = good.replace(keyId, keyId.slice(0, -1) + (keyId.endsWith('0') ? '1' : '0'));
+    writeFileSync(keyPath, flipped);
+    assert.notEqual((await repo.run(['verify'])).code, 0, 'the damaged key file opens nothing');
+    const imp = await repo.runJson<KeyWriteResult>(['key', 'import', '--file', paper, '--kdf', 'min']);
+    assert.equal(imp.code, 0, imp.stderr);
+    assert.equal((await repo.run(['verify'])).code, 0, 'repository opens again');
+
+    // Another repository's paper key opens none of this one's mirrors: refused, the key file untouched.
+    const other = await createRepo();
+    try {
+      const otherPaper = join(repo.dir, 'paper-other.txt');
+      const oexp = await other.run(['key', 'export']);
+      assert.equal(oexp.code, 0, oexp.stderr);
+      writeFileSync(otherPaper, oexp.stdout, { mode: 0o600 });
+      const before = readFileSync(keyPath);
+      const wrong = await repo.runJson<{ error: { code: string } }>(['key', 'import', '--file', otherPaper, '--kdf', 'min']);
+      assert.equal(wrong.code, 3, JSON.stringify(wrong.json));
+      assert.equal(wrong.json.error.code, 'KEY_MISMATCH');
+      assert.deepEqual(readFileSync(keyPath), before);
+    } finally {
+      other.cleanup();
+    }
   });
 
   it('manifest rebuild: recreates a missing manifest from the bucket; refuses to overwrite without --force', async () => {
