@@ -169,8 +169,11 @@ export interface KeyImportOptions {
 }
 
 /**
- * Recreate the key file from a paper key under a new passphrase. Refuses to overwrite the key file of a
- * different master key: that would lock the old repository's data away.
+ * Recreate the key file from a paper key under a new passphrase. A paper key
+ * that opens none of the stored stream records and mirrors is refused
+ * (KEY_MISMATCH): replacing the key file with it would lock the repository's
+ * data away. With no data to tell by, a parsable key file of another key id
+ * is not replaced either.
  */
 export async function keyImport(ctx: ServiceContext, newPassphrase: PassphraseSource, opts: KeyImportOptions): Promise<KeyWriteResult> {
   const so = await sodium();
