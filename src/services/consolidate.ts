@@ -188,7 +188,8 @@ export class ConsolidateService {
       const done = await this.withManifest(keyring, async (m) => newFullOf(m, dataset, intent) !== null);
       if (!done) {
         try {
-          await push(this.ctx, { datasets: [dataset], full: true, snapshot: intent.latestName, wait: opts.wait ?? true });
+          // Under push's lock: a concurrent consolidation may have made the new full meanwhile.
+          await push(this.ctx, { datasets: [dataset], full: true, fullUnlessMadeSince: intent.existing, snapshot: intent.latestName, wait: opts.wait ?? true });
         } catch (err) {
           if (err instanceof ZbkError && err.code === 'NO_SUCH_SNAPSHOT') {
             await this.locked(opts, keyring, async (m) => m.setValue(intentKey(dataset), undefined));

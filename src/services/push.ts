@@ -47,6 +47,13 @@ export interface PushOptions {
    * snapshot.
    */
   full?: boolean;
+  /**
+   * With `full`: push nothing when a complete full stream of the target
+   * snapshot exists that is not one of these stream ids (checked under the
+   * manifest lock). Consolidation passes the streams that existed when it
+   * decided, so two consolidations at once upload one new full, not two.
+   */
+  fullUnlessMadeSince?: string[];
   dryRun?: boolean;
   /** Wait for another zbk holding the lock (default) or fail at once. */
   wait?: boolean;
@@ -273,6 +280,11 @@ export class PushService {
     const last: SnapshotRow | null = manifest.lastPushedSnapshot(dataset);
     if (last && last.guid === target.guid && !opts.full) {
       return this.nothing(dataset, target, started, 'already pushed', resumed, partsSkipped);
+    }
+    if (opts.full && opts.fullUnlessMadeSince) {
+      const before = new Set(opts.fullUnlessMadeSince);
+      const made = manifest.streams(dataset).some((x) => x.state === 'complete' && x.kind === 'full' && x.to.guid === target.guid && !before.has(x.streamId));
+      if (made) return this.nothing(dataset, target, started, `a full stream of @${target.shortName} was pushed meanwhile`, resumed, partsSkipped);
     }
     let base: BaseRef | null = null;
     let reason: string | null = null;
