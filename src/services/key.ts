@@ -11,7 +11,7 @@
 import { existsSync } from 'node:fs';
 import { changePassphrase, exportPaperKey, importPaperKey, keyFileKeyId, openKeyFile, weakKdfWarning, type KdfParams } from '../crypto/index.js';
 import type { Keyring } from '../crypto/types.js';
-import { ConfigError, IntegrityError, KeyFileError, UsageError } from '../errors.js';
+import { ConfigError, IntegrityError, KeyFileError, LockedError, UsageError } from '../errors.js';
 import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX } from '../layout.js';
 import { acquireLock } from '../manifest/lock.js';
 import { listMirrors, writeMirror } from '../manifest/mirror.js';
@@ -84,7 +84,15 @@ async function mirrorAfter(ctx: ServiceContext, keyring: Keyring, warnings: stri
     warnings.push('no local manifest on this machine: no mirror written');
     return null;
   }
-  const lock = await acquireLock(manifestPath(ctx.config), { wait: true, command: 'zbk key' });
+  // The key change is already complete: never hang on (or fail for) a push holding the lock.
+  let lock;
+  try {
+    lock = await acquireLock(manifestPath(ctx.config), { wait: true, timeoutMs: 30_000, command: 'zbk key' });
+  } catch (err) {
+    if (!(err instanceof LockedError)) throw err;
+    warnings.push('the manifest is busy (another zbk holds it): no mirror written now; the next push writes one');
+    return null;
+  }
   try {
     const manifest = openManifest(ctx, keyring);
     try {
