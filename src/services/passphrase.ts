@@ -33,7 +33,8 @@ export function readPassphraseFile(path: string): string {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
     throw new ConfigError(`cannot read the passphrase file ${path} (${code})`, 'PASSPHRASE_FILE');
   }
-  const line = text.split(/\r?\n/)[0] ?? '';
+  // A byte-order mark some editors write is not part of the passphrase (typed at a prompt it never is).
+  const line = text.replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
   if (line.length === 0) throw new ConfigError(`the passphrase file ${path} is empty`, 'PASSPHRASE_FILE');
   return line;
 }
