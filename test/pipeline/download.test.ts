@@ -53,6 +53,18 @@ async function flipStoredByte(store: MemoryStore, key: string, offset: number): 
 let n = 0;
 const dest = (): string => join(dir, `vol-${n++}.zbkv`);
 
+/** One stored volume of 4 parts, and a staging file holding its first `stagedBytes` sealed bytes with bits flipped at `flips`. */
+async function stagedWithFlips(flips: number[], stagedBytes?: number) {
+  const { store, streamId, res, data } = await stored(VS);
+  const record = res.volumes[0]!;
+  const full = Buffer.from(await store.getBytes(record.key));
+  const path = dest();
+  const bad = Buffer.from(full.subarray(0, stagedBytes ?? full.length));
+  for (const at of flips) bad[at]! ^= 0x80;
+  writeFileSync(`${path}.partial`, bad);
+  return { store, streamId, record, data, full, path, s: sealedSize(PS) };
+}
+
 describe('partLayout', () => {
   const rec = (o: Partial<VolumeRecord>): VolumeRecord => ({
     index: 0,
@@ -128,15 +140,9 @@ describe('downloadVolume', () => {
   });
 
   it('re-fetches only a corrupted part on disk when whole parts follow it', async () => {
-    const { store, streamId, res } = await stored(VS);
-    const record = res.volumes[0]!;
-    const full = Buffer.from(await store.getBytes(record.key));
-    const path = dest();
-    const s = sealedSize(PS);
-    const bad = Buffer.from(full);
-    bad[s + 50] ^= 0x80; // inside part 2
-    bad[3 * s + 7] ^= 0x01; // inside part 4, the last
-    writeFileSync(`${path}.partial`, bad);
+    const ps = sealedSize(PS);
+    // Inside part 2, and inside part 4 (the last).
+    const { store, streamId, record, full, path, s } = await stagedWithFlips([ps + 50, 3 * ps + 7]);
     store.resetCounts();
     const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize });
     assert.equal(store.counts.get, 2, 'parts 2 and 4 fetched, nothing else');
@@ -146,14 +152,7 @@ describe('downloadVolume', () => {
   });
 
   it('with a consumer of the plaintext, re-fetches from a corrupted part on disk onwards (parts reach it in order)', async () => {
-    const { store, streamId, res, data } = await stored(VS);
-    const record = res.volumes[0]!;
-    const full = Buffer.from(await store.getBytes(record.key));
-    const path = dest();
-    const s = sealedSize(PS);
-    const bad = Buffer.from(full);
-    bad[s + 50] ^= 0x80; // inside part 2
-    writeFileSync(`${path}.partial`, bad);
+    const { store, streamId, record, data, full, path, s } = await stagedWithFlips([sealedSize(PS) + 50]); // inside part 2
     const got: Buffer[] = [];
     const r = await downloadVolume({ store, keyring, volume: record, streamId, destPath: path, sealedSize, onPlaintext: async (_i, chunks) => void got.push(...chunks) });
     assert.equal(r.reusedBytes, s);
@@ -291,14 +290,9 @@ describe('downloadVolume egress accounting', () => {
 
 describe('downloadVolume onPlaintext (live receive)', () => {
   it('hands over every part once, in order, only authenticated, verified-on-disk parts included', async () => {
-    const { store, streamId, res, data } = await stored(VS);
-    const record = res.volumes[0]!;
-    const full = Buffer.from(await store.getBytes(record.key));
-    const path = dest();
-    const s = sealedSize(PS);
-    const bad = Buffer.from(full.subarray(0, 3 * s));
-    bad[2 * s + 60] ^= 0x04; // part 3 on disk is damaged: parts 1-2 reused, 3-4 fetched
-    writeFileSync(`${path}.partial`, bad);
+    const ps = sealedSize(PS);
+    // Three parts staged, part 3 damaged: parts 1-2 reused, 3-4 fetched.
+    const { store, streamId, record, data, full, path, s } = await stagedWithFlips([2 * ps + 60], 3 * ps);
     const got: { index: number; bytes: Buffer }[] = [];
     const r = await downloadVolume({
       store,
