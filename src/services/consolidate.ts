@@ -22,7 +22,8 @@
  */
 import type { Keyring } from '../crypto/types.js';
 import { priceTable, priceTableWarnings, type PriceTable } from '../cost/prices.js';
-import { IntegrityError, ManifestError, UsageError, ZbkError } from '../errors.js';
+import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from '../errors.js';
+import { AbortError } from '../pipeline/errors.js';
 import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
 import { resolveChain } from '../manifest/chain.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -143,10 +144,22 @@ export class ConsolidateService {
       return this.datasetsOf(m, opts);
     });
     const datasets: DatasetConsolidation[] = [];
-    for (const ds of names) datasets.push(await this.applyDataset(ds, opts, keyring));
-    const changed = finishedPending.length > 0 || datasets.some((d) => d.consolidated || d.deleted.length > 0);
+    // One dataset's failure (say, a damaged kept chain) must not keep the others from being
+    // consolidated, nor the mirror from recording what did change: it is reported at the end.
+    let failure: { error: unknown } | null = null;
+    for (const ds of names) {
+      try {
+        datasets.push(await this.applyDataset(ds, opts, keyring));
+      } catch (err) {
+        if (err instanceof AbortError || err instanceof LockedError) throw err;
+        if (failure) this.warn(`${ds}: ${err instanceof Error ? err.message : String(err)}`);
+        else failure = { error: err };
+      }
+    }
+    const changed = failure !== null || finishedPending.length > 0 || datasets.some((d) => d.consolidated || d.deleted.length > 0);
     crashPoint('consolidate-before-mirror');
     const mirror = changed ? await this.locked(opts, keyring, (m) => this.mirror(m, keyring)) : null;
+    if (failure) throw failure.error;
     return { ...base, applied: true, datasets, finishedPending, mirror };
   }
 

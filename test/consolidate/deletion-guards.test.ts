@@ -48,3 +48,32 @@ test('consolidate deletes nothing while the chain that replaced it is no longer 
   assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'KEPT_CHAIN_DAMAGED');
   assert.deepEqual((await rig.keys('data/')).filter((k) => chainA.includes(k)), chainA, 'chain A, the only whole copy, is kept');
 });
+
+test('a dataset that fails does not keep the others from being consolidated, nor the mirror from being written', async (t) => {
+  if (!requireZfs(t)) return;
+  const rig = await createRig(t);
+  const other = `${rig.pool.name}/zz`;
+  await rig.pool.zfs.createDataset(other);
+  const rigB = { ...rig, ds: other, mnt: (await rig.pool.zfs.mountpoint(other))! };
+  await pushChain(rig);
+  const chainA = await rig.keys('data/');
+  await pushChain(rigB);
+  const chainB = (await rig.keys('data/')).filter((k) => !chainA.includes(k));
+  const first = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(3, ['consolidate', '--apply', '--json']), 'apply at day 3'));
+  assert.ok(first.datasets.every((d) => d.consolidated), 'both re-based; their old chains scheduled for later');
+  const m = rig.manifest();
+  const streamsA = m.streams(rig.ds).map((s) => s.streamId);
+  m.close();
+  const newFullA = (await rig.keys('data/')).filter((k) => !chainA.includes(k) && !chainB.includes(k)).find((k) => streamsA.some((id) => k.includes(id)));
+  assert.ok(newFullA);
+  await rig.store().deleteMany([newFullA]);
+  const mirrorsBefore = await rig.keys('manifest/');
+
+  const r = await rig.zbkAt(200, ['consolidate', '--apply', '--json']);
+  assert.equal(r.code, 6, `${r.stdout} ${r.stderr}`);
+  assert.equal((JSON.parse(r.stdout) as { error: { code: string } }).error.code, 'KEPT_CHAIN_DAMAGED');
+  const left = await rig.keys('data/');
+  assert.deepEqual(left.filter((k) => chainA.includes(k)), chainA, 'the failing dataset keeps its old chain');
+  assert.deepEqual(left.filter((k) => chainB.includes(k)), [], 'the other one was still consolidated: its old chain is gone');
+  assert.notDeepEqual(await rig.keys('manifest/'), mirrorsBefore, 'a mirror records the deletions');
+});
