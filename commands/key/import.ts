@@ -7,7 +7,7 @@ import { keyImport, newPassphraseSource, type KeyWriteResult } from '../../src/s
 
 export default class KeyImport extends BaseCommand {
   static override summary = 'Recreate a lost or damaged key file from the paper key.';
-  static override description = `Reads the paper key (from "zbk key export") from --file ("-" for stdin), wraps the master key under a new passphrase (--new-passphrase-file, else ZBK_PASSPHRASE_FILE, else a prompt) and writes the key file to the store. An existing key file is kept as zbk.key.prev; the key file of a different master key is never replaced.
+  static override description = `Reads the paper key (from "zbk key export") from --file ("-" for stdin), wraps the master key under a new passphrase (--new-passphrase-file, else ZBK_PASSPHRASE_FILE, else a prompt) and writes the key file to the store. An existing key file of the same key is kept as zbk.key.prev, a damaged one (or one of another key id) as zbk.key.replaced-<time>; a paper key that opens none of the stored stream records and manifest mirrors is refused.
 
 Exit codes: 0 ok, 2 bad input, 3 config / key of another repository, 4 paper key typo (the line is named), 5 store.`;
   static override examples = ['<%= config.bin %> key import --file paper-key.txt'];

@@ -61,18 +61,28 @@ async function replaceKeyFile(ctx: ServiceContext, previous: Uint8Array | null, 
   const storageClass = ctx.config.store.metaStorageClass;
   let kept: string | null = null;
   if (previous) {
-    await ctx.store.put(PREVIOUS_KEY_FILE_KEY, previous, { storageClass });
-    const back = await ctx.store.getBytes(PREVIOUS_KEY_FILE_KEY);
-    if (!Buffer.from(back).equals(Buffer.from(previous))) {
-      throw new KeyFileError(`could not keep the previous key file as ${PREVIOUS_KEY_FILE_KEY} (read-back differs); nothing changed`, 'KEY_WRITE');
+    // The previous file of this key (a passphrase change) becomes zbk.key.prev; one of another
+    // key id or none (damaged, replaced by key import) is kept under its own name, so it never
+    // pushes a good zbk.key.prev out.
+    let sameKey = false;
+    try {
+      sameKey = keyFileKeyId(previous) === keyFileKeyId(keyFile);
+    } catch {
+      sameKey = false;
     }
-    kept = PREVIOUS_KEY_FILE_KEY;
+    const aside = sameKey ? PREVIOUS_KEY_FILE_KEY : `${KEY_FILE_KEY}.replaced-${ctx.now().toISOString().replace(/[-:.]/g, '')}`;
+    await ctx.store.put(aside, previous, { storageClass });
+    const back = await ctx.store.getBytes(aside);
+    if (!Buffer.from(back).equals(Buffer.from(previous))) {
+      throw new KeyFileError(`could not keep the previous key file as ${aside} (read-back differs); nothing changed`, 'KEY_WRITE');
+    }
+    kept = aside;
   }
   // put() is atomic (readers see the old or the new file, never a mix).
   await ctx.store.put(KEY_FILE_KEY, keyFile, { storageClass });
   const stored = await ctx.store.getBytes(KEY_FILE_KEY);
   if (!Buffer.from(stored).equals(Buffer.from(keyFile))) {
-    throw new KeyFileError(`the stored key file differs from what was written; the previous one is in ${PREVIOUS_KEY_FILE_KEY}`, 'KEY_WRITE');
+    throw new KeyFileError(`the stored key file differs from what was written; the previous one is in ${kept ?? '(none)'}`, 'KEY_WRITE');
   }
   await openKeyFile(await sodium(), stored, passphrase);
   return kept;

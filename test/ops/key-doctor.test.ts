@@ -90,8 +90,13 @@ describe('zbk key', () => {
     const flipped = good.replace(keyId, keyId.slice(0, -1) + (keyId.endsWith('0') ? '1' : '0'));
     writeFileSync(keyPath, flipped);
     assert.notEqual((await repo.run(['verify'])).code, 0, 'the damaged key file opens nothing');
+    const prevPath = join(repo.storeDir, 'zbk.key.prev');
+    const prev = existsSync(prevPath) ? readFileSync(prevPath) : null;
     const imp = await repo.runJson<KeyWriteResult>(['key', 'import', '--file', paper, '--kdf', 'min']);
     assert.equal(imp.code, 0, imp.stderr);
+    assert.match(imp.json.previousKeptAs ?? '', /^zbk\.key\.replaced-/, 'the damaged file is kept under its own name');
+    assert.equal(readFileSync(join(repo.storeDir, imp.json.previousKeptAs!), 'utf8'), flipped);
+    if (prev) assert.deepEqual(readFileSync(prevPath), prev, 'zbk.key.prev (a good file of this key) is untouched');
     assert.equal((await repo.run(['verify'])).code, 0, 'repository opens again');
 
     // Another repository's paper key opens none of this one's mirrors: refused, the key file untouched.
