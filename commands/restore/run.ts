@@ -17,7 +17,7 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
   static override args = { dataset: Args.string({ description: 'Dataset whose saved restore to advance.', required: true }) };
   static override flags = {
     target: Flags.string({ description: 'Dataset to receive into (must not exist unless --force).', required: true }),
-    force: Flags.boolean({ description: 'Overwrite an existing target dataset; later, let incremental receives destroy snapshots taken on the target that the restore did not receive.' }),
+    force: Flags.boolean({ description: 'Overwrite an existing target dataset; later, roll back changes made to the target between runs (and snapshots taken there that the restore did not receive).' }),
     wait: Flags.boolean({ description: 'Keep going, polling running restores with backoff, until done or the plan needs a future month.' }),
     'poll-interval': Flags.integer({ description: 'First poll delay in seconds with --wait (doubles up to 15 minutes).', default: 5 }),
   };

@@ -103,4 +103,6 @@ export interface ReceiveOptions {
   force?: boolean;
   /** `-s`: keep partial state for a resume token, only where supported. */
   resumable?: boolean;
+  /** `-u`: do not mount the received file system (nothing then touches it between receives). */
+  unmounted?: boolean;
 }

@@ -245,6 +245,7 @@ export class Zfs {
     else assertDatasetName(target);
     const flags: string[] = [];
     if (opts.force) flags.push('-F');
+    if (opts.unmounted) flags.push('-u');
     const what = `zfs receive into '${target}'`;
     const dataset = target.split('@')[0]!;
     // Nobody else may listen yet: an 'error' now would be uncaught, and a

@@ -1,8 +1,9 @@
 /**
- * A snapshot somebody else took on the target in the middle of a restore
- * (sanoid on the new pool): the next incremental receive, which runs with
- * `zfs receive -F`, would destroy it on OpenZFS, so the run refuses and
- * names it; once it is gone the restore carries on to identical files.
+ * The target between two monthly runs is left unmounted and never rolled
+ * back without --force: a snapshot somebody else took there (sanoid on the
+ * new pool), which `zfs receive -F` would destroy on OpenZFS, stops the run
+ * and is named; a target mounted and read (or written) meanwhile stops the
+ * next incremental with a clear error, and --force rolls it back.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -38,5 +39,31 @@ test('a snapshot taken on the target mid-restore stops the next incremental rece
 
   await fx.pool.zfs.destroy(`${target}@mine`);
   await runToDone(fx, ctx, target);
+  assert.deepEqual(await hashTree(await fx.pool.zfs.mount(target)), await hashTree(fx.sourceMount));
+});
+
+test('a target changed between runs (mounted and read) is not rolled back without --force', { timeout: 300_000 }, async (t) => {
+  if (!requireZfs(t)) return;
+  const fx = await pushedFixture(t, { start: new Date('2030-01-05T00:00:00Z'), restoreDelayMs: 6 * HOUR, fullFiles: 1, volumeSize: '5MiB' });
+  const target = `${fx.pool.name}/restored`;
+  const ctx = { ...fx.context(), log: { info() {}, warn() {} } };
+  const plan = await restorePlan(ctx, { dataset: fx.dataset, freeEgressGB: 0.0056, reserveGB: 0 });
+  assert.ok(plan.months.length >= 2, `plan spans ${plan.months.length} month(s)`);
+
+  let touched = false;
+  await assert.rejects(
+    runToDone(fx, ctx, target, async (job) => {
+      if (touched || !job.streams[1]!.received) return;
+      assert.equal((await fx.pool.zfs.getProperties(target, ['mounted'])).get('mounted'), 'no', 'left unmounted between receives');
+      // The user looks at what is there so far.
+      await hashTree(await fx.pool.zfs.mount(target));
+      await fx.pool.zfs.unmount(target);
+      touched = true;
+    }),
+    (e: unknown) => e instanceof UsageError && e.code === 'TARGET_MODIFIED' && e.message.includes('--force'),
+  );
+  assert.ok(touched);
+  // With --force the changes (atime) are rolled back and the restore completes.
+  await runToDone(fx, ctx, target, undefined, { force: true });
   assert.deepEqual(await hashTree(await fx.pool.zfs.mount(target)), await hashTree(fx.sourceMount));
 });

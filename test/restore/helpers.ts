@@ -101,9 +101,15 @@ export function jobOf(stateDir: string, dataset: string): RestoreJob {
 }
 
 /** Run the restore (moving the server's clock as the runs say) until done; `between` runs after every unfinished run. */
-export async function runToDone(fx: RestoreFixture, ctx: ServiceContext, target: string, between: (job: RestoreJob) => Promise<void> = async () => {}): Promise<void> {
+export async function runToDone(
+  fx: RestoreFixture,
+  ctx: ServiceContext,
+  target: string,
+  between: (job: RestoreJob) => Promise<void> = async () => {},
+  runOptions: { force?: boolean } = {},
+): Promise<void> {
   for (let i = 0; i < 60; i++) {
-    const r = await restoreRun(ctx, { dataset: fx.dataset, target });
+    const r = await restoreRun(ctx, { dataset: fx.dataset, target, ...runOptions });
     if (r.done) return;
     await between(jobOf(fx.repo.stateDir, fx.dataset));
     if (r.next.kind === 'wait-until') fx.server.clock.set(new Date(Math.max(Date.parse(r.next.at!), fx.server.clock.nowMs() + 1)));

@@ -48,6 +48,7 @@ import { AbortError } from '../../pipeline/errors.js';
 import { downloadVolume, openVolumeFiles, PlaintextFeed, type PlaintextSink } from '../../pipeline/download.js';
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
+import { ZfsError } from '../../zfs/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
@@ -340,11 +341,13 @@ class RestoreStep {
     if (!this.job.streams.slice(0, si).every((x) => x.received)) return null;
     const vols = this.job.volumes.filter((x) => x.streamId === s.streamId);
     if (vols[0] !== v || !(await this.wholeStreamNow(vols))) return null;
-    const { force } = await this.receiveFlags(si);
+    const flags = await this.receiveFlags(si);
     // Two parts queued ahead of zfs: it has work while the next part is opened.
     const feed = new PlaintextFeed({ highWaterMark: 2 * Math.max(...vols.map((u) => u.partSize)) });
     this.ctx.log.info(`receiving @${s.to.name} into ${this.target} while its volumes download`);
-    const done = this.ctx.zfs.receive(this.target, feed.readable, { force });
+    const done = this.ctx.zfs.receive(this.target, feed.readable, flags).catch((err: unknown) => {
+      throw this.explainReceiveFailure(err, si);
+    });
     done.catch(() => undefined); // awaited in finishLive/abortLive
     this.live = { si, stream: s, vols, feed, next: 0, partsFed: 0, done };
     return this.live;
@@ -663,7 +666,7 @@ class RestoreStep {
       const vols = this.job.volumes.filter((v) => v.streamId === s.streamId);
       if (!vols.every((v) => v.phase === 'staged')) return;
       this.checkAbort();
-      const { force } = await this.receiveFlags(si);
+      const flags = await this.receiveFlags(si);
       const input = openVolumeFiles({
         keyring: this.keyring,
         streamId: Buffer.from(s.streamId, 'hex'),
@@ -672,21 +675,37 @@ class RestoreStep {
       });
       this.ctx.log.info(`receiving @${s.to.name} into ${this.target}`);
       try {
-        await zfs.receive(this.target, input, { force });
+        await zfs.receive(this.target, input, flags);
       } catch (err) {
         if (err instanceof IntegrityError) await this.quarantine(s, vols, err);
-        throw err;
+        throw this.explainReceiveFailure(err, si);
       }
       await this.finishReceive(s, vols);
     }
   }
 
-  /** `zfs receive` flags for stream `si`; before a full receive, records that it started. */
-  private async receiveFlags(si: number): Promise<{ force: boolean }> {
+  /**
+   * zfs's refusal of an incremental because the target changed since the last
+   * receive (mounted and read, or written) as a clear error; others as they are.
+   */
+  private explainReceiveFailure(err: unknown, si: number): unknown {
+    if (si === 0 || !(err instanceof ZfsError) || !/modified\s+since most recent snapshot/i.test(err.stderrTail)) return err;
+    return new UsageError(
+      `${this.target} was changed since its last receive (mounted and read, or written): unmount it and leave it alone until the restore is done (it is mounted at the end), or pass --force to roll those changes back`,
+      'TARGET_MODIFIED',
+    );
+  }
+
+  /**
+   * `zfs receive` flags for stream `si`; before a full receive, records that it
+   * started. Every receive leaves the target unmounted (`-u`), so nothing
+   * changes it between two runs (it is mounted when the restore is done).
+   */
+  private async receiveFlags(si: number): Promise<{ force: boolean; unmounted: true }> {
     if (si !== 0) {
-      // Incrementals: -F rolls back changes made by mounting (atime) since the last receive,
-      // but OpenZFS also destroys the target's snapshots newer than the base: refuse to
-      // destroy snapshots somebody else took there (sanoid on the new pool) unless --force.
+      // Incrementals roll the target back (-F) only with --force: whatever changed it since
+      // the last receive is then lost, and OpenZFS also destroys its snapshots newer than the
+      // base, so snapshots somebody else took there (sanoid on the new pool) are refused first.
       const chain = new Set(this.job.streams.map((x) => x.to.guid));
       const snaps = await this.ctx.zfs.listSnapshots(this.target);
       const ours = snaps.filter((x) => chain.has(x.guid.toString()));
@@ -699,7 +718,7 @@ class RestoreStep {
           'TARGET_CHANGED',
         );
       }
-      return { force: true };
+      return { force: this.opts.force === true, unmounted: true };
     }
     const exists = await this.ctx.zfs.exists(this.target);
     // Our own interrupted full receive may have left the dataset behind.
@@ -707,7 +726,7 @@ class RestoreStep {
     if (exists && !force) throw new UsageError(`target ${this.target} already exists: pass --force to overwrite it`, 'TARGET_EXISTS');
     this.job.fullReceiveStartedAt ??= this.ctx.now().toISOString();
     this.save();
-    return { force };
+    return { force, unmounted: true };
   }
 
   /** After `zfs receive` of `s` succeeded: check the snapshot, record it, delete the staged files. */
