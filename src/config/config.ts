@@ -164,6 +164,20 @@ function argv(v: unknown, what: string, def: string[]): string[] {
   throw new ConfigError(`${what}: must be a command name or a non-empty array of arguments`);
 }
 
+/** An http(s) URL, or undefined; `secret` URLs (webhooks carry tokens) are never quoted in the error. */
+function httpUrl(v: string | undefined, key: string, secret: boolean): string | undefined {
+  if (v === undefined) return undefined;
+  let ok = false;
+  try {
+    const u = new URL(v);
+    ok = u.protocol === 'https:' || u.protocol === 'http:';
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new ConfigError(`${key} must be an http:// or https:// URL${secret ? '' : `, got ${v}`}`);
+  return v;
+}
+
 /** Validate a parsed TOML document into a full config with defaults. */
 export function configFromObject(doc: Table, path: string): ZbkConfig {
   const store = table(doc.store, 'store');
@@ -180,6 +194,8 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
   if (partSize > 4 * GiB) throw new ConfigError('upload.part_size must be at most 4GiB');
   if (volumeSize < partSize) throw new ConfigError('upload.volume_size must be at least upload.part_size');
   if (Math.ceil(volumeSize / partSize) > 10000) throw new ConfigError('upload.volume_size / upload.part_size exceeds the 10,000-part limit: raise part_size');
+  // S3's largest object is 5 TiB; sealing adds well under 0.1%.
+  if (volumeSize > 5 * 1024 * GiB * 0.999) throw new ConfigError('upload.volume_size must be below 5TiB (the largest S3 object, with room for sealing)');
   const parallel = num(upload, 'parallel', 'upload', 2);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new ConfigError('upload.parallel must be an integer from 1 to 64');
 
@@ -213,6 +229,17 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
   if (webhookFormat !== 'healthchecks' && webhookFormat !== 'uptime-kuma' && webhookFormat !== 'ntfy') {
     throw new ConfigError('hooks.webhook_format must be "healthchecks", "uptime-kuma" or "ntfy"');
   }
+  const endpoint = httpUrl(str(store, 'endpoint', 'store'), 'store.endpoint', false);
+  const onSuccess = httpUrl(str(hooks, 'on_success', 'hooks'), 'hooks.on_success', true);
+  const onFailure = httpUrl(str(hooks, 'on_failure', 'hooks'), 'hooks.on_failure', true);
+  const metaStorageClass = str(store, 'meta_storage_class', 'store', 'STANDARD')!;
+  if (metaStorageClass === 'GLACIER' || metaStorageClass === 'DEEP_ARCHIVE') {
+    throw new ConfigError(`store.meta_storage_class must be instantly readable (the key file, stream records and manifest mirrors live there), not ${metaStorageClass}`);
+  }
+  const mirrors = num(doc, 'mirrors', 'config', 10);
+  if (!Number.isInteger(mirrors) || mirrors < 1) throw new ConfigError('mirrors must be a whole number of at least 1');
+  const timeoutSeconds = num(hooks, 'timeout_seconds', 'hooks', 300);
+  if (!(timeoutSeconds >= 1 && timeoutSeconds <= 86400)) throw new ConfigError('hooks.timeout_seconds must be from 1 to 86400');
   const prices = table(doc.prices, 'prices');
   for (const [k, v] of Object.entries(prices)) {
     if (typeof v !== 'number') throw new ConfigError(`prices.${k}: must be a number`);
@@ -222,11 +249,11 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
     path,
     store: {
       url,
-      endpoint: str(store, 'endpoint', 'store'),
+      endpoint,
       region: str(store, 'region', 'store', 'us-east-1')!,
       pathStyle: bool(store, 'path_style', 'store', false),
       dataStorageClass: str(store, 'data_storage_class', 'store', 'DEEP_ARCHIVE')!,
-      metaStorageClass: str(store, 'meta_storage_class', 'store', 'STANDARD')!,
+      metaStorageClass,
       checksumCalculation: checksum,
     },
     upload: { partSize, volumeSize, parallel },
@@ -237,15 +264,15 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
     },
     zfs: { zfs: argv(zfs.zfs, 'zfs.zfs', ['zfs']), zpool: argv(zfs.zpool, 'zfs.zpool', ['zpool']) },
     stateDir: resolve(stateDir),
-    mirrors: num(doc, 'mirrors', 'config', 10),
+    mirrors,
     passphraseFile: str(doc, 'passphrase_file', 'config'),
     datasets,
     hooks: {
       prePush: hooks.pre_push === undefined ? undefined : argv(hooks.pre_push, 'hooks.pre_push', []),
       postPush: hooks.post_push === undefined ? undefined : argv(hooks.post_push, 'hooks.post_push', []),
-      timeoutSeconds: num(hooks, 'timeout_seconds', 'hooks', 300),
-      onSuccess: str(hooks, 'on_success', 'hooks'),
-      onFailure: str(hooks, 'on_failure', 'hooks'),
+      timeoutSeconds,
+      onSuccess,
+      onFailure,
       webhookFormat,
     },
     restore: {

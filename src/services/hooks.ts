@@ -16,6 +16,16 @@ export interface HookOutcome {
   detail?: string;
 }
 
+/** Variables a hook command never gets: zbk's own secrets (a notification script has no use for them). */
+const SECRET_ENV = /^(AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|SECURITY_TOKEN|WEB_IDENTITY_TOKEN_FILE)|ZBK_PASSPHRASE(_FILE)?)$/;
+
+/** zbk's environment without its secrets, for hook commands. */
+export function hookEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.test(k)) out[k] = v;
+  return out;
+}
+
 /** Run a hook command with a timeout. Never throws. */
 export function runHookCommand(argv: string[], env: Record<string, string>, timeoutSeconds: number): Promise<HookOutcome> {
   const what = `hook ${argv[0] ?? ''}`;
@@ -30,7 +40,7 @@ export function runHookCommand(argv: string[], env: Record<string, string>, time
     };
     let child;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(argv[0]!, argv.slice(1), { env: { ...hookEnvironment(process.env), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       finish({ ok: false, what, detail: (err as Error).message });
       return;
@@ -67,7 +77,7 @@ export function webhookRequest(hooks: HookConfig, ok: boolean, message: string):
   switch (hooks.webhookFormat) {
     case 'healthchecks': {
       // healthchecks.io: ping URL for success, the same URL + "/fail" for failure, body is the log.
-      const base = ok ? hooks.onSuccess : hooks.onFailure ?? (hooks.onSuccess ? `${hooks.onSuccess.replace(/\/+$/, '')}/fail` : undefined);
+      const base = ok ? hooks.onSuccess : hooks.onFailure ?? (hooks.onSuccess ? healthchecksFailUrl(hooks.onSuccess) : undefined);
       return base ? { url: base, method: 'POST', headers: { 'content-type': 'text/plain' }, body: text } : null;
     }
     case 'uptime-kuma': {
@@ -93,6 +103,13 @@ export function webhookRequest(hooks: HookConfig, ok: boolean, message: string):
   }
 }
 
+/** healthchecks.io's failure endpoint of a ping URL: "/fail" appended to the path (a query, e.g. ?create=1, stays a query). */
+export function healthchecksFailUrl(pingUrl: string): string {
+  const u = new URL(pingUrl);
+  u.pathname = `${u.pathname.replace(/\/+$/, '')}/fail`;
+  return u.toString();
+}
+
 /** Host of a URL, for messages (the rest of a webhook URL is a secret). */
 export function redactUrl(url: string): string {
   try {
@@ -104,7 +121,13 @@ export function redactUrl(url: string): string {
 
 /** Send the success/failure webhook, if configured. Never throws. */
 export async function sendWebhook(hooks: HookConfig, ok: boolean, message: string): Promise<HookOutcome | null> {
-  const req = webhookRequest(hooks, ok, message);
+  let req: WebhookRequest | null;
+  try {
+    req = webhookRequest(hooks, ok, message);
+  } catch {
+    // An unparsable URL (checked by the config, but a hook must never turn a result around).
+    return { ok: false, what: 'webhook', detail: 'the webhook URL is not a valid URL' };
+  }
   if (!req) return null;
   const what = `webhook to ${redactUrl(req.url)}`;
   try {

@@ -13,6 +13,14 @@ test('healthchecks: success pings the URL, failure pings URL/fail unless a failu
   assert.equal(webhookRequest(hooks, false, 'bad')?.url, 'https://hc-ping.com/SECRET-UUID/fail');
   assert.equal(webhookRequest({ ...hooks, onFailure: 'https://x/fail-here' }, false, 'bad')?.url, 'https://x/fail-here');
   assert.equal(webhookRequest(base, true, 'ok'), null, 'no URL, no request');
+  // A query (?create=1, ?rid=…) stays a query: "/fail" goes on the path, or healthchecks would count it as a success.
+  assert.equal(webhookRequest({ ...base, onSuccess: 'https://hc-ping.com/KEY/photos?create=1' }, false, 'bad')?.url, 'https://hc-ping.com/KEY/photos/fail?create=1');
+});
+
+test('a webhook URL that does not parse is a failed hook, never an exception that turns a push result around', async () => {
+  const r = await sendWebhook({ ...base, webhookFormat: 'uptime-kuma', onSuccess: 'kuma.example/api/push/TOKEN' }, true, 'ok');
+  assert.equal(r?.ok, false);
+  assert.ok(!JSON.stringify(r).includes('TOKEN'));
 });
 
 test('uptime kuma: status and message as query parameters', () => {
@@ -60,6 +68,13 @@ test('hook commands: success, failure with stderr, and a timeout that kills', as
   assert.match(failed.detail ?? '', /exit 3: boom/);
   const env = await runHookCommand(['sh', '-c', 'test "$ZBK_DATASET" = tank/x'], { ZBK_DATASET: 'tank/x' }, 5);
   assert.equal(env.ok, true, 'the hook sees ZBK_DATASET');
+  process.env.AWS_SECRET_ACCESS_KEY = 'not-for-hooks';
+  try {
+    const secrets = await runHookCommand(['sh', '-c', 'test -z "$AWS_SECRET_ACCESS_KEY" && test -n "$PATH"'], {}, 5);
+    assert.equal(secrets.ok, true, 'the hook gets PATH but not the AWS secret key');
+  } finally {
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+  }
   const slow = await runHookCommand(['sleep', '30'], {}, 0.3);
   assert.equal(slow.ok, false);
   assert.match(slow.detail ?? '', /timed out/);
