@@ -201,6 +201,9 @@ export class S3Store implements ObjectStore, IdentityProvider {
         if (!o.Key) continue;
         yield { key: o.Key.slice(this.keyPrefix.length), size: o.Size ?? 0, storageClass: o.StorageClass ?? 'STANDARD', lastModified: o.LastModified ?? new Date(0) };
       }
+      // A truncated page without a token would end the listing early, and a partial listing
+      // taken as whole makes objects look missing: refuse it.
+      if (page.IsTruncated && !page.NextContinuationToken) throw new PermanentStoreError(`S3 list ${prefix}: the server said the listing goes on but gave no continuation token`, 'PROTOCOL');
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
@@ -352,7 +355,7 @@ export class S3Store implements ObjectStore, IdentityProvider {
       if (!page.IsTruncated) break;
       keyMarker = page.NextKeyMarker;
       idMarker = page.NextUploadIdMarker;
-      if (!keyMarker) break;
+      if (!keyMarker) throw new PermanentStoreError(`S3 list multipart uploads ${prefix}: the server said the listing goes on but gave no key marker`, 'PROTOCOL');
     }
     return out.sort((a, b) => compareKeys(a.key, b.key) || a.initiated.getTime() - b.initiated.getTime());
   }
@@ -376,7 +379,12 @@ export class S3Store implements ObjectStore, IdentityProvider {
     }
   }
 
-  /** STS GetCallerIdentity (same endpoint override as S3 when one is configured). */
+  /**
+   * STS GetCallerIdentity (same endpoint override as S3 when one is configured).
+   * With an endpoint override the identity is best-effort (null when that
+   * service has no STS, as MinIO, Ceph or B2 may not): S3 access itself is
+   * checked by the caller anyway.
+   */
   async callerIdentity(): Promise<{ account: string; arn: string; userId: string } | null> {
     const sts = new STSClient({
       region: this.cfg.region,
@@ -387,6 +395,9 @@ export class S3Store implements ObjectStore, IdentityProvider {
     try {
       const out = await this.send('callerIdentity', undefined, () => sts.send(new GetCallerIdentityCommand({})));
       return { account: out.Account ?? '', arn: out.Arn ?? '', userId: out.UserId ?? '' };
+    } catch (err) {
+      if (this.cfg.endpoint && !(err instanceof AccessDeniedError)) return null;
+      throw err;
     } finally {
       sts.destroy();
     }
@@ -523,6 +534,8 @@ const PERMANENT_CODES: Record<string, string> = {
   MetadataTooLarge: 'INVALID_METADATA',
   PermanentRedirect: 'WRONG_REGION',
   AuthorizationHeaderMalformed: 'WRONG_REGION',
+  // S3-compatible services answer what they do not implement with 501: asking again never helps.
+  NotImplemented: 'NOT_IMPLEMENTED',
 };
 
 interface ErrorShape {
@@ -557,7 +570,7 @@ export function toStoreError(err: unknown, op: string, key: string, uploadId?: s
   if (
     TRANSIENT_CODES.has(name) ||
     TRANSIENT_ERRNO.has(errno) ||
-    (status !== undefined && (status >= 500 || status === 429 || status === 408)) ||
+    (status !== undefined && ((status >= 500 && status !== 501 && status !== 505) || status === 429 || status === 408)) ||
     /socket hang up|ECONNRESET|timed? ?out|network|aborted/i.test(message) ||
     name === 'AbortError'
   ) {
