@@ -70,7 +70,12 @@ async function streamRecordProblem(ctx: ServiceContext, keyring: Keyring, s: Str
   }
 }
 
-/** Check every complete stream of `dataset` (default all) against the store. */
+/**
+ * Check every restorable stream of `dataset` (default all) against the store:
+ * complete streams, and superseded ones still wholly stored (retention and
+ * restores of older snapshots go through them, see
+ * `Manifest.restorableStreams`).
+ */
 export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manifest: Manifest, dataset?: string): Promise<VerifyResult> {
   const problems: VerifyProblem[] = [];
   const listed = new Map<string, number>();
@@ -78,11 +83,14 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
   const referenced = new Set<string>();
   let objectsChecked = 0;
   let bytesChecked = 0;
-  const streams = manifest.streams(dataset).filter((s) => s.state === 'complete');
+  const streams = (dataset !== undefined ? [dataset] : manifest.datasets().map((d) => d.name)).flatMap((ds) => manifest.restorableStreams(ds));
   for (const s of streams) {
     for (const v of manifest.volumes(s.streamId)) {
       referenced.add(v.key);
-      if (v.state !== 'complete') continue;
+      if (v.state !== 'complete') {
+        problems.push({ key: v.key, dataset: s.dataset, streamId: s.streamId, problem: `volume is ${v.state} in the manifest, in a stream restores rely on` });
+        continue;
+      }
       objectsChecked++;
       bytesChecked += v.storedSize ?? 0;
       const problem = await volumeProblem(ctx, keyring, s, v, listed.get(v.key));

@@ -77,3 +77,17 @@ test('a dataset that fails does not keep the others from being consolidated, nor
   assert.deepEqual(left.filter((k) => chainB.includes(k)), [], 'the other one was still consolidated: its old chain is gone');
   assert.notDeepEqual(await rig.keys('manifest/'), mirrorsBefore, 'a mirror records the deletions');
 });
+
+test('verify checks the superseded streams that can still restore an older snapshot', async (t) => {
+  if (!requireZfs(t)) return;
+  const rig = await createRig(t);
+  await pushChain(rig);
+  const chainA = await rig.keys('data/');
+  ok(await rig.zbkAt(3, ['consolidate', rig.ds, '--apply', '--json']), 'apply at day 3: chain A superseded, still stored');
+  ok(await rig.zbkAt(3, ['verify', '--json']), 'verify with everything in place');
+  await rig.store().deleteMany([chainA[0]!]);
+  const r = await rig.zbkAt(3, ['verify', '--json']);
+  assert.equal(r.code, 6, `${r.stdout} ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { problems: { key: string }[] };
+  assert.ok(out.problems.some((p) => p.key === chainA[0]), JSON.stringify(out.problems));
+});
