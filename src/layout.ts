@@ -11,6 +11,10 @@
  */
 
 export const KEY_FILE_KEY = 'zbk.key';
+/** Where a key file that was replaced (init --force, key import over a damaged one) is kept. */
+export function replacedKeyFileKey(at: Date): string {
+  return `${KEY_FILE_KEY}.replaced-${at.toISOString().replace(/[-:.]/g, '')}`;
+}
 export const MANIFEST_PREFIX = 'manifest/';
 export const STREAMS_PREFIX = 'streams/';
 export const DATA_PREFIX = 'data/';

@@ -11,7 +11,7 @@ import { existsSync, renameSync } from 'node:fs';
 import { configFromObject, writeConfigFile, type ZbkConfig } from '../config/config.js';
 import { createKeyFile, openKeyFile, weakKdfWarning } from '../crypto/index.js';
 import { ConfigError } from '../errors.js';
-import { KEY_FILE_KEY } from '../layout.js';
+import { KEY_FILE_KEY, replacedKeyFileKey } from '../layout.js';
 import { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
@@ -137,7 +137,7 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
     // Asked (and checked) before anything is written.
     const pass = await newPassphrase(passphrase);
     if (existing) {
-      const aside = `${KEY_FILE_KEY}.replaced-${ctx.now().toISOString().replace(/[-:.]/g, '')}`;
+      const aside = replacedKeyFileKey(ctx.now());
       await ctx.store.put(aside, existing, { storageClass: config.store.metaStorageClass });
       warn(`replaced the existing repository's key file; the old one is kept at ${aside}`);
     }

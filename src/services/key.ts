@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { changePassphrase, exportPaperKey, importPaperKey, keyFileKeyId, openKeyFile, weakKdfWarning, type KdfParams } from '../crypto/index.js';
 import type { Keyring } from '../crypto/types.js';
 import { ConfigError, IntegrityError, KeyFileError, LockedError, UsageError } from '../errors.js';
-import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX } from '../layout.js';
+import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX, replacedKeyFileKey } from '../layout.js';
 import { acquireLock } from '../manifest/lock.js';
 import { listMirrors, writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
@@ -70,7 +70,7 @@ async function replaceKeyFile(ctx: ServiceContext, previous: Uint8Array | null, 
     } catch {
       sameKey = false;
     }
-    const aside = sameKey ? PREVIOUS_KEY_FILE_KEY : `${KEY_FILE_KEY}.replaced-${ctx.now().toISOString().replace(/[-:.]/g, '')}`;
+    const aside = sameKey ? PREVIOUS_KEY_FILE_KEY : replacedKeyFileKey(ctx.now());
     await ctx.store.put(aside, previous, { storageClass });
     const back = await ctx.store.getBytes(aside);
     if (!Buffer.from(back).equals(Buffer.from(previous))) {
