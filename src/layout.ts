@@ -4,6 +4,8 @@
  * ids are random, so the store learns only sizes and timing.
  *
  *   zbk.key                          key file (JSON), metadata class
+ *   zbk.key.prev                     the key file before the last passphrase change
+ *   zbk.key.replaced-<time>          a key file replaced by init --force or key import
  *   manifest/<time>-<rand>.zbkm      sealed manifest mirror, metadata class
  *   streams/<streamId>.zbks          sealed stream record, metadata class
  *   data/<streamId>/<volume>.zbkv    volume (sealed parts), data class;
