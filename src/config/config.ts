@@ -68,7 +68,8 @@ export interface HookConfig {
 }
 
 export interface RestoreConfig {
-  freeEgressGB: number;
+  /** Free internet egress per calendar month, GB; absent: the price table's (`[prices] free_egress_gb_month`, default 100). */
+  freeEgressGB?: number;
   /** GB of the monthly allowance left for other use. */
   reserveGB: number;
   tier: 'Bulk' | 'Standard';
@@ -276,7 +277,7 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
       webhookFormat,
     },
     restore: {
-      freeEgressGB: num(restore, 'free_egress_gb', 'restore', 100),
+      ...(restore.free_egress_gb === undefined ? {} : { freeEgressGB: num(restore, 'free_egress_gb', 'restore', 100) }),
       reserveGB: num(restore, 'reserve_gb', 'restore', 10),
       tier,
       stagingDir: resolve(str(restore, 'staging_dir', 'restore') ?? join(stateDir, 'restore')),

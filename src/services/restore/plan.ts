@@ -61,15 +61,17 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
   if (opts.asap && opts.budgetUSD !== undefined) throw new UsageError('choose one of --asap and --budget');
   const mode: RestoreMode = opts.asap ? 'asap' : opts.budgetUSD !== undefined ? 'budget' : 'free';
   const rc = ctx.config.restore;
+  const prices = priceTable(ctx.config.store.region, ctx.config.prices);
   const options: RestoreJob['options'] = {
     mode,
     tier: opts.tier ?? rc.tier,
-    freeEgressGB: opts.freeEgressGB ?? rc.freeEgressGB,
+    // The restore's own setting, else the price table's (where `[prices] free_egress_gb_month` overrides it).
+    freeEgressGB: opts.freeEgressGB ?? rc.freeEgressGB ?? prices.freeEgressGBPerMonth,
     reserveGB: opts.reserveGB ?? rc.reserveGB,
     ...(opts.budgetUSD === undefined ? {} : { budgetUSD: opts.budgetUSD }),
     ...(opts.downloadDays === undefined ? {} : { downloadDays: opts.downloadDays }),
   };
-  const plan = planRestore(volumes, now, options, priceTable(ctx.config.store.region, ctx.config.prices));
+  const plan = planRestore(volumes, now, options, prices);
   const monthOfKey = new Map<string, string>();
   for (const m of plan.months) for (const k of m.volumes) monthOfKey.set(k, m.month);
   const streams: JobStream[] = chain.map((s) => ({
