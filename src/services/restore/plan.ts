@@ -175,6 +175,13 @@ export async function restorePlan(ctx: ServiceContext, opts: RestorePlanServiceO
     const job = buildJob(ctx, manifest, opts, ctx.now());
     const old = loadJob(manifest, opts.dataset);
     const keptProgress = old ? mergeProgress(job, old, { reset: opts.reset === true }) : false;
+    if (!opts.dryRun && job.plan.withinBudget === false) {
+      // A plan over its budget is never saved: "restore run" would spend more than the user allowed.
+      throw new UsageError(
+        `no schedule stays within the budget of $${opts.budgetUSD?.toFixed(2)}: the cheapest costs $${job.plan.totalCost.toFixed(2)} (see it with --dry-run); raise --budget, or plan without it`,
+        'OVER_BUDGET',
+      );
+    }
     if (!opts.dryRun) {
       saveJob(manifest, job);
       manifest.logEvent('restore-planned', opts.dataset, { snapshot: job.snapshot.name, mode: job.options.mode, months: job.plan.months.length, totalBytes: job.plan.totalBytes });
