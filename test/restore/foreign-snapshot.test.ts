@@ -6,7 +6,7 @@
  * next incremental with a clear error, and --force rolls it back.
  */
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { UsageError } from '../../src/errors.js';
 import { restorePlan } from '../../src/services/restore/index.js';
 import { requireZfs } from '../helpers/pool.js';
@@ -15,14 +15,18 @@ import { pushedFixture, runToDone } from './helpers.js';
 
 const HOUR = 3_600_000;
 
-test('a snapshot taken on the target mid-restore stops the next incremental receive, and is kept', { timeout: 300_000 }, async (t) => {
-  if (!requireZfs(t)) return;
+/** Pushed chain, and a restore of it planned with a tiny allowance: the full and the first incremental in one month, the rest later. */
+async function planOverMonths(t: TestContext) {
   const fx = await pushedFixture(t, { start: new Date('2030-01-05T00:00:00Z'), restoreDelayMs: 6 * HOUR, fullFiles: 1, volumeSize: '5MiB' });
-  const target = `${fx.pool.name}/restored`;
   const ctx = { ...fx.context(), log: { info() {}, warn() {} } };
-  // Tiny allowance: the full and the first incremental in one month, the rest later.
   const plan = await restorePlan(ctx, { dataset: fx.dataset, freeEgressGB: 0.0056, reserveGB: 0 });
   assert.ok(plan.months.length >= 2, `plan spans ${plan.months.length} month(s)`);
+  return { fx, ctx, target: `${fx.pool.name}/restored` };
+}
+
+test('a snapshot taken on the target mid-restore stops the next incremental receive, and is kept', { timeout: 300_000 }, async (t) => {
+  if (!requireZfs(t)) return;
+  const { fx, target, ctx } = await planOverMonths(t);
 
   let taken = false;
   await assert.rejects(
@@ -44,11 +48,7 @@ test('a snapshot taken on the target mid-restore stops the next incremental rece
 
 test('a target changed between runs (mounted and read) is not rolled back without --force', { timeout: 300_000 }, async (t) => {
   if (!requireZfs(t)) return;
-  const fx = await pushedFixture(t, { start: new Date('2030-01-05T00:00:00Z'), restoreDelayMs: 6 * HOUR, fullFiles: 1, volumeSize: '5MiB' });
-  const target = `${fx.pool.name}/restored`;
-  const ctx = { ...fx.context(), log: { info() {}, warn() {} } };
-  const plan = await restorePlan(ctx, { dataset: fx.dataset, freeEgressGB: 0.0056, reserveGB: 0 });
-  assert.ok(plan.months.length >= 2, `plan spans ${plan.months.length} month(s)`);
+  const { fx, target, ctx } = await planOverMonths(t);
 
   let touched = false;
   await assert.rejects(
