@@ -55,6 +55,8 @@ export interface RestorePlanOptions {
   restoreLeadDays?: number;
   /** Days allowed to download a month's volumes after the thaw (default 7, at most 28). */
   downloadDays?: number;
+  /** GB already downloaded in the start month (by this repository's restores): less of that month's allowance is left. */
+  usedThisMonthGB?: number;
 }
 
 export interface RestoreCostBreakdown {
@@ -108,14 +110,17 @@ const DEFAULT_LEAD_DAYS: Record<RestoreTier, number> = { Bulk: 2, Standard: 0.5 
 
 /**
  * Group sizes, in order, into consecutive bins of at most `capBytes`. A size
- * above the cap gets a bin of its own. Returns bins of indices.
+ * above the cap gets a bin of its own. `usedInFirst` bytes of the first bin
+ * are taken already (downloads earlier this month): what does not fit beside
+ * them starts the next bin, leaving the first one empty if need be. Returns
+ * bins of indices.
  */
-export function packInOrder(sizes: readonly number[], capBytes: number): number[][] {
+export function packInOrder(sizes: readonly number[], capBytes: number, usedInFirst = 0): number[][] {
   const bins: number[][] = [];
   let cur: number[] = [];
-  let used = 0;
+  let used = usedInFirst;
   sizes.forEach((s, i) => {
-    if (cur.length > 0 && used + s > capBytes) {
+    if ((cur.length > 0 || used > 0) && used + s > capBytes) {
       bins.push(cur);
       cur = [];
       used = 0;
@@ -229,6 +234,8 @@ function sumCosts(costs: readonly RestoreCostBreakdown[]): RestoreCostBreakdown 
 }
 
 interface Ctx {
+  /** GB of month 0's allowance used before the plan (0 when downloads start next month). */
+  usedInFirstGB: number;
   volumes: readonly RestoreVolume[];
   start: Date;
   shift: number;
@@ -246,7 +253,7 @@ function buildMonths(ctx: Ctx, bins: number[][]): RestoreMonth[] {
     const vols = bin.map((j) => ctx.volumes[j]!);
     const bytes = vols.reduce((a, v) => a + v.bytes, 0);
     const cost = restoreCost(
-      { bytes, objects: vols.length, tier: ctx.tier, days: w.restoreDays, freeEgressGB: ctx.freeGB, alreadyUsedGB: ctx.reserveGB },
+      { bytes, objects: vols.length, tier: ctx.tier, days: w.restoreDays, freeEgressGB: ctx.freeGB, alreadyUsedGB: ctx.reserveGB + (i === 0 ? ctx.usedInFirstGB : 0) },
       ctx.prices,
     );
     return {
@@ -297,9 +304,10 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
   const shift = first.downloadBy.getTime() > startMonthEnd.getTime() ? 1 : 0;
   if (shift === 1) warnings.push(`the rest of ${first.month} is too short for a ${lead}-day thaw and a ${downloadDays}-day download: downloads start in the next month`);
 
-  const ctx: Ctx = { volumes, start, shift, lead, downloadDays, tier, freeGB, reserveGB, prices };
+  const usedInFirstGB = shift === 0 ? Math.max(0, options.usedThisMonthGB ?? 0) : 0;
+  const ctx: Ctx = { usedInFirstGB, volumes, start, shift, lead, downloadDays, tier, freeGB, reserveGB, prices };
   const sizes = volumes.map((v) => v.bytes);
-  const freeBins = packInOrder(sizes, capBytes);
+  const freeBins = packInOrder(sizes, capBytes, usedInFirstGB * BYTES_PER_GB);
   let months: RestoreMonth[];
   let withinBudget: boolean | undefined;
 

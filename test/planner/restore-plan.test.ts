@@ -126,3 +126,16 @@ test('volumes out of chain order are rejected; packInOrder; describeMonths', () 
   assert.equal(d.rows[3]![0], 'total');
   assert.equal(d.rows[0]![2], '18.0 GB');
 });
+
+test('downloads earlier this month leave less of its allowance for the plan', () => {
+  assert.deepEqual(packInOrder([3, 5], 10, 6), [[0], [1]], 'what fits beside the used part stays in the first month');
+  assert.deepEqual(packInOrder([5, 5, 11, 3, 3], 10, 6), [[], [0, 1], [2], [3, 4]], 'nothing fits: the first month stays empty');
+  // 20 GB usable; 15 GB already downloaded in March: only 5 GB left, not a 6 GB volume.
+  const p = planRestore(chain(), start, { ...tiny, mode: 'free', usedThisMonthGB: 15 }, P);
+  assert.deepEqual(p.months.map((m) => m.volumes.length), [0, 3, 3, 2]);
+  assert.equal(p.months[0]!.month, '2027-03');
+  // --asap now: 48 GB on top of 15 GB used and the 10 GB reserve, 30 GB free → 43 GB billed.
+  const now = planRestore(chain(), start, { ...tiny, mode: 'asap', usedThisMonthGB: 15 }, P);
+  const none = planRestore(chain(), start, { ...tiny, mode: 'asap' }, P);
+  assert.ok(now.months[0]!.cost.egress > none.months[0]!.cost.egress, `${now.months[0]!.cost.egress} > ${none.months[0]!.cost.egress}`);
+});

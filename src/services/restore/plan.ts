@@ -3,14 +3,14 @@
  * its volumes into months with the pure planner, and save the plan (keeping
  * the progress of an earlier plan of the same chain).
  */
-import { priceTable } from '../../cost/prices.js';
+import { BYTES_PER_GB, priceTable } from '../../cost/prices.js';
 import { UsageError } from '../../errors.js';
 import { acquireLock, describeHolder } from '../../manifest/lock.js';
 import { SnapshotNotPushedError } from '../../manifest/errors.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { planRestore, type RestoreMode, type RestorePlan } from '../../planner/restore-plan.js';
 import { manifestPath, openManifest, type ServiceContext } from '../context.js';
-import { chainVolumes, isLocalStore, loadJob, saveJob, type JobStream, type JobVolume, type RestoreJob } from './job.js';
+import { chainVolumes, isLocalStore, listJobs, loadJob, monthOf, saveJob, type JobStream, type JobVolume, type RestoreJob } from './job.js';
 
 export interface RestorePlanServiceOptions {
   dataset: string;
@@ -71,7 +71,9 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
     ...(opts.budgetUSD === undefined ? {} : { budgetUSD: opts.budgetUSD }),
     ...(opts.downloadDays === undefined ? {} : { downloadDays: opts.downloadDays }),
   };
-  const plan = planRestore(volumes, now, options, prices);
+  // What this repository's restores downloaded this month already leaves less of its allowance (it is per account).
+  const usedThisMonth = listJobs(manifest).reduce((a, j) => a + (j.egressByMonth[monthOf(now)] ?? 0), 0);
+  const plan = planRestore(volumes, now, { ...options, usedThisMonthGB: usedThisMonth / BYTES_PER_GB }, prices);
   const monthOfKey = new Map<string, string>();
   for (const m of plan.months) for (const k of m.volumes) monthOfKey.set(k, m.month);
   const streams: JobStream[] = chain.map((s) => ({
