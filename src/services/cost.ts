@@ -65,6 +65,8 @@ export interface CostOptions {
 interface Tagged extends CostObject {
   dataset: string;
   key: string;
+  /** Part of an incremental stream: new data, unlike a full (the first push, or a re-base by consolidation). */
+  incremental: boolean;
 }
 
 function storedObjects(manifest: Manifest): Tagged[] {
@@ -73,7 +75,7 @@ function storedObjects(manifest: Manifest): Tagged[] {
     if (s.state !== 'complete' && s.state !== 'superseded' && s.state !== 'abandoned') continue;
     for (const v of manifest.volumes(s.streamId)) {
       if (v.state !== 'complete' || v.storedSize === null) continue;
-      out.push({ dataset: s.dataset, key: v.key, bytes: v.storedSize, storageClass: costClass(v.storageClass), ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
+      out.push({ dataset: s.dataset, key: v.key, incremental: s.kind === 'incremental', bytes: v.storedSize, storageClass: costClass(v.storageClass), ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
     }
   }
   return out;
@@ -120,7 +122,8 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
     const scheduledObjs = objs.filter((o) => endsAt.has(o.key));
 
     const since = addDays(now, -90);
-    const recent = objs.filter((o) => o.uploadedAt && o.uploadedAt.getTime() > since.getTime() && !endsAt.has(o.key));
+    // Growth is what incrementals added lately; a full (first push, re-base) re-stores data already there.
+    const recent = objs.filter((o) => o.incremental && o.uploadedAt && o.uploadedAt.getTime() > since.getTime() && !endsAt.has(o.key));
     const recentGrowthBytesPerMonth = (recent.reduce((n, o) => n + o.bytes, 0) * DAYS_PER_MONTH) / 90;
     const cls = costClass(ctx.config.store.dataStorageClass);
 
