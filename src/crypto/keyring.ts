@@ -82,6 +82,28 @@ function blobContextAd(kind: string): Uint8Array {
   return concat(u32le(k.length), k);
 }
 
+/**
+ * What a thread other than the keyring's needs to open parts: the data
+ * subkey and the key id (copies; whoever holds them wipes them). Only
+ * `ZbkKeyring.partOpeningKey` makes one, for the part-opening worker of the
+ * restore pipeline (src/pipeline/part-opener.ts), which runs in this
+ * process: the key never leaves it.
+ */
+export interface PartOpeningKey {
+  dataKey: Uint8Array;
+  keyId: Uint8Array;
+}
+
+/**
+ * Authenticate and decrypt one sealed part with `key` into `out` (≥ its
+ * plaintext length), returning the filled prefix; IntegrityError (prefix
+ * wiped) otherwise. The one implementation behind ZbkKeyring.openPartInto
+ * and the part-opening worker.
+ */
+export function openPartWithKey(sodium: SodiumBackend, key: PartOpeningKey, ctx: PartContext, sealed: Uint8Array, out?: Uint8Array): Uint8Array {
+  return openContainer(sodium, key.dataKey, PART_KIND, key.keyId, partContextAd(ctx), sealed, out);
+}
+
 /** Keyring implementation. Obtain one from the key file (or keyringFromMasterKey in tests). */
 export class ZbkKeyring implements Keyring {
   readonly keyId: string;
@@ -116,7 +138,7 @@ export class ZbkKeyring implements Keyring {
   }
 
   openPart(ctx: PartContext, sealed: Uint8Array): Uint8Array {
-    return openContainer(this.sodium, this.dataKey, PART_KIND, this.keyIdBytes, partContextAd(ctx), sealed);
+    return openPartWithKey(this.sodium, this.partKey(), ctx, sealed);
   }
 
   /**
@@ -130,7 +152,12 @@ export class ZbkKeyring implements Keyring {
 
   /** openPart into a caller-owned buffer; on IntegrityError the buffer prefix is wiped. */
   openPartInto(ctx: PartContext, sealed: Uint8Array, out: Uint8Array): Uint8Array {
-    return openContainer(this.sodium, this.dataKey, PART_KIND, this.keyIdBytes, partContextAd(ctx), sealed, out);
+    return openPartWithKey(this.sodium, this.partKey(), ctx, sealed, out);
+  }
+
+  /** Copies of what opening parts needs, for a worker thread of this process (see PartOpeningKey). */
+  partOpeningKey(): PartOpeningKey {
+    return { dataKey: this.dataKey.slice(), keyId: this.keyIdBytes.slice() };
   }
 
   /**
@@ -172,6 +199,10 @@ export class ZbkKeyring implements Keyring {
     this.sodium.memzero(this.dataKey);
     this.sodium.memzero(this.metaKey);
     this.sodium.memzero(this.nameKey);
+  }
+
+  private partKey(): PartOpeningKey {
+    return { dataKey: this.dataKey, keyId: this.keyIdBytes };
   }
 
   private freshHeader(kind: ContainerKind): Uint8Array {

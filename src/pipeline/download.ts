@@ -17,6 +17,7 @@ import { IntegrityError } from '../errors.js';
 import type { VolumeRecord } from '../layout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { AbortError } from './errors.js';
+import { InlinePartOpener, type PartOpener } from './part-opener.js';
 
 /** Where one sealed part lies inside a volume object. */
 export interface PartRange {
@@ -112,54 +113,6 @@ function openOrThrow(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecor
   }
 }
 
-/** A keyring with the streaming part opener (ZbkKeyring has it). */
-type OpensChunks = Keyring & { openPartChunks(ctx: PartContext, sealedLength: number): { push(bytes: Uint8Array): Uint8Array[]; finish(): void } };
-
-function opensChunks(k: Keyring): k is OpensChunks {
-  return typeof (k as Partial<OpensChunks>).openPartChunks === 'function';
-}
-
-/** Sealed bytes handed to the opener per step: one sealed 256 KiB chunk (plus the header first). */
-const SLICE = 256 * 1024 + 16;
-
-const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
- * Like openOrThrow, but in steps of about one 256 KiB chunk with a turn of
- * the event loop between steps, so a consumer fed from this process (the
- * pipe into `zfs receive`) is refilled while a part is opened instead of
- * running dry for the whole part. Nothing is returned before the whole part
- * authenticated. Returns the plaintext as fresh chunks (owned by the caller).
- */
-async function openSliced(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, where: string): Promise<Buffer[]> {
-  if (!opensChunks(keyring)) {
-    const plain = openOrThrow(keyring, streamId, volume, r, partCount, sealed, where);
-    return [Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength)];
-  }
-  const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === partCount };
-  const chunks: Buffer[] = [];
-  try {
-    const opener = keyring.openPartChunks(ctx, sealed.length);
-    // First step: the 32-byte header and the first chunk.
-    let at = 0;
-    let step = Math.min(sealed.length, 32 + SLICE);
-    while (at < sealed.length) {
-      for (const c of opener.push(sealed.subarray(at, at + step))) chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-      at += step;
-      step = Math.min(SLICE, sealed.length - at);
-      if (at < sealed.length) await yieldToLoop();
-    }
-    opener.finish();
-    return chunks;
-  } catch (err) {
-    for (const c of chunks) c.fill(0);
-    if (err instanceof IntegrityError) {
-      throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
-    }
-    throw err;
-  }
-}
-
 async function writeAt(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let written = 0;
   while (written < buf.length) {
@@ -220,6 +173,26 @@ export interface DownloadVolumeOptions {
    * what it got as provisional until downloadVolume resolves.
    */
   onPlaintext?: PlaintextSink;
+  /**
+   * Opens the parts (default: inline on this thread with `keyring`). A
+   * restore passes one shared WorkerPartOpener for all its volumes.
+   */
+  opener?: PartOpener;
+  /**
+   * With `onPlaintext`: where each part's plaintext is opened. Buffers must
+   * come from `opener.allocate` (PlaintextFeed's pool does); a buffer that
+   * never reaches the sink is given back with `release`. Default: a fresh
+   * buffer per part.
+   */
+  plaintextBuffers?: PlaintextBuffers;
+}
+
+/** A source of plaintext part buffers that are reused once their consumer is done with them (PlaintextFeed). */
+export interface PlaintextBuffers {
+  /** A buffer of at least `size` bytes, now owned by the caller. */
+  acquire(size: number): Buffer;
+  /** `buf` (from acquire) was not handed to the consumer and may be reused. */
+  release(buf: Uint8Array): void;
 }
 
 /**
@@ -258,11 +231,6 @@ export interface DownloadVolumeOptions {
  * before it returned all bytes is not counted. Parts verified on disk are
  * `reusedBytes`, never `downloadedBytes`.
  *
- * - With `onPlaintext`, parts are opened and hashed in steps of one
- *   256 KiB chunk with turns of the event loop in between (a consumer in
- *   this process keeps being served); without, in one call into a reused
- *   buffer (the fastest way to only verify).
- *
  * Memory bound: three sealed parts (one being written, one being opened,
  * the next one being fetched) plus one plaintext part (≈ 4 × partSize); with
  * `onPlaintext`, plus the parts the sink still holds.
@@ -270,6 +238,7 @@ export interface DownloadVolumeOptions {
 export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ downloadedBytes: number; reusedBytes: number }> {
   const { store, keyring, volume, streamId, destPath, signal } = opts;
   const sink = opts.onPlaintext;
+  const opener = opts.opener ?? new InlinePartOpener(keyring);
   const layout = partLayout(volume, opts.sealedSize);
   const partial = `${destPath}.partial`;
   if (existsSync(destPath)) await rename(destPath, partial); // re-verified like any partial download
@@ -279,27 +248,32 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
   let inFlight: Promise<unknown> | null = null;
   // The write of the previous part to the staging file, still running while this one is opened.
   let writing: Promise<void> | null = null;
+  const hashToken = opener.beginVolume();
+  let digested = false;
   try {
     const maxSealed = Math.max(...layout.map((r) => r.sealedSize));
     // Three sealed buffers used in turn: part k−1 being written, part k being opened, part k+1 being fetched.
-    const sealedBufs = [Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed), Buffer.allocUnsafe(maxSealed)] as const;
+    const sealedBufs = [opener.allocate(maxSealed), opener.allocate(maxSealed), opener.allocate(maxSealed)] as const;
     // Without a sink the plaintext only feeds the hash: one reused buffer.
-    const plainBuf = sink ? undefined : Buffer.allocUnsafe(volume.partSize);
-    const hash = createHash('sha256');
+    const plainBuf = sink ? undefined : opener.allocate(volume.partSize);
+    const buffers: PlaintextBuffers = opts.plaintextBuffers ?? { acquire: (n) => opener.allocate(n), release: () => undefined };
     let reusedBytes = 0;
     let downloadedBytes = 0;
-    /** Authenticate part `r` (IntegrityError otherwise) and hash it; the plaintext chunks when there is a sink. */
+    /** Authenticate part `r` (IntegrityError otherwise) and hash it; the plaintext when there is a sink. */
     const openPart = async (r: PartRange, sealed: Uint8Array, where: string): Promise<Buffer[]> => {
-      if (!sink) {
-        hash.update(openOrThrow(keyring, streamId, volume, r, layout.length, sealed, where, plainBuf));
-        return [];
+      const out = plainBuf ?? buffers.acquire(r.plainSize);
+      const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === layout.length };
+      let plain: Uint8Array;
+      try {
+        plain = await opener.open(hashToken, ctx, sealed, out);
+      } catch (err) {
+        if (!plainBuf) buffers.release(out);
+        if (err instanceof IntegrityError) {
+          throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
+        }
+        throw err;
       }
-      const chunks = await openSliced(keyring, streamId, volume, r, layout.length, sealed, where);
-      for (const [i, c] of chunks.entries()) {
-        hash.update(c);
-        if (i % 2 === 1) await yieldToLoop();
-      }
-      return chunks;
+      return sink ? [Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength)] : [];
     };
 
     // The volume's last part reaches the sink only after the whole-volume
@@ -378,7 +352,8 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     }
     if (writing) await writing;
 
-    const digest = hash.digest('hex');
+    const digest = await opener.digest(hashToken);
+    digested = true;
     if (digest !== volume.plaintextSha256) {
       await fh.close();
       closed = true;
@@ -396,6 +371,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     await fsyncDir(destPath);
     return { downloadedBytes, reusedBytes };
   } finally {
+    if (!digested) opener.discard(hashToken);
     // A GET still running would write into a buffer nobody reads: let it settle
     // first (if it completes, `arrived` counts it before we return or throw).
     if (inFlight) await Promise.allSettled([inFlight]);
@@ -418,23 +394,41 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
  * `readable.errored` (async iteration, `pipeline` and `finished` reject
  * with it; `zfs.receive` checks it before it pipes).
  *
+ * Buffer pool (PlaintextBuffers): `acquire` hands out part buffers that are
+ * reused once the consumer reported, through `written` (zfs.receive's
+ * `onWritten`), that every byte written from them has left this process. A
+ * buffer is never reused before that, and never after the feed failed (the
+ * dead consumer's pipe may still hold a reference). When none is free, a
+ * fresh buffer is returned, so a buffer that is never given back costs
+ * memory churn, never a stall.
+ *
  * Memory bound: `highWaterMark` plus one write (a write is accepted while
- * less than `highWaterMark` bytes wait). A high-water mark of a part or two
- * keeps the consumer busy while the producer opens its next part.
+ * less than `highWaterMark` bytes wait), plus the pool (`poolSize` buffers).
  */
-export class PlaintextFeed {
+export class PlaintextFeed implements PlaintextBuffers {
   readonly readable: Readable;
   private wake: (() => void) | null = null;
   private wanted = false;
   private finished = false;
+  private failed = false;
+  /** Bytes pushed into `readable` so far, and bytes the consumer reported written. */
+  private pushed = 0;
+  private taken = 0;
+  private readonly pool: { buf: Buffer; state: 'free' | 'out' | 'queued'; releaseAt: number }[] = [];
+  private readonly allocate: (size: number) => Buffer;
+  private readonly poolSize: number;
 
-  constructor(opts: { highWaterMark?: number } = {}) {
+  constructor(opts: { highWaterMark?: number; allocate?: (size: number) => Buffer; poolSize?: number } = {}) {
+    this.allocate = opts.allocate ?? ((n) => Buffer.allocUnsafeSlow(n));
+    this.poolSize = opts.poolSize ?? 4;
     this.readable = new Readable({
       ...(opts.highWaterMark !== undefined ? { highWaterMark: opts.highWaterMark } : {}),
-      read: () => this.release(),
+      read: () => this.signalDemand(),
       destroy: (err, cb) => {
         this.finished = true;
-        this.release();
+        // The consumer is gone while its pipe may still read our buffers: never reuse them.
+        if (!this.readable.readableEnded) this.failed = true;
+        this.signalDemand();
         cb(err);
       },
     });
@@ -442,7 +436,34 @@ export class PlaintextFeed {
     this.readable.on('error', () => undefined);
   }
 
-  private release(): void {
+  acquire(size: number): Buffer {
+    if (!this.failed) {
+      const free = this.pool.find((e) => e.state === 'free' && e.buf.length >= size);
+      if (free) {
+        free.state = 'out';
+        return free.buf;
+      }
+      if (this.pool.length < this.poolSize) {
+        const e = { buf: this.allocate(size), state: 'out' as const, releaseAt: 0 };
+        this.pool.push(e);
+        return e.buf;
+      }
+    }
+    return this.allocate(size);
+  }
+
+  release(buf: Uint8Array): void {
+    const e = this.pool.find((x) => x.buf.buffer === buf.buffer);
+    if (e?.state === 'out') e.state = 'free';
+  }
+
+  /** The consumer has taken `bytes` more bytes, in order, and holds no reference to them. */
+  written(bytes: number): void {
+    this.taken += bytes;
+    for (const e of this.pool) if (e.state === 'queued' && e.releaseAt <= this.taken) e.state = 'free';
+  }
+
+  private signalDemand(): void {
     this.wanted = true;
     const w = this.wake;
     this.wake = null;
@@ -455,7 +476,14 @@ export class PlaintextFeed {
     this.wanted = false;
     for (const c of chunks) {
       if (this.finished) return;
-      if (c.length > 0) more = this.readable.push(c);
+      if (c.length === 0) continue;
+      more = this.readable.push(c);
+      this.pushed += c.length;
+      const e = this.pool.find((x) => x.buf.buffer === c.buffer);
+      if (e) {
+        e.state = 'queued';
+        e.releaseAt = this.pushed;
+      }
     }
     if (more || this.wanted || this.finished) return;
     await new Promise<void>((resolve) => {
@@ -473,7 +501,8 @@ export class PlaintextFeed {
   /** Abort: the consumer gets `err` as the stream's error (zfs receive is killed before it sees EOF). */
   fail(err: Error): void {
     this.finished = true;
-    this.release();
+    this.failed = true;
+    this.signalDemand();
     if (!this.readable.destroyed) this.readable.destroy(err);
   }
 }

@@ -105,4 +105,11 @@ export interface ReceiveOptions {
   resumable?: boolean;
   /** `-u`: do not mount the received file system (nothing then touches it between receives). */
   unmounted?: boolean;
+  /**
+   * Called, in order, as bytes of the input have been written into zfs's
+   * stdin (they are then in the kernel's pipe, no longer in this process's
+   * memory): the caller may reuse the memory of everything up to the sum.
+   * Not called for bytes that were never written (zfs gone first).
+   */
+  onWritten?: (bytes: number) => void;
 }

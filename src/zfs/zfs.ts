@@ -298,7 +298,22 @@ export class Zfs {
         input.unpipe(stdin);
         input.destroy();
       });
-      input.pipe(stdin);
+      const onWritten = opts.onWritten;
+      if (onWritten) {
+        // pipe() by hand, to learn when each chunk has left this process.
+        input.on('data', (chunk: Buffer) => {
+          if (stdin.destroyed) return;
+          const n = chunk.length;
+          const ok = stdin.write(chunk, (err) => {
+            if (!err) onWritten(n);
+          });
+          if (!ok) input.pause();
+        });
+        stdin.on('drain', () => input.resume());
+        input.once('end', () => stdin.end());
+      } else {
+        input.pipe(stdin);
+      }
 
       child.once('close', (code, signal) => {
         input.off('error', onInputError);

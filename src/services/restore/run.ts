@@ -45,7 +45,8 @@ import { IntegrityError, UsageError } from '../../errors.js';
 import { acquireLock, describeHolder } from '../../manifest/lock.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { AbortError } from '../../pipeline/errors.js';
-import { downloadVolume, openVolumeFiles, PlaintextFeed, type PlaintextSink } from '../../pipeline/download.js';
+import { downloadVolume, openVolumeFiles, PlaintextFeed, type DownloadVolumeOptions, type PlaintextSink } from '../../pipeline/download.js';
+import { createPartOpener, type PartOpener } from '../../pipeline/part-opener.js';
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
 import { ZfsError } from '../../zfs/errors.js';
@@ -142,6 +143,8 @@ class RestoreStep {
     private readonly ctx: ServiceContext,
     private readonly manifest: Manifest,
     private readonly keyring: Keyring,
+    /** Opens every part of this run (a worker thread for a ZbkKeyring). */
+    private readonly opener: PartOpener,
     private readonly job: RestoreJob,
     private readonly opts: RestoreRunOptions,
   ) {
@@ -311,7 +314,7 @@ class RestoreStep {
         streamId: Buffer.from(v.streamId, 'hex'),
         destPath: path,
         sealedSize: sealedPartSize,
-        ...(sink ? { onPlaintext: sink } : {}),
+        ...this.openOptions(sink),
       });
       return true;
     } catch (err) {
@@ -343,9 +346,9 @@ class RestoreStep {
     if (vols[0] !== v || !(await this.wholeStreamNow(vols))) return null;
     const flags = await this.receiveFlags(si);
     // Two parts queued ahead of zfs: it has work while the next part is opened.
-    const feed = new PlaintextFeed({ highWaterMark: 2 * Math.max(...vols.map((u) => u.partSize)) });
+    const feed = new PlaintextFeed({ highWaterMark: 2 * Math.max(...vols.map((u) => u.partSize)), allocate: (n) => this.opener.allocate(n) });
     this.ctx.log.info(`receiving @${s.to.name} into ${this.target} while its volumes download`);
-    const done = this.ctx.zfs.receive(this.target, feed.readable, flags).catch((err: unknown) => {
+    const done = this.ctx.zfs.receive(this.target, feed.readable, { ...flags, onWritten: (n) => feed.written(n) }).catch((err: unknown) => {
       throw this.explainReceiveFailure(err, si);
     });
     done.catch(() => undefined); // awaited in finishLive/abortLive
@@ -392,11 +395,20 @@ class RestoreStep {
     return true;
   }
 
+  /** How downloadVolume opens parts: with this run's opener, into the live receive's buffer pool when fed to it. */
+  private openOptions(sink?: PlaintextSink): Pick<DownloadVolumeOptions, 'opener' | 'onPlaintext' | 'plaintextBuffers'> {
+    if (!sink) return { opener: this.opener };
+    return { opener: this.opener, onPlaintext: sink, ...(this.live ? { plaintextBuffers: this.live.feed } : {}) };
+  }
+
   /** Feeds `v`'s parts to the live receive, each part once, in order. */
   private sinkOf(live: LiveReceive, v: JobVolume): PlaintextSink {
     return async (partIndex, chunks) => {
       if (live.vols[live.next] !== v) throw new IntegrityError(`live receive of @${live.stream.to.name}: got ${v.key} out of order`);
-      if (partIndex < live.partsFed) return; // fed by an earlier pass over the same verified bytes
+      if (partIndex < live.partsFed) {
+        for (const c of chunks) live.feed.release(c);
+        return; // fed by an earlier pass over the same verified bytes
+      }
       if (partIndex > live.partsFed) throw new IntegrityError(`live receive of @${live.stream.to.name}: part ${partIndex + 1} of ${v.key} came before part ${live.partsFed + 1}`);
       live.partsFed++;
       await live.feed.write(chunks);
@@ -624,7 +636,7 @@ class RestoreStep {
         destPath: path,
         sealedSize: sealedPartSize,
         ...(this.opts.signal ? { signal: this.opts.signal } : {}),
-        ...(sink ? { onPlaintext: sink } : {}),
+        ...this.openOptions(sink),
         onProgress: (p) => {
           const delta = p.downloadedBytes - seen;
           seen = p.downloadedBytes;
@@ -832,7 +844,12 @@ async function step(ctx: ServiceContext, opts: RestoreRunOptions): Promise<StepO
       saveJob(manifest, job);
       ctx.log.info(`no saved restore plan for ${opts.dataset}: planned one with the configured defaults (zbk restore status shows it)`);
     }
-    return await new RestoreStep(ctx, manifest, keyring, job, opts).run();
+    const opener = createPartOpener(keyring);
+    try {
+      return await new RestoreStep(ctx, manifest, keyring, opener, job, opts).run();
+    } finally {
+      await opener.close();
+    }
   } finally {
     manifest.close();
     lock.release();
