@@ -7,7 +7,6 @@
  *   read straight from a non-archived store, into the stream's plaintext for
  *   `zfs receive`, releasing a part only after it authenticates.
  */
-import { createHash } from 'node:crypto';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -89,22 +88,15 @@ async function readAt(fh: FileHandle, buf: Buffer, position: number): Promise<bo
   return true;
 }
 
-/** A keyring that can open a part into a caller-owned buffer (ZbkKeyring does). */
-type OpensInto = Keyring & { openPartInto(ctx: PartContext, sealed: Uint8Array, out: Uint8Array): Uint8Array };
-
-function opensInto(k: Keyring): k is OpensInto {
-  return typeof (k as Partial<OpensInto>).openPartInto === 'function';
-}
-
 /**
- * Authenticate and decrypt one part. With `into` (and a keyring that
- * supports it) the plaintext is written into that reused buffer, which
- * saves faulting in fresh pages for every part; otherwise it is fresh.
+ * Authenticate and decrypt part `r` of `volume` with `opener` into `out`,
+ * appending it to hash `token`; an authentication failure becomes an
+ * IntegrityError naming the part, the object and `where` it was read.
  */
-function openOrThrow(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, where: string, into?: Uint8Array): Uint8Array {
+async function openWith(opener: PartOpener, token: number, streamId: Uint8Array, volume: VolumeRecord, r: PartRange, partCount: number, sealed: Uint8Array, out: Uint8Array, where: string): Promise<Uint8Array> {
   const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === partCount };
   try {
-    return into && opensInto(keyring) ? keyring.openPartInto(ctx, sealed, into) : keyring.openPart(ctx, sealed);
+    return await opener.open(token, ctx, sealed, out);
   } catch (err) {
     if (err instanceof IntegrityError) {
       throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
@@ -112,6 +104,9 @@ function openOrThrow(keyring: Keyring, streamId: Uint8Array, volume: VolumeRecor
     throw err;
   }
 }
+
+/** Parts fetched ahead of the one being opened (each a ranged GET running at once). */
+const PREFETCH = 2;
 
 async function writeAt(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
   let written = 0;
@@ -204,12 +199,14 @@ export interface PlaintextBuffers {
  *   with the keyring. A part that fails with whole parts staged after it is
  *   fetched again on its own and written in place (without `onPlaintext`;
  *   with it, and otherwise, the file is truncated at the first missing or
- *   bad part); only what is missing is fetched, one ranged GET per part. The GET of
- *   part k+1 starts as soon as part k has arrived, so it overlaps with
- *   opening and handing on part k, and part k's write to the staging file
- *   overlaps opening part k+1; a crash loses at most those parts not yet on
- *   disk (a torn write is found when the file is verified on restart),
- *   never a verified byte on disk.
+ *   bad part); only what is missing is fetched, one ranged GET per part. Two
+ *   GETs run ahead of the part being opened (parts k+1 and k+2 while part
+ *   k is opened), part k's write to the staging file overlaps opening part
+ *   k+1, and so does the sink's handling of part k; a crash loses at most
+ *   those parts not yet on disk (a torn write is found when the file is
+ *   verified on restart), never a verified byte on disk. The written parts
+ *   are synced in the background as the download goes on, so the final
+ *   sync has little left.
  * - Every fetched part authenticates before it is written or handed on.
  * - At the end the whole volume's plaintext SHA-256 must equal
  *   `volume.plaintextSha256`; otherwise the file is moved to `destPath.bad`
@@ -231,9 +228,14 @@ export interface PlaintextBuffers {
  * before it returned all bytes is not counted. Parts verified on disk are
  * `reusedBytes`, never `downloadedBytes`.
  *
- * Memory bound: three sealed parts (one being written, one being opened,
- * the next one being fetched) plus one plaintext part (≈ 4 × partSize); with
- * `onPlaintext`, plus the parts the sink still holds.
+ * Parts are opened by `opener` (a worker thread in a restore), which also
+ * keeps the volume's running hash; sealed buffers are the opener's scratch
+ * buffers, reused from one volume to the next.
+ *
+ * Memory bound: four sealed parts (one being written, one being opened,
+ * two being fetched) plus one plaintext part (≈ 5 × partSize); with
+ * `onPlaintext`, plus the parts the sink still holds (PlaintextFeed: its
+ * high-water mark and pool).
  */
 export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ downloadedBytes: number; reusedBytes: number }> {
   const { store, keyring, volume, streamId, destPath, signal } = opts;
@@ -245,32 +247,34 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
 
   const fh = await open(partial, existsSync(partial) ? 'r+' : 'w+', 0o600);
   let closed = false;
-  let inFlight: Promise<unknown> | null = null;
+  // The sink's handling of the previous part, still running while this one is opened.
+  let feeding: Promise<void> | null = null;
+  // GETs still running (prefetched parts).
+  const inFlight = new Set<Promise<unknown>>();
   // The write of the previous part to the staging file, still running while this one is opened.
   let writing: Promise<void> | null = null;
+  // A data sync of what is written so far, running in the background (see flushBehind).
+  let flushing: Promise<void> | null = null;
+  let flushError: unknown = null;
   const hashToken = opener.beginVolume();
   let digested = false;
   try {
     const maxSealed = Math.max(...layout.map((r) => r.sealedSize));
-    // Three sealed buffers used in turn: part k−1 being written, part k being opened, part k+1 being fetched.
-    const sealedBufs = [opener.allocate(maxSealed), opener.allocate(maxSealed), opener.allocate(maxSealed)] as const;
+    // Sealed buffers used in turn: part k−1 being written, part k being opened, parts k+1 … k+PREFETCH being fetched.
+    const sealedBufs = Array.from({ length: PREFETCH + 2 }, (_, i) => opener.scratch(i, maxSealed));
     // Without a sink the plaintext only feeds the hash: one reused buffer.
-    const plainBuf = sink ? undefined : opener.allocate(volume.partSize);
+    const plainBuf = sink ? undefined : opener.scratch(PREFETCH + 2, volume.partSize);
     const buffers: PlaintextBuffers = opts.plaintextBuffers ?? { acquire: (n) => opener.allocate(n), release: () => undefined };
     let reusedBytes = 0;
     let downloadedBytes = 0;
     /** Authenticate part `r` (IntegrityError otherwise) and hash it; the plaintext when there is a sink. */
     const openPart = async (r: PartRange, sealed: Uint8Array, where: string): Promise<Buffer[]> => {
       const out = plainBuf ?? buffers.acquire(r.plainSize);
-      const ctx: PartContext = { streamId, volumeIndex: volume.index, partIndex: r.partNumber - 1, final: r.partNumber === layout.length };
       let plain: Uint8Array;
       try {
-        plain = await opener.open(hashToken, ctx, sealed, out);
+        plain = await openWith(opener, hashToken, streamId, volume, r, layout.length, sealed, out, where);
       } catch (err) {
         if (!plainBuf) buffers.release(out);
-        if (err instanceof IntegrityError) {
-          throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
-        }
         throw err;
       }
       return sink ? [Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength)] : [];
@@ -299,7 +303,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     for (; next < layout.length; next++) {
       const r = layout[next]!;
       if (!wholeOnDisk(next)) break;
-      const sealed = sealedBufs[0].subarray(0, r.sealedSize);
+      const sealed = sealedBufs[0]!.subarray(0, r.sealedSize);
       if (!(await readAt(fh, sealed, r.sealedOffset))) break;
       let chunks: Buffer[];
       try {
@@ -321,36 +325,73 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     }
     const validEnd = next < layout.length ? layout[next]!.sealedOffset : volume.storedSize;
     if (onDisk !== validEnd) await fh.truncate(validEnd);
+    /**
+     * Start syncing the parts written so far, unless a sync still runs: the
+     * disk writes them back while later parts are fetched and opened, and
+     * the final sync that makes the volume durable has little left to do
+     * (one sync of the whole volume at its end stalled the pipeline for as
+     * long as the disk took to write it). A failure is kept and thrown
+     * before the volume counts as staged: Linux reports a writeback error to
+     * one sync only, so the final sync could succeed after it.
+     */
+    const flushBehind = (): void => {
+      if (flushing) return;
+      flushing = fh.datasync().then(
+        () => {
+          flushing = null;
+        },
+        (err: unknown) => {
+          flushing = null;
+          flushError ??= err;
+        },
+      );
+    };
     const fetchInto = (k: number): Promise<Buffer> => {
       const r = layout[k]!;
-      const buf = sealedBufs[k % 3]!.subarray(0, r.sealedSize);
+      const buf = sealedBufs[k % sealedBufs.length]!.subarray(0, r.sealedSize);
       const p = fetchRange(store, volume.key, r, buf).then(() => {
         arrived(r);
         return buf;
       });
+      inFlight.add(p);
       // Awaited below (or in finally); this only avoids an unhandled rejection in between.
-      p.catch(() => undefined);
-      inFlight = p;
+      p.then(
+        () => inFlight.delete(p),
+        () => inFlight.delete(p),
+      );
       return p;
     };
-    let ahead = next < layout.length ? fetchInto(next) : null;
+    // Parts k+1 … k+PREFETCH are fetched while part k is opened, part k−1 is
+    // written and part k handed on: neither the network nor the disk waits for
+    // the CPU. Part k+PREFETCH goes into part k−2's buffer, whose write was
+    // awaited before part k−1's began.
+    const ahead: Promise<Buffer>[] = [];
+    let fetched = next;
+    const fetchAhead = (): void => {
+      while (fetched < layout.length && ahead.length < PREFETCH && !signal?.aborted) ahead.push(fetchInto(fetched++));
+    };
+    fetchAhead();
     for (; next < layout.length; next++) {
       if (signal?.aborted) throw new AbortError('download aborted', { cause: signal.reason });
       const r = layout[next]!;
-      const sealed = await ahead!;
-      inFlight = null;
-      // Part k+1 is fetched into part k−2's buffer (on disk: its write was awaited
-      // before part k−1's began) while part k is opened, part k−1 is written and
-      // part k handed on: neither the network nor the disk waits for the CPU.
-      ahead = next + 1 < layout.length && !signal?.aborted ? fetchInto(next + 1) : null;
+      const sealed = await ahead.shift()!;
+      fetchAhead();
       const chunks = await openPart(r, sealed, 'downloaded');
       if (writing) await writing;
+      flushBehind();
       writing = writeAt(fh, sealed, r.sealedOffset);
       // Awaited before the next write, after the loop or in finally; this only avoids an unhandled rejection.
       writing.catch(() => undefined);
-      await feed(r, chunks);
+      // Part k−1 may still wait for the sink (zfs is busy with what it has): part k was opened meanwhile.
+      if (feeding) await feeding;
+      feeding = feed(r, chunks);
+      // Awaited before the next part is handed on, after the loop or in finally.
+      feeding.catch(() => undefined);
     }
+    if (feeding) await feeding;
     if (writing) await writing;
+    if (flushing) await flushing;
+    if (flushError !== null) throw flushError;
 
     const digest = await opener.digest(hashToken);
     digested = true;
@@ -374,8 +415,10 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     if (!digested) opener.discard(hashToken);
     // A GET still running would write into a buffer nobody reads: let it settle
     // first (if it completes, `arrived` counts it before we return or throw).
-    if (inFlight) await Promise.allSettled([inFlight]);
+    await Promise.allSettled([...inFlight]);
+    if (feeding) await Promise.allSettled([feeding]);
     if (writing) await Promise.allSettled([writing]);
+    if (flushing) await Promise.allSettled([flushing]);
     if (!closed) await fh.close();
   }
 }
@@ -420,7 +463,7 @@ export class PlaintextFeed implements PlaintextBuffers {
 
   constructor(opts: { highWaterMark?: number; allocate?: (size: number) => Buffer; poolSize?: number } = {}) {
     this.allocate = opts.allocate ?? ((n) => Buffer.allocUnsafeSlow(n));
-    this.poolSize = opts.poolSize ?? 4;
+    this.poolSize = opts.poolSize ?? 5;
     this.readable = new Readable({
       ...(opts.highWaterMark !== undefined ? { highWaterMark: opts.highWaterMark } : {}),
       read: () => this.signalDemand(),
@@ -519,20 +562,21 @@ interface VolumeSource {
 /**
  * The plaintext of `volumes` in order. Each part is authenticated before its
  * plaintext is yielded; each volume's plaintext hash is checked at its end.
- * One part is prefetched while the previous one is consumed.
+ * One part is prefetched while the previous one is opened and consumed.
  */
-async function* plaintextOf(keyring: Keyring, streamId: Uint8Array, volumes: VolumeSource[], sealedSize: (n: number) => number): AsyncGenerator<Buffer> {
+async function* plaintextOf(opener: PartOpener, streamId: Uint8Array, volumes: VolumeSource[], sealedSize: (n: number) => number): AsyncGenerator<Buffer> {
   for (let i = 0; i < volumes.length; i++) {
     const { record } = volumes[i]!;
     if (record.index !== i) throw new IntegrityError(`volume ${i} of the stream is missing (got volume ${record.index} in its place)`);
     const layout = partLayout(record, sealedSize);
     const { read, end } = await volumes[i]!.begin();
     const pending = new Set<Promise<Buffer>>();
+    const token = opener.beginVolume();
+    let digested = false;
     try {
-      const hash = createHash('sha256');
       let lastPlain: Uint8Array | null = null;
       const fetch = (r: PartRange): Promise<Buffer> => {
-        const buf = Buffer.allocUnsafe(r.sealedSize);
+        const buf = opener.allocate(r.sealedSize);
         const p = read(record, r, buf).then(() => buf);
         // Kept until awaited; the no-op handler avoids an unhandled rejection if the consumer stops first.
         p.catch(() => undefined);
@@ -545,18 +589,20 @@ async function* plaintextOf(keyring: Keyring, streamId: Uint8Array, volumes: Vol
         const sealed = await ahead;
         pending.delete(ahead);
         if (k + 1 < layout.length) ahead = fetch(layout[k + 1]!);
-        const plain = openOrThrow(keyring, streamId, record, r, layout.length, sealed, 'read');
-        hash.update(plain);
+        // A fresh buffer per part: its ownership passes to the consumer.
+        const plain = await openWith(opener, token, streamId, record, r, layout.length, sealed, opener.allocate(r.plainSize), 'read');
         // The last part waits for the whole-volume hash (zfs receive commits at the stream's END record).
         if (k === layout.length - 1) lastPlain = plain;
         else if (plain.length > 0) yield Buffer.from(plain.buffer, plain.byteOffset, plain.byteLength);
       }
-      const digest = hash.digest('hex');
+      const digest = await opener.digest(token);
+      digested = true;
       if (digest !== record.plaintextSha256) {
         throw new IntegrityError(`volume ${record.key}: plaintext SHA-256 does not match the stream record`);
       }
       if (lastPlain && lastPlain.length > 0) yield Buffer.from(lastPlain.buffer, lastPlain.byteOffset, lastPlain.byteLength);
     } finally {
+      if (!digested) opener.discard(token);
       await Promise.allSettled(pending);
       await end();
     }
@@ -571,6 +617,8 @@ function toReadable(gen: AsyncGenerator<Buffer>): Readable {
 
 export interface OpenVolumeFilesOptions {
   keyring: Keyring;
+  /** Opens the parts (default: inline with `keyring`); a restore passes its worker. */
+  opener?: PartOpener;
   streamId: Uint8Array;
   /** Every volume of the stream, in order, with its staged file (as written by downloadVolume). */
   volumes: { record: VolumeRecord; path: string }[];
@@ -602,12 +650,14 @@ export function openVolumeFiles(opts: OpenVolumeFilesOptions): Readable {
       };
     },
   }));
-  return toReadable(plaintextOf(opts.keyring, opts.streamId, sources, opts.sealedSize));
+  return toReadable(plaintextOf(opts.opener ?? new InlinePartOpener(opts.keyring), opts.streamId, sources, opts.sealedSize));
 }
 
 export interface OpenVolumesFromStoreOptions {
   store: ObjectStore;
   keyring: Keyring;
+  /** Opens the parts (default: inline with `keyring`). */
+  opener?: PartOpener;
   streamId: Uint8Array;
   /** Every volume of the stream, in order. */
   volumes: VolumeRecord[];
@@ -633,5 +683,5 @@ export function openVolumesFromStore(opts: OpenVolumesFromStoreOptions): Readabl
       return { read: (v, r, buf) => fetchRange(store, v.key, r, buf), end: async () => undefined };
     },
   }));
-  return toReadable(plaintextOf(opts.keyring, opts.streamId, sources, opts.sealedSize));
+  return toReadable(plaintextOf(opts.opener ?? new InlinePartOpener(opts.keyring), opts.streamId, sources, opts.sealedSize));
 }

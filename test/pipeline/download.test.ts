@@ -24,7 +24,7 @@ before(async () => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function stored(size: number, seed = 1): Promise<{ store: MemoryStore; streamId: Uint8Array; res: UploadResult; data: Buffer }> {
+async function stored(size: number, seed = 1, volumeSize = VS): Promise<{ store: MemoryStore; streamId: Uint8Array; res: UploadResult; data: Buffer }> {
   const store = new MemoryStore({ minPartSize: PS, archive: false });
   const streamId = randomBytes(16);
   const data = bytesOf(size, seed);
@@ -34,7 +34,7 @@ async function stored(size: number, seed = 1): Promise<{ store: MemoryStore; str
     source: sourceOf(data),
     streamId,
     partSize: PS,
-    volumeSize: VS,
+    volumeSize,
     parallel: 2,
     storageClass: 'STANDARD',
     volumeMetadata: () => ({}),
@@ -217,20 +217,20 @@ describe('downloadVolume egress accounting', () => {
   }
 
   it('counts every part whose GET returned, also when it then fails authentication (the prefetched next part included)', async () => {
-    const { store, streamId, res } = await stored(VS);
+    const { store, streamId, res } = await stored(8 * PS, 1, 8 * PS);
     const record = res.volumes[0]!;
     const s = sealedSize(PS);
-    await flipStoredByte(store, record.key, s + 100); // inside part 2 of 4
+    await flipStoredByte(store, record.key, s + 100); // inside part 2 of 8
     store.resetCounts();
     const r = await failingRun({ store, keyring, volume: record, streamId, destPath: dest(), sealedSize });
-    // Part 1 written; part 2 fetched and refused; part 3 fetched while part 2 was opened.
-    assert.equal(store.counts.get, 3);
+    // Part 1 written; part 2 fetched and refused; parts 3 and 4 fetched while part 2 was opened; nothing after.
+    assert.equal(store.counts.get, 4);
     assert.equal(r.downloaded, store.counts.get * s, 'every byte the store served is reported as egress');
-    assert.deepEqual([...r.parts].sort(), [1, 2, 3], 'each fetched part is reported exactly once');
+    assert.deepEqual([...r.parts].sort(), [1, 2, 3, 4], 'each fetched part is reported exactly once');
   });
 
   it('counts the fetched parts when the consumer fails or the run is aborted', async () => {
-    const { store, streamId, res } = await stored(VS);
+    const { store, streamId, res } = await stored(8 * PS, 1, 8 * PS);
     const record = res.volumes[0]!;
     const s = sealedSize(PS);
 
@@ -246,9 +246,10 @@ describe('downloadVolume egress accounting', () => {
         if (i === 1) throw new Error('receive died');
       },
     });
-    assert.equal(store.counts.get, 3);
+    // The sink's failure on part 2 is seen after part 3 was opened (it overlaps the sink): parts 4 and 5 were fetched by then.
+    assert.equal(store.counts.get, 5);
     assert.equal(sinkFails.downloaded, store.counts.get * s);
-    assert.deepEqual([...sinkFails.parts].sort(), [1, 2, 3]);
+    assert.deepEqual([...sinkFails.parts].sort(), [1, 2, 3, 4, 5]);
 
     store.resetCounts();
     const ac = new AbortController();
@@ -264,9 +265,9 @@ describe('downloadVolume egress accounting', () => {
         if (i === 0) ac.abort();
       },
     });
-    assert.equal(store.counts.get, 2, 'part 2 was already being fetched when the run was aborted');
+    assert.equal(store.counts.get, 3, 'parts 2 and 3 were already being fetched when the run was aborted');
     assert.equal(aborted.downloaded, store.counts.get * s);
-    assert.deepEqual([...aborted.parts].sort(), [1, 2]);
+    assert.deepEqual([...aborted.parts].sort(), [1, 2, 3]);
   });
 
   it('never counts a part twice, and keeps parts verified on disk apart as reused', async () => {
@@ -358,6 +359,27 @@ describe('PlaintextFeed', () => {
     await new Promise((r) => setImmediate(r)); // the 'error' event has been emitted by now
     assert.equal(feed.readable.errored, boom);
     await assert.rejects(collect(feed.readable), (e: unknown) => e === boom);
+  });
+  it('reuses a pooled buffer only after the consumer reported its bytes written, and never after a failure', async () => {
+    const feed = new PlaintextFeed({ highWaterMark: 1 << 20, poolSize: 1 });
+    const a = feed.acquire(100);
+    const b = feed.acquire(100);
+    assert.notEqual(b.buffer, a.buffer, 'a pooled buffer still out is not handed out twice');
+    const drained = collect(feed.readable);
+    await feed.write([a.subarray(0, 60)]);
+    await feed.write([Buffer.alloc(10)]);
+    assert.notEqual(feed.acquire(100).buffer, a.buffer, 'not before the consumer took its bytes');
+    feed.written(59);
+    assert.notEqual(feed.acquire(100).buffer, a.buffer, 'not before every byte from it was taken');
+    feed.written(1);
+    assert.equal(feed.acquire(100).buffer, a.buffer, 'reused once its 60 bytes were written');
+    feed.release(a);
+    assert.equal(feed.acquire(50).buffer, a.buffer, 'a released buffer is reused');
+    await feed.write([a.subarray(0, 5)]);
+    feed.fail(new Error('receive died'));
+    await assert.rejects(drained);
+    feed.written(1000);
+    assert.notEqual(feed.acquire(10).buffer, a.buffer, 'after a failure the dead consumer may still hold it');
   });
 });
 

@@ -144,3 +144,32 @@ test('receive: an input that fails while the receive is still starting rejects w
   assert.match(calls, /^get -Hp -o value type tank\/dst$/m);
   rmSync(log, { force: true });
 });
+
+test('receive: onWritten reports every byte that reached zfs, and a PlaintextFeed reusing buffers only on it delivers every byte intact', { timeout: 30_000 }, async () => {
+  const out = join(dir, 'received.bin');
+  // A slow reader: the pipe fills, so most writes wait and reused buffers would show up as wrong bytes.
+  const fake = script('recv-slow', `case "$1" in\n  get) echo "cannot open: dataset does not exist" >&2; exit 1;;\n  receive) sleep 0.3; cat > '${out}'; exit 0;;\nesac\nexit 2`);
+  const zfs = new Zfs({ zfs: [fake] });
+  const partSize = 256 * 1024;
+  const feed = new PlaintextFeed({ highWaterMark: partSize, poolSize: 2 });
+  let written = 0;
+  const done = zfs.receive('tank/dst', feed.readable, { onWritten: (n) => {
+    written += n;
+    feed.written(n);
+  } });
+  const expected: Buffer[] = [];
+  const seen = new Set<ArrayBufferLike>();
+  for (let i = 0; i < 24; i++) {
+    const buf = feed.acquire(partSize);
+    seen.add(buf.buffer);
+    buf.fill(i + 1);
+    expected.push(Buffer.from(buf));
+    await feed.write([buf]);
+  }
+  feed.end();
+  await done;
+  assert.ok(seen.size < 24, 'the pool reused buffers');
+  assert.equal(written, 24 * partSize);
+  assert.ok(readFileSync(out).equals(Buffer.concat(expected)), 'zfs got every byte as written, none overwritten by a reused buffer');
+  rmSync(log, { force: true });
+});

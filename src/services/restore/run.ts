@@ -681,6 +681,7 @@ class RestoreStep {
       const flags = await this.receiveFlags(si);
       const input = openVolumeFiles({
         keyring: this.keyring,
+        opener: this.opener,
         streamId: Buffer.from(s.streamId, 'hex'),
         volumes: vols.map((v) => ({ record: recordOf(v), path: this.path(v) })),
         sealedSize: sealedPartSize,
