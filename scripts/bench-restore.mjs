@@ -115,17 +115,20 @@ try {
     // ZBK_BENCH_PROFILE=FILE: a CPU profile of the zbk restore of the last rep (open it in Chrome DevTools).
     const profiler = process.env.ZBK_BENCH_PROFILE && i === reps - 1 ? new (await import('node:inspector/promises')).Session() : null;
     if (profiler) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start'); }
+    // Peak RSS of this rep alone: reset the process's high-water mark first (Linux: clear_refs 5).
+    try { writeFileSync('/proc/self/clear_refs', '5'); } catch { /* not Linux: the peak covers the whole run */ }
     f0 = fuseCpu(); const c0 = process.cpuUsage(); const s0 = serverCpu();
     t0 = performance.now();
     if (process.env.ZBK_BENCH_LOG) console.error(`${t0.toFixed(0)} restore run starts`);
     const r = await restoreRun(ctx, { dataset: ds, target });
     const zbkS = (performance.now() - t0) / 1000;
+    const peakRssMB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024);
     if (process.env.ZBK_BENCH_LOG) { const c = process.cpuUsage(c0); console.error(`zbk: ${zbkS.toFixed(2)} s, zfs-fuse cpu ${fuseCpu() - f0} ms, node cpu user ${(c.user / 1000).toFixed(0)} sys ${(c.system / 1000).toFixed(0)} ms, S3 server cpu ${serverCpu() - s0} ms`); }
     if (profiler) { const { profile } = await profiler.post('Profiler.stop'); writeFileSync(process.env.ZBK_BENCH_PROFILE, JSON.stringify(profile)); profiler.disconnect(); }
     if (!r.done) throw new Error(`restore not done: ${r.next.what}`);
     storedBytes = r.bytesDownloaded;
     await destroy(target);
-    rows.push({ rawMBps: +(mb / rawS).toFixed(1), teeMBps: +(mb / teeS).toFixed(1), zbkMBps: +(mb / zbkS).toFixed(1), ratio: +(rawS / zbkS).toFixed(2), ratioTee: +(teeS / zbkS).toFixed(2) });
+    rows.push({ rawMBps: +(mb / rawS).toFixed(1), teeMBps: +(mb / teeS).toFixed(1), zbkMBps: +(mb / zbkS).toFixed(1), ratio: +(rawS / zbkS).toFixed(2), ratioTee: +(teeS / zbkS).toFixed(2), peakRssMB });
   }
   console.log(JSON.stringify({ streamBytes, storedBytes, partMiB, volumeMiB, reps: rows, medianRatio: median(rows.map((x) => x.ratio)), medianRatioTee: median(rows.map((x) => x.ratioTee)), load1: +loadavg()[0].toFixed(2) }));
 } finally {
