@@ -116,6 +116,7 @@ try {
     const profiler = process.env.ZBK_BENCH_PROFILE && i === reps - 1 ? new (await import('node:inspector/promises')).Session() : null;
     if (profiler) { profiler.connect(); await profiler.post('Profiler.enable'); await profiler.post('Profiler.start'); }
     // Peak RSS of this rep alone: reset the process's high-water mark first (Linux: clear_refs 5).
+    globalThis.gc?.();
     try { writeFileSync('/proc/self/clear_refs', '5'); } catch { /* not Linux: the peak covers the whole run */ }
     f0 = fuseCpu(); const c0 = process.cpuUsage(); const s0 = serverCpu();
     t0 = performance.now();

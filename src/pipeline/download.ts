@@ -463,7 +463,7 @@ export class PlaintextFeed implements PlaintextBuffers {
 
   constructor(opts: { highWaterMark?: number; allocate?: (size: number) => Buffer; poolSize?: number } = {}) {
     this.allocate = opts.allocate ?? ((n) => Buffer.allocUnsafeSlow(n));
-    this.poolSize = opts.poolSize ?? 5;
+    this.poolSize = opts.poolSize ?? 3;
     this.readable = new Readable({
       ...(opts.highWaterMark !== undefined ? { highWaterMark: opts.highWaterMark } : {}),
       read: () => this.signalDemand(),

@@ -345,8 +345,9 @@ class RestoreStep {
     const vols = this.job.volumes.filter((x) => x.streamId === s.streamId);
     if (vols[0] !== v || !(await this.wholeStreamNow(vols))) return null;
     const flags = await this.receiveFlags(si);
-    // Two parts queued ahead of zfs: it has work while the next part is opened.
-    const feed = new PlaintextFeed({ highWaterMark: 2 * Math.max(...vols.map((u) => u.partSize)), allocate: (n) => this.opener.allocate(n) });
+    // One part queued ahead of zfs (it has work while the next part is opened), three pooled
+    // plaintext buffers (queued, being written into zfs's pipe, being opened); see BENCHMARKS.md.
+    const feed = new PlaintextFeed({ highWaterMark: Math.max(...vols.map((u) => u.partSize)), poolSize: 3, allocate: (n) => this.opener.allocate(n) });
     this.ctx.log.info(`receiving @${s.to.name} into ${this.target} while its volumes download`);
     const done = this.ctx.zfs.receive(this.target, feed.readable, { ...flags, onWritten: (n) => feed.written(n) }).catch((err: unknown) => {
       throw this.explainReceiveFailure(err, si);
@@ -828,8 +829,30 @@ class RestoreStep {
   }
 }
 
+/**
+ * The part opener of one `restoreRun`, shared by its steps: a `--wait` run
+ * keeps one worker and one set of part buffers for all its steps instead of
+ * leaving a set per step for the garbage collector.
+ */
+class OpenerCache {
+  private current: { keyId: string; opener: PartOpener } | null = null;
+
+  async for(keyring: Keyring): Promise<PartOpener> {
+    if (this.current?.keyId === keyring.keyId) return this.current.opener;
+    await this.close();
+    this.current = { keyId: keyring.keyId, opener: createPartOpener(keyring) };
+    return this.current.opener;
+  }
+
+  async close(): Promise<void> {
+    const c = this.current;
+    this.current = null;
+    await c?.opener.close();
+  }
+}
+
 /** One step of the state machine under the manifest lock. */
-async function step(ctx: ServiceContext, opts: RestoreRunOptions): Promise<StepOutcome> {
+async function step(ctx: ServiceContext, opts: RestoreRunOptions, openers: OpenerCache): Promise<StepOutcome> {
   // The passphrase is checked first: nothing below may spend money with a wrong one.
   const keyring = await openKeyring(ctx);
   const lock = await acquireLock(manifestPath(ctx.config), {
@@ -845,12 +868,7 @@ async function step(ctx: ServiceContext, opts: RestoreRunOptions): Promise<StepO
       saveJob(manifest, job);
       ctx.log.info(`no saved restore plan for ${opts.dataset}: planned one with the configured defaults (zbk restore status shows it)`);
     }
-    const opener = createPartOpener(keyring);
-    try {
-      return await new RestoreStep(ctx, manifest, keyring, opener, job, opts).run();
-    } finally {
-      await opener.close();
-    }
+    return await new RestoreStep(ctx, manifest, keyring, await openers.for(keyring), job, opts).run();
   } finally {
     manifest.close();
     lock.release();
@@ -880,22 +898,31 @@ export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): 
     sharedEgress: null,
   };
   let delay = initial;
-  for (;;) {
-    const o = await step(ctx, opts);
-    result.steps++;
-    result.snapshot = o.snapshot;
-    result.requested.push(...o.requested);
-    result.downloaded.push(...o.downloaded);
-    result.received.push(...o.received);
-    result.bytesDownloaded += o.bytes;
-    result.next = o.next;
-    result.done = o.done;
-    result.sharedEgress = o.sharedEgress;
-    if (!opts.wait || o.next.kind !== 'poll') return result;
-    const progressed = o.requested.length + o.downloaded.length + o.received.length > 0;
-    if (progressed) delay = initial;
-    ctx.log.info(`${o.next.what}; checking again in ${Math.round(delay / 1000)} s`);
-    await sleep(delay, opts.signal);
-    delay = Math.min(delay * 2, max);
+  const openers = new OpenerCache();
+  try {
+    return await runSteps();
+  } finally {
+    await openers.close();
+  }
+
+  async function runSteps(): Promise<RestoreRunResult> {
+    for (;;) {
+      const o = await step(ctx, opts, openers);
+      result.steps++;
+      result.snapshot = o.snapshot;
+      result.requested.push(...o.requested);
+      result.downloaded.push(...o.downloaded);
+      result.received.push(...o.received);
+      result.bytesDownloaded += o.bytes;
+      result.next = o.next;
+      result.done = o.done;
+      result.sharedEgress = o.sharedEgress;
+      if (!opts.wait || o.next.kind !== 'poll') return result;
+      const progressed = o.requested.length + o.downloaded.length + o.received.length > 0;
+      if (progressed) delay = initial;
+      ctx.log.info(`${o.next.what}; checking again in ${Math.round(delay / 1000)} s`);
+      await sleep(delay, opts.signal);
+      delay = Math.min(delay * 2, max);
+    }
   }
 }
