@@ -55,6 +55,14 @@ test('two restores of one repository share the monthly egress allowance', { time
     assert.ok(sum <= capBytes, `${m}: the two jobs downloaded ${sum} bytes > allowance ${capBytes}`);
   }
 
+  // No copy was thawed that the month's allowance could not take before it expired (and thawed, paid, again).
+  const vols = jobs.flatMap((j) => j.volumes);
+  assert.deepEqual(
+    vols.filter((v) => v.expiredCopies > 0 || v.restoreRequests !== 1).map((v) => `${v.key}: ${v.restoreRequests} requests, ${v.expiredCopies} expired`),
+    [],
+    'one restore request per volume',
+  );
+
   // A run that found part of the month's allowance used by the other restore said so.
   assert.ok(shared.length > 0, 'some run shared its month with the other restore');
   for (const r of shared) {

@@ -492,7 +492,7 @@ class RestoreStep {
         this.save();
         return;
       case 'archived':
-        if (!asap && monthOf(this.now) >= v.month && !(await this.mayDownload(v, path))) {
+        if (!asap && monthOf(this.now) >= v.month && !(await this.mayRequest(v, path))) {
           // Its month has come but this month's allowance is used up: a copy
           // thawed now would expire unused, so ask again just before next month.
           const d = this.now;
@@ -607,20 +607,39 @@ class RestoreStep {
     return this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
   }
 
-  /** Calendar month and (in free mode) the month's allowance permit downloading `v` now. */
-  private async mayDownload(v: JobVolume, path: string): Promise<boolean> {
+  /**
+   * Calendar month and (in free mode) the month's allowance permit
+   * downloading `v` now, with `committed` more bytes of it already promised.
+   */
+  private async mayDownload(v: JobVolume, path: string, committed = 0): Promise<boolean> {
     const mode = this.job.options.mode;
     if (this.unmetered()) return true;
     const cur = monthOf(this.now);
     if (cur < v.month) return false;
     if (mode !== 'free') return true;
-    const used = this.egressUsed(cur);
+    const used = this.egressUsed(cur) + committed;
     if (used === 0) return true; // an oversized volume alone in its month (the plan warned)
     const partial = await stat(`${path}.partial`).then(
       (s) => s.size,
       () => 0,
     );
     return used + (v.storedSize - partial) <= this.usableBytesPerMonth();
+  }
+
+  /**
+   * Like mayDownload, before a thaw (free mode): copies already thawed or
+   * thawing and not yet downloaded, this restore's and the other restores'
+   * of the repository, count as spent too. Otherwise two restores at once
+   * would each thaw a month's worth, and the copies the allowance cannot
+   * take before they expire would be thawed (and paid for) again.
+   */
+  private mayRequest(v: JobVolume, path: string): Promise<boolean> {
+    if (this.unmetered() || this.job.options.mode !== 'free') return this.mayDownload(v, path);
+    const waiting = [this.job, ...this.others]
+      .flatMap((j) => j.volumes)
+      .filter((u) => u !== v && (u.phase === 'restoring' || u.phase === 'ready' || u.phase === 'downloading'))
+      .reduce((a, u) => a + Math.max(0, u.storedSize - u.downloadedBytes), 0);
+    return this.mayDownload(v, path, waiting);
   }
 
   private async download(v: JobVolume, path: string, sink?: PlaintextSink): Promise<void> {
