@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { consolidate, type ConsolidateResult, type DatasetConsolidation } from '../src/services/consolidate.js';
 
@@ -42,7 +42,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
   }
 
   private describe(d: DatasetConsolidation, applied: boolean): void {
-    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    const fmt = formatBytes;
     const $ = (n: number): string => `$${n.toFixed(4)}`;
     this.say(`\n${d.dataset}: latest pushed @${d.latest?.name ?? '-'}`);
     this.say(`  kept: ${d.kept.map((k) => `@${k.name} (${k.reasons.join(', ')})`).join('; ') || '-'}${d.dropped.length ? `; not kept: ${d.dropped.map((n) => `@${n}`).join(', ')}` : ''}`);

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { progressBar } from '../src/cli/progress.js';
 import { UsageError } from '../src/errors.js';
@@ -53,7 +53,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       });
       bar.stop();
       for (const r of result.results) {
-        const size = bytes.format(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes) ?? '0B';
+        const size = formatBytes(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes);
         if (r.kind === 'none') this.say(`${r.dataset}: nothing to push (${r.reason})`);
         else if (r.dryRun) {
           this.say(

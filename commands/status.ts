@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../src/cli/format.js';
 import { textTable } from '../src/cli/table.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { status, type StatusResult } from '../src/services/status.js';
@@ -15,7 +15,7 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
   async run(): Promise<StatusResult> {
     const { args, flags } = await this.parse(Status);
     const result = await status(this.context(flags), args.dataset);
-    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    const fmt = formatBytes;
     this.say(`store: ${result.store}`);
     for (const d of result.datasets) {
       this.say(`\n${d.dataset}: latest pushed @${d.latestPushed ?? '-'} at ${d.lastPushAt ?? '-'}; ${fmt(d.storedBytes)} in ${d.objects} object(s); ≈ $${d.monthlyCost.toFixed(4)}/month`);

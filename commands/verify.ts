@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { canPrompt, promptHidden } from '../src/cli/prompt.js';
 import { verify, type VerifyResult } from '../src/services/verify.js';
@@ -41,12 +41,12 @@ Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting 
   private async deep(ctx: ReturnType<BaseCommand['context']>, flags: { dataset?: string; snapshot?: string; yes?: boolean }): Promise<DeepVerifyResult> {
     let r = await verifyDeep(ctx, { dataset: flags.dataset, snapshot: flags.snapshot, confirm: flags.yes });
     if (r.outcome === 'needs-confirmation' && !this.jsonEnabled() && canPrompt()) {
-      const answer = await promptHidden(`${r.archivedObjects} archived object(s), ${bytes.format(r.bytes)}: thawing costs ≈ $${r.thawCost.toFixed(2)}. Type "yes" to pay and request the restores: `);
+      const answer = await promptHidden(`${r.archivedObjects} archived object(s), ${formatBytes(r.bytes)}: thawing costs ≈ $${r.thawCost.toFixed(2)}. Type "yes" to pay and request the restores: `);
       if (answer.trim().toLowerCase() === 'yes') r = await verifyDeep(ctx, { dataset: flags.dataset, snapshot: flags.snapshot, confirm: true });
     }
     switch (r.outcome) {
       case 'verified':
-        this.say(`OK: ${r.dataset}@${r.snapshot} restored from ${r.objects} object(s) (${bytes.format(r.bytes)})${r.comparedWithLocal ? `; ${r.filesCompared} entries identical to the local snapshot` : '; local snapshot gone, guid checked'}`);
+        this.say(`OK: ${r.dataset}@${r.snapshot} restored from ${r.objects} object(s) (${formatBytes(r.bytes)})${r.comparedWithLocal ? `; ${r.filesCompared} entries identical to the local snapshot` : '; local snapshot gone, guid checked'}`);
         break;
       case 'different':
         for (const d of r.differences) this.say(`DIFFERENT ${d.problem}: ${d.path}`);

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../../src/cli/format.js';
 import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { costReport, type CostLine, type CostResult } from '../../src/services/cost.js';
@@ -18,7 +18,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest.`;
     const { flags } = await this.parse(Cost);
     const r = costReport(this.context(flags), { months: flags.months });
     const $ = (n: number): string => `$${n.toFixed(4)}`;
-    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    const fmt = formatBytes;
     const table = (title: string, rows: CostLine[]): void => {
       const t = textTable([title, 'objects', 'stored', 'data', 'overhead', 'total / month']);
       for (const l of rows) t.push([l.name, l.objects, fmt(l.storedBytes), $(l.data), $(l.overhead), $(l.total)]);

@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../../src/cli/format.js';
 import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { describeMonths } from '../../src/planner/restore-plan.js';
@@ -49,7 +49,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
       dryRun: flags['dry-run'],
       reset: flags.reset,
     });
-    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    const fmt = formatBytes;
     this.say(`${result.dataset}@${result.snapshot}: ${result.chain.length} stream(s), ${result.chain.reduce((a, c) => a + c.volumes, 0)} volume(s), ${fmt(result.totalBytes)}`);
     for (const c of result.chain) this.say(`  ${c.kind.padEnd(11)} ${c.from ? `@${c.from} → ` : ''}@${c.to}: ${c.volumes} volume(s), ${fmt(c.bytes)}`);
     const { header, rows } = describeMonths(result);

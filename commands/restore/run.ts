@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../../src/cli/format.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { restoreRun, type RestoreRunResult } from '../../src/services/restore/index.js';
 
@@ -37,7 +37,7 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
         signal: abort.signal,
         pollInitialMs: flags['poll-interval'] * 1000,
       });
-      const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+      const fmt = formatBytes;
       if (r.sharedEgress) this.say(`egress allowance ${r.sharedEgress.month}: ${fmt(r.sharedEgress.bytes)} already used by the restore(s) of ${r.sharedEgress.datasets.join(', ')} (the allowance is per account)`);
       if (r.requested.length) this.say(`requested restore of ${r.requested.length} volume(s)`);
       if (r.downloaded.length) this.say(`downloaded ${r.downloaded.length} volume(s), ${fmt(r.bytesDownloaded)}`);

@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import bytes from 'bytes';
+import { formatBytes } from '../../src/cli/format.js';
 import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { restoreStatus, type RestoreStatusResult } from '../../src/services/restore/index.js';
@@ -15,7 +15,7 @@ Exit codes: 0 ok, 3 config, 9 manifest.`;
   async run(): Promise<RestoreStatusResult> {
     const { args, flags } = await this.parse(RestoreStatus);
     const result = await restoreStatus(this.context(flags), args.dataset);
-    const fmt = (n: number): string => bytes.format(n) ?? `${n}B`;
+    const fmt = formatBytes;
     if (result.restores.length === 0) this.say('no saved restore: run "zbk restore plan <dataset>"');
     for (const j of result.restores) {
       this.say(`\n${j.dataset}@${j.snapshot} → ${j.target ?? '(target set by the first run)'}: ${j.mode}, ${j.tier}; ${fmt(j.totalBytes)}; received ${j.receivedSnapshots.map((s) => `@${s}`).join(', ') || 'nothing yet'}`);

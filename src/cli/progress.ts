@@ -3,7 +3,7 @@
  * volume/part. Drawn on stderr only when it is a TTY and not in --json mode;
  * silent otherwise, so cron and systemd logs stay clean.
  */
-import bytes from 'bytes';
+import { formatBytes } from './format.js';
 import cliProgress from 'cli-progress';
 
 export interface ProgressSink {
@@ -15,7 +15,7 @@ export interface ProgressSink {
 const silent: ProgressSink = { start() {}, update() {}, stop() {} };
 
 function fmt(n: number): string {
-  return bytes.format(n, { unitSeparator: ' ', decimalPlaces: 1 }) ?? `${n} B`;
+  return formatBytes(n);
 }
 
 export function progressBar(enabled: boolean): ProgressSink {
