@@ -175,9 +175,10 @@ export interface DownloadVolumeOptions {
   opener?: PartOpener;
   /**
    * With `onPlaintext`: where each part's plaintext is opened. Buffers must
-   * come from `opener.allocate` (PlaintextFeed's pool does); a buffer that
-   * never reaches the sink is given back with `release`. Default: a fresh
-   * buffer per part.
+   * come from `opener.allocate` (PlaintextFeed's pool does). A part that
+   * fails to open gives its buffer back with `release`; one lost on another
+   * failure is simply never reused (the pool then allocates afresh).
+   * Default: a fresh buffer per part.
    */
   plaintextBuffers?: PlaintextBuffers;
 }
@@ -373,6 +374,8 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     fetchAhead();
     for (; next < layout.length; next++) {
       if (signal?.aborted) throw new AbortError('download aborted', { cause: signal.reason });
+      // A failed background sync stops the download now, not after the rest of the volume was paid for.
+      if (flushError !== null) throw flushError;
       const r = layout[next]!;
       const sealed = await ahead.shift()!;
       fetchAhead();

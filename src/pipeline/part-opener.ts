@@ -165,8 +165,11 @@ export class WorkerPartOpener implements PartOpener {
   private readonly scratchBufs = new ScratchBuffers((n) => this.allocate(n));
 
   constructor(key: PartOpeningKey) {
-    this.worker = new Worker(new URL('./part-opener-worker.js', import.meta.url), { workerData: key });
-    key.dataKey.fill(0); // the worker has its own copy
+    try {
+      this.worker = new Worker(new URL('./part-opener-worker.js', import.meta.url), { workerData: key });
+    } finally {
+      key.dataKey.fill(0); // the worker has its own copy
+    }
     this.worker.unref();
     this.worker.on('message', (r: OpenerReply) => {
       const p = this.pending.get(r.id);
@@ -198,7 +201,8 @@ export class WorkerPartOpener implements PartOpener {
   }
 
   async open(volume: number, ctx: PartContext, sealed: Uint8Array, out: Uint8Array): Promise<Uint8Array> {
-    const req = { op: 'open', volume, streamId: ctx.streamId, volumeIndex: ctx.volumeIndex, partIndex: ctx.partIndex, final: ctx.final, sealed: shared(sealed, 'sealed'), out: shared(out, 'plaintext') } as const;
+    // A copy of its own: a Buffer from Node's shared pool would carry its whole 8 KiB slab (other small allocations) to the worker.
+    const req = { op: 'open', volume, streamId: new Uint8Array(ctx.streamId), volumeIndex: ctx.volumeIndex, partIndex: ctx.partIndex, final: ctx.final, sealed: shared(sealed, 'sealed'), out: shared(out, 'plaintext') } as const;
     const n = (await this.request(req)) as number;
     return out.subarray(0, n);
   }

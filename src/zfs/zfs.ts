@@ -310,7 +310,8 @@ export class Zfs {
           if (!ok) input.pause();
         });
         stdin.on('drain', () => input.resume());
-        input.once('end', () => stdin.end());
+        if (input.readableEnded) stdin.end();
+        else input.once('end', () => stdin.end());
       } else {
         input.pipe(stdin);
       }

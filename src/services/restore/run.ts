@@ -633,13 +633,38 @@ class RestoreStep {
    * would each thaw a month's worth, and the copies the allowance cannot
    * take before they expire would be thawed (and paid for) again.
    */
-  private mayRequest(v: JobVolume, path: string): Promise<boolean> {
+  private async mayRequest(v: JobVolume, path: string): Promise<boolean> {
     if (this.unmetered() || this.job.options.mode !== 'free') return this.mayDownload(v, path);
-    const waiting = [this.job, ...this.others]
-      .flatMap((j) => j.volumes)
-      .filter((u) => u !== v && (u.phase === 'restoring' || u.phase === 'ready' || u.phase === 'downloading'))
-      .reduce((a, u) => a + Math.max(0, u.storedSize - u.downloadedBytes), 0);
-    return this.mayDownload(v, path, waiting);
+    return this.mayDownload(v, path, await this.waitingBytes(v));
+  }
+
+  /**
+   * Stored bytes still to download of copies that are thawing, or thawed and
+   * not expired, for this month or earlier, in every unfinished restore of
+   * the repository (`v` itself excluded). A request older than
+   * WAITING_REQUEST_DAYS with no copy seen since belongs to an abandoned run
+   * and is not counted, so it cannot block thaws for ever.
+   */
+  private async waitingBytes(v: JobVolume): Promise<number> {
+    const cur = monthOf(this.now);
+    const now = this.now.getTime();
+    let total = 0;
+    for (const j of [this.job, ...this.others.filter((o) => !o.finishedAt)]) {
+      for (const u of j.volumes) {
+        if (u === v || u.month > cur) continue;
+        const expiry = u.restoreExpiry ? Date.parse(u.restoreExpiry) : null;
+        const requested = u.requestedAt ? Date.parse(u.requestedAt) : null;
+        const thawing = u.phase === 'restoring' && requested !== null && now - requested <= WAITING_REQUEST_DAYS * DAY_MS;
+        const thawed = (u.phase === 'ready' || u.phase === 'downloading') && expiry !== null && expiry > now;
+        if (!thawing && !thawed) continue;
+        const partial = await stat(`${stagedPath(this.ctx.config.restore.stagingDir, j.dataset, u)}.partial`).then(
+          (st) => st.size,
+          () => 0,
+        );
+        total += Math.max(0, u.storedSize - partial);
+      }
+    }
+    return total;
   }
 
   private async download(v: JobVolume, path: string, sink?: PlaintextSink): Promise<void> {
@@ -869,6 +894,9 @@ class OpenerCache {
     await c?.opener.close();
   }
 }
+
+/** A thaw request counts as waiting (see waitingBytes) for at most this long without a copy seen. */
+const WAITING_REQUEST_DAYS = 14;
 
 /** One step of the state machine under the manifest lock. */
 async function step(ctx: ServiceContext, opts: RestoreRunOptions, openers: OpenerCache): Promise<StepOutcome> {
