@@ -10,7 +10,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { openPartWithKey, type PartOpeningKey } from '../crypto/keyring.js';
 import { loadSodium } from '../crypto/sodium.js';
 import { IntegrityError } from '../errors.js';
-import type { OpenerReply, OpenerRequest, SharedView } from './part-opener.js';
+import type { OpenerRequest, SharedView } from './part-opener.js';
+import type { WorkerReply } from './worker-client.js';
 
 const key = workerData as PartOpeningKey;
 const port = parentPort!;
@@ -19,7 +20,7 @@ const volumes = new Map<number, Hash>();
 
 const view = (v: SharedView): Uint8Array => new Uint8Array(v.buffer, v.offset, v.length);
 
-async function answer(m: OpenerRequest): Promise<OpenerReply> {
+async function answer(m: OpenerRequest): Promise<WorkerReply> {
   const sodium = await sodiumReady;
   switch (m.op) {
     case 'open': {
@@ -48,7 +49,7 @@ async function answer(m: OpenerRequest): Promise<OpenerReply> {
 let queue: Promise<void> = Promise.resolve();
 port.on('message', (m: OpenerRequest) => {
   queue = queue.then(async () => {
-    let reply: OpenerReply;
+    let reply: WorkerReply;
     try {
       reply = await answer(m);
     } catch (err) {

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { ZbkKeyring, type PartOpeningKey } from '../crypto/keyring.js';
 import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
+import { WorkerClient } from './worker-client.js';
 
 export interface PartOpener {
   /**
@@ -136,15 +137,6 @@ export type OpenerRequest =
   | { id: number; op: 'open'; volume: number; streamId: Uint8Array; volumeIndex: number; partIndex: number; final: boolean; sealed: SharedView; out: SharedView }
   | { id: number; op: 'digest' | 'discard' | 'close'; volume: number };
 
-/** The worker's answer to request `id`: a value (plaintext length, hex digest) or an error. */
-export interface OpenerReply {
-  id: number;
-  value?: number | string;
-  error?: string;
-  /** The error was an IntegrityError (authentication failed). */
-  integrity?: boolean;
-}
-
 function shared(b: Uint8Array, what: string): SharedView {
   if (!(b.buffer instanceof SharedArrayBuffer)) throw new Error(`internal: ${what} buffer is not from PartOpener.allocate`);
   return { buffer: b.buffer, offset: b.byteOffset, length: b.byteLength };
@@ -156,36 +148,19 @@ function shared(b: Uint8Array, what: string): SharedView {
  * pending, so a caller that forgets `close` does not keep node alive.
  */
 export class WorkerPartOpener implements PartOpener {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(v: number | string): void; reject(e: Error): void }>();
-  private nextId = 0;
+  private readonly client: WorkerClient;
   private nextVolume = 0;
-  private dead: Error | null = null;
   private closed: Promise<void> | null = null;
   private readonly scratchBufs = new ScratchBuffers((n) => this.allocate(n));
 
   constructor(key: PartOpeningKey) {
+    let worker: Worker;
     try {
-      this.worker = new Worker(new URL('./part-opener-worker.js', import.meta.url), { workerData: key });
+      worker = new Worker(new URL('./part-opener-worker.js', import.meta.url), { workerData: key });
     } finally {
       key.dataKey.fill(0); // the worker has its own copy
     }
-    this.worker.unref();
-    this.worker.on('message', (r: OpenerReply) => {
-      const p = this.pending.get(r.id);
-      if (!p) return;
-      this.settled(r.id);
-      if (r.error !== undefined) p.reject(r.integrity ? new IntegrityError(r.error) : new Error(`part opener: ${r.error}`));
-      else if (r.value === undefined) p.reject(new Error('part opener: no result'));
-      else p.resolve(r.value);
-    });
-    const die = (err: Error): void => {
-      this.dead ??= err;
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    this.worker.on('error', (err) => die(err));
-    this.worker.on('exit', (code) => die(new Error(`part opener thread exited (code ${code})`)));
+    this.client = new WorkerClient(worker, 'part opener', (r) => (r.integrity ? new IntegrityError(r.error) : new Error(`part opener: ${r.error}`)));
   }
 
   allocate(size: number): Buffer {
@@ -217,29 +192,15 @@ export class WorkerPartOpener implements PartOpener {
 
   close(): Promise<void> {
     this.closed ??= (async () => {
-      if (!this.dead) await this.request({ op: 'close', volume: 0 }).catch(() => undefined);
-      await this.worker.terminate();
+      if (!this.client.isDead) await this.request({ op: 'close', volume: 0 }).catch(() => undefined);
+      await this.client.terminate();
       this.scratchBufs.clear();
     })();
     return this.closed;
   }
 
-  private request(m: Omit<OpenerRequest, 'id'> & { op: OpenerRequest['op'] }): Promise<number | string> {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
-    const p = new Promise<number | string>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ ...m, id });
-    });
-    // Callers await it; this only keeps a rejection after an earlier failure from being "unhandled".
-    p.catch(() => undefined);
-    return p;
-  }
-
-  private settled(id: number): void {
-    this.pending.delete(id);
-    if (this.pending.size === 0) this.worker.unref();
+  private request(m: Omit<OpenerRequest, 'id'>): Promise<unknown> {
+    return this.client.request(m);
   }
 }
 

@@ -16,6 +16,7 @@ import { NoSuchUploadError, NotFoundError, PermanentStoreError } from '../store/
 import type { ObjectInfo, ObjectStore, UploadedPart } from '../store/object-store.js';
 import { AbortError, ResumeMismatchError } from './errors.js';
 import { readParts, type StreamPart } from './parts.js';
+import { WorkerClient } from './worker-client.js';
 
 /** S3's limit of parts per multipart upload. */
 export const MAX_PARTS_PER_VOLUME = 10_000;
@@ -226,53 +227,17 @@ parentPort.on('message', (m) => {
 });
 `;
 
-interface HashReply {
-  id: number;
-  value?: string;
-  error?: string;
-}
-
 /**
  * Hashes on a worker thread. Data must live in a SharedArrayBuffer (from
  * `allocate`) so nothing is copied; other data is hashed inline.
  */
 class WorkerHasher implements PartHasher {
-  private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve(v: string): void; reject(e: Error): void }>();
-  private nextId = 0;
-  private dead: Error | null = null;
+  // Keeps node alive while a hash is pending (close() always runs when the upload settles).
+  private readonly client = new WorkerClient(new Worker(HASH_WORKER_SOURCE, { eval: true }), 'hash worker');
 
-  constructor() {
-    // Not unref'd: while a hash is pending the worker must keep the process
-    // alive (close() always runs when the upload settles).
-    this.worker = new Worker(HASH_WORKER_SOURCE, { eval: true });
-    this.worker.on('message', (r: HashReply) => {
-      const p = this.pending.get(r.id);
-      if (!p) return;
-      this.pending.delete(r.id);
-      if (r.error !== undefined || r.value === undefined) p.reject(new Error(`hash worker: ${r.error ?? 'no result'}`));
-      else p.resolve(r.value);
-    });
-    const die = (err: Error): void => {
-      this.dead ??= err;
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    this.worker.on('error', (err) => die(err));
-    this.worker.on('exit', (code) => die(new Error(`hash worker exited (code ${code})`)));
-  }
-
-  private request(op: string, fields: { volume?: number; data?: Uint8Array }): Promise<string> {
-    if (this.dead) return Promise.reject(this.dead);
-    const id = this.nextId++;
+  private async request(op: string, fields: { volume?: number; data?: Uint8Array }): Promise<string> {
     const d = fields.data;
-    const p = new Promise<string>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ id, op, volume: fields.volume, buffer: d?.buffer, offset: d?.byteOffset, length: d?.byteLength });
-    });
-    // Callers await it; this only keeps a rejection after an earlier failure from being "unhandled".
-    p.catch(() => undefined);
-    return p;
+    return (await this.client.request({ op, volume: fields.volume, buffer: d?.buffer, offset: d?.byteOffset, length: d?.byteLength })) as string;
   }
 
   plain(volume: number, data: Uint8Array): Promise<string> {
@@ -290,7 +255,7 @@ class WorkerHasher implements PartHasher {
   }
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await this.client.terminate();
   }
 }
 
