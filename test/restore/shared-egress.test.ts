@@ -63,6 +63,12 @@ test('two restores of one repository share the monthly egress allowance', { time
     'one restore request per volume',
   );
 
+  // A volume deferred for want of allowance was asked for when its deferral ended (just before the
+  // month it is downloaded in), not only once that month had begun.
+  const deferred = vols.filter((v) => v.notBefore);
+  assert.ok(deferred.length > 0, 'some volume was deferred');
+  for (const v of deferred) assert.equal(v.requestedAt, v.notBefore, `${v.key} deferred until ${v.notBefore} was requested at ${v.requestedAt}`);
+
   // A run that found part of the month's allowance used by the other restore said so.
   assert.ok(shared.length > 0, 'some run shared its month with the other restore');
   for (const r of shared) {

@@ -492,11 +492,16 @@ class RestoreStep {
         this.save();
         return;
       case 'archived':
-        if (!asap && monthOf(this.now) >= v.month && !(await this.mayRequest(v, path))) {
-          // Its month has come but this month's allowance is used up: a copy
-          // thawed now would expire unused, so ask again just before next month.
-          const d = this.now;
-          v.notBefore = addDays(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)), -LEAD_DAYS[this.job.options.tier]).toISOString();
+        // In free mode every thaw is checked against the shared allowance, also one on its plan's
+        // schedule: each plan was made as if it had the allowance to itself.
+        const checked = this.job.options.mode === 'free' || monthOf(this.now) >= v.month;
+        if (!asap && checked && !(await this.mayRequest(v, path))) {
+          // Its month has come but the allowance of the month its copy would be
+          // downloaded in is used up: a copy thawed now would expire unused, so
+          // ask again just before the month after that one.
+          const lead = LEAD_DAYS[this.job.options.tier];
+          const d = addDays(this.now, lead);
+          v.notBefore = addDays(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)), -lead).toISOString();
           if (v.phase !== 'downloading') v.phase = 'scheduled';
           this.save();
           return;
@@ -608,13 +613,14 @@ class RestoreStep {
   }
 
   /**
-   * Calendar month and (in free mode) the month's allowance permit
-   * downloading `v` now, with `committed` more bytes of it already promised.
+   * Calendar month and (in free mode) the allowance of `month` (default:
+   * this one) permit downloading `v` then, with `committed` more bytes of it
+   * already promised.
    */
-  private async mayDownload(v: JobVolume, path: string, committed = 0): Promise<boolean> {
+  private async mayDownload(v: JobVolume, path: string, committed = 0, month = monthOf(this.now)): Promise<boolean> {
     const mode = this.job.options.mode;
     if (this.unmetered()) return true;
-    const cur = monthOf(this.now);
+    const cur = month;
     if (cur < v.month) return false;
     if (mode !== 'free') return true;
     const used = this.egressUsed(cur) + committed;
@@ -635,23 +641,25 @@ class RestoreStep {
    */
   private async mayRequest(v: JobVolume, path: string): Promise<boolean> {
     if (this.unmetered() || this.job.options.mode !== 'free') return this.mayDownload(v, path);
-    return this.mayDownload(v, path, await this.waitingBytes(v));
+    // The allowance that pays for it is that of the month its copy can first be downloaded in:
+    // a request in the last days of a month is downloaded in the next one.
+    const downloadMonth = monthOf(addDays(this.now, LEAD_DAYS[this.job.options.tier]));
+    return this.mayDownload(v, path, await this.waitingBytes(v, downloadMonth), downloadMonth);
   }
 
   /**
    * Stored bytes still to download of copies that are thawing, or thawed and
-   * not expired, for this month or earlier, in every unfinished restore of
+   * not expired, planned for `month` or earlier, in every unfinished restore of
    * the repository (`v` itself excluded). A request older than
    * WAITING_REQUEST_DAYS with no copy seen since belongs to an abandoned run
    * and is not counted, so it cannot block thaws for ever.
    */
-  private async waitingBytes(v: JobVolume): Promise<number> {
-    const cur = monthOf(this.now);
+  private async waitingBytes(v: JobVolume, month: string): Promise<number> {
     const now = this.now.getTime();
     let total = 0;
     for (const j of [this.job, ...this.others.filter((o) => !o.finishedAt)]) {
       for (const u of j.volumes) {
-        if (u === v || u.month > cur) continue;
+        if (u === v || u.month > month) continue;
         const expiry = u.restoreExpiry ? Date.parse(u.restoreExpiry) : null;
         const requested = u.requestedAt ? Date.parse(u.requestedAt) : null;
         const thawing = u.phase === 'restoring' && requested !== null && now - requested <= WAITING_REQUEST_DAYS * DAY_MS;
