@@ -491,12 +491,12 @@ class RestoreStep {
         v.phase = 'restoring'; // a partial download stays on disk and is resumed
         this.save();
         return;
-      case 'archived':
+      case 'archived': {
         // In free mode every thaw is checked against the shared allowance, also one on its plan's
         // schedule: each plan was made as if it had the allowance to itself.
         const checked = this.job.options.mode === 'free' || monthOf(this.now) >= v.month;
         if (!asap && checked && !(await this.mayRequest(v, path))) {
-          // Its month has come but the allowance of the month its copy would be
+          // The allowance of the month its copy would be
           // downloaded in is used up: a copy thawed now would expire unused, so
           // ask again just before the month after that one.
           const lead = LEAD_DAYS[this.job.options.tier];
@@ -508,6 +508,7 @@ class RestoreStep {
         }
         readable = await this.requestRestore(v);
         break;
+      }
     }
     if (!readable) return;
     if (!(await this.mayDownload(v, path))) {
