@@ -383,13 +383,13 @@ class RestoreStep {
         () => null,
       );
       if (state !== 'not-archived' && state !== 'restored') return false;
-      if (metered && this.job.options.mode === 'free') {
+      if (metered) {
         const partial = await stat(`${path}.partial`).then(
           (st) => st.size,
           () => 0,
         );
         const rest = u.storedSize - partial;
-        if (used !== 0 && used + rest > this.usableBytesPerMonth()) return false;
+        if (used !== 0 && used + rest > this.monthCap()) return false;
         used += rest;
       }
     }
@@ -492,10 +492,9 @@ class RestoreStep {
         this.save();
         return;
       case 'archived': {
-        // In free mode every thaw is checked against the shared allowance, also one on its plan's
-        // schedule: each plan was made as if it had the allowance to itself.
-        const checked = this.job.options.mode === 'free' || monthOf(this.now) >= v.month;
-        if (!asap && checked && !(await this.mayRequest(v, path))) {
+        // Every thaw is checked against the month's cap, also one on its plan's schedule: each
+        // plan was made as if it had the allowance to itself.
+        if (!asap && !(await this.mayRequest(v, path))) {
           // The allowance of the month its copy would be
           // downloaded in is used up: a copy thawed now would expire unused, so
           // ask again just before the month after that one.
@@ -609,39 +608,44 @@ class RestoreStep {
     );
   }
 
-  private usableBytesPerMonth(): number {
-    return this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
+  /**
+   * Stored bytes all restores of the repository may download in one month:
+   * the usable free allowance, or in budget mode the plan's heaviest month
+   * (its schedule pays for that much egress), so a month that slipped does
+   * not put two months' downloads, and their egress, into one.
+   */
+  private monthCap(): number {
+    const usable = this.job.plan.monthlyCapacityGB * BYTES_PER_GB;
+    if (this.job.options.mode !== 'budget') return usable;
+    return Math.max(usable, ...this.job.plan.months.map((m) => m.bytes));
   }
 
   /**
-   * Calendar month and (in free mode) the allowance of `month` (default:
-   * this one) permit downloading `v` then, with `committed` more bytes of it
-   * already promised.
+   * Calendar month and the cap of `month` (default: this one; monthCap)
+   * permit downloading `v` then, with `committed` more bytes of it already
+   * promised.
    */
   private async mayDownload(v: JobVolume, path: string, committed = 0, month = monthOf(this.now)): Promise<boolean> {
-    const mode = this.job.options.mode;
     if (this.unmetered()) return true;
-    const cur = month;
-    if (cur < v.month) return false;
-    if (mode !== 'free') return true;
-    const used = this.egressUsed(cur) + committed;
+    if (month < v.month) return false;
+    const used = this.egressUsed(month) + committed;
     if (used === 0) return true; // an oversized volume alone in its month (the plan warned)
     const partial = await stat(`${path}.partial`).then(
       (s) => s.size,
       () => 0,
     );
-    return used + (v.storedSize - partial) <= this.usableBytesPerMonth();
+    return used + (v.storedSize - partial) <= this.monthCap();
   }
 
   /**
-   * Like mayDownload, before a thaw (free mode): copies already thawed or
+   * Like mayDownload, before a thaw: copies already thawed or
    * thawing and not yet downloaded, this restore's and the other restores'
    * of the repository, count as spent too. Otherwise two restores at once
    * would each thaw a month's worth, and the copies the allowance cannot
    * take before they expire would be thawed (and paid for) again.
    */
   private async mayRequest(v: JobVolume, path: string): Promise<boolean> {
-    if (this.unmetered() || this.job.options.mode !== 'free') return this.mayDownload(v, path);
+    if (this.unmetered()) return this.mayDownload(v, path);
     // The allowance that pays for it is that of the month its copy can first be downloaded in:
     // a request in the last days of a month is downloaded in the next one.
     const downloadMonth = monthOf(addDays(this.now, LEAD_DAYS[this.job.options.tier]));
