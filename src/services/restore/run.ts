@@ -58,6 +58,10 @@ import { buildJob } from './plan.js';
 const DAY_MS = 86_400_000;
 /** Thaw time assumed when a restore is requested off schedule (AWS: Bulk ≤ 48 h, Standard ≤ 12 h). */
 const LEAD_DAYS = { Bulk: 2, Standard: 0.5 } as const;
+/** A restored copy about to be downloaded is extended when it expires sooner than this … */
+const EXTEND_BELOW_DAYS = 1;
+/** … by this many days from now. */
+const EXTEND_DAYS = 2;
 /** Download window given to a copy requested off schedule. */
 const LATE_DOWNLOAD_DAYS = 7;
 
@@ -185,6 +189,7 @@ class RestoreStep {
     await this.syncReceived();
     if (!this.job.preflightDone) await this.preflight();
     this.reportSharedEgress();
+    await this.extendExpiring();
     for (const v of this.job.volumes) {
       if (v.phase === 'received') continue;
       this.checkAbort();
@@ -485,7 +490,7 @@ class RestoreStep {
         break;
       case 'restored':
         v.restoreExpiry = info.restore.expiry.toISOString();
-        readable = true;
+        readable = (await this.mayDownload(v, path)) ? await this.keepCopy(v, info.restore.expiry) : true;
         break;
       case 'in-progress':
         v.phase = 'restoring'; // a partial download stays on disk and is resumed
@@ -538,6 +543,71 @@ class RestoreStep {
     s.tempStorage += c.tempStorage;
   }
 
+  /**
+   * Before any download, extend every restored copy this run may download
+   * that is about to expire (keepCopy): the downloads of the volumes before
+   * it may outlast it.
+   */
+  private async extendExpiring(): Promise<void> {
+    for (const v of this.job.volumes) {
+      if (v.phase !== 'restoring' && v.phase !== 'ready' && v.phase !== 'downloading') continue;
+      if (!(await this.mayDownload(v, this.path(v)))) continue;
+      const info = await this.ctx.store.head(v.key).catch(() => null);
+      if (info?.restore.state !== 'restored') continue;
+      v.restoreExpiry = info.restore.expiry.toISOString();
+      await this.keepCopy(v, info.restore.expiry);
+    }
+  }
+
+  /** Record a thaw that started now. */
+  private thawStarted(v: JobVolume, days: number): void {
+    const tier = this.job.options.tier;
+    v.requestedAt = this.now.toISOString();
+    v.restoreRequests++;
+    v.restoreExpiry = null;
+    v.phase = 'restoring'; // a partial download stays on disk and is resumed
+    this.spend(v.storedSize, days, 1, true);
+    this.out.requested.push(v.key);
+    this.manifest.logEvent('restore-requested', this.job.dataset, { key: v.key, days, tier });
+    this.ctx.log.info(`requested a ${tier} restore of ${v.key} for ${days} day(s)`);
+    this.save();
+  }
+
+  /**
+   * A restored copy about to be downloaded that expires within
+   * EXTEND_BELOW_DAYS is extended by EXTEND_DAYS (a request on a restored
+   * object only moves its expiry: a request fee and two days of temporary
+   * storage, against a new thaw if it expired in the middle of a long
+   * download). Longer waits are not bridged this way: a month of
+   * temporary storage costs more than thawing again. True when the copy
+   * is still readable.
+   */
+  private async keepCopy(v: JobVolume, expiry: Date): Promise<boolean> {
+    if (expiry.getTime() - this.now.getTime() >= EXTEND_BELOW_DAYS * DAY_MS) return true;
+    const outcome = await this.ctx.store.requestRestore(v.key, EXTEND_DAYS, this.job.options.tier);
+    switch (outcome) {
+      case 'already-restored':
+        v.restoreRequests++;
+        v.restoreExpiry = addDays(this.now, EXTEND_DAYS).toISOString();
+        this.spend(v.storedSize, EXTEND_DAYS, 1, false);
+        this.manifest.logEvent('restore-extended', this.job.dataset, { key: v.key, days: EXTEND_DAYS });
+        this.ctx.log.info(`extended the restored copy of ${v.key}, which expired at ${expiry.toISOString()}, by ${EXTEND_DAYS} day(s) for its download`);
+        this.save();
+        return true;
+      case 'started':
+        // It expired between HEAD and the request: a new thaw.
+        v.expiredCopies++;
+        this.thawStarted(v, this.restoreDays(v));
+        return false;
+      case 'in-progress':
+        v.phase = 'restoring';
+        this.save();
+        return false;
+      case 'not-archived':
+        return true;
+    }
+  }
+
   /** The object is archived with no copy: ask for one. True when it is readable right away. */
   private async requestRestore(v: JobVolume): Promise<boolean> {
     if (v.requestedAt !== null) {
@@ -551,15 +621,7 @@ class RestoreStep {
     const outcome = await this.ctx.store.requestRestore(v.key, days, tier);
     switch (outcome) {
       case 'started':
-        v.requestedAt = this.now.toISOString();
-        v.restoreRequests++;
-        v.restoreExpiry = null;
-        v.phase = 'restoring'; // a partial download stays on disk and is resumed
-        this.spend(v.storedSize, days, 1, true);
-        this.out.requested.push(v.key);
-        this.manifest.logEvent('restore-requested', this.job.dataset, { key: v.key, days, tier });
-        this.ctx.log.info(`requested a ${tier} restore of ${v.key} for ${days} day(s)`);
-        this.save();
+        this.thawStarted(v, days);
         return false;
       case 'already-restored':
         v.restoreRequests++;
