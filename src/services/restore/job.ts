@@ -88,8 +88,20 @@ export interface RestoreJob {
   target: string | null;
   /** The target existed and the user passed --force: the full stream overwrites it. */
   force: boolean;
+  /**
+   * guid of the dataset that stood at the target when --force was given: a
+   * later run without --force overwrites only that dataset (absent in jobs
+   * saved before it was recorded: then any).
+   */
+  forcedTargetGuid?: string | null;
   /** Set just before the full stream's receive starts: from then on the target is ours. */
   fullReceiveStartedAt: string | null;
+  /**
+   * The same moment by the machine's real clock (ms), which zfs's
+   * `creation` of a dataset left by that receive is compared with (the
+   * injectable clock may be a test's).
+   */
+  fullReceiveStartedWallMs?: number;
   /** Stored bytes downloaded per calendar month (`YYYY-MM`, by the injected clock). */
   egressByMonth: Record<string, number>;
   /** Restore spending per calendar month. */

@@ -153,7 +153,9 @@ export function mergeProgress(fresh: RestoreJob, old: RestoreJob, opts: { reset?
   }
   fresh.target = old.target;
   fresh.force = old.force;
+  if (old.forcedTargetGuid !== undefined) fresh.forcedTargetGuid = old.forcedTargetGuid;
   fresh.fullReceiveStartedAt = old.fullReceiveStartedAt;
+  if (old.fullReceiveStartedWallMs !== undefined) fresh.fullReceiveStartedWallMs = old.fullReceiveStartedWallMs;
   fresh.preflightDone = old.preflightDone && kept && fresh.volumes.every((v) => oldVols.has(v.key));
   return kept;
 }

@@ -250,6 +250,7 @@ class RestoreStep {
     if (await this.ctx.zfs.exists(target)) {
       if (!force) throw new UsageError(`target ${target} already exists: choose a new dataset, or pass --force to overwrite it`, 'TARGET_EXISTS');
       this.job.force = true;
+      this.job.forcedTargetGuid = await this.datasetGuid(target);
     }
     this.job.target = target;
     this.save();
@@ -829,6 +830,38 @@ class RestoreStep {
     );
   }
 
+  /** The `guid` property of `dataset` (null when zfs does not report one). */
+  private async datasetGuid(dataset: string): Promise<string | null> {
+    const g = (await this.ctx.zfs.getProperties(dataset, ['guid'])).get('guid');
+    return g && g !== '-' ? g : null;
+  }
+
+  /**
+   * Without --force in this run, the full receive may overwrite an existing
+   * target only when it is what an earlier run was allowed to overwrite:
+   * the very dataset --force was given for (same guid), or what our own
+   * interrupted full receive left behind (no snapshots, created after that
+   * receive started; zfs-fuse discards such a leftover only after a while,
+   * so it is first given 15 s to go). Anything else put there since (the
+   * user's own dataset at that name) is refused, never rolled over.
+   */
+  private async mayOverwriteTarget(): Promise<boolean> {
+    const zfs = this.ctx.zfs;
+    if (this.job.force) {
+      const want = this.job.forcedTargetGuid;
+      if (want === undefined || (want !== null && want === (await this.datasetGuid(this.target)))) return true;
+    }
+    const started = this.job.fullReceiveStartedAt;
+    if (started === null) return false;
+    for (let i = 0; i < 75 && (await zfs.exists(this.target)); i++) await new Promise((r) => setTimeout(r, 200));
+    if (!(await zfs.exists(this.target))) return true;
+    if ((await zfs.listSnapshots(this.target)).length > 0) return false;
+    const wall = this.job.fullReceiveStartedWallMs;
+    if (wall === undefined) return true; // a job saved before the time was recorded
+    const creation = Number((await zfs.getProperties(this.target, ['creation'])).get('creation'));
+    return Number.isFinite(creation) && creation * 1000 >= wall - 2000;
+  }
+
   /**
    * `zfs receive` flags for stream `si`; before a full receive, records that it
    * started. Every receive leaves the target unmounted (`-u`), so nothing
@@ -854,10 +887,12 @@ class RestoreStep {
       return { force: this.opts.force === true, unmounted: true };
     }
     const exists = await this.ctx.zfs.exists(this.target);
-    // Our own interrupted full receive may have left the dataset behind.
-    const force = exists && (this.job.force || this.job.fullReceiveStartedAt !== null);
-    if (exists && !force) throw new UsageError(`target ${this.target} already exists: pass --force to overwrite it`, 'TARGET_EXISTS');
-    this.job.fullReceiveStartedAt ??= this.ctx.now().toISOString();
+    const force = exists && (this.opts.force === true || (await this.mayOverwriteTarget()));
+    if (exists && !force) throw new UsageError(`target ${this.target} already exists and is not what this restore may overwrite: pass --force to overwrite it`, 'TARGET_EXISTS');
+    if (this.job.fullReceiveStartedAt === null) {
+      this.job.fullReceiveStartedAt = this.ctx.now().toISOString();
+      this.job.fullReceiveStartedWallMs = Date.now();
+    }
     this.save();
     return { force, unmounted: true };
   }
