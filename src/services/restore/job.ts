@@ -52,6 +52,8 @@ export interface JobVolume {
   restoreExpiry: string | null;
   /** Bytes fetched from the store for this volume, re-fetches included. */
   downloadedBytes: number;
+  /** The same by calendar month of the download (absent in jobs saved before it was kept). */
+  downloadedByMonth?: Record<string, number>;
   /** ISO time before which no restore is requested (deferred: the month's allowance was used up). */
   notBefore?: string | null;
   /** Times a restored copy was found expired before its download finished. */
@@ -91,7 +93,8 @@ export interface RestoreJob {
   /**
    * guid of the dataset that stood at the target when --force was given: a
    * later run without --force overwrites only that dataset (absent in jobs
-   * saved before it was recorded: then any).
+   * saved before it was recorded: then any; null, zfs reported none: none,
+   * --force is needed again).
    */
   forcedTargetGuid?: string | null;
   /** Set just before the full stream's receive starts: from then on the target is ours. */

@@ -390,10 +390,7 @@ class RestoreStep {
       );
       if (state !== 'not-archived' && state !== 'restored') return false;
       if (metered) {
-        const partial = await stat(`${path}.partial`).then(
-          (st) => st.size,
-          () => 0,
-        );
+        const partial = await partialSize(path);
         const rest = u.storedSize - partial;
         if (used !== 0 && used + rest > this.monthCap()) return false;
         used += rest;
@@ -550,9 +547,15 @@ class RestoreStep {
    * it may outlast it.
    */
   private async extendExpiring(): Promise<void> {
+    // In chain order, as the run downloads them: only what this month's cap lets through is kept.
+    let committed = 0;
     for (const v of this.job.volumes) {
       if (v.phase !== 'restoring' && v.phase !== 'ready' && v.phase !== 'downloading') continue;
-      if (!(await this.mayDownload(v, this.path(v)))) continue;
+      if (v.lastError !== null) continue; // a run stopped by it would extend the copy again and again
+      const path = this.path(v);
+      if (!(await this.mayDownload(v, path, committed))) continue;
+      const partial = await partialSize(path);
+      committed += Math.max(0, v.storedSize - partial);
       const info = await this.ctx.store.head(v.key).catch(() => null);
       if (info?.restore.state !== 'restored') continue;
       v.restoreExpiry = info.restore.expiry.toISOString();
@@ -596,9 +599,10 @@ class RestoreStep {
         this.save();
         return true;
       case 'started':
-        // It expired between HEAD and the request: a new thaw.
+        // It expired between HEAD and the request: a new thaw, of EXTEND_DAYS (it is due for download now).
         v.expiredCopies++;
-        this.thawStarted(v, this.restoreDays(v));
+        this.manifest.logEvent('restore-expired', this.job.dataset, { key: v.key, requestedAt: v.requestedAt, expiry: v.restoreExpiry });
+        this.thawStarted(v, EXTEND_DAYS);
         return false;
       case 'in-progress':
         v.phase = 'restoring';
@@ -692,11 +696,9 @@ class RestoreStep {
     if (this.unmetered()) return true;
     if (month < v.month) return false;
     const used = this.egressUsed(month) + committed;
-    if (used === 0) return true; // an oversized volume alone in its month (the plan warned)
-    const partial = await stat(`${path}.partial`).then(
-      (s) => s.size,
-      () => 0,
-    );
+    // An oversized volume alone in its month (the plan warned), also after part of it was fetched.
+    if (used - (v.downloadedByMonth?.[month] ?? 0) <= 0) return true;
+    const partial = await partialSize(path);
     return used + (v.storedSize - partial) <= this.monthCap();
   }
 
@@ -733,10 +735,7 @@ class RestoreStep {
         const thawing = u.phase === 'restoring' && requested !== null && now - requested <= WAITING_REQUEST_DAYS * DAY_MS;
         const thawed = (u.phase === 'ready' || u.phase === 'downloading') && expiry !== null && expiry > now;
         if (!thawing && !thawed) continue;
-        const partial = await stat(`${stagedPath(this.ctx.config.restore.stagingDir, j.dataset, u)}.partial`).then(
-          (st) => st.size,
-          () => 0,
-        );
+        const partial = await partialSize(stagedPath(this.ctx.config.restore.stagingDir, j.dataset, u));
         total += Math.max(0, u.storedSize - partial);
       }
     }
@@ -764,6 +763,7 @@ class RestoreStep {
           const m = monthOf(this.ctx.now());
           this.job.egressByMonth[m] = (this.job.egressByMonth[m] ?? 0) + delta;
           v.downloadedBytes += delta;
+          (v.downloadedByMonth ??= {})[m] = (v.downloadedByMonth[m] ?? 0) + delta;
           this.out.bytes += delta;
           this.save();
           this.opts.onProgress?.({ key: v.key, downloadedBytes: p.reusedBytes + p.downloadedBytes, storedSize: v.storedSize });
@@ -1003,6 +1003,14 @@ class OpenerCache {
     this.current = null;
     await c?.opener.close();
   }
+}
+
+/** Bytes of a volume's unfinished download staged at `path` (0 when none). */
+function partialSize(path: string): Promise<number> {
+  return stat(`${path}.partial`).then(
+    (st) => st.size,
+    () => 0,
+  );
 }
 
 /** A thaw request counts as waiting (see waitingBytes) for at most this long without a copy seen. */
