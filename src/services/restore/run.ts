@@ -973,7 +973,11 @@ class RestoreStep {
         const cur = monthOf(d);
         const nextMonth = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1);
         const at = cur < v.month ? Date.parse(`${v.month}-01T00:00:00Z`) : nextMonth;
-        times.push({ at, what: `download within the ${monthOf(new Date(at))} egress allowance` });
+        const expiry = v.restoreExpiry ? Date.parse(v.restoreExpiry) : Number.POSITIVE_INFINITY;
+        const lead = LEAD_DAYS[this.job.options.tier] * DAY_MS;
+        if (expiry >= at) times.push({ at, what: `download within the ${monthOf(new Date(at))} egress allowance` });
+        // The copy expires before then: thaw it again in time for that month (as soon as it is gone).
+        else times.push({ at: Math.max(at - lead, expiry + 60_000), what: `request the restore of ${v.key} again for the ${monthOf(new Date(at))} egress allowance` });
       }
     }
     times.sort((a, b) => a.at - b.at);
