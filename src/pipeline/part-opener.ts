@@ -144,8 +144,8 @@ function shared(b: Uint8Array, what: string): SharedView {
 
 /**
  * Opens on a worker thread. The worker holds a copy of the data subkey
- * (same process; wiped at `close`). The thread is unref'd while nothing is
- * pending, so a caller that forgets `close` does not keep node alive.
+ * (same process; wiped at `close`). The thread keeps node alive until
+ * `close`: owners close it in a `finally` (restoreRun does).
  */
 export class WorkerPartOpener implements PartOpener {
   private readonly client: WorkerClient;

@@ -2,9 +2,10 @@
  * Request/reply over a worker thread, as the pipeline's workers (the push's
  * hash worker, the restore's part opener) speak it: each request carries an
  * `id`, the worker answers every request once with `{ id, value | error }`.
- * The thread keeps node alive only while a request is pending, so an owner
- * that forgets to terminate it does not hang the process; once the thread
- * fails or exits, every pending and later request rejects with that error.
+ * The thread keeps node alive until `terminate` (owners call it in a
+ * `finally`): a thread unref'd while idle let node's event loop end in the
+ * middle of an upload in CI. Once the thread fails or exits, every pending
+ * and later request rejects with that error.
  */
 import type { Worker } from 'node:worker_threads';
 
@@ -31,12 +32,10 @@ export class WorkerClient {
     name: string,
     private readonly errorOf: (r: WorkerReply & { error: string }) => Error = (r) => new Error(`${name}: ${r.error}`),
   ) {
-    worker.unref();
     worker.on('message', (r: WorkerReply) => {
       const p = this.pending.get(r.id);
       if (!p) return;
       this.pending.delete(r.id);
-      if (this.pending.size === 0) worker.unref();
       if (r.error !== undefined) p.reject(this.errorOf({ ...r, error: r.error }));
       else if (r.value === undefined) p.reject(new Error(`${name}: no result`));
       else p.resolve(r.value);
@@ -61,7 +60,6 @@ export class WorkerClient {
     const id = this.nextId++;
     const p = new Promise<unknown>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage({ ...message, id });
     });
     // Callers await it; this only keeps a rejection after an earlier failure from being "unhandled".
