@@ -9,10 +9,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { UsageError } from '../../src/errors.js';
-import { restorePlan, restoreRun } from '../../src/services/restore/index.js';
+import { Manifest } from '../../src/manifest/manifest.js';
+import { saveJob } from '../../src/services/restore/job.js';
+import { loadJob, restorePlan, restoreRun } from '../../src/services/restore/index.js';
 import { requireZfs } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
-import { pushedFixture } from './helpers.js';
+import { jobOf, pushedFixture } from './helpers.js';
 
 const HOUR = 3_600_000;
 
@@ -61,4 +63,26 @@ test('a carried-over --force overwrites only the dataset it was given for', { ti
   const d = await restoreRun(ctx, { dataset: docs, target: targets[docs]!, force: true });
   assert.ok(d.done, `docs: ${d.next.what}`);
   assert.deepEqual(await hashTree(await pool.zfs.mount(targets[docs]!)), await hashTree((await pool.zfs.mountpoint(docs))!));
+
+  // A new restore whose full receive was interrupted a while ago (as its run recorded it); since then the
+  // user made a dataset of their own at the target: not a leftover of that receive, so it is refused.
+  const again = `${pool.name}/photos-again`;
+  await restorePlan(ctx, { dataset: photos, asap: true });
+  assert.equal(jobOf(fx.repo.stateDir, photos).target, null);
+  const m = Manifest.open(join(fx.repo.stateDir, 'manifest.db'));
+  try {
+    const job = loadJob(m, photos)!;
+    job.target = again;
+    job.fullReceiveStartedAt = server.clock.now().toISOString();
+    job.fullReceiveStartedWallMs = Date.now() - 60_000;
+    job.savedWallMs = Date.now() - 30_000;
+    saveJob(m, job);
+  } finally {
+    m.close();
+  }
+  await pool.zfs.createDataset(again);
+  writeFileSync(join(await pool.zfs.mount(again), 'mine.txt'), 'mine\n');
+  server.clock.advance(7 * HOUR);
+  await assert.rejects(restoreRun(ctx, { dataset: photos, target: again }), (e: unknown) => e instanceof UsageError && e.code === 'TARGET_EXISTS');
+  assert.equal(readFileSync(join(await pool.zfs.mount(again), 'mine.txt'), 'utf8'), 'mine\n');
 });

@@ -105,6 +105,8 @@ export interface RestoreJob {
    * injectable clock may be a test's).
    */
   fullReceiveStartedWallMs?: number;
+  /** When a run last saved the job, by the machine's real clock (ms): bounds what an interrupted run can have created. */
+  savedWallMs?: number;
   /** Stored bytes downloaded per calendar month (`YYYY-MM`, by the injected clock). */
   egressByMonth: Record<string, number>;
   /** Restore spending per calendar month. */

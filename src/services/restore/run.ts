@@ -142,6 +142,8 @@ class RestoreStep {
   private readonly others: RestoreJob[];
   /** A live receive that failed (zfs's error): reported after this run's downloads, like a receive from files. */
   private liveError: unknown = null;
+  /** The job's last save by an earlier run (real clock, ms; see mayOverwriteTarget). */
+  private readonly savedBeforeThisRun: number | undefined;
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -156,9 +158,11 @@ class RestoreStep {
     this.now = ctx.now();
     this.out = { requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false, snapshot: job.snapshot.name, sharedEgress: null };
     this.others = listJobs(manifest).filter((j) => j.dataset !== job.dataset);
+    this.savedBeforeThisRun = job.savedWallMs;
   }
 
   private save(): void {
+    this.job.savedWallMs = Date.now();
     saveJob(this.manifest, this.job);
   }
 
@@ -841,8 +845,9 @@ class RestoreStep {
    * target only when it is what an earlier run was allowed to overwrite:
    * the very dataset --force was given for (same guid), or what our own
    * interrupted full receive left behind (no snapshots, created after that
-   * receive started; zfs-fuse discards such a leftover only after a while,
-   * so it is first given 15 s to go). Anything else put there since (the
+   * receive started and before the interrupted run's last save, which it
+   * makes while it feeds the receive; zfs-fuse discards such a leftover only
+   * after a while, so it is first given 15 s to go). Anything else put there since (the
    * user's own dataset at that name) is refused, never rolled over.
    */
   private async mayOverwriteTarget(): Promise<boolean> {
@@ -859,7 +864,10 @@ class RestoreStep {
     const wall = this.job.fullReceiveStartedWallMs;
     if (wall === undefined) return true; // a job saved before the time was recorded
     const creation = Number((await zfs.getProperties(this.target, ['creation'])).get('creation'));
-    return Number.isFinite(creation) && creation * 1000 >= wall - 2000;
+    if (!Number.isFinite(creation) || creation * 1000 < wall - 2000) return false;
+    // zfs's creation time has one-second resolution; the dataset appears once the stream's first record is read.
+    const lastSave = this.savedBeforeThisRun;
+    return lastSave === undefined || creation * 1000 <= lastSave + 5000;
   }
 
   /**
