@@ -560,6 +560,8 @@ class RestoreStep {
       if (!(await this.mayDownload(v, path, committed))) continue;
       const partial = await partialSize(path);
       committed += Math.max(0, v.storedSize - partial);
+      // A copy last seen with days to live needs no HEAD here (advance HEADs it anyway).
+      if (v.restoreExpiry !== null && Date.parse(v.restoreExpiry) - this.now.getTime() >= EXTEND_BELOW_DAYS * DAY_MS) continue;
       const info = await this.ctx.store.head(v.key).catch(() => null);
       if (info?.restore.state !== 'restored') continue;
       v.restoreExpiry = info.restore.expiry.toISOString();
