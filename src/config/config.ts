@@ -49,10 +49,22 @@ export interface RetryConfig {
   maxTimeoutMs: number;
 }
 
+/** `raw` of a `[[dataset]]`: send natively encrypted datasets raw (`zfs send -w`) when the ZFS can (`auto`), always, or never. */
+export type RawSendSetting = 'auto' | boolean;
+
+/** `[zfs] protect_base`: what keeps the base of the next incremental sendable. */
+export type ProtectBase = 'bookmark' | 'hold';
+
 export interface DatasetConfig {
   name: string;
   /** Only snapshots whose short name matches this regular expression are pushed (e.g. sanoid dailies). */
   snapshotPattern?: string;
+  /**
+   * Raw sends (`-w`) of a new chain: `auto` (absent) when the dataset is
+   * natively encrypted and the ZFS can send raw; `true` requires both
+   * (checked at push time); `false` sends decrypted data (zbk encrypts it).
+   */
+  raw?: RawSendSetting;
 }
 
 export interface HookConfig {
@@ -82,8 +94,13 @@ export interface ZbkConfig {
   store: StoreConfig;
   upload: UploadConfig;
   retry: RetryConfig;
-  /** zfs/zpool commands as argument arrays, e.g. ["sudo", "zfs"]. */
-  zfs: { zfs: string[]; zpool: string[] };
+  /**
+   * zfs/zpool commands as argument arrays, e.g. ["sudo", "zfs"]; and how the
+   * base of the next incremental is protected: `bookmark` (default; a zbk
+   * bookmark, no long-lived hold, where the ZFS has bookmarks, else a hold)
+   * or `hold` (a `zbk` hold on the last pushed snapshot, plus the bookmark).
+   */
+  zfs: { zfs: string[]; zpool: string[]; protectBase: ProtectBase };
   /** Directory for the manifest database, lock and caches. */
   stateDir: string;
   /** Manifest mirrors kept in the store. */
@@ -221,9 +238,13 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
         throw new ConfigError(`dataset[${i}].snapshot_pattern is not a valid regular expression`);
       }
     }
-    return snapshotPattern === undefined ? { name } : { name, snapshotPattern };
+    const raw = t.raw;
+    if (raw !== undefined && raw !== 'auto' && typeof raw !== 'boolean') throw new ConfigError(`dataset[${i}].raw must be "auto", true or false`);
+    return { name, ...(snapshotPattern === undefined ? {} : { snapshotPattern }), ...(raw === undefined ? {} : { raw }) };
   });
 
+  const protectBase = str(zfs, 'protect_base', 'zfs', 'bookmark');
+  if (protectBase !== 'bookmark' && protectBase !== 'hold') throw new ConfigError('zfs.protect_base must be "bookmark" or "hold"');
   const tier = str(restore, 'tier', 'restore', 'Bulk');
   if (tier !== 'Bulk' && tier !== 'Standard') throw new ConfigError('restore.tier must be "Bulk" or "Standard"');
   const webhookFormat = str(hooks, 'webhook_format', 'hooks', 'healthchecks');
@@ -263,7 +284,7 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
       minTimeoutMs: num(retry, 'min_timeout_ms', 'retry', 500),
       maxTimeoutMs: num(retry, 'max_timeout_ms', 'retry', 30000),
     },
-    zfs: { zfs: argv(zfs.zfs, 'zfs.zfs', ['zfs']), zpool: argv(zfs.zpool, 'zfs.zpool', ['zpool']) },
+    zfs: { zfs: argv(zfs.zfs, 'zfs.zfs', ['zfs']), zpool: argv(zfs.zpool, 'zfs.zpool', ['zpool']), protectBase },
     stateDir: resolve(stateDir),
     mirrors,
     passphraseFile: str(doc, 'passphrase_file', 'config'),

@@ -39,3 +39,20 @@ test('config: a webhook URL that does not parse is refused without quoting it (i
   const c = configFromObject(withKeys({ hooks: { on_success: 'https://hc-ping.com/SECRET-TOKEN' } }) as never, '/etc/zbk/config.toml');
   assert.equal(c.hooks.onSuccess, 'https://hc-ping.com/SECRET-TOKEN');
 });
+
+test('config: [zfs] protect_base defaults to "bookmark"; "hold" is kept; anything else is refused with the key named', () => {
+  assert.equal(configFromObject(valid as never, '/etc/zbk/config.toml').zfs.protectBase, 'bookmark');
+  assert.equal(configFromObject(withKeys({ zfs: { protect_base: 'hold' } }) as never, '/etc/zbk/config.toml').zfs.protectBase, 'hold');
+  refused(withKeys({ zfs: { protect_base: 'snapshot' } }), /zfs\.protect_base must be "bookmark" or "hold"/);
+  refused(withKeys({ zfs: { protect_base: true } }), /zfs\.protect_base: must be a string/);
+});
+
+test('config: [[dataset]] raw is "auto", true or false; absent means "auto" (no key written into the dataset entry)', () => {
+  const c = configFromObject(
+    withKeys({ dataset: [{ name: 'tank/a' }, { name: 'tank/b', raw: true }, { name: 'tank/c', raw: false }, { name: 'tank/d', raw: 'auto' }] }) as never,
+    '/etc/zbk/config.toml',
+  );
+  assert.deepEqual(c.datasets, [{ name: 'tank/a' }, { name: 'tank/b', raw: true }, { name: 'tank/c', raw: false }, { name: 'tank/d', raw: 'auto' }]);
+  refused(withKeys({ dataset: [{ name: 'tank/a', raw: 'yes' }] }), /dataset\[0\]\.raw must be "auto", true or false/);
+  refused(withKeys({ dataset: [{ name: 'tank/a' }, { name: 'tank/b', raw: 1 }] }), /dataset\[1\]\.raw must be "auto", true or false/);
+});
