@@ -4,6 +4,9 @@
 //   node scripts/run-tests.mjs              all tests
 //   node scripts/run-tests.mjs --only store tests under test/store/ only
 //   node scripts/run-tests.mjs --unit       everything except tests that need ZFS or run the CLI end to end
+//   node scripts/run-tests.mjs --openzfs    the OpenZFS suite: test/openzfs/ plus the shared suites
+//                                           below, run under scripts/openzfs/run (npm run test:openzfs)
+// test/openzfs/ is not part of the default run: it needs the guest.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -11,9 +14,10 @@ import { join, relative } from 'node:path';
 const args = process.argv.slice(2);
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined;
 const unit = args.includes('--unit');
+const openzfs = args.includes('--openzfs');
 const root = join(process.cwd(), 'dist', 'test');
 // Areas whose tests need ZFS or spawn the CLI end to end.
-const heavy = new Set(['zfs', 'e2e', 'ops', 'restore', 'consolidate']);
+const heavy = new Set(['zfs', 'e2e', 'ops', 'restore', 'consolidate', 'openzfs']);
 
 function walk(dir) {
   const out = [];
@@ -25,9 +29,29 @@ function walk(dir) {
   return out;
 }
 
+// Suites shared by both ZFS implementations that the OpenZFS lane runs too
+// (parameterized over the ZFS under test by test/helpers/pool.ts).
+const openzfsShared = new Set([
+  'zfs/zfs.test.js',
+  'e2e/push.test.js',
+  'consolidate/e2e.test.js',
+  'ops/verify-deep.test.js',
+  'restore/kill.test.js',
+]);
+
 let files = walk(root).sort();
-if (only) files = files.filter((f) => relative(root, f).split('/')[0] === only);
-if (unit) files = files.filter((f) => !heavy.has(relative(root, f).split('/')[0]));
+const area = (f) => relative(root, f).split('/')[0];
+if (openzfs) {
+  if (process.env.ZBK_TEST_ZFS !== 'openzfs') {
+    console.error('run-tests: --openzfs runs under scripts/openzfs/run (use npm run test:openzfs)');
+    process.exit(1);
+  }
+  files = files.filter((f) => area(f) === 'openzfs' || openzfsShared.has(relative(root, f)));
+} else {
+  files = files.filter((f) => area(f) !== 'openzfs');
+}
+if (only) files = files.filter((f) => area(f) === only);
+if (unit) files = files.filter((f) => !heavy.has(area(f)));
 if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);

@@ -96,7 +96,8 @@ export function oneLine(stderr: string, max = 400): string {
 
 /**
  * Map a failed command to the most specific error class by what zfs wrote on
- * stderr (the messages of OpenZFS and zfs-fuse agree on these phrases).
+ * stderr. OpenZFS 2.3 refuses a held destroy with "it's being held" (captured in
+ * test/fixtures/zfs/openzfs-2.3/destroy-held-stderr.txt).
  * `what` describes the operation and its object, e.g. `zfs send of 'tank/a@s1'`.
  */
 export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsError {
@@ -110,7 +111,7 @@ export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsE
   if (/already exists|destination '.*' exists/i.test(stderr)) {
     return new ZfsExistsError(`${base} — choose another name or destroy the existing one`, details);
   }
-  if (/dataset is busy|pool or dataset is busy|is held|tag already exists|device busy/i.test(stderr)) {
+  if (/dataset is busy|pool or dataset is busy|is held|being held|tag already exists|device busy/i.test(stderr)) {
     return new ZfsBusyError(`${base} — release holds ("zfs holds"/"zfs release") or stop what uses it`, details);
   }
   if (details.signal) return new ZfsError(base, 'ZFS_KILLED', details);
