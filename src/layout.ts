@@ -78,4 +78,12 @@ export interface StreamRecord {
   volumes: VolumeRecord[];
   startedAt: string;
   completedAt: string;
+  /**
+   * The `zfs send` flags the stream was made with, in argument order
+   * (`-i <base>` not included), e.g. `["-w", "-c", "-L", "-e"]`. Absent in
+   * records written before zbk recorded them (then unknown: `-c -L -e` where
+   * that ZFS supported them, never `-w`). Version-1 readers that do not know
+   * the field ignore it.
+   */
+  sendFlags?: string[];
 }

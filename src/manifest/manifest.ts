@@ -56,6 +56,8 @@ export interface ImportStreamInput {
   partSize: number;
   startedAt: Date;
   completedAt: Date;
+  /** From the stream record; absent or null when the record does not say (written before flags were recorded). */
+  sendFlags?: readonly string[] | null;
   volumes: {
     index: number;
     key: string;
@@ -88,6 +90,7 @@ interface StreamDbRow {
   superseded_at: string | null;
   abandoned_at: string | null;
   abandon_reason: string | null;
+  send_flags: string | null;
 }
 
 interface VolumeDbRow {
@@ -108,11 +111,13 @@ interface VolumeDbRow {
 
 const STREAM_COLUMNS = `s.stream_id, d.name AS dataset, s.kind, s.from_guid, s.from_name, s.to_guid, s.to_name,
   s.to_createtxg, s.to_creation, s.plaintext_size, s.stored_size, s.state, s.volume_size, s.part_size,
-  s.started_at, s.completed_at, s.superseded_at, s.abandoned_at, s.abandon_reason`;
+  s.started_at, s.completed_at, s.superseded_at, s.abandoned_at, s.abandon_reason, s.send_flags`;
 const STREAM_FROM = `streams s JOIN datasets d ON d.id = s.dataset_id`;
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** One `zfs send` option as recorded, e.g. `-w` (long spellings allowed for flags a later zbk may use). */
+const SEND_FLAG = /^--?[A-Za-z][A-Za-z0-9-]*$/;
 
 function d(s: string): Date;
 function d(s: string | null): Date | null;
@@ -137,7 +142,25 @@ function toStream(r: StreamDbRow): StreamRow {
     supersededAt: d(r.superseded_at),
     abandonedAt: d(r.abandoned_at),
     abandonReason: r.abandon_reason,
+    sendFlags: r.send_flags === null ? null : sendFlagsFromText(r.send_flags, r.stream_id),
   };
+}
+
+function sendFlagsFromText(text: string, streamId: string): string[] {
+  const v = JSON.parse(text) as unknown;
+  if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && SEND_FLAG.test(f))) {
+    throw new ManifestError(`stream ${streamId} records send flags that are not a list of zfs send options: ${text}`, 'MANIFEST_CORRUPT');
+  }
+  return v as string[];
+}
+
+/** The JSON text of a flag list for the send_flags column (null stays null). */
+function sendFlagsText(flags: readonly string[] | null | undefined): string | null {
+  if (flags === null || flags === undefined) return null;
+  if (!flags.every((f) => typeof f === 'string' && SEND_FLAG.test(f))) {
+    throw new ManifestError(`send flags must be zfs send options like "-w", got ${JSON.stringify(flags)}`, 'BAD_INPUT');
+  }
+  return JSON.stringify(flags);
 }
 
 function toVolume(r: VolumeDbRow): VolumeRow {
@@ -341,6 +364,7 @@ export class Manifest {
     const toGuid = u64ToText(input.to.guid, 'to guid');
     const createtxg = u64ToText(input.to.createtxg, 'createtxg');
     const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
+    const flags = sendFlagsText(input.sendFlags);
     this.db.transaction(() => {
       const dsId = this.ensureDataset(input.dataset, input.datasetOpaqueId);
       const inflight = this.db.prepare(`SELECT stream_id FROM streams WHERE dataset_id = ? AND state = 'uploading'`).get(dsId) as
@@ -363,12 +387,12 @@ export class Manifest {
       this.db
         .prepare(
           `INSERT INTO streams (stream_id, dataset_id, kind, from_guid, from_name, to_guid, to_name, to_createtxg, to_creation,
-             state, volume_size, part_size, started_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?, ?, ?)`,
+             state, volume_size, part_size, started_at, send_flags)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'uploading', ?, ?, ?, ?)`,
         )
         .run(
           input.streamId, dsId, fromGuid === null ? 'full' : 'incremental', fromGuid, input.from?.name ?? null,
-          toGuid, input.to.name, createtxg, input.to.creation, input.volumeSize, input.partSize, this.iso(input.startedAt),
+          toGuid, input.to.name, createtxg, input.to.creation, input.volumeSize, input.partSize, this.iso(input.startedAt), flags,
         );
     }).immediate();
     return this.stream(input.streamId)!;
@@ -504,18 +528,31 @@ export class Manifest {
    * the stream complete, record its snapshots and drop its checkpoints, in
    * one transaction. Refuses (INCOMPLETE_STREAM) if volumes are missing,
    * not complete, not numbered 0..n-1, or do not add up to the given sizes.
+   * `totals.sendFlags` records the flags of a stream begun without them (a
+   * resume of a stream an older zbk started, now known from the re-send its
+   * checkpoints matched); it must equal flags that were recorded (BAD_INPUT).
    */
-  completeStream(streamId: string, totals: { plaintextSize: number; storedSize: number; completedAt?: Date }): StreamWithVolumes {
+  completeStream(
+    streamId: string,
+    totals: { plaintextSize: number; storedSize: number; completedAt?: Date; sendFlags?: readonly string[] | null },
+  ): StreamWithVolumes {
     checkSize(totals.plaintextSize, 'plaintextSize');
     checkSize(totals.storedSize, 'storedSize');
+    const flags = sendFlagsText(totals.sendFlags);
     this.db.transaction(() => {
       const s = this.requireStreamState(streamId, 'uploading');
+      if (flags !== null && s.sendFlags !== null && JSON.stringify(s.sendFlags) !== flags) {
+        throw new ManifestError(`stream ${streamId} was begun with send flags ${JSON.stringify(s.sendFlags)}, not ${flags}`, 'BAD_INPUT');
+      }
       const vols = this.volumes(streamId);
       const problem = volumeSetProblem(vols, totals);
       if (problem) throw new ManifestError(`stream ${streamId} cannot be completed: ${problem}`, 'INCOMPLETE_STREAM');
       this.db
-        .prepare(`UPDATE streams SET state = 'complete', plaintext_size = ?, stored_size = ?, completed_at = ? WHERE stream_id = ?`)
-        .run(totals.plaintextSize, totals.storedSize, this.iso(totals.completedAt), streamId);
+        .prepare(
+          `UPDATE streams SET state = 'complete', plaintext_size = ?, stored_size = ?, completed_at = ?, send_flags = coalesce(send_flags, ?)
+           WHERE stream_id = ?`,
+        )
+        .run(totals.plaintextSize, totals.storedSize, this.iso(totals.completedAt), flags, streamId);
       this.upsertSnapshots(s);
       this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ?').run(streamId);
     }).immediate();
@@ -584,13 +621,14 @@ export class Manifest {
       this.db
         .prepare(
           `INSERT INTO streams (stream_id, dataset_id, kind, from_guid, from_name, to_guid, to_name, to_createtxg, to_creation,
-             plaintext_size, stored_size, state, volume_size, part_size, started_at, completed_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?)`,
+             plaintext_size, stored_size, state, volume_size, part_size, started_at, completed_at, send_flags)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?)`,
         )
         .run(
           input.streamId, dsId, fromGuid === null ? 'full' : 'incremental', fromGuid, input.from?.name ?? null,
           u64ToText(input.to.guid, 'to guid'), input.to.name, u64ToText(input.to.createtxg, 'createtxg'), input.to.creation,
           input.plaintextSize, input.storedSize, input.volumeSize, input.partSize, input.startedAt.toISOString(), input.completedAt.toISOString(),
+          sendFlagsText(input.sendFlags),
         );
       const ins = this.db.prepare(
         `INSERT INTO volumes (stream_id, volume_index, object_key, state, storage_class, stored_size, part_count, plaintext_size,

@@ -89,6 +89,7 @@ export function parseStreamRecord(plain: Uint8Array, expectedStreamId: string): 
   if (!(isObj(to) && typeof to.name === 'string' && isU64Text(to.guid) && isU64Text(to.createtxg) && typeof to.creation === 'number')) return bad('to');
   if (!isCount(r.plaintextSize) || !isCount(r.storedSize)) return bad('sizes');
   if (typeof r.startedAt !== 'string' || typeof r.completedAt !== 'string') return bad('times');
+  if (r.sendFlags !== undefined && !(Array.isArray(r.sendFlags) && r.sendFlags.every((f) => typeof f === 'string' && f.startsWith('-')))) return bad('sendFlags');
   if (!Array.isArray(r.volumes) || r.volumes.length === 0) return bad('volumes');
   r.volumes.forEach((v: unknown, i: number) => {
     if (!isObj(v) || v.index !== i || v.key !== volumeKey(expectedStreamId, i)) bad(`volume ${i}`);
@@ -190,6 +191,7 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
       partSize: rec.volumes[0]!.partSize,
       startedAt: new Date(rec.startedAt),
       completedAt: new Date(rec.completedAt),
+      sendFlags: rec.sendFlags ?? null,
       volumes: vols,
     });
   }

@@ -125,11 +125,23 @@ CREATE TABLE kv (
 CREATE INDEX volumes_in_flight ON volumes(upload_id) WHERE upload_id IS NOT NULL;
 `;
 
+/**
+ * The `zfs send` flags a stream was made with, as a JSON array of strings in
+ * argument order (e.g. `["-w","-c","-L","-e"]`; `-i <base>` not included), so
+ * a resume re-sends the same bytes whatever the ZFS can do by then. NULL for
+ * streams recorded before this column: their flags are unknown (zbk then sent
+ * `-c -L -e` where the ZFS supported them).
+ */
+const V4_SEND_FLAGS = `
+ALTER TABLE streams ADD COLUMN send_flags TEXT CHECK (send_flags IS NULL OR (json_valid(send_flags) AND json_type(send_flags) = 'array'));
+`;
+
 /** Ordered migrations: index i upgrades version i to i + 1. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1_CORE),
   (db) => db.exec(V2_EVENTS),
   (db) => db.exec(V3_KV),
+  (db) => db.exec(V4_SEND_FLAGS),
 ];
 
 /** The schema version this build writes. */

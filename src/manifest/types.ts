@@ -62,6 +62,12 @@ export interface StreamRow {
   supersededAt: Date | null;
   abandonedAt: Date | null;
   abandonReason: string | null;
+  /**
+   * The `zfs send` flags of the stream in argument order (`-i <base>` not
+   * included), e.g. `['-w', '-c', '-L', '-e']`; null when unknown (recorded
+   * by a zbk before flags were recorded).
+   */
+  sendFlags: string[] | null;
 }
 
 export interface VolumeRow {
@@ -134,6 +140,8 @@ export interface BeginStreamInput {
   startedAt?: Date;
   /** Optional opaque dataset id (keyed hash), stored on first sight of the dataset. */
   datasetOpaqueId?: string;
+  /** The `zfs send` flags the stream is made with (see StreamRow.sendFlags); absent or null: unknown. */
+  sendFlags?: readonly string[] | null;
 }
 
 export interface PartAckInput {

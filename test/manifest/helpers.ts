@@ -47,6 +47,8 @@ export interface PushSpec {
   at: Date;
   /** Stop after the volumes, before the stream record and completeStream (an interrupted push). */
   interrupt?: boolean;
+  /** The stream's `zfs send` flags, recorded in the manifest and the stream record (absent: neither records any, as before flags were recorded). */
+  sendFlags?: string[];
 }
 
 const sha256hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -68,6 +70,7 @@ export async function simulatePush(m: Manifest, store: ObjectStore, keyring: Key
     volumeSize,
     partSize,
     startedAt: spec.at,
+    ...(spec.sendFlags ? { sendFlags: spec.sendFlags } : {}),
   });
   const records: VolumeRecord[] = [];
   for (let i = 0; i < spec.volumes.length; i++) {
@@ -119,6 +122,7 @@ export async function simulatePush(m: Manifest, store: ObjectStore, keyring: Key
     volumes: records,
     startedAt: spec.at.toISOString(),
     completedAt: spec.at.toISOString(),
+    ...(spec.sendFlags ? { sendFlags: spec.sendFlags } : {}),
   };
   await store.put(streamRecordKey(streamId), keyring.sealBlob(BLOB_STREAM_RECORD, new TextEncoder().encode(JSON.stringify(record))));
   return m.completeStream(streamId, { plaintextSize, storedSize, completedAt: spec.at });
@@ -139,6 +143,7 @@ export function chainEssence(chain: readonly StreamWithVolumes[]): unknown {
     partSize: s.partSize,
     startedAt: s.startedAt.toISOString(),
     completedAt: s.completedAt?.toISOString(),
+    sendFlags: s.sendFlags,
     volumes: s.volumes.map((v) => ({
       key: v.key, index: v.volumeIndex, state: v.state, storedSize: v.storedSize, partCount: v.partCount,
       plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, storageClass: v.storageClass,

@@ -240,3 +240,51 @@ describe('events and repository', () => {
     }
   });
 });
+
+describe('send flags', () => {
+  /** One part of one volume of stream `id`, stored and completed (`completeStream` left to the test). */
+  async function oneVolume(m: Manifest, store: MemoryStore, id: string): Promise<void> {
+    const key = volumeKey(id, 0);
+    m.recordVolumeStarted(id, 0, key, await store.createMultipartUpload(key), 'DEEP_ARCHIVE');
+    m.recordVolumeCompleted({ streamId: id, volumeIndex: 0, storedSize: 60, partCount: 1, plaintextSize: 8, plaintextSha256: 'a'.repeat(64) });
+  }
+
+  it('are recorded per stream as begun, null when not given, and a stream begun without them gets them at completion', async () => {
+    const { m, store } = setup();
+    try {
+      const raw = 'a1'.repeat(16);
+      m.beginStream({ streamId: raw, dataset: 'tank/a', from: null, to: A, volumeSize: 16, partSize: 8, sendFlags: ['-w', '-c', '-L', '-e'] });
+      assert.deepEqual(m.findInFlightStream('tank/a')?.sendFlags, ['-w', '-c', '-L', '-e']);
+      await oneVolume(m, store, raw);
+      assert.throws(() => m.completeStream(raw, { plaintextSize: 8, storedSize: 60, sendFlags: ['-c'] }), code('BAD_INPUT'), 'other flags than begun with are refused');
+      assert.deepEqual(m.completeStream(raw, { plaintextSize: 8, storedSize: 60, sendFlags: ['-w', '-c', '-L', '-e'] }).sendFlags, ['-w', '-c', '-L', '-e']);
+
+      // Begun by a zbk that did not record flags (none given): null until completion says what the stream was sent with.
+      const legacy = 'b2'.repeat(16);
+      m.beginStream({ streamId: legacy, dataset: 'tank/b', from: null, to: snap('tank/b@1', 21n, 100n), volumeSize: 16, partSize: 8 });
+      assert.equal(m.stream(legacy)?.sendFlags, null);
+      await oneVolume(m, store, legacy);
+      assert.deepEqual(m.completeStream(legacy, { plaintextSize: 8, storedSize: 60, sendFlags: [] }).sendFlags, []);
+
+      const none = 'c3'.repeat(16);
+      m.beginStream({ streamId: none, dataset: 'tank/c', from: null, to: snap('tank/c@1', 31n, 100n), volumeSize: 16, partSize: 8, sendFlags: null });
+      await oneVolume(m, store, none);
+      assert.equal(m.completeStream(none, { plaintextSize: 8, storedSize: 60 }).sendFlags, null, 'unknown stays unknown');
+      assert.ok(m.integrityCheck().ok);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('refuses a flag list that is not zfs send options', () => {
+    const { m } = setup();
+    try {
+      for (const bad of [['w'], ['-w -c'], [''], ['-c', 'tank/a@1']]) {
+        assert.throws(() => m.beginStream({ streamId: 'd4'.repeat(16), dataset: 'tank/a', from: null, to: A, volumeSize: 16, partSize: 8, sendFlags: bad }), code('BAD_INPUT'), JSON.stringify(bad));
+      }
+      assert.equal(m.findInFlightStream('tank/a'), null, 'nothing was begun');
+    } finally {
+      m.close();
+    }
+  });
+});

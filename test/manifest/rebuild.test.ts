@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
 import { ManifestError } from '../../src/errors.js';
-import { BLOB_MANIFEST, DATA_PREFIX, manifestMirrorKey, streamRecordKey, volumeKey } from '../../src/layout.js';
+import { BLOB_MANIFEST, BLOB_STREAM_RECORD, DATA_PREFIX, manifestMirrorKey, streamRecordKey, volumeKey } from '../../src/layout.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { listMirrors, readNewestMirror, writeMirror } from '../../src/manifest/mirror.js';
 import { rebuildManifest } from '../../src/manifest/rebuild.js';
@@ -241,5 +241,50 @@ describe('manifest rebuild', () => {
       r.close();
     }
     assert.ok((await store.list(DATA_PREFIX)[Symbol.asyncIterator]().next()).value);
+  });
+});
+
+describe('manifest rebuild: send flags', () => {
+  it('come back from the stream records (from the bucket alone, and merged after a mirror); a record without them rebuilds as unknown (null)', async () => {
+    const path = join(tmp.dir, `flags${n++}.db`);
+    const store = new MemoryStore({ minPartSize: 1, now: () => day(0) });
+    const m = Manifest.open(path);
+    m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
+    const s = [snap('tank/enc@1', 101n, 10n), snap('tank/enc@2', 102n, 20n), snap('tank/enc@3', 103n, 30n)];
+    // Pushed by a zbk that did not record flags, then raw-less incremental and a raw full from later ones.
+    await simulatePush(m, store, keyring, { dataset: 'tank/enc', from: null, to: s[0]!, volumes: [16], at: day(1) });
+    await simulatePush(m, store, keyring, { dataset: 'tank/enc', from: s[0]!, to: s[1]!, volumes: [8], at: day(2), sendFlags: ['-c', '-L', '-e'] });
+    await writeMirror(m, store, keyring, { storageClass: 'STANDARD', now: () => day(2) });
+    await simulatePush(m, store, keyring, { dataset: 'tank/enc', from: null, to: s[2]!, volumes: [24], at: day(3), sendFlags: ['-w', '-c', '-L', '-e'] });
+    const flagsOf = (db: Manifest): unknown => db.streams('tank/enc').map((x) => [x.to.name, x.sendFlags]);
+    const expected = [['tank/enc@1', null], ['tank/enc@2', ['-c', '-L', '-e']], ['tank/enc@3', ['-w', '-c', '-L', '-e']]];
+    assert.deepEqual(flagsOf(m), expected);
+    m.close();
+
+    for (const ignoreMirrors of [true, false]) {
+      const target = join(tmp.dir, `flags-rebuilt${n++}.db`);
+      const report = await rebuildManifest({ store, keyring, targetPath: target, ignoreMirrors });
+      assert.equal(report.source, ignoreMirrors ? 'listing' : 'mirror');
+      assert.equal(report.streamsFromRecords, ignoreMirrors ? 3 : 1);
+      const r = Manifest.open(target, { readonly: true });
+      try {
+        assert.deepEqual(flagsOf(r), expected, `ignoreMirrors: ${ignoreMirrors}`);
+      } finally {
+        r.close();
+      }
+    }
+  });
+
+  it('a stream record whose sendFlags is not a list of options is not imported', async () => {
+    const store = new MemoryStore({ minPartSize: 1, now: () => day(0) });
+    const m = Manifest.open(join(tmp.dir, `badflags${n++}.db`));
+    const s = await simulatePush(m, store, keyring, { dataset: 'tank/x', from: null, to: snap('tank/x@1', 5n, 10n), volumes: [8], at: day(1), sendFlags: ['-c'] });
+    m.close();
+    const key = streamRecordKey(s!.streamId);
+    const rec = JSON.parse(Buffer.from(keyring.openBlob(BLOB_STREAM_RECORD, await store.getBytes(key))).toString('utf8')) as Record<string, unknown>;
+    await store.put(key, keyring.sealBlob(BLOB_STREAM_RECORD, new TextEncoder().encode(JSON.stringify({ ...rec, sendFlags: '-c' }))));
+    const report = await rebuildManifest({ store, keyring, targetPath: join(tmp.dir, `badflags-rebuilt${n++}.db`), ignoreMirrors: true });
+    assert.equal(report.streams, 0);
+    assert.match(report.unplaced.find((u) => u.key === key)?.reason ?? '', /malformed stream record: sendFlags/);
   });
 });

@@ -52,6 +52,7 @@ describe('schema migrations', () => {
           assert.equal(last?.guid, 18446744073709551615n);
           assert.equal(last?.createtxg, 9007199254740993n);
           assert.equal(m.chainFor('tank/old').length, 1);
+          assert.equal(m.chainFor('tank/old')[0]?.sendFlags, null, 'a stream from before send flags were recorded: unknown');
         }
         assert.deepEqual(m.integrityCheck(), { ok: true, problems: [] });
       } finally {
@@ -59,6 +60,24 @@ describe('schema migrations', () => {
       }
     });
   }
+
+  it('streams.send_flags holds a JSON array or NULL, nothing else', () => {
+    const path = fresh();
+    Manifest.open(path).close();
+    const raw = new Database(path);
+    try {
+      raw.exec(`INSERT INTO datasets (id, name, created_at) VALUES (1, 'tank/f', '2025-01-01T00:00:00.000Z')`);
+      const insert = (id: string, flags: string | null): void => {
+        raw.prepare(`INSERT INTO streams (stream_id, dataset_id, kind, to_guid, to_name, to_createtxg, to_creation, state, volume_size, part_size, started_at, send_flags)
+          VALUES (?, 1, 'full', '1', 'f@1', '1', 1, 'abandoned', 8, 8, '2025-01-01T00:00:00.000Z', ?)`).run(id, flags);
+      };
+      insert('1'.repeat(32), '["-w","-c"]');
+      insert('2'.repeat(32), null);
+      for (const bad of ['-w', '{"flags":["-w"]}', '"-w"']) assert.throws(() => insert('3'.repeat(32), bad), /CHECK constraint failed/, bad);
+    } finally {
+      raw.close();
+    }
+  });
 
   it('refuses a database from a newer zbk (MANIFEST_TOO_NEW) and leaves it alone', () => {
     const path = fresh();
