@@ -53,17 +53,18 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       });
       bar.stop();
       for (const r of result.results) {
+        const raw = r.sendFlags?.includes('-w') ? ' raw (still encrypted with its own key)' : '';
         const size = formatBytes(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes);
         if (r.kind === 'none') this.say(`${r.dataset}: nothing to push (${r.reason})`);
         else if (r.dryRun) {
           this.say(
-            `${r.dataset}: would send ${r.kind} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}${r.reason ? ` (${r.reason})` : ''}, ` +
+            `${r.dataset}: would send ${r.kind}${raw} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}${r.reason ? ` (${r.reason})` : ''}, ` +
               `${r.estimatedBytes === null ? 'size unknown (zfs cannot estimate)' : `about ${size}`}; ` +
               `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month`,
           );
         } else {
           this.say(
-            `${r.dataset}: pushed ${r.kind} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}: ${size} in ${r.objects} object(s), ` +
+            `${r.dataset}: pushed ${r.kind}${raw} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}: ${size} in ${r.objects} object(s), ` +
               `${r.durationSeconds.toFixed(1)}s${r.resumed ? `, resumed (${r.partsSkipped} parts verified and skipped)` : ''}; ` +
               `+$${r.estimatedMonthlyCost.toFixed(4)}/month`,
           );

@@ -11,13 +11,17 @@
  */
 import { existsSync } from 'node:fs';
 import type { Keyring } from '../crypto/types.js';
-import { configTooOpen } from '../config/config.js';
+import { configTooOpen, type DatasetConfig } from '../config/config.js';
 import { openKeyFile } from '../crypto/index.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import { manifestPath, openManifest, sodium, type ServiceContext } from './context.js';
 import { passphraseFilePath, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
 import { s3Checks, orphanCheck, mirrorFreshness, clockSkewCheck } from './doctor-store.js';
 import { NotFoundError } from '../store/errors.js';
+import { ConfigError } from '../errors.js';
+import type { ZfsCapabilities } from '../zfs/types.js';
+import { describeProtection } from './push/base-protection.js';
+import { rawForNewChain } from './push/send-flags.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -81,8 +85,9 @@ function passphraseSourceCheck(ctx: ServiceContext): DoctorCheck {
 
 async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
   const out: DoctorCheck[] = [];
+  let c: ZfsCapabilities;
   try {
-    const c = await ctx.zfs.capabilities();
+    c = await ctx.zfs.capabilities();
     const missing = (['bookmarks', 'rawSend', 'resumeTokens', 'sendEstimate'] as const).filter((k) => !c[k]);
     const detail = `${c.implementation}${c.version ? ` ${c.version}` : ''}${missing.length ? `; without ${missing.join(', ')}` : ''}`;
     out.push(row('zfs', c.implementation === 'unknown' ? 'warn' : 'ok', detail, 'install OpenZFS 2.x (zfsutils-linux)'));
@@ -90,18 +95,25 @@ async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
     out.push(row('zfs', 'fail', `zfs does not run: ${messageOf(err)}`, 'install OpenZFS (apt install zfsutils-linux) or set [zfs] zfs = ["sudo", "zfs"]'));
     return out;
   }
+  out.push(row('base protection', 'ok', describeProtection(ctx.config.zfs.protectBase, c)));
   if (ctx.config.datasets.length === 0) {
     out.push(row('datasets', 'warn', 'no [[dataset]] configured: "zbk push" needs dataset arguments', 'add [[dataset]] name = "pool/ds" to the config'));
   }
-  for (const d of ctx.config.datasets) {
-    try {
-      const exists = await ctx.zfs.exists(d.name);
-      out.push(row(`dataset ${d.name}`, exists ? 'ok' : 'fail', exists ? 'exists' : 'does not exist', 'fix the [[dataset]] name in the config'));
-    } catch (err) {
-      out.push(row(`dataset ${d.name}`, 'fail', messageOf(err), 'check the name and zfs permissions (zfs allow)'));
-    }
-  }
+  for (const d of ctx.config.datasets) out.push(await datasetCheck(ctx, c, d));
   return out;
+}
+
+/** The dataset exists, and its `raw` setting can be honoured (raw = true needs raw sends and native encryption). */
+async function datasetCheck(ctx: ServiceContext, caps: ZfsCapabilities, d: DatasetConfig): Promise<DoctorCheck> {
+  const name = `dataset ${d.name}`;
+  try {
+    if (!(await ctx.zfs.exists(d.name))) return row(name, 'fail', 'does not exist', 'fix the [[dataset]] name in the config');
+    const raw = await rawForNewChain(ctx.zfs, caps, d.name, d.raw ?? 'auto');
+    return row(name, 'ok', raw ? 'exists; natively encrypted: a new chain is sent raw (zfs send -w), still encrypted with its own key' : 'exists');
+  } catch (err) {
+    if (err instanceof ConfigError) return row(name, 'fail', messageOf(err), `set raw = "auto" or false in the [[dataset]] entry of ${d.name}`);
+    return row(name, 'fail', messageOf(err), 'check the name and zfs permissions (zfs allow)');
+  }
 }
 
 /** Store reachable, key file present, and the passphrase opens it. Returns the keyring when it does. */

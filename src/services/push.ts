@@ -3,13 +3,15 @@
  * snapshot and the newest one, crash-safely.
  *
  * Order of effects (see docs/ARCHITECTURE.md, "Write ordering"):
- *   lock → orphan uploads aborted → stream row (uploading) → holds →
- *   zfs send → sealed parts, each checkpointed after the store acknowledged it →
- *   volumes completed and verified → stream record in the store →
- *   stream row complete → holds moved to the new base → manifest mirror.
+ *   lock → orphan uploads aborted → stream row (uploading, with its send
+ *   flags) → send holds → zfs send → sealed parts, each checkpointed after the
+ *   store acknowledged it → volumes completed and verified → stream record in
+ *   the store → stream row complete → base protection moved to the new base
+ *   (./push/base-protection.ts) → manifest mirror.
  * A process killed anywhere resumes on the next push of the same dataset:
- * the same send is run again, every skipped part is compared with its
- * checkpointed plaintext hash, and only the rest is uploaded.
+ * the same send is run again with the recorded flags (./push/send-flags.ts),
+ * every skipped part is compared with its checkpointed plaintext hash, and
+ * only the rest is uploaded.
  */
 import { randomBytes } from 'node:crypto';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
@@ -19,23 +21,22 @@ import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey, type StreamRec
 import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
-import type { StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
+import type { StreamRow, StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
 import { snapshotRefsOf, volumeRecordOf } from '../manifest/records.js';
 import { ResumeMismatchError } from '../pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/upload.js';
-import { estimatePushCost } from '../cost/model.js';
-import { priceTable, type StorageClass } from '../cost/prices.js';
-import type { Snapshot } from '../zfs/types.js';
+import type { SendOptions, Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
 import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
+import { BaseProtection, type BaseRef } from './push/base-protection.js';
+import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type SentStream } from './push/result.js';
+import { chooseSendFlags, isRaw, legacySendFlags, sendOptionsFor, type FlagChoice } from './push/send-flags.js';
 
-/** Hold tag on the base of the next incremental (kept until a newer base is safely uploaded). */
-export const BASE_HOLD_TAG = 'zbk';
-/** Hold tag on the snapshots a running send reads. */
-export const SEND_HOLD_TAG = 'zbk-send';
+export { BASE_HOLD_TAG, SEND_HOLD_TAG } from './push/base-protection.js';
+export type { DatasetPushResult } from './push/result.js';
 
 export interface PushOptions {
   datasets: string[];
@@ -71,49 +72,16 @@ export interface PushProgress {
   partNumber: number;
 }
 
-export interface DatasetPushResult {
-  dataset: string;
-  /** Short name of the snapshot now pushed (or that would be, with --dry-run). */
-  snapshot: string;
-  /** Short name of the incremental base; null for a full stream. */
-  base: string | null;
-  kind: 'full' | 'incremental' | 'none';
-  /** Why a full stream was sent, or why nothing was sent. */
-  reason: string | null;
-  plaintextBytes: number;
-  storedBytes: number;
-  objects: number;
-  /** True when an interrupted upload was resumed. */
-  resumed: boolean;
-  /** Parts found already uploaded and verified by hash instead of re-sent. */
-  partsSkipped: number;
-  durationSeconds: number;
-  /** Added to the monthly bill (USD) by this stream. */
-  estimatedMonthlyCost: number;
-  /** One-time request cost (USD). */
-  estimatedUploadCost: number;
-  /** `zfs send -nP` estimate (dry run), null where zfs cannot tell. */
-  estimatedBytes: number | null;
-  streamId: string | null;
-  dryRun: boolean;
-}
-
 export interface PushResult {
   results: DatasetPushResult[];
   orphanUploadsAborted: number;
   warnings: string[];
 }
 
-/** The base of an incremental: its snapshot identity, and what `zfs send -i` reads it from (snapshot or bookmark). */
-interface BaseRef {
-  name: string;
-  guid: bigint;
-  sendFrom: string;
-}
-
-interface HoldRecord {
-  tag: string;
-  snapshot: string;
+/** The flags a stream is sent with, and the send options that make zfs use exactly those. */
+interface SendChoice {
+  flags: string[];
+  options: Pick<SendOptions, 'raw' | 'compressed' | 'largeBlocks' | 'embeddedData'>;
 }
 
 function hex(b: Uint8Array): string {
@@ -240,17 +208,23 @@ export class PushService {
     this.ctx.log.warn(message);
   }
 
+  /** zbk's protection of this dataset's snapshots (stateless: the manifest records the holds). */
+  private protection(manifest: Manifest): BaseProtection {
+    return new BaseProtection(this.ctx.zfs, manifest, this.ctx.config.zfs.protectBase, (m) => this.warn(m));
+  }
+
   private async pushDataset(manifest: Manifest, keyring: Keyring, dataset: string, opts: PushOptions): Promise<DatasetPushResult> {
     const started = Date.now();
     const zfs = this.ctx.zfs;
+    const protection = this.protection(manifest);
     const snapshots = await zfs.listSnapshots(dataset);
     const pattern = this.ctx.config.datasets.find((d) => d.name === dataset)?.snapshotPattern;
     const target = chooseTarget(snapshots, dataset, opts.snapshot, pattern);
     const inFlight = manifest.findInFlightStream(dataset);
     // Holds a killed run left behind are released (but not those of the upload about to
-    // resume); the last pushed base is held.
+    // resume); the last pushed base is protected (bookmark, or hold).
     if (!opts.dryRun) {
-      await this.reconcileHolds(manifest, dataset, inFlight);
+      await protection.reconcile(dataset, inFlight);
       crashPoint('holds-reconciled');
     }
 
@@ -259,15 +233,15 @@ export class PushService {
     let partsSkipped = 0;
     if (inFlight && !opts.dryRun) {
       const toOk = snapshots.some((s) => s.guid === inFlight.to.guid && s.shortName === inFlight.to.name);
-      const fromOk = inFlight.from === null || (await this.resolveBase(dataset, inFlight.from)) !== null;
+      const fromOk = inFlight.from === null || (await protection.resolveBase(dataset, inFlight.from)) !== null;
       if (toOk && fromOk) {
         this.ctx.log.info(`${dataset}: resuming the interrupted upload of @${inFlight.to.name}`);
         const r = await this.sendStream(manifest, keyring, inFlight, opts, resumeStateOf(manifest, inFlight));
         resumed = true;
-        partsSkipped += r.partsSkipped;
+        partsSkipped += r.upload.partsSkipped;
         // A requested full stream still has to be sent after an incremental was resumed.
         if (inFlight.to.guid === target.guid && (!opts.full || inFlight.from === null)) {
-          return this.result(dataset, inFlight, r, started, { resumed, partsSkipped, reason: null });
+          return pushedResult(this.ctx.config, dataset, inFlight, r, started, { resumed, partsSkipped, reason: null });
         }
       } else {
         this.warn(`${dataset}: the interrupted upload of @${inFlight.to.name} cannot resume (its snapshot is gone); discarding it`);
@@ -279,12 +253,12 @@ export class PushService {
     //    guid (or, on OpenZFS, zbk's bookmark of it).
     const last: SnapshotRow | null = manifest.lastPushedSnapshot(dataset);
     if (last && last.guid === target.guid && !opts.full) {
-      return this.nothing(dataset, target, started, 'already pushed', resumed, partsSkipped);
+      return nothingResult(dataset, target, started, 'already pushed', resumed, partsSkipped);
     }
     if (opts.full && opts.fullUnlessMadeSince) {
       const before = new Set(opts.fullUnlessMadeSince);
       const made = manifest.streams(dataset).some((x) => x.state === 'complete' && x.kind === 'full' && x.to.guid === target.guid && !before.has(x.streamId));
-      if (made) return this.nothing(dataset, target, started, `a full stream of @${target.shortName} was pushed meanwhile`, resumed, partsSkipped);
+      if (made) return nothingResult(dataset, target, started, `a full stream of @${target.shortName} was pushed meanwhile`, resumed, partsSkipped);
     }
     let base: BaseRef | null = null;
     let reason: string | null = null;
@@ -293,17 +267,23 @@ export class PushService {
     } else if (!last) {
       reason = 'first push of this dataset';
     } else if (last.createtxg >= target.createtxg) {
-      return this.nothing(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
+      return nothingResult(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
     } else {
-      base = await this.resolveBase(dataset, last);
+      base = await protection.resolveBase(dataset, last);
       if (!base) reason = `the last pushed snapshot @${last.name} no longer exists locally`;
       else if (base.sendFrom.includes('#')) this.ctx.log.info(`${dataset}: @${last.name} is gone; sending incrementally from zbk's bookmark of it`);
     }
+    // 3. The send flags: an incremental keeps its chain's raw-ness, unless the config insists otherwise.
+    const choice = await this.chooseFlags(manifest, dataset, base);
+    if (choice.fullBecause) {
+      base = null;
+      reason = choice.fullBecause;
+    }
     if (reason) this.ctx.log.info(`${dataset}: sending a full stream: ${reason}`);
 
-    if (opts.dryRun) return this.dryRun(dataset, target, base, reason, started);
+    if (opts.dryRun) return this.dryRun(dataset, target, base, reason, choice.flags, started);
 
-    // 3. A new stream.
+    // 4. A new stream.
     const streamId = hex(randomBytes(16));
     const row = manifest.beginStream({
       streamId,
@@ -314,86 +294,34 @@ export class PushService {
       partSize: this.ctx.config.upload.partSize,
       startedAt: this.ctx.now(),
       datasetOpaqueId: keyring.opaqueName('dataset', dataset),
+      sendFlags: choice.flags,
     });
     const stream = manifest.stream(row.streamId);
     if (!stream) throw new OperationError(`internal: stream ${streamId} vanished from the manifest`);
     const withVolumes: StreamWithVolumes = { ...stream, volumes: [] };
     const r = await this.sendStream(manifest, keyring, withVolumes, opts, undefined);
-    partsSkipped += r.partsSkipped;
-    return this.result(dataset, withVolumes, r, started, { resumed, partsSkipped, reason });
+    partsSkipped += r.upload.partsSkipped;
+    return pushedResult(this.ctx.config, dataset, withVolumes, r, started, { resumed, partsSkipped, reason });
   }
 
   /**
-   * Where an incremental from `base` can be sent from: the snapshot itself
-   * when it still exists here with the same guid, else zbk's bookmark of it
-   * (OpenZFS), else null (a full stream is needed).
+   * The flags of a new stream of `dataset` from `base` (null: a full stream),
+   * per the dataset's `raw` setting and the raw-ness of the stream that ends
+   * at the base in the chain a restore would use.
    */
-  private async resolveBase(dataset: string, base: { name: string; guid: bigint }): Promise<BaseRef | null> {
-    const zfs = this.ctx.zfs;
-    const snap = (await zfs.listSnapshots(dataset)).find((s) => s.guid === base.guid);
-    if (snap) return { name: snap.shortName, guid: snap.guid, sendFrom: snap.name };
-    if ((await zfs.capabilities()).bookmarks) {
-      const mark = (await zfs.listBookmarks(dataset)).find((b) => b.guid === base.guid);
-      if (mark) return { name: base.name, guid: base.guid, sendFrom: mark.name };
-    }
-    return null;
+  private async chooseFlags(manifest: Manifest, dataset: string, base: BaseRef | null): Promise<FlagChoice> {
+    const setting = this.ctx.config.datasets.find((d) => d.name === dataset)?.raw ?? 'auto';
+    const caps = await this.ctx.zfs.capabilities();
+    const chainRaw = base ? isRaw(this.streamEndingAt(manifest, dataset, base.guid)?.sendFlags ?? null) : null;
+    return chooseSendFlags(this.ctx.zfs, caps, dataset, setting, chainRaw);
   }
 
-  /** Holds zbk placed on this dataset's snapshots and has not released yet (kept in the manifest, since zfs-fuse cannot list holds). */
-  private recordedHolds(manifest: Manifest, dataset: string): HoldRecord[] {
-    const v = manifest.getValue(`holds:${dataset}`);
-    return Array.isArray(v) ? (v as HoldRecord[]) : [];
-  }
-
-  /** Record first, then hold: a crash in between leaves a record whose release is a no-op. */
-  private async placeHold(manifest: Manifest, dataset: string, tag: string, snapshot: string): Promise<void> {
-    const held = this.recordedHolds(manifest, dataset);
-    if (!held.some((h) => h.tag === tag && h.snapshot === snapshot)) manifest.setValue(`holds:${dataset}`, [...held, { tag, snapshot }]);
-    await this.ctx.zfs.hold(tag, full(dataset, snapshot));
-  }
-
-  /** Release, then forget. A snapshot that is already gone has no hold to release. */
-  private async dropHold(manifest: Manifest, dataset: string, tag: string, snapshot: string): Promise<void> {
-    const zfs = this.ctx.zfs;
-    if (await zfs.exists(full(dataset, snapshot))) await zfs.release(tag, full(dataset, snapshot));
-    manifest.setValue(
-      `holds:${dataset}`,
-      this.recordedHolds(manifest, dataset).filter((h) => !(h.tag === tag && h.snapshot === snapshot)),
-    );
-  }
-
-  /**
-   * Make zbk's holds match the manifest: the last pushed snapshot (the base
-   * of the next incremental) carries the base hold; every other hold zbk
-   * recorded (an older base, the send holds of a killed run) is released,
-   * except the send holds of `inFlight`, the upload this run resumes: its
-   * snapshots stay protected from a pruner without a gap (sendStream takes
-   * the same holds again; a later run releases them once that stream is no
-   * longer in flight). On OpenZFS the base also gets a bookmark and older
-   * zbk bookmarks go.
-   */
-  private async reconcileHolds(manifest: Manifest, dataset: string, inFlight: StreamWithVolumes | null): Promise<void> {
-    const last = manifest.lastPushedSnapshot(dataset);
-    const local = last ? (await this.ctx.zfs.listSnapshots(dataset)).find((s) => s.guid === last.guid) : undefined;
-    if (local) await this.placeHold(manifest, dataset, BASE_HOLD_TAG, local.shortName);
-    const resuming = new Set(inFlight ? [inFlight.to.name, ...(inFlight.from ? [inFlight.from.name] : [])] : []);
-    for (const h of this.recordedHolds(manifest, dataset)) {
-      if (local && h.tag === BASE_HOLD_TAG && h.snapshot === local.shortName) continue;
-      if (h.tag === SEND_HOLD_TAG && resuming.has(h.snapshot)) continue;
-      await this.dropHold(manifest, dataset, h.tag, h.snapshot);
-    }
-    if (local && (await this.ctx.zfs.capabilities()).bookmarks) await this.moveBookmark(dataset, local.shortName);
-  }
-
-  private async moveBookmark(dataset: string, snapshot: string): Promise<void> {
-    const zfs = this.ctx.zfs;
-    const name = `${dataset}#zbk-${snapshot}`;
+  /** The complete stream ending at `guid` that a restore of it would use. */
+  private streamEndingAt(manifest: Manifest, dataset: string, guid: bigint): StreamRow | undefined {
     try {
-      const marks = await zfs.listBookmarks(dataset);
-      if (!marks.some((b) => b.name === name)) await zfs.bookmark(full(dataset, snapshot), name);
-      for (const b of marks) if (b.shortName.startsWith('zbk-') && b.name !== name) await zfs.destroyBookmark(b.name);
-    } catch (err) {
-      this.warn(`${dataset}: could not move zbk's bookmark to @${snapshot}: ${err instanceof Error ? err.message : String(err)}`);
+      return manifest.chainFor(dataset, guid).at(-1);
+    } catch {
+      return manifest.streams(dataset).find((s) => s.state === 'complete' && s.to.guid === guid);
     }
   }
 
@@ -413,9 +341,22 @@ export class PushService {
   }
 
   /**
+   * The flags `stream` is sent with: those recorded when it began (a resume
+   * re-sends exactly these, or fails with SEND_FLAGS_UNAVAILABLE where this
+   * ZFS cannot), or for a stream an older zbk began without recording them,
+   * what that zbk sent (`-c -L -e` where supported).
+   */
+  private async sendChoice(stream: StreamRow): Promise<SendChoice> {
+    const caps = await this.ctx.zfs.capabilities();
+    const flags = stream.sendFlags ?? legacySendFlags(caps);
+    return { flags, options: sendOptionsFor(flags, caps, `the upload of ${full(stream.dataset, stream.to.name)}`) };
+  }
+
+  /**
    * Run `zfs send` for a stream row and upload it (resuming when `resume` is
    * given). On a resume whose bytes differ from what was checkpointed, the
-   * old upload is discarded and the stream restarts afresh under a new id.
+   * old upload is discarded and the stream restarts afresh under a new id,
+   * with the same flags.
    */
   private async sendStream(
     manifest: Manifest,
@@ -423,14 +364,13 @@ export class PushService {
     stream: StreamWithVolumes,
     opts: PushOptions,
     resume: ResumeState | undefined,
-  ): Promise<UploadResult> {
+  ): Promise<SentStream> {
     const ds = stream.dataset;
+    const send = await this.sendChoice(stream);
     const held = [stream.to.name, ...(stream.from ? [stream.from.name] : [])];
-    const local = new Set((await this.ctx.zfs.listSnapshots(ds)).map((s) => s.shortName));
-    for (const s of held) if (local.has(s)) await this.placeHold(manifest, ds, SEND_HOLD_TAG, s);
-    try {
+    return this.protection(manifest).whileSending(ds, held, async () => {
       try {
-        return await this.uploadOnce(manifest, keyring, stream, opts, resume);
+        return await this.uploadOnce(manifest, keyring, stream, opts, resume, send);
       } catch (err) {
         if (!(err instanceof ResumeMismatchError)) throw err;
         // The re-run send produced different bytes than the checkpoints: never
@@ -446,13 +386,12 @@ export class PushService {
           partSize: this.ctx.config.upload.partSize,
           startedAt: this.ctx.now(),
           datasetOpaqueId: keyring.opaqueName('dataset', ds),
+          sendFlags: send.flags,
         });
         Object.assign(stream, fresh, { volumes: [] });
-        return await this.uploadOnce(manifest, keyring, stream, opts, undefined);
+        return await this.uploadOnce(manifest, keyring, stream, opts, undefined, send);
       }
-    } finally {
-      for (const s of held) if (local.has(s)) await this.dropHold(manifest, ds, SEND_HOLD_TAG, s).catch(() => undefined);
-    }
+    });
   }
 
   private async uploadOnce(
@@ -461,21 +400,15 @@ export class PushService {
     stream: StreamWithVolumes,
     opts: PushOptions,
     resume: ResumeState | undefined,
-  ): Promise<UploadResult> {
+    choice: SendChoice,
+  ): Promise<SentStream> {
     const { zfs, store, config } = this.ctx;
     const ds = stream.dataset;
-    const caps = await zfs.capabilities();
-    const base = stream.from ? await this.resolveBase(ds, stream.from) : null;
+    const base = stream.from ? await this.protection(manifest).resolveBase(ds, stream.from) : null;
     if (stream.from && !base) throw new OperationError(`${ds}: the base @${stream.from.name} of this stream is gone; run the push again to send a full stream`, 'BASE_GONE');
-    const from = base ? { from: base.sendFrom } : {};
-    const estimate = await zfs.estimateSendSize({ snapshot: full(ds, stream.to.name), ...from }).catch(() => null);
-    const send = await zfs.openSend({
-      snapshot: full(ds, stream.to.name),
-      ...from,
-      compressed: caps.compressedSend,
-      largeBlocks: caps.largeBlocks,
-      embeddedData: caps.embeddedData,
-    });
+    const sendOpts: SendOptions = { snapshot: full(ds, stream.to.name), ...(base ? { from: base.sendFrom } : {}), ...choice.options };
+    const estimate = await zfs.estimateSendSize(sendOpts).catch(() => null);
+    const send = await zfs.openSend(sendOpts);
     send.done.catch(() => undefined);
     const streamIdBytes = Buffer.from(stream.streamId, 'hex');
     const meta = (volumeIndex: number): Record<string, string> => {
@@ -548,28 +481,38 @@ export class PushService {
       throw err;
     }
 
-    // Stream record first (its presence in the bucket means "complete"), then the manifest.
+    await this.commitStream(manifest, keyring, stream, result, choice.flags);
+    return { upload: result, estimatedBytes: estimate, sendFlags: choice.flags };
+  }
+
+  /**
+   * Every volume is stored: the stream record first (its presence in the
+   * bucket means "complete"), then the manifest, then the base protection
+   * moves to the new base, then the mirror.
+   */
+  private async commitStream(manifest: Manifest, keyring: Keyring, stream: StreamRow, result: UploadResult, sendFlags: string[]): Promise<void> {
+    const { store, config } = this.ctx;
     const completedAt = this.ctx.now();
     const record: StreamRecord = {
       v: 1,
       streamId: stream.streamId,
-      dataset: ds,
+      dataset: stream.dataset,
       ...snapshotRefsOf(stream),
       plaintextSize: result.plaintextSize,
       storedSize: result.storedSize,
       volumes: result.volumes,
       startedAt: stream.startedAt.toISOString(),
       completedAt: completedAt.toISOString(),
+      sendFlags,
     };
     const sealed = keyring.sealBlob(BLOB_STREAM_RECORD, Buffer.from(JSON.stringify(record), 'utf8'));
     await store.put(streamRecordKey(stream.streamId), sealed, { storageClass: config.store.metaStorageClass });
     crashPoint('stream-record-written');
-    manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt });
+    manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt, sendFlags });
     crashPoint('stream-committed');
-    await this.reconcileHolds(manifest, ds, null);
+    await this.protection(manifest).reconcile(stream.dataset, null);
     crashPoint('holds-moved');
     await this.mirror(manifest, keyring);
-    return result;
   }
 
   private async mirror(manifest: Manifest, keyring: Keyring): Promise<void> {
@@ -585,95 +528,17 @@ export class PushService {
     }
   }
 
-  private costOf(storedBytes: number, parts: number, volumes: number): { monthly: number; upload: number } {
-    const prices = priceTable(this.ctx.config.store.region, this.ctx.config.prices);
-    const est = estimatePushCost({ bytes: storedBytes, parts, volumes, storageClass: this.ctx.config.store.dataStorageClass as StorageClass }, prices);
-    return { monthly: est.addedMonthly.total, upload: est.oneTime.total };
-  }
-
-  private result(
-    dataset: string,
-    stream: StreamWithVolumes,
-    r: UploadResult,
-    started: number,
-    extra: { resumed: boolean; partsSkipped: number; reason: string | null },
-  ): DatasetPushResult {
-    const parts = r.volumes.reduce((n, v) => n + v.partCount, 0);
-    const cost = this.costOf(r.storedSize, parts, r.volumes.length);
-    return {
-      dataset,
-      snapshot: stream.to.name,
-      base: stream.from?.name ?? null,
-      kind: stream.from ? 'incremental' : 'full',
-      reason: extra.reason,
-      plaintextBytes: r.plaintextSize,
-      storedBytes: r.storedSize,
-      objects: r.volumes.length,
-      resumed: extra.resumed,
-      partsSkipped: extra.partsSkipped,
-      durationSeconds: (Date.now() - started) / 1000,
-      estimatedMonthlyCost: cost.monthly,
-      estimatedUploadCost: cost.upload,
-      estimatedBytes: null,
-      streamId: stream.streamId,
-      dryRun: false,
-    };
-  }
-
-  private nothing(
+  private async dryRun(
     dataset: string,
     target: Snapshot,
+    base: BaseRef | null,
+    reason: string | null,
+    sendFlags: string[],
     started: number,
-    reason: string,
-    resumed: boolean,
-    partsSkipped: number,
-  ): DatasetPushResult {
-    return {
-      dataset,
-      snapshot: target.shortName,
-      base: null,
-      kind: 'none',
-      reason,
-      plaintextBytes: 0,
-      storedBytes: 0,
-      objects: 0,
-      resumed,
-      partsSkipped,
-      durationSeconds: (Date.now() - started) / 1000,
-      estimatedMonthlyCost: 0,
-      estimatedUploadCost: 0,
-      estimatedBytes: null,
-      streamId: null,
-      dryRun: false,
-    };
-  }
-
-  private async dryRun(dataset: string, target: Snapshot, base: BaseRef | null, reason: string | null, started: number): Promise<DatasetPushResult> {
-    const estimate = await this.ctx.zfs.estimateSendSize({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}) }).catch(() => null);
-    // Without an estimate (zfs-fuse has no `send -nP`), use the referenced size for a full stream.
-    const bytes = estimate ?? (base ? 0 : target.referenced);
-    const { partSize, volumeSize } = this.ctx.config.upload;
-    const volumes = Math.max(1, Math.ceil(bytes / volumeSize));
-    const parts = Math.max(1, Math.ceil(bytes / partSize));
-    const cost = this.costOf(bytes, parts, volumes);
-    return {
-      dataset,
-      snapshot: target.shortName,
-      base: base?.name ?? null,
-      kind: base ? 'incremental' : 'full',
-      reason,
-      plaintextBytes: 0,
-      storedBytes: 0,
-      objects: 0,
-      resumed: false,
-      partsSkipped: 0,
-      durationSeconds: (Date.now() - started) / 1000,
-      estimatedMonthlyCost: cost.monthly,
-      estimatedUploadCost: cost.upload,
-      estimatedBytes: estimate,
-      streamId: null,
-      dryRun: true,
-    };
+  ): Promise<DatasetPushResult> {
+    const options = sendOptionsFor(sendFlags, await this.ctx.zfs.capabilities(), `the push of ${target.name}`);
+    const estimate = await this.ctx.zfs.estimateSendSize({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}), ...options }).catch(() => null);
+    return dryRunResult(this.ctx.config, { dataset, target, base: base?.name ?? null, reason, sendFlags, estimate, started });
   }
 }
 
