@@ -6,6 +6,7 @@ import { ManifestError } from '../../src/errors.js';
 import { volumeKey } from '../../src/layout.js';
 import { BrokenChainError, SnapshotNotPushedError } from '../../src/manifest/errors.js';
 import { Manifest } from '../../src/manifest/manifest.js';
+import type { StreamWithVolumes } from '../../src/manifest/types.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { simulatePush, snap, tempDir, testKeyring } from './helpers.js';
 
@@ -196,6 +197,39 @@ describe('chains', () => {
       assert.equal(m.stream(rebase!.streamId)?.state, 'deleted');
       assert.equal(m.integrityCheck().ok, false);
       assert.throws(() => m.unneededObjects(new Set()), (e: unknown) => e instanceof BrokenChainError);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('an incremental follows only a stream of its own kind (raw -w or not), even where a cheaper one of the other kind ends at its base', async () => {
+    const { m, store } = setup();
+    try {
+      // An older zbk sent the encrypted dataset decrypted (no flags recorded, then -c); a consolidation re-based it raw at B;
+      // an incremental pushed before that consolidation superseded the old chain was built on the old, non-raw one.
+      const full = await simulatePush(m, store, keyring, { dataset: 'tank/a', from: null, to: A, volumes: [40], at: day(0) });
+      const i1 = await simulatePush(m, store, keyring, { dataset: 'tank/a', from: A, to: B, volumes: [8], at: day(1), sendFlags: ['-c'] });
+      const rawFull = await simulatePush(m, store, keyring, { dataset: 'tank/a', from: null, to: B, volumes: [10], at: day(2), sendFlags: ['-w', '-c'] });
+      const plainInc = await simulatePush(m, store, keyring, { dataset: 'tank/a', from: B, to: C, volumes: [4], at: day(3), sendFlags: ['-c'] });
+      const ids = (chain: StreamWithVolumes[]): string[] => chain.map((s) => s.streamId);
+      assert.deepEqual(ids(m.chainFor('tank/a', B.guid)), [rawFull!.streamId], 'B alone: the cheaper raw full');
+      assert.deepEqual(ids(m.chainFor('tank/a', C.guid)), [full!, i1!, plainInc!].map((s) => s.streamId), 'C: never the raw full under a non-raw incremental');
+      // The old chain is what the latest snapshot needs: superseding it is refused.
+      assert.throws(() => m.markSuperseded([full!.streamId, i1!.streamId]), code('LAST_SNAPSHOT_UNRESTORABLE'));
+      // A raw incremental from B builds on the raw full.
+      const rawInc = await simulatePush(m, store, keyring, { dataset: 'tank/a', from: B, to: D, volumes: [4], at: day(4), sendFlags: ['-w', '-c'] });
+      assert.deepEqual(ids(m.chainFor('tank/a', D.guid)), [rawFull!.streamId, rawInc!.streamId]);
+      // Without the old chain's objects, C has no base of its kind: the missing link is named, not a mixed chain offered.
+      m.markVolumesDeleted(m.volumes(i1!.streamId).map((v) => v.key), day(5));
+      let broken: unknown;
+      try {
+        m.chainFor('tank/a', C.guid);
+      } catch (err) {
+        broken = err;
+      }
+      assert.ok(broken instanceof BrokenChainError, String(broken));
+      assert.equal(broken.missing.guid, B.guid);
+      assert.equal(broken.neededBy, plainInc!.streamId);
     } finally {
       m.close();
     }
