@@ -46,7 +46,7 @@ Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting 
     }
     switch (r.outcome) {
       case 'verified':
-        this.say(`OK: ${r.dataset}@${r.snapshot} restored from ${r.objects} object(s) (${formatBytes(r.bytes)})${r.comparedWithLocal ? `; ${r.filesCompared} entries identical to the local snapshot` : '; local snapshot gone, guid checked'}`);
+        this.say(`OK: ${r.dataset}@${r.snapshot} restored from ${r.objects} object(s) (${formatBytes(r.bytes)})${r.comparedWithLocal ? `; ${r.filesCompared} entries identical to the local snapshot` : r.filesNotCompared ? '; raw encrypted stream: guid checked, files not compared (locked with the dataset key)' : '; local snapshot gone, guid checked'}`);
         break;
       case 'different':
         for (const d of r.differences) this.say(`DIFFERENT ${d.problem}: ${d.path}`);

@@ -17,6 +17,7 @@ import { restoreLatestDirect } from '../helpers/restore-direct.js';
 import { datasetRepo, mountOf } from '../e2e/fixture.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import type { PushResult } from '../../src/services/push.js';
+import type { DeepVerifyResult } from '../../src/services/verify-deep.js';
 
 /** Run zfs (in the guest) with `input` on stdin; throw with its stderr on failure. */
 function zfsIn(args: string[], input = ''): string {
@@ -94,6 +95,14 @@ test('OpenZFS: an encrypted dataset is sent raw (full + two incrementals), resto
   for (const s of rows) assert.ok(s.sendFlags?.includes('-w'), `stream ${s.to.name} was sent raw: ${JSON.stringify(s.sendFlags)}`);
   // zbk's own encryption still wraps the raw stream: no name reaches the store.
   assert.equal(storeBytes(join(repo.dir, 'store')).includes(Buffer.from('secretphotos')), false, 'the dataset name is hidden in the store');
+
+  // The restore drill receives the raw chain and says what it could not compare.
+  const deep = await repo.zbk(['verify', '--deep', '--dataset', ds, '--json']);
+  assert.equal(deep.code, 0, deep.stdout + deep.stderr);
+  const drill = jsonOf<DeepVerifyResult>(deep);
+  assert.equal(drill.outcome, 'verified');
+  assert.equal(drill.comparedWithLocal, false);
+  assert.match(drill.filesNotCompared ?? '', /sent raw/);
 
   const target = `${pool.name}/restored`;
   await restoreLatestDirect(repo.configPath, repo.env.ZBK_PASSPHRASE_FILE!, ds, target, pool.zfs);

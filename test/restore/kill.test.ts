@@ -42,8 +42,11 @@ function receivePids(target: string): number[] {
   for (const n of readdirSync('/proc')) {
     if (!/^\d+$/.test(n)) continue;
     try {
+      // On the OpenZFS lane the local process is the ssh client whose one
+      // command argument holds the quoted `zfs receive … target`.
       const argv = readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0');
-      if (argv.includes('receive') && argv.includes(target)) pids.push(Number(n));
+      const quoted = argv.some((a) => a.includes("'receive'") && a.includes(`'${target}'`));
+      if ((argv.includes('receive') && argv.includes(target)) || quoted) pids.push(Number(n));
     } catch {
       // exited meanwhile
     }
