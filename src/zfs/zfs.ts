@@ -36,6 +36,9 @@ export interface ZfsCommands {
   zpool: string[];
 }
 
+/** Longest wait for zfs-fuse to discard a failed receive's dataset (see receive()). */
+const RECEIVE_DISCARD_WAIT_MS = 180_000;
+
 const SNAPSHOT_PROPS = 'type,guid,createtxg,creation,used,referenced';
 const PROPERTY_NAME = /^[a-z][a-z0-9_.:-]*$/;
 
@@ -334,9 +337,11 @@ export class Zfs {
       await received;
     } catch (err) {
       // zfs-fuse's daemon discards a cut-off receive asynchronously, after the
-      // client process is gone: wait (bounded) until a dataset this receive
-      // created is gone too, so callers never find a partial target.
-      if (!existedBefore) await this.waitGone(dataset, 15_000);
+      // client process is gone: wait until a dataset this receive created is
+      // gone too, so callers never find a partial target. The bound is only
+      // against a wedged daemon: on a loaded machine the discard took over
+      // 15 s (OpenZFS discards before the client exits; nothing to wait for).
+      if (!existedBefore) await this.waitGone(dataset, RECEIVE_DISCARD_WAIT_MS);
       throw err;
     }
   }
