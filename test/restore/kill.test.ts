@@ -103,9 +103,10 @@ test('restore run killed with SIGKILL during a download and during zfs receive r
   // The orphaned zfs receive sees its input end and exits; wait for it before rerunning.
   while (receivePids(target).length > 0) await sleep(20);
 
-  // 3. Rerun to the end.
+  // 3. Rerun to the end: the interrupted stream is received again from its first byte, and it says why.
   r = await repo.zbk(args);
   assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /again from its first byte: its earlier receive \(.*\) was interrupted/);
   const dst = await hashTree(await fx.pool.zfs.mount(target));
   assert.deepEqual(dst, await hashTree(fx.sourceMount));
 

@@ -68,6 +68,8 @@ export interface JobStream {
   to: { name: string; guid: string };
   received: boolean;
   receivedAt: string | null;
+  /** When its first `zfs receive` started (absent: never, or a job saved before this was kept). */
+  receiveStartedAt?: string | null;
 }
 
 /** Money actually committed, by calendar month of the request (USD). */

@@ -52,6 +52,7 @@ import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../stor
 import { ZfsError } from '../../zfs/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
+import { markReceiveStarted, receiveRestartNote } from './receive-restart.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
 
@@ -878,6 +879,12 @@ class RestoreStep {
    * changes it between two runs (it is mounted when the restore is done).
    */
   private async receiveFlags(si: number): Promise<{ force: boolean; unmounted: true }> {
+    const stream = this.job.streams[si];
+    if (stream) {
+      const note = receiveRestartNote(stream, this.target);
+      if (note) this.ctx.log.info(note);
+      markReceiveStarted(stream, this.ctx.now());
+    }
     if (si !== 0) {
       // Incrementals roll the target back (-F) only with --force: whatever changed it since
       // the last receive is then lost, and OpenZFS also destroys its snapshots newer than the
