@@ -59,6 +59,12 @@ export interface VolumeRecord {
   partCount: number;
   /** Plaintext bytes per part (all but the last part of the volume). */
   partSize: number;
+  /**
+   * The object's ETag (without quotes) as the store reported it after the
+   * upload completed, when it reported one. Absent in records written before
+   * zbk kept it. `zbk verify` compares it with what the store reports now.
+   */
+  etag?: string;
 }
 
 /**

@@ -1,5 +1,5 @@
 /** Typed manifest errors services can branch on. */
-import { ManifestError } from '../errors.js';
+import { IntegrityError, ManifestError } from '../errors.js';
 
 /**
  * A restore chain has a gap: some incremental's base snapshot has no complete
@@ -37,4 +37,27 @@ export function corruptMessage(path: string, detail: string): string {
     `the manifest database ${path} is corrupt (${detail}); it was left untouched. ` +
     `Rebuild it from the bucket with "zbk manifest rebuild --force" (the damaged file is moved aside, not deleted)`
   );
+}
+
+/**
+ * Every chain that restores a snapshot goes through an object `zbk verify`
+ * or a restore found damaged (missing, replaced, failing authentication).
+ * `damaged` names them. Exit code 6 (an integrity failure).
+ */
+export class DamagedChainError extends IntegrityError {
+  readonly dataset: string;
+  readonly snapshot: string;
+  readonly damaged: { key: string; snapshot: string; problem: string }[];
+  constructor(dataset: string, snapshot: string, damaged: { key: string; snapshot: string; problem: string }[]) {
+    const first = damaged[0];
+    super(
+      `${dataset}@${snapshot} cannot be restored: its chain includes ${damaged.length} damaged object(s)` +
+        (first ? ` (${first.key}, of the stream to @${first.snapshot}: ${first.problem})` : '') +
+        `; "zbk status ${dataset}" names the snapshots still restorable, "zbk push --full ${dataset}" starts a new chain`,
+      'CHAIN_DAMAGED',
+    );
+    this.dataset = dataset;
+    this.snapshot = snapshot;
+    this.damaged = damaged;
+  }
 }

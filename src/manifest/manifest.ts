@@ -12,14 +12,16 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
-import { volumeKey } from '../layout.js';
+import { streamRecordKey, volumeKey } from '../layout.js';
 import { bestChains, resolveChain } from './chain.js';
-import { SnapshotNotPushedError } from './errors.js';
+import { DamagedChainError, SnapshotNotPushedError } from './errors.js';
 import { textToU64, u64ToText } from './guid.js';
 import { createFresh, openExisting } from './open.js';
 import { SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type {
   BeginStreamInput,
+  DamageRow,
+  DamageSource,
   DatasetRow,
   EventRow,
   InFlightUpload,
@@ -66,6 +68,8 @@ export interface ImportStreamInput {
     partCount: number;
     plaintextSize: number;
     plaintextSha256: string;
+    /** From the stream record; absent in records written before zbk kept ETags. */
+    etag?: string | null;
     uploadedAt: Date;
   }[];
 }
@@ -104,6 +108,7 @@ interface VolumeDbRow {
   part_count: number | null;
   plaintext_size: number | null;
   plaintext_sha256: string | null;
+  etag: string | null;
   started_at: string;
   uploaded_at: string | null;
   deleted_at: string | null;
@@ -175,6 +180,7 @@ function toVolume(r: VolumeDbRow): VolumeRow {
     partCount: r.part_count,
     plaintextSize: r.plaintext_size,
     plaintextSha256: r.plaintext_sha256,
+    etag: r.etag ?? null,
     startedAt: d(r.started_at),
     uploadedAt: d(r.uploaded_at),
     deletedAt: d(r.deleted_at),
@@ -492,9 +498,12 @@ export class Manifest {
       const res = this.db
         .prepare(
           `UPDATE volumes SET state = 'complete', upload_id = NULL, stored_size = ?, part_count = ?, plaintext_size = ?,
-             plaintext_sha256 = ?, uploaded_at = ? WHERE stream_id = ? AND volume_index = ? AND state = 'uploading'`,
+             plaintext_sha256 = ?, etag = ?, uploaded_at = ? WHERE stream_id = ? AND volume_index = ? AND state = 'uploading'`,
         )
-        .run(input.storedSize, input.partCount, input.plaintextSize, input.plaintextSha256, this.iso(input.uploadedAt), input.streamId, input.volumeIndex);
+        .run(
+          input.storedSize, input.partCount, input.plaintextSize, input.plaintextSha256, etagText(input.etag), this.iso(input.uploadedAt),
+          input.streamId, input.volumeIndex,
+        );
       if (res.changes !== 1) throw new ManifestError(`volume ${input.volumeIndex} of stream ${input.streamId} is not uploading`, 'NOT_UPLOADING');
       this.db.prepare('DELETE FROM upload_parts WHERE stream_id = ? AND volume_index = ?').run(input.streamId, input.volumeIndex);
     }).immediate();
@@ -632,11 +641,11 @@ export class Manifest {
         );
       const ins = this.db.prepare(
         `INSERT INTO volumes (stream_id, volume_index, object_key, state, storage_class, stored_size, part_count, plaintext_size,
-           plaintext_sha256, started_at, uploaded_at) VALUES (?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?)`,
+           plaintext_sha256, etag, started_at, uploaded_at) VALUES (?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const v of input.volumes) {
         ins.run(input.streamId, v.index, v.key, v.storageClass, v.storedSize, v.partCount, v.plaintextSize, v.plaintextSha256,
-          input.startedAt.toISOString(), v.uploadedAt.toISOString());
+          etagText(v.etag), input.startedAt.toISOString(), v.uploadedAt.toISOString());
       }
       const problem = volumeSetProblem(this.volumes(input.streamId), input);
       if (problem) throw new ManifestError(`stream ${input.streamId} cannot be imported: ${problem}`, 'INCOMPLETE_STREAM');
@@ -746,13 +755,45 @@ export class Manifest {
    * (see `restorableStreams`). Throws SnapshotNotPushedError, or
    * BrokenChainError naming the missing base snapshot.
    */
-  chainFor(dataset: string, snapshotGuid?: bigint): StreamWithVolumes[] {
+  chainFor(dataset: string, snapshotGuid?: bigint, opts: { includeDamaged?: boolean } = {}): StreamWithVolumes[] {
     const target = snapshotGuid ?? this.lastPushedSnapshot(dataset)?.guid;
     if (target === undefined) throw new SnapshotNotPushedError(dataset, 'no snapshot');
-    return this.resolveRestorable(dataset, target, this.completeStreams(dataset), this.restorableStreams(dataset)).map((s) => ({
-      ...s,
-      volumes: this.volumes(s.streamId),
-    }));
+    const complete = this.completeStreams(dataset);
+    const restorable = this.restorableStreams(dataset);
+    const damaged = opts.includeDamaged ? new Set<string>() : this.damagedStreamIds(dataset);
+    const chain = this.resolveHealthy(dataset, target, complete, restorable, damaged);
+    return chain.map((s) => ({ ...s, volumes: this.volumes(s.streamId) }));
+  }
+
+  /**
+   * `resolveRestorable` over the streams without a damaged volume. When only
+   * a chain through damaged streams reaches `target`, DamagedChainError names
+   * the damaged objects of that chain; other failures are thrown as they are.
+   */
+  private resolveHealthy(
+    dataset: string,
+    target: bigint,
+    complete: readonly StreamRow[],
+    restorable: readonly StreamRow[],
+    damaged: ReadonlySet<string>,
+    best?: ReturnType<typeof bestChains>,
+  ): StreamRow[] {
+    if (damaged.size === 0) return this.resolveRestorable(dataset, target, complete, restorable, best);
+    const healthy = (s: StreamRow): boolean => !damaged.has(s.streamId);
+    try {
+      return this.resolveRestorable(dataset, target, complete.filter(healthy), restorable.filter(healthy));
+    } catch (err) {
+      let through: StreamRow[];
+      try {
+        through = this.resolveRestorable(dataset, target, complete, restorable, best);
+      } catch {
+        throw err;
+      }
+      const ids = new Set(through.map((s) => s.streamId));
+      const objects = this.damagedObjects(dataset).filter((o) => o.volumeIndex !== null && ids.has(o.streamId));
+      const name = through[through.length - 1]!.to.name;
+      throw new DamagedChainError(dataset, name, objects.map((o) => ({ key: o.key, snapshot: o.snapshot, problem: o.problem })));
+    }
   }
 
   /**
@@ -773,11 +814,23 @@ export class Manifest {
       const complete = this.completeStreams(ds.name);
       const restorable = this.restorableStreams(ds.name);
       const best = bestChains(restorable);
+      const damaged = this.damagedStreamIds(ds.name);
       const targets = new Set<bigint>();
       const last = this.lastPushedSnapshot(ds.name);
       if (last) targets.add(last.guid);
       for (const s of restorable) if (keepSnapshotGuids.has(s.to.guid.toString())) targets.add(s.to.guid);
-      for (const t of targets) for (const s of this.resolveRestorable(ds.name, t, complete, restorable, best)) needed.add(s.streamId);
+      for (const t of targets) {
+        // The chain a restore reads (healthy streams preferred); a snapshot only a damaged chain
+        // reaches keeps that chain (the damage may be repaired), never guesses.
+        let chain: StreamRow[];
+        try {
+          chain = this.resolveHealthy(ds.name, t, complete, restorable, damaged, best);
+        } catch (err) {
+          if (!(err instanceof DamagedChainError)) throw err;
+          chain = this.resolveRestorable(ds.name, t, complete, restorable, best);
+        }
+        for (const s of chain) needed.add(s.streamId);
+      }
     }
     const rows = this.db
       .prepare(
@@ -927,6 +980,108 @@ export class Manifest {
     return missing;
   }
 
+  // ------------------------------------------------------------------ damage
+
+  /**
+   * Record that the object at `key` (a volume or a stream record the manifest
+   * knows) is damaged: missing, replaced, failing authentication. Replaces an
+   * earlier record of the same key. BAD_INPUT for a key the manifest does not know.
+   */
+  recordDamage(input: { key: string; problem: string; foundBy: DamageSource; etagSeen?: string | null; at?: Date }): void {
+    const streamId = this.streamOfKey(input.key);
+    if (!streamId) throw new ManifestError(`${input.key} is not an object of a stream this manifest knows`, 'BAD_INPUT');
+    this.db.transaction(() => {
+      const prev = this.db.prepare('SELECT problem, found_by FROM damage WHERE object_key = ?').get(input.key) as { problem: string; found_by: string } | undefined;
+      this.db
+        .prepare(
+          `INSERT INTO damage (object_key, stream_id, problem, found_by, found_at, etag_seen) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (object_key) DO UPDATE SET problem = excluded.problem, found_by = excluded.found_by,
+             found_at = excluded.found_at, etag_seen = excluded.etag_seen`,
+        )
+        .run(input.key, streamId, input.problem, input.foundBy, this.iso(input.at), input.etagSeen ?? null);
+      if (prev?.problem !== input.problem || prev.found_by !== input.foundBy) {
+        const s = this.stream(streamId)!;
+        this.insertEvent('object-damaged', s.dataset, { key: input.key, problem: input.problem, foundBy: input.foundBy });
+      }
+    }).immediate();
+  }
+
+  /** Forget the damage recorded for `key` (it was found intact again). True when there was a record. */
+  clearDamage(key: string): boolean {
+    return this.db.transaction((): boolean => {
+      const row = this.db.prepare('SELECT stream_id FROM damage WHERE object_key = ?').get(key) as { stream_id: string } | undefined;
+      if (!row) return false;
+      this.db.prepare('DELETE FROM damage WHERE object_key = ?').run(key);
+      this.insertEvent('object-damage-cleared', this.stream(row.stream_id)?.dataset ?? null, { key });
+      return true;
+    }).immediate();
+  }
+
+  /**
+   * Damage recorded for objects still in the store as far as the manifest
+   * knows (volumes not deleted or aborted, stream records of streams not
+   * deleted), of `dataset` or all, by key.
+   */
+  damagedObjects(dataset?: string): DamageRow[] {
+    const rows = this.db
+      .prepare(
+        `SELECT g.object_key, g.stream_id, d.name AS dataset, s.to_name, s.state AS stream_state, v.volume_index, v.state AS volume_state,
+                g.problem, g.found_by, g.found_at, g.etag_seen
+         FROM damage g JOIN streams s ON s.stream_id = g.stream_id JOIN datasets d ON d.id = s.dataset_id
+         LEFT JOIN volumes v ON v.object_key = g.object_key
+         WHERE (? IS NULL OR d.name = ?) ORDER BY g.object_key`,
+      )
+      .all(dataset ?? null, dataset ?? null) as {
+      object_key: string;
+      stream_id: string;
+      dataset: string;
+      to_name: string;
+      stream_state: StreamRow['state'];
+      volume_index: number | null;
+      volume_state: VolumeRow['state'] | null;
+      problem: string;
+      found_by: DamageSource;
+      found_at: string;
+      etag_seen: string | null;
+    }[];
+    return rows
+      .filter((r) => (r.volume_index !== null ? r.volume_state === 'complete' : r.stream_state !== 'deleted'))
+      .map((r) => ({
+        key: r.object_key,
+        streamId: r.stream_id,
+        dataset: r.dataset,
+        snapshot: r.to_name,
+        volumeIndex: r.volume_index,
+        problem: r.problem,
+        foundBy: r.found_by,
+        foundAt: d(r.found_at),
+        etagSeen: r.etag_seen,
+      }));
+  }
+
+  /**
+   * Damaged volumes of `dataset` (stream records left out: they do not stop
+   * a restore from this manifest). Any such volume in a snapshot's chain
+   * makes the snapshot unrestorable through that chain; `zbk check` goes
+   * CRITICAL on them via `chainHealth` (src/services/chain-health.ts).
+   */
+  damagedVolumes(dataset: string): DamageRow[] {
+    return this.damagedObjects(dataset).filter((o) => o.volumeIndex !== null);
+  }
+
+  /** Streams of `dataset` with a damaged volume. */
+  private damagedStreamIds(dataset: string): Set<string> {
+    return new Set(this.damagedVolumes(dataset).map((o) => o.streamId));
+  }
+
+  /** The stream an object key belongs to, when the manifest knows it. */
+  private streamOfKey(key: string): string | null {
+    const vol = this.db.prepare('SELECT stream_id FROM volumes WHERE object_key = ?').get(key) as { stream_id: string } | undefined;
+    if (vol) return vol.stream_id;
+    const m = /^streams\/([0-9a-f]{32})\.zbks$/.exec(key);
+    return m && key === streamRecordKey(m[1]!) && this.stream(m[1]!) ? m[1]! : null;
+  }
+
   // ------------------------------------------------------------------ events
 
   private insertEvent(kind: string, dataset: string | null, detail: unknown): void {
@@ -1025,6 +1180,13 @@ export class Manifest {
       rmSync(tmp, { force: true });
     }
   }
+}
+
+/** An ETag as stored: without quotes, null when absent or empty. */
+function etagText(etag: string | null | undefined): string | null {
+  if (etag === null || etag === undefined) return null;
+  const t = etag.replace(/"/g, '');
+  return t === '' ? null : t;
 }
 
 /** JSON with bigints (guids) as decimal strings. */

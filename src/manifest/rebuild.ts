@@ -96,6 +96,7 @@ export function parseStreamRecord(plain: Uint8Array, expectedStreamId: string): 
     const vol = v as Record<string, unknown>;
     if (![vol.plaintextSize, vol.storedSize, vol.partCount, vol.partSize].every(isCount)) bad(`volume ${i} sizes`);
     if (typeof vol.plaintextSha256 !== 'string' || !/^[0-9a-f]{64}$/.test(vol.plaintextSha256)) bad(`volume ${i} hash`);
+    if (vol.etag !== undefined && (typeof vol.etag !== 'string' || vol.etag === '')) bad(`volume ${i} etag`);
   });
   return r as unknown as StreamRecord;
 }
@@ -173,6 +174,8 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
       vols.push({
         index: v.index, key: v.key, storageClass: info.storageClass, storedSize: v.storedSize, partCount: v.partCount,
         plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: info.lastModified,
+        // The push-time ETag from the (sealed) record, not today's HEAD: "zbk verify" compares the two.
+        etag: v.etag ?? null,
       });
     }
     if (problem) {

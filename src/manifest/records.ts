@@ -19,6 +19,7 @@ export function volumeRecordOf(stream: Pick<StreamRow, 'partSize'>, v: VolumeRow
     storedSize: v.storedSize,
     partCount: v.partCount,
     partSize: stream.partSize,
+    ...(v.etag ? { etag: v.etag } : {}),
   };
 }
 

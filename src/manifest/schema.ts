@@ -136,12 +136,39 @@ const V4_SEND_FLAGS = `
 ALTER TABLE streams ADD COLUMN send_flags TEXT CHECK (send_flags IS NULL OR (json_valid(send_flags) AND json_type(send_flags) = 'array'));
 `;
 
+/**
+ * Integrity evidence:
+ * - `volumes.etag`: the ETag the store reported for the completed object
+ *   (HeadObject after CompleteMultipartUpload; for S3 the MD5 of the part
+ *   MD5s + "-<parts>"), so `zbk verify` can tell an object overwritten with
+ *   other bytes of the same size. NULL for volumes recorded before this
+ *   column (checked for size and metadata only) or when the store reports none.
+ * - `damage`: what `zbk verify` or a restore found wrong with an object the
+ *   manifest relies on (a volume, or a stream record), by object key. A
+ *   stream with a damaged volume restores nothing: chains avoid it, and
+ *   `zbk status` / `zbk check` show the chain broken. `etag_seen` is the
+ *   ETag the store reported when the damage was found (NULL: unknown or missing).
+ */
+const V5_INTEGRITY = `
+ALTER TABLE volumes ADD COLUMN etag TEXT;
+CREATE TABLE damage (
+  object_key  TEXT PRIMARY KEY,
+  stream_id   TEXT NOT NULL REFERENCES streams(stream_id) ON DELETE CASCADE,
+  problem     TEXT NOT NULL,
+  found_by    TEXT NOT NULL CHECK (found_by IN ('verify', 'restore')),
+  found_at    TEXT NOT NULL,
+  etag_seen   TEXT
+);
+CREATE INDEX damage_stream ON damage(stream_id);
+`;
+
 /** Ordered migrations: index i upgrades version i to i + 1. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1_CORE),
   (db) => db.exec(V2_EVENTS),
   (db) => db.exec(V3_KV),
   (db) => db.exec(V4_SEND_FLAGS),
+  (db) => db.exec(V5_INTEGRITY),
 ];
 
 /** The schema version this build writes. */

@@ -83,6 +83,11 @@ export interface VolumeRow {
   plaintextSize: number | null;
   /** hex SHA-256 of the volume's plaintext. */
   plaintextSha256: string | null;
+  /**
+   * ETag (without quotes) the store reported for the completed object; null
+   * when unknown (recorded before zbk kept it, or the store reports none).
+   */
+  etag: string | null;
   startedAt: Date;
   uploadedAt: Date | null;
   deletedAt: Date | null;
@@ -162,6 +167,8 @@ export interface VolumeCompletedInput {
   partCount: number;
   plaintextSize: number;
   plaintextSha256: string;
+  /** The completed object's ETag as the store reported it (absent: the store reports none). */
+  etag?: string | null;
   uploadedAt?: Date;
 }
 
@@ -175,6 +182,29 @@ export interface UnneededObject {
   storageClass: string;
   /** When the object was created in the store (for minimum-storage-duration checks). */
   uploadedAt: Date | null;
+}
+
+/** Who found an object damaged. */
+export type DamageSource = 'verify' | 'restore';
+
+/**
+ * An object the manifest relies on that `zbk verify` or a restore found
+ * wrong (missing, replaced, failing authentication, …).
+ */
+export interface DamageRow {
+  /** Object key: a volume (`data/…`) or a stream record (`streams/…`). */
+  key: string;
+  streamId: string;
+  dataset: string;
+  /** Short name of the snapshot the stream ends at. */
+  snapshot: string;
+  /** The volume's index, or null for a stream record. */
+  volumeIndex: number | null;
+  problem: string;
+  foundBy: DamageSource;
+  foundAt: Date;
+  /** The ETag the store reported when the damage was found (null: missing or unknown). */
+  etagSeen: string | null;
 }
 
 export interface IntegrityReport {

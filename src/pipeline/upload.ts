@@ -531,6 +531,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
       if (info.size !== v.sealedTotal || (expected !== null && info.etag !== undefined && info.etag !== expected)) {
         mismatch(`volume ${v.index}: the stored object is not the one the earlier run completed`);
       }
+      if (info.etag) record.etag = info.etag;
       await checkpoint.volumeCompleted(record);
       result.volumesSkipped++;
       result.volumes.push(record);
@@ -547,6 +548,8 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     if (info.size !== v.sealedTotal) {
       throw new IntegrityError(`stored object ${v.key} is ${info.size} bytes, expected ${v.sealedTotal}: the store did not keep what was uploaded`);
     }
+    // What the store says the object is, recorded so `zbk verify` can tell it was replaced later.
+    if (info.etag) record.etag = info.etag;
     await checkpoint.volumeCompleted(record);
     result.volumes.push(record);
   };

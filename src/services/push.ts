@@ -457,6 +457,7 @@ export class PushService {
               partCount: v.partCount,
               plaintextSize: v.plaintextSize,
               plaintextSha256: v.plaintextSha256,
+              etag: v.etag ?? null,
               uploadedAt: this.ctx.now(),
             });
           },

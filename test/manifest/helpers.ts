@@ -105,8 +105,8 @@ export async function simulatePush(m: Manifest, store: ObjectStore, keyring: Key
     }
     await store.completeMultipartUpload(key, uploadId, parts);
     const head = await store.head(key);
-    m.recordVolumeCompleted({ streamId, volumeIndex: i, storedSize: head.size, partCount, plaintextSize: plain.length, plaintextSha256: sha256hex(plain), uploadedAt: spec.at });
-    records.push({ index: i, key, plaintextSize: plain.length, plaintextSha256: sha256hex(plain), storedSize: stored, partCount, partSize });
+    m.recordVolumeCompleted({ streamId, volumeIndex: i, storedSize: head.size, partCount, plaintextSize: plain.length, plaintextSha256: sha256hex(plain), etag: head.etag ?? null, uploadedAt: spec.at });
+    records.push({ index: i, key, plaintextSize: plain.length, plaintextSha256: sha256hex(plain), storedSize: stored, partCount, partSize, ...(head.etag ? { etag: head.etag } : {}) });
   }
   if (spec.interrupt) return null;
   const plaintextSize = records.reduce((a, v) => a + v.plaintextSize, 0);
