@@ -3,13 +3,17 @@ import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { progressBar } from '../src/cli/progress.js';
 import { UsageError } from '../src/errors.js';
+import { createContext, type ServiceContext } from '../src/services/context.js';
 import { push, type PushResult } from '../src/services/push.js';
+import { reportEarlyPushFailure } from '../src/services/push/failure.js';
 
 export default class Push extends BaseCommand {
   static override summary = 'Upload the delta since the last pushed snapshot of each dataset.';
   static override description = `For each dataset, sends the newest snapshot (or --snapshot, or the newest matching the configured snapshot_pattern) incrementally from the last pushed snapshot that still exists locally, else a full stream (and says why). The stream is sealed part by part and uploaded as resumable multipart uploads; each acknowledged part is checkpointed, so a push killed at any moment resumes on the next run. Multipart uploads unknown to the manifest (orphans) are aborted.
 
 With no dataset arguments, pushes every [[dataset]] in the config.
+
+Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist) are neither recorded nor alerted. --dry-run records and sends nothing.
 
 Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked (--no-wait), 9 manifest.`;
 
@@ -25,10 +29,19 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
 
   async run(): Promise<PushResult> {
     const { argv, flags } = await this.parse(Push);
-    const ctx = this.context(flags);
-    const datasets = (argv as string[]).length > 0 ? (argv as string[]) : ctx.config.datasets.map((d) => d.name);
+    // A config that cannot be read has no hooks and no state dir: that failure is only the exit code.
+    const config = this.loadConfig(flags);
+    const datasets = (argv as string[]).length > 0 ? (argv as string[]) : config.datasets.map((d) => d.name);
     if (datasets.length === 0) throw new UsageError('no dataset given and none configured: zbk push <dataset>');
     if (flags.snapshot && datasets.length > 1) throw new UsageError('--snapshot applies to one dataset at a time');
+    let ctx: ServiceContext;
+    try {
+      ctx = createContext(config, this.passphrase(config), { log: this.logger() });
+    } catch (err) {
+      // After the config was read (e.g. a bad store setting or ZBK_NOW): a failed push like any other.
+      if (!flags['dry-run']) await reportEarlyPushFailure(config, datasets, err, this.logger(), new Date());
+      throw err;
+    }
     const bar = progressBar(!this.jsonEnabled());
     let current = '';
     const abort = new AbortController();

@@ -119,11 +119,44 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Send the success/failure webhook, if configured. Never throws. */
+/** Variables whose values must never appear in a message sent out (a hook's env, a webhook body). */
+const SECRET_VALUE_ENV = ['AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'ZBK_PASSPHRASE'];
+
+/**
+ * A message made safe to send to a hook or webhook: the webhook URLs become
+ * their host, user:password@ in any URL and every URL's query (presigned
+ * URLs carry signatures there) are removed, AWS access key ids are cut to
+ * their prefix, and the values of zbk's secret environment variables are
+ * masked. zbk's own messages never hold secrets; this is the second line of
+ * defence for text that comes from elsewhere (an SDK error, a zfs message).
+ */
+export function redactSecrets(message: string, hooks?: Pick<HookConfig, 'onSuccess' | 'onFailure'>, env: NodeJS.ProcessEnv = process.env): string {
+  let out = message;
+  const urls = [hooks?.onSuccess, hooks?.onFailure].filter((u): u is string => typeof u === 'string' && u.length > 0);
+  for (const u of urls) {
+    out = out.split(u).join(redactUrl(u));
+    try {
+      const fail = healthchecksFailUrl(u);
+      out = out.split(fail).join(redactUrl(fail));
+    } catch {
+      // not a URL: nothing more to mask
+    }
+  }
+  for (const k of SECRET_VALUE_ENV) {
+    const v = env[k];
+    if (v && v.length >= 4) out = out.split(v).join('***');
+  }
+  return out
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1')
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s?#]*)\?[^\s#]*/gi, '$1?…')
+    .replace(/\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, '$1…');
+}
+
+/** Send the success/failure webhook, if configured. Never throws. The message is redacted (`redactSecrets`). */
 export async function sendWebhook(hooks: HookConfig, ok: boolean, message: string): Promise<HookOutcome | null> {
   let req: WebhookRequest | null;
   try {
-    req = webhookRequest(hooks, ok, message);
+    req = webhookRequest(hooks, ok, redactSecrets(message, hooks));
   } catch {
     // An unparsable URL (checked by the config, but a hook must never turn a result around).
     return { ok: false, what: 'webhook', detail: 'the webhook URL is not a valid URL' };

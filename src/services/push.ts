@@ -31,6 +31,7 @@ import { manifestPath, openKeyring, openManifest, type ServiceContext } from './
 import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
+import { failureFacts, failureHookEnv, isInvocationError, markReported, recordPushFailure, recordPushSuccess, reportEarlyPushFailure } from './push/failure.js';
 import { BaseProtection, type BaseRef } from './push/base-protection.js';
 import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type SentStream } from './push/result.js';
 import { chooseSendFlags, isRaw, legacySendFlags, sendOptionsFor, type FlagChoice } from './push/send-flags.js';
@@ -136,8 +137,24 @@ export class PushService {
 
   constructor(private readonly ctx: ServiceContext) {}
 
+  /**
+   * Every failure of a (non-dry) run is recorded in the state dir and sent
+   * to the failure hooks (./push/failure.ts): those of one dataset's push by
+   * `pushDatasetWithHooks`, those before it (passphrase, key file, store,
+   * lock, manifest, orphan cleanup) here, for every dataset of the run.
+   */
   async run(opts: PushOptions): Promise<PushResult> {
     if (opts.datasets.length === 0) throw new UsageError('name at least one dataset (or configure [[dataset]] entries)');
+    await this.checkRequestedSnapshot(opts);
+    try {
+      return await this.runUnreported(opts);
+    } catch (err) {
+      if (!opts.dryRun) await reportEarlyPushFailure(this.ctx.config, opts.datasets, err, this.ctx.log, this.ctx.now());
+      throw err;
+    }
+  }
+
+  private async runUnreported(opts: PushOptions): Promise<PushResult> {
     const keyring = await openKeyring(this.ctx);
     const lock = await this.lock(opts);
     let manifest: Manifest | null = null;
@@ -153,6 +170,26 @@ export class PushService {
     } finally {
       manifest?.close();
       lock.release();
+    }
+  }
+
+  /**
+   * A `--snapshot` that does not exist is a typo, refused (NO_SUCH_SNAPSHOT,
+   * exit 2) before anything runs: no passphrase, no lock, no hooks, nothing
+   * recorded. When zfs cannot list the snapshots here, the push itself
+   * fails on it later, as a backup failure.
+   */
+  private async checkRequestedSnapshot(opts: PushOptions): Promise<void> {
+    if (!opts.snapshot) return;
+    for (const dataset of opts.datasets) {
+      let snapshots: Snapshot[];
+      try {
+        snapshots = await this.ctx.zfs.listSnapshots(dataset);
+      } catch (err) {
+        if (isInvocationError(err)) throw err;
+        continue;
+      }
+      chooseTarget(snapshots, dataset, opts.snapshot, undefined);
     }
   }
 
@@ -186,21 +223,44 @@ export class PushService {
       return result;
     } catch (err) {
       failure = err;
-      manifest.logEvent('push-failed', dataset, { message: err instanceof Error ? err.message : String(err) });
       throw err;
     } finally {
-      if (!opts.dryRun) {
-        if (hooks.postPush) {
-          const o = await runHookCommand(hooks.postPush, { ...env, ZBK_RESULT: failure ? 'failure' : 'success' }, hooks.timeoutSeconds);
-          if (!o.ok) this.warn(`post-push ${o.what} failed (${o.detail ?? ''})`);
-        }
-        const msg = failure
-          ? `zbk push ${dataset} failed: ${failure instanceof Error ? failure.message : String(failure)}`
-          : `zbk push ${dataset}: ${result?.kind} ${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
-        const w = await sendWebhook(hooks, !failure, msg);
-        if (w && !w.ok) this.warn(`${w.what} failed (${w.detail ?? ''})`);
+      if (!opts.dryRun) await this.afterDataset(manifest, dataset, result, failure);
+    }
+  }
+
+  /**
+   * After one dataset's push: record the outcome (state dir; a failure also
+   * as a manifest event), run post_push (it pairs with pre_push, so it runs
+   * after an invocation error too) and, unless the failure is an invocation
+   * error (./push/failure.ts), send the webhook.
+   */
+  private async afterDataset(manifest: Manifest, dataset: string, result: DatasetPushResult | null, failure: unknown): Promise<void> {
+    const hooks = this.ctx.config.hooks;
+    const config = this.ctx.config;
+    const alert = failure !== null && !isInvocationError(failure);
+    const facts = failure === null ? null : failureFacts(failure, config);
+    if (failure === null) recordPushSuccess(config, [dataset], this.ctx.now(), (m) => this.warn(m));
+    else if (alert) {
+      markReported(failure);
+      recordPushFailure(config, [dataset], facts!, this.ctx.now(), (m) => this.warn(m));
+      try {
+        manifest.logEvent('push-failed', dataset, { message: facts!.message, code: facts!.code });
+      } catch (err) {
+        this.warn(`could not log the failed push in the manifest (${err instanceof Error ? err.message : String(err)})`);
       }
     }
+    if (hooks.postPush) {
+      const env = facts ? failureHookEnv(dataset, facts) : { ZBK_DATASET: dataset, ZBK_RESULT: 'success' };
+      const o = await runHookCommand(hooks.postPush, env, hooks.timeoutSeconds);
+      if (!o.ok) this.warn(`post-push ${o.what} failed (${o.detail ?? ''})`);
+    }
+    if (failure !== null && !alert) return;
+    const msg = facts
+      ? `zbk push ${dataset} failed: ${facts.message}`
+      : `zbk push ${dataset}: ${result?.kind} ${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
+    const w = await sendWebhook(hooks, facts === null, msg);
+    if (w && !w.ok) this.warn(`${w.what} failed (${w.detail ?? ''})`);
   }
 
   private warn(message: string): void {
