@@ -1,7 +1,9 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { createContext } from '../src/services/context.js';
-import { doctor, type DoctorResult } from '../src/services/doctor.js';
+import type { ZbkConfig } from '../src/config/config.js';
+import { ConfigError, ExitCode } from '../src/errors.js';
+import { configFailure, doctor, type DoctorResult } from '../src/services/doctor.js';
 import { openStore } from '../src/store/open-store.js';
 
 /** Doctor reports rather than waits: a dead endpoint must not take minutes of retries. */
@@ -13,6 +15,8 @@ export default class Doctor extends BaseCommand {
 
 --fix aborts orphan uploads (under the manifest lock) and adds a lifecycle rule aborting incomplete uploads after 7 days. Nothing else is ever changed.
 
+A config that does not load (missing, TOML syntax error, unknown or misspelt key, wrong type) is reported as the failing "config file" check, with the file, line and fix; nothing else is checked then.
+
 Exit codes: 0 no check failed (warnings allowed), 1 at least one check failed, 3 config missing or invalid.`;
   static override examples = ['<%= config.bin %> doctor', '<%= config.bin %> doctor --fix', '<%= config.bin %> doctor --json'];
   static override flags = {
@@ -21,16 +25,29 @@ Exit codes: 0 no check failed (warnings allowed), 1 at least one check failed, 3
 
   async run(): Promise<DoctorResult> {
     const { flags } = await this.parse(Doctor);
-    const config = this.loadConfig(flags);
+    let config: ZbkConfig;
+    try {
+      config = this.loadConfig(flags);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const result = configFailure(this.configPath(flags), err);
+      this.report(result);
+      process.exitCode = ExitCode.CONFIG;
+      return result;
+    }
     const ctx = createContext(config, this.passphrase(config), { log: this.logger(), store: openStore(config.store, { retry: DOCTOR_RETRY }) });
     const result = await doctor(ctx, { fix: flags.fix });
+    this.report(result);
+    if (!result.ok) process.exitCode = 1;
+    return result;
+  }
+
+  private report(result: DoctorResult): void {
     const mark = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', skip: 'skip' } as const;
     for (const c of result.checks) {
       this.say(`${mark[c.status]}  ${c.name}: ${c.detail}${c.fixed ? ` — fixed: ${c.fixed}` : ''}`);
       if (c.fix) this.say(`      fix: ${c.fix}`);
     }
     this.say(`\n${result.counts.ok} ok, ${result.counts.warn} warning(s), ${result.counts.fail} failed`);
-    if (!result.ok) process.exitCode = 1;
-    return result;
   }
 }

@@ -4,13 +4,20 @@
  *
  * Location: `--config`, else `ZBK_CONFIG`, else `/etc/zbk/config.toml` for
  * root, else `$XDG_CONFIG_HOME/zbk/config.toml` (`~/.config/zbk/config.toml`).
+ *
+ * The sections and keys are declared once, in `CONFIG_SCHEMA`
+ * (./schema.ts): unknown or misspelt keys and values of the wrong type are
+ * refused (`file:line: unknown key ... — did you mean ...?`, lines found by
+ * ./locate.ts), and the loader below reads keys only through it.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import bytes from 'bytes';
-import { parse, stringify } from 'smol-toml';
+import { parse, stringify, TomlError } from 'smol-toml';
 import { ConfigError } from '../errors.js';
+import { KeyLines, type KeyPath } from './locate.js';
+import { dotted, isTable, kindOf, schemaProblems, typeName, type SchemaKey, type SchemaSection } from './schema.js';
 
 export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
@@ -148,123 +155,251 @@ export function parseSize(value: unknown, what: string): number {
 
 type Table = Record<string, unknown>;
 
-function table(v: unknown, what: string): Table {
-  if (v === undefined) return {};
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ConfigError(`${what}: must be a table`);
-  return v as Table;
-}
-
-function str(t: Table, key: string, what: string, def?: string): string | undefined {
-  const v = t[key];
-  if (v === undefined) return def;
-  if (typeof v !== 'string') throw new ConfigError(`${what}.${key}: must be a string`);
-  return v;
-}
-
-function num(t: Table, key: string, what: string, def: number): number {
-  const v = t[key];
-  if (v === undefined) return def;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${what}.${key}: must be a non-negative number`);
-  return v;
-}
-
-function bool(t: Table, key: string, what: string, def: boolean): boolean {
-  const v = t[key];
-  if (v === undefined) return def;
-  if (typeof v !== 'boolean') throw new ConfigError(`${what}.${key}: must be true or false`);
-  return v;
-}
-
-function argv(v: unknown, what: string, def: string[]): string[] {
-  if (v === undefined) return def;
-  if (typeof v === 'string' && v.length > 0) return [v];
-  if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x.length > 0)) return v as string[];
-  throw new ConfigError(`${what}: must be a command name or a non-empty array of arguments`);
-}
-
-/** An http(s) URL, or undefined; `secret` URLs (webhooks carry tokens) are never quoted in the error. */
-function httpUrl(v: string | undefined, key: string, secret: boolean): string | undefined {
-  if (v === undefined) return undefined;
-  let ok = false;
-  try {
-    const u = new URL(v);
-    ok = u.protocol === 'https:' || u.protocol === 'http:';
-  } catch {
-    ok = false;
+/**
+ * A config error found in a file: the message starts `file:line: ` (or
+ * `file:line:col: ` for TOML syntax) and `fix` says in one line what to
+ * change. Neither ever holds a value (secrets); key names only.
+ */
+export class ConfigFileError extends ConfigError {
+  constructor(
+    message: string,
+    readonly fix: string,
+    code = 'CONFIG',
+    readonly line?: number,
+    readonly column?: number,
+  ) {
+    super(message, code);
   }
-  if (!ok) throw new ConfigError(`${key} must be an http:// or https:// URL${secret ? '' : `, got ${v}`}`);
-  return v;
 }
 
-/** Validate a parsed TOML document into a full config with defaults. */
-export function configFromObject(doc: Table, path: string): ZbkConfig {
-  const store = table(doc.store, 'store');
-  const url = str(store, 'url', 'store');
+/** Where the keys are: `file:line: ` prefixes for messages once the source text is known. */
+class Origin {
+  constructor(
+    readonly file: string,
+    private readonly lines?: KeyLines,
+  ) {}
+
+  lineOf(path: KeyPath): number | undefined {
+    return this.lines?.line(path);
+  }
+
+  /** `file:line: `, `file: ` when the key has no line (a default), or nothing for a document that came from no file. */
+  prefix(path: KeyPath): string {
+    if (!this.lines) return '';
+    const line = this.lineOf(path);
+    return line === undefined ? `${this.file}: ` : `${this.file}:${line}: `;
+  }
+
+  error(path: KeyPath, message: string, fix: string, code = 'CONFIG'): ConfigFileError {
+    const line = this.lines ? this.lineOf(path) : undefined;
+    return new ConfigFileError(`${this.prefix(path)}${message}`, line === undefined ? fix : `${fix} (line ${line} of ${this.file})`, code, line);
+  }
+}
+
+/**
+ * One table of the document, read only through the keys `CONFIG_SCHEMA`
+ * declares for its section (a key the schema does not declare does not
+ * compile). Every key read is marked, so `assertAllRead` catches a declared
+ * key the loader forgot (it would be silently ignored otherwise).
+ */
+class Section<S extends SchemaSection> {
+  private readonly read = new Set<string>();
+
+  constructor(
+    private readonly origin: Origin,
+    readonly section: S,
+    private readonly t: Table,
+    private readonly path: KeyPath,
+    private readonly index?: number,
+  ) {}
+
+  /** The key as messages name it: `retention.keep_last`, `dataset[1].raw`, `mirrors`. */
+  name(key: SchemaKey<S>): string {
+    return dotted(this.section, key, this.index);
+  }
+
+  get(key: SchemaKey<S>): unknown {
+    this.read.add(key);
+    return this.t[key];
+  }
+
+  has(key: SchemaKey<S>): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Refuse the value of `key`: `file:line: <dotted key> <problem>`. */
+  error(key: SchemaKey<S>, problem: string, fix = `correct \`${key}\``): ConfigFileError {
+    return this.origin.error([...this.path, key], `${this.name(key)} ${problem}`, fix);
+  }
+
+  str(key: SchemaKey<S>): string | undefined;
+  str(key: SchemaKey<S>, def: string): string;
+  str(key: SchemaKey<S>, def?: string): string | undefined {
+    const v = this.get(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'string') throw this.error(key, `must be a string, got ${typeName(v)}`);
+    return v;
+  }
+
+  num(key: SchemaKey<S>, def: number): number {
+    const v = this.get(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw this.error(key, 'must be a non-negative number');
+    return v;
+  }
+
+  bool(key: SchemaKey<S>, def: boolean): boolean {
+    const v = this.get(key);
+    if (v === undefined) return def;
+    if (typeof v !== 'boolean') throw this.error(key, 'must be true or false');
+    return v;
+  }
+
+  argv(key: SchemaKey<S>, def: string[]): string[] {
+    const v = this.get(key);
+    if (v === undefined) return def;
+    if (typeof v === 'string' && v.length > 0) return [v];
+    if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'string' && x.length > 0)) return v as string[];
+    throw this.error(key, 'must be a command name or a non-empty array of arguments');
+  }
+
+  size(key: SchemaKey<S>, def: string): number {
+    const v = this.get(key);
+    try {
+      return parseSize(v ?? def, this.name(key));
+    } catch (err) {
+      if (err instanceof ConfigError) throw this.error(key, `is not a size: ${JSON.stringify(v)} (use e.g. "64MiB" or "4GiB")`, `write \`${key}\` as e.g. "64MiB" or "4GiB"`);
+      throw err;
+    }
+  }
+
+  /** An http(s) URL, or undefined; a `secret` URL (webhooks carry tokens) is never quoted. */
+  httpUrl(key: SchemaKey<S>): string | undefined {
+    const v = this.str(key);
+    if (v === undefined) return undefined;
+    let ok = false;
+    try {
+      const u = new URL(v);
+      ok = u.protocol === 'https:' || u.protocol === 'http:';
+    } catch {
+      ok = false;
+    }
+    const secret = kindOf(this.section, key) === 'secret';
+    if (!ok) throw this.error(key, `must be an http:// or https:// URL${secret ? '' : `, got ${v}`}`);
+    return v;
+  }
+
+  /** Every entry, for tables whose keys are data ([prices]). */
+  entries(): [string, unknown][] {
+    for (const k of Object.keys(this.t)) this.read.add(k);
+    return Object.entries(this.t);
+  }
+
+  /** A key present and declared but never read means the loader and the schema drifted apart: a programming error. */
+  assertAllRead(): void {
+    for (const k of Object.keys(this.t)) {
+      if (kindOf(this.section, k) !== undefined && !this.read.has(k)) throw new Error(`internal: config key ${dotted(this.section, k, this.index)} is declared but not read`);
+    }
+  }
+}
+
+/**
+ * Validate a parsed TOML document into a full config with defaults. Unknown
+ * sections and keys and values of the wrong type are refused first, the
+ * first of them (by line, when `lines` locates them) in the message.
+ */
+export function configFromObject(doc: Table, path: string, lines?: KeyLines): ZbkConfig {
+  const origin = new Origin(path, lines);
+  const problems = schemaProblems(doc);
+  if (problems.length > 0) {
+    const byLine = problems
+      .map((p, i) => ({ p, i, line: origin.lineOf(p.path) ?? Infinity }))
+      .sort((a, b) => a.line - b.line || a.i - b.i)
+      .map((x) => x.p);
+    const first = byLine[0]!;
+    const more = byLine.length > 1 ? ` (and ${byLine.length - 1} more problem${byLine.length > 2 ? 's' : ''} in this file)` : '';
+    throw origin.error(first.path, `${first.message}${more}`, first.fix, first.code);
+  }
+
+  const sections: Section<SchemaSection>[] = [];
+  const open = <S extends SchemaSection>(s: S, t: unknown, p: KeyPath, index?: number): Section<S> => {
+    const sec = new Section(origin, s, isTable(t) ? t : {}, p, index);
+    sections.push(sec as unknown as Section<SchemaSection>);
+    return sec;
+  };
+  const root = open('root', doc, []);
+  const store = open('store', doc.store, ['store']);
+  const url = store.str('url');
   if (!url) throw new ConfigError(`${path}: store.url is missing (run "zbk init --store <url>")`);
-  if (!/^(s3:\/\/[^/]+|file:\/\/\/)/.test(url)) throw new ConfigError(`store.url must be s3://bucket[/prefix] or file:///absolute/dir, got ${url}`);
-  const checksum = str(store, 'checksum_calculation', 'store', 'when_supported');
-  if (checksum !== 'when_supported' && checksum !== 'when_required') throw new ConfigError('store.checksum_calculation must be "when_supported" or "when_required"');
+  if (!/^(s3:\/\/[^/]+|file:\/\/\/)/.test(url)) throw store.error('url', `must be s3://bucket[/prefix] or file:///absolute/dir, got ${url}`);
+  const checksum = store.str('checksum_calculation', 'when_supported');
+  if (checksum !== 'when_supported' && checksum !== 'when_required') throw store.error('checksum_calculation', 'must be "when_supported" or "when_required"');
 
-  const upload = table(doc.upload, 'upload');
-  const partSize = parseSize(upload.part_size ?? '32MiB', 'upload.part_size');
-  const volumeSize = parseSize(upload.volume_size ?? '4GiB', 'upload.volume_size');
-  if (partSize < 5 * MiB) throw new ConfigError('upload.part_size must be at least 5MiB (S3 minimum part size)');
-  if (partSize > 4 * GiB) throw new ConfigError('upload.part_size must be at most 4GiB');
-  if (volumeSize < partSize) throw new ConfigError('upload.volume_size must be at least upload.part_size');
-  if (Math.ceil(volumeSize / partSize) > 10000) throw new ConfigError('upload.volume_size / upload.part_size exceeds the 10,000-part limit: raise part_size');
+  const upload = open('upload', doc.upload, ['upload']);
+  const partSize = upload.size('part_size', '32MiB');
+  const volumeSize = upload.size('volume_size', '4GiB');
+  if (partSize < 5 * MiB) throw upload.error('part_size', 'must be at least 5MiB (S3 minimum part size)');
+  if (partSize > 4 * GiB) throw upload.error('part_size', 'must be at most 4GiB');
+  // Blame the volume size when it is set, else the part size (the volume size is the default).
+  const sizeKey = upload.has('volume_size') ? 'volume_size' : 'part_size';
+  if (volumeSize < partSize) throw origin.error(['upload', sizeKey], 'upload.volume_size must be at least upload.part_size', 'raise volume_size or lower part_size');
+  if (Math.ceil(volumeSize / partSize) > 10000) {
+    throw origin.error(['upload', sizeKey], 'upload.volume_size / upload.part_size exceeds the 10,000-part limit: raise part_size', 'raise part_size');
+  }
   // S3's largest object is 5 TiB; sealing adds well under 0.1%.
-  if (volumeSize > 5 * 1024 * GiB * 0.999) throw new ConfigError('upload.volume_size must be below 5TiB (the largest S3 object, with room for sealing)');
-  const parallel = num(upload, 'parallel', 'upload', 2);
-  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw new ConfigError('upload.parallel must be an integer from 1 to 64');
+  if (volumeSize > 5 * 1024 * GiB * 0.999) throw upload.error('volume_size', 'must be below 5TiB (the largest S3 object, with room for sealing)');
+  const parallel = upload.num('parallel', 2);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw upload.error('parallel', 'must be an integer from 1 to 64');
 
-  const retry = table(doc.retry, 'retry');
-  const zfs = table(doc.zfs, 'zfs');
-  const hooks = table(doc.hooks, 'hooks');
-  const restore = table(doc.restore, 'restore');
-  const retention = table(doc.retention, 'retention');
-  const stateDir = str(doc, 'state_dir', 'config') ?? defaultStateDir();
+  const retry = open('retry', doc.retry, ['retry']);
+  const zfs = open('zfs', doc.zfs, ['zfs']);
+  const hooks = open('hooks', doc.hooks, ['hooks']);
+  const restore = open('restore', doc.restore, ['restore']);
+  const retention = open('retention', doc.retention, ['retention']);
+  const stateDir = root.str('state_dir') ?? defaultStateDir();
 
-  const datasetsRaw = doc.dataset ?? [];
-  if (!Array.isArray(datasetsRaw)) throw new ConfigError('[[dataset]] must be an array of tables');
+  const datasetsRaw = Array.isArray(doc.dataset) ? (doc.dataset as unknown[]) : [];
   const datasets: DatasetConfig[] = datasetsRaw.map((d, i) => {
-    const t = table(d, `dataset[${i}]`);
-    const name = str(t, 'name', `dataset[${i}]`);
-    if (!name) throw new ConfigError(`dataset[${i}].name is missing`);
-    const snapshotPattern = str(t, 'snapshot_pattern', `dataset[${i}]`);
+    const t = open('dataset', d, ['dataset', i], i);
+    const name = t.str('name');
+    if (!name) throw origin.error(['dataset', i], `dataset[${i}].name is missing`, 'add name = "pool/dataset" to the [[dataset]] entry');
+    const snapshotPattern = t.str('snapshot_pattern');
     if (snapshotPattern !== undefined) {
       try {
         new RegExp(snapshotPattern);
       } catch {
-        throw new ConfigError(`dataset[${i}].snapshot_pattern is not a valid regular expression`);
+        throw t.error('snapshot_pattern', 'is not a valid regular expression');
       }
     }
-    const raw = t.raw;
-    if (raw !== undefined && raw !== 'auto' && typeof raw !== 'boolean') throw new ConfigError(`dataset[${i}].raw must be "auto", true or false`);
+    const raw = t.get('raw');
+    if (raw !== undefined && raw !== 'auto' && typeof raw !== 'boolean') throw t.error('raw', 'must be "auto", true or false');
     return { name, ...(snapshotPattern === undefined ? {} : { snapshotPattern }), ...(raw === undefined ? {} : { raw }) };
   });
 
-  const protectBase = str(zfs, 'protect_base', 'zfs', 'bookmark');
-  if (protectBase !== 'bookmark' && protectBase !== 'hold') throw new ConfigError('zfs.protect_base must be "bookmark" or "hold"');
-  const tier = str(restore, 'tier', 'restore', 'Bulk');
-  if (tier !== 'Bulk' && tier !== 'Standard') throw new ConfigError('restore.tier must be "Bulk" or "Standard"');
-  const webhookFormat = str(hooks, 'webhook_format', 'hooks', 'healthchecks');
+  const protectBase = zfs.str('protect_base', 'bookmark');
+  if (protectBase !== 'bookmark' && protectBase !== 'hold') throw zfs.error('protect_base', 'must be "bookmark" or "hold"');
+  const tier = restore.str('tier', 'Bulk');
+  if (tier !== 'Bulk' && tier !== 'Standard') throw restore.error('tier', 'must be "Bulk" or "Standard"');
+  const webhookFormat = hooks.str('webhook_format', 'healthchecks');
   if (webhookFormat !== 'healthchecks' && webhookFormat !== 'uptime-kuma' && webhookFormat !== 'ntfy') {
-    throw new ConfigError('hooks.webhook_format must be "healthchecks", "uptime-kuma" or "ntfy"');
+    throw hooks.error('webhook_format', 'must be "healthchecks", "uptime-kuma" or "ntfy"');
   }
-  const endpoint = httpUrl(str(store, 'endpoint', 'store'), 'store.endpoint', false);
-  const onSuccess = httpUrl(str(hooks, 'on_success', 'hooks'), 'hooks.on_success', true);
-  const onFailure = httpUrl(str(hooks, 'on_failure', 'hooks'), 'hooks.on_failure', true);
-  const metaStorageClass = str(store, 'meta_storage_class', 'store', 'STANDARD')!;
+  const endpoint = store.httpUrl('endpoint');
+  const onSuccess = hooks.httpUrl('on_success');
+  const onFailure = hooks.httpUrl('on_failure');
+  const metaStorageClass = store.str('meta_storage_class', 'STANDARD');
   if (metaStorageClass === 'GLACIER' || metaStorageClass === 'DEEP_ARCHIVE') {
-    throw new ConfigError(`store.meta_storage_class must be instantly readable (the key file, stream records and manifest mirrors live there), not ${metaStorageClass}`);
+    throw store.error('meta_storage_class', `must be instantly readable (the key file, stream records and manifest mirrors live there), not ${metaStorageClass}`);
   }
-  const mirrors = num(doc, 'mirrors', 'config', 10);
-  if (!Number.isInteger(mirrors) || mirrors < 1) throw new ConfigError('mirrors must be a whole number of at least 1');
-  const timeoutSeconds = num(hooks, 'timeout_seconds', 'hooks', 300);
-  if (!(timeoutSeconds >= 1 && timeoutSeconds <= 86400)) throw new ConfigError('hooks.timeout_seconds must be from 1 to 86400');
-  const prices = table(doc.prices, 'prices');
-  for (const [k, v] of Object.entries(prices)) {
-    if (typeof v !== 'number') throw new ConfigError(`prices.${k}: must be a number`);
+  const mirrors = root.num('mirrors', 10);
+  if (!Number.isInteger(mirrors) || mirrors < 1) throw root.error('mirrors', 'must be a whole number of at least 1');
+  const timeoutSeconds = hooks.num('timeout_seconds', 300);
+  if (!(timeoutSeconds >= 1 && timeoutSeconds <= 86400)) throw hooks.error('timeout_seconds', 'must be from 1 to 86400');
+  const pricesSec = open('prices', doc.prices, ['prices']);
+  const prices: Record<string, number> = {};
+  for (const [k, v] of pricesSec.entries()) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw pricesSec.error(k, 'must be a non-negative number');
+    prices[k] = v;
   }
 
   const cfg: ZbkConfig = {
@@ -272,58 +407,65 @@ export function configFromObject(doc: Table, path: string): ZbkConfig {
     store: {
       url,
       endpoint,
-      region: str(store, 'region', 'store', 'us-east-1')!,
-      pathStyle: bool(store, 'path_style', 'store', false),
-      dataStorageClass: str(store, 'data_storage_class', 'store', 'DEEP_ARCHIVE')!,
+      region: store.str('region', 'us-east-1'),
+      pathStyle: store.bool('path_style', false),
+      dataStorageClass: store.str('data_storage_class', 'DEEP_ARCHIVE'),
       metaStorageClass,
       checksumCalculation: checksum,
     },
     upload: { partSize, volumeSize, parallel },
     retry: {
-      retries: num(retry, 'retries', 'retry', 8),
-      minTimeoutMs: num(retry, 'min_timeout_ms', 'retry', 500),
-      maxTimeoutMs: num(retry, 'max_timeout_ms', 'retry', 30000),
+      retries: retry.num('retries', 8),
+      minTimeoutMs: retry.num('min_timeout_ms', 500),
+      maxTimeoutMs: retry.num('max_timeout_ms', 30000),
     },
-    zfs: { zfs: argv(zfs.zfs, 'zfs.zfs', ['zfs']), zpool: argv(zfs.zpool, 'zfs.zpool', ['zpool']), protectBase },
+    zfs: { zfs: zfs.argv('zfs', ['zfs']), zpool: zfs.argv('zpool', ['zpool']), protectBase },
     stateDir: resolve(stateDir),
     mirrors,
-    passphraseFile: str(doc, 'passphrase_file', 'config'),
+    passphraseFile: root.str('passphrase_file'),
     datasets,
     hooks: {
-      prePush: hooks.pre_push === undefined ? undefined : argv(hooks.pre_push, 'hooks.pre_push', []),
-      postPush: hooks.post_push === undefined ? undefined : argv(hooks.post_push, 'hooks.post_push', []),
+      prePush: hooks.has('pre_push') ? hooks.argv('pre_push', []) : undefined,
+      postPush: hooks.has('post_push') ? hooks.argv('post_push', []) : undefined,
       timeoutSeconds,
       onSuccess,
       onFailure,
       webhookFormat,
     },
     restore: {
-      ...(restore.free_egress_gb === undefined ? {} : { freeEgressGB: num(restore, 'free_egress_gb', 'restore', 100) }),
-      reserveGB: num(restore, 'reserve_gb', 'restore', 10),
+      ...(restore.has('free_egress_gb') ? { freeEgressGB: restore.num('free_egress_gb', 100) } : {}),
+      reserveGB: restore.num('reserve_gb', 10),
       tier,
-      stagingDir: resolve(str(restore, 'staging_dir', 'restore') ?? join(stateDir, 'restore')),
+      stagingDir: resolve(restore.str('staging_dir') ?? join(stateDir, 'restore')),
     },
-    prices: prices as Record<string, number>,
+    prices,
     retention: {
-      keepLast: num(retention, 'keep_last', 'retention', 1),
-      keepMonthly: num(retention, 'keep_monthly', 'retention', 0),
-      keepYearly: num(retention, 'keep_yearly', 'retention', 0),
+      keepLast: retention.num('keep_last', 1),
+      keepMonthly: retention.num('keep_monthly', 0),
+      keepYearly: retention.num('keep_yearly', 0),
     },
   };
+  for (const s of sections) s.assertAllRead();
   return cfg;
 }
 
-/** Load and validate the config file at `path`. */
+/** Load and validate the config file at `path`: TOML syntax errors as `file:line:col: invalid TOML: <reason>`, key errors as `file:line: ...`. */
 export function loadConfig(path: string): ZbkConfig {
   if (!existsSync(path)) throw new ConfigError(`no config file at ${path}: run "zbk init --store <url>" or pass --config`, 'NO_CONFIG');
+  const source = readFileSync(path, 'utf8');
   let doc: Table;
   try {
-    doc = parse(readFileSync(path, 'utf8')) as Table;
+    doc = parse(source) as Table;
   } catch (err) {
+    if (err instanceof TomlError) {
+      // The first line only: the rest is smol-toml's code block, which quotes the file (it may hold a webhook token).
+      const reason = (err.message.split('\n')[0] ?? '').replace(/^Invalid TOML document:\s*/, '');
+      throw new ConfigFileError(`${path}:${err.line}:${err.column}: invalid TOML: ${reason}`, `fix the TOML syntax at line ${err.line}, column ${err.column} of ${path}`, 'CONFIG_SYNTAX', err.line, err.column);
+    }
     const msg = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ConfigError(`${path}: invalid TOML: ${msg}`);
+    throw new ConfigFileError(`${path}: invalid TOML: ${msg}`, `fix the TOML syntax of ${path}`, 'CONFIG_SYNTAX');
   }
-  return configFromObject(doc, path);
+  return configFromObject(doc, path, KeyLines.scan(source));
 }
 
 /** True when group or others may read the file (it can hold webhook secrets and paths). */

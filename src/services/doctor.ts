@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import type { Keyring } from '../crypto/types.js';
-import { configTooOpen, type DatasetConfig } from '../config/config.js';
+import { ConfigFileError, configTooOpen, type DatasetConfig } from '../config/config.js';
 import { openKeyFile } from '../crypto/index.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import { manifestPath, openManifest, sodium, type ServiceContext } from './context.js';
@@ -167,6 +167,18 @@ async function manifestChecks(ctx: ServiceContext, keyring: Keyring | null, opts
   } finally {
     manifest.close();
   }
+}
+
+/**
+ * The report when the config does not load (missing, TOML syntax, unknown or
+ * misspelt key, wrong type, bad value): its error, `file:line: ...`, as the
+ * failing `config file` check with the one-line fix. Nothing else can be
+ * checked without a config.
+ */
+export function configFailure(path: string, err: ConfigError): DoctorResult {
+  const fix = err instanceof ConfigFileError ? err.fix : err.code === 'NO_CONFIG' ? 'run "zbk init --store <url>", or pass --config' : `correct it in ${path}`;
+  const checks = [row('config file', 'fail', messageOf(err), fix), row('other checks', 'skip', 'the config does not load')];
+  return { ok: false, counts: { ok: 0, warn: 0, fail: 1, skip: 1 }, checks };
 }
 
 /** Run every check. Never throws for a failed check; only for programming errors. */
