@@ -19,7 +19,7 @@ import type { Keyring } from '../crypto/types.js';
 import { loadSodium, openKeyFile, type SodiumBackend } from '../crypto/index.js';
 import { Manifest } from '../manifest/manifest.js';
 import { Zfs } from '../zfs/index.js';
-import { openStore } from '../store/open-store.js';
+import { openStore, retryModeFromEnv } from '../store/open-store.js';
 import { clockFromEnv } from './consolidate-clock.js';
 
 export interface Logger {
@@ -55,7 +55,8 @@ export function createContext(config: ZbkConfig, passphrase: PassphraseSource, o
       overrides.store ??
       openStore(config.store, {
         retry: config.retry,
-        onRetry: (e) => log.info(`retrying ${e.method} after ${e.error.code} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
+        retryMode: retryModeFromEnv(),
+        onRetry: (e) => log.info(`retrying: ${e.error.message} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
       }),
     zfs: overrides.zfs ?? new Zfs({ zfs: config.zfs.zfs, zpool: config.zfs.zpool }),
     now: overrides.now ?? clockFromEnv(),

@@ -53,8 +53,25 @@ export class AccessDeniedError extends StoreError {
 
 /** A failure that may succeed if retried: 5xx, SlowDown, timeouts, connection resets. */
 export class TransientStoreError extends StoreError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, 'TRANSIENT', true, options);
+  constructor(message: string, options?: { cause?: unknown }, code = 'TRANSIENT') {
+    super(message, code, true, options);
+  }
+}
+
+/**
+ * No connection to the store at all: refused, no such host, DNS failure, no
+ * route, or no connection within the connect timeout. The message names the
+ * endpoint (or bucket and region) and the errno, never request details.
+ * Transient (a network may come up), but `RetryingStore` gives a store that
+ * has never answered only its short first-contact budget when it has one
+ * (interactive runs; see src/store/retry-mode.ts).
+ */
+export class StoreUnreachableError extends TransientStoreError {
+  /** ECONNREFUSED, ENOTFOUND, EAI_AGAIN, EHOSTUNREACH, ENETUNREACH or ETIMEDOUT (connect). */
+  readonly errno: string;
+  constructor(message: string, errno: string, options?: { cause?: unknown }) {
+    super(message, options, 'UNREACHABLE');
+    this.errno = errno;
   }
 }
 

@@ -7,15 +7,19 @@ import type { RetryConfig, StoreConfig } from '../config/config.js';
 import type { IdentityProvider, ObjectStore } from './object-store.js';
 import { LocalStore } from './local-store.js';
 import { RetryingStore, type RetryEvent } from './retry-store.js';
+import { retryPolicy, type RetryMode } from './retry-mode.js';
 import { S3Store, type S3Credentials } from './s3-store.js';
 import { parseStoreUrl } from './store-url.js';
 
 export { parseStoreUrl, type ParsedStoreUrl } from './store-url.js';
 export type { RetryEvent } from './retry-store.js';
+export { retryModeFromEnv, type RetryMode } from './retry-mode.js';
 
 export interface OpenStoreOptions {
   /** Default: 8 retries, 500 ms → 30 s (the config defaults). */
   retry?: RetryConfig;
+  /** `quick`: an unreachable store that never answered fails within seconds (interactive runs); default `patient`. See retry-mode.ts. */
+  retryMode?: RetryMode;
   /** Explicit S3 credentials (tests); otherwise the standard AWS credential chain. */
   credentials?: S3Credentials;
   /** Called before each retry of a transient failure (progress/logging; carries no secrets). */
@@ -40,8 +44,9 @@ class OpenedRetryingStore extends RetryingStore {
     onRetry: ((e: RetryEvent) => void) | undefined,
     readonly kind: 's3' | 'local',
     readonly s3: S3Store | null,
+    firstContact?: RetryConfig,
   ) {
-    super(inner, retry, onRetry ? { onRetry } : {});
+    super(inner, retry, { ...(onRetry ? { onRetry } : {}), ...(firstContact ? { firstContact } : {}) });
   }
 }
 
@@ -52,11 +57,12 @@ class OpenedRetryingStore extends RetryingStore {
  */
 export function openStore(cfg: StoreConfig, opts: OpenStoreOptions = {}): OpenedStore {
   const parsed = parseStoreUrl(cfg.url);
-  const retry = opts.retry ?? DEFAULT_RETRY;
+  const policy = retryPolicy(opts.retryMode ?? 'patient', opts.retry ?? DEFAULT_RETRY);
+  const retry = policy.retry;
   if (parsed.kind === 'local') {
     const local = new LocalStore(parsed.dir, opts.localMinPartSize === undefined ? {} : { minPartSize: opts.localMinPartSize });
     return new OpenedRetryingStore(local, retry, opts.onRetry, 'local', null);
   }
-  const s3 = new S3Store(cfg, opts.credentials ? { credentials: opts.credentials } : {});
-  return new OpenedRetryingStore(s3, retry, opts.onRetry, 's3', s3);
+  const s3 = new S3Store(cfg, { connectTimeoutMs: policy.connectTimeoutMs, ...(opts.credentials ? { credentials: opts.credentials } : {}) });
+  return new OpenedRetryingStore(s3, retry, opts.onRetry, 's3', s3, policy.firstContact);
 }

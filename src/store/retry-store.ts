@@ -7,6 +7,12 @@
  * Each call is retried on its own with the full budget: one part's bad luck
  * does not eat the retries of the next.
  *
+ * A store that has never answered and cannot be reached
+ * (`StoreUnreachableError`: refused, no such host, connect timeout) gets the
+ * `firstContact` budget instead when one is given (interactive runs, see
+ * ./retry-mode.ts): a wrong endpoint fails within seconds. Once any call got
+ * an answer, every failure gets the full budget.
+ *
  * Streams: `get` retries opening the object; a failure in the middle of the
  * body surfaces to the reader as a stream error. Readers resume with a
  * ranged `get` from the last byte they received.
@@ -26,7 +32,7 @@ import type {
   UploadedPart,
 } from './object-store.js';
 import type { RetryConfig } from '../config/config.js';
-import { NoSuchUploadError, StoreError } from './errors.js';
+import { NoSuchUploadError, StoreError, StoreUnreachableError } from './errors.js';
 import { compareKeys, type StoreMethod } from './internal.js';
 
 /** What `onRetry` learns about a failed attempt that will be retried. Carries no secrets. */
@@ -46,6 +52,8 @@ export interface RetryingStoreOptions {
   randomize?: boolean;
   /** Stops waiting and retrying when aborted. */
   signal?: AbortSignal;
+  /** The budget for an unreachable store until it first answers (default: the full budget throughout). */
+  firstContact?: RetryConfig;
 }
 
 export function isTransient(err: unknown): err is StoreError {
@@ -53,6 +61,9 @@ export function isTransient(err: unknown): err is StoreError {
 }
 
 export class RetryingStore implements ObjectStore, IdentityProvider {
+  /** Some call got an answer from the store (a result, or an error other than "cannot reach"). */
+  private answered = false;
+
   constructor(
     readonly inner: ObjectStore & Partial<IdentityProvider>,
     private readonly config: RetryConfig,
@@ -176,12 +187,48 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
   async callerIdentity(): Promise<{ account: string; arn: string; userId: string } | null> {
     const inner = this.inner;
     if (typeof inner.callerIdentity !== 'function') return null;
-    return this.retry('callerIdentity', undefined, () => inner.callerIdentity!());
+    // A null identity may just mean the endpoint was not reached (it is best-effort there): not an answer.
+    return this.retry('callerIdentity', undefined, () => inner.callerIdentity!(), undefined, (id) => id !== null);
   }
 
-  private async retry<T>(method: RetryEvent['method'], key: string | undefined, call: () => Promise<T>, onTransient?: () => void): Promise<T> {
+  private async retry<T>(
+    method: RetryEvent['method'],
+    key: string | undefined,
+    call: () => Promise<T>,
+    onTransient?: () => void,
+    isAnswer: (out: T) => boolean = () => true,
+  ): Promise<T> {
     const { retries, minTimeoutMs, maxTimeoutMs } = this.config;
-    return pRetry(call, {
+    const firstContact = this.options.firstContact;
+    const tracked = async (): Promise<T> => {
+      try {
+        const out = await call();
+        if (isAnswer(out)) this.answered = true;
+        return out;
+      } catch (err) {
+        if (err instanceof StoreError && !(err instanceof StoreUnreachableError)) this.answered = true;
+        throw err;
+      }
+    };
+    // Before the first answer, "cannot reach" errors are retried here with the short budget only.
+    const attempt = (): Promise<T> =>
+      !firstContact || this.answered
+        ? tracked()
+        : pRetry(tracked, {
+            retries: firstContact.retries,
+            minTimeout: firstContact.minTimeoutMs,
+            maxTimeout: Math.max(firstContact.minTimeoutMs, firstContact.maxTimeoutMs),
+            factor: 2,
+            randomize: this.options.randomize ?? true,
+            signal: this.options.signal,
+            shouldRetry: ({ error, attemptNumber, retriesLeft }) => {
+              if (!(error instanceof StoreUnreachableError) || this.answered) return false;
+              onTransient?.();
+              this.options.onRetry?.({ method, ...(key === undefined ? {} : { key }), attempt: attemptNumber, retriesLeft, error });
+              return true;
+            },
+          });
+    return pRetry(attempt, {
       retries,
       minTimeout: minTimeoutMs,
       maxTimeout: Math.max(minTimeoutMs, maxTimeoutMs),
@@ -190,6 +237,8 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
       signal: this.options.signal,
       shouldRetry: ({ error, attemptNumber, retriesLeft }) => {
         if (!isTransient(error)) return false;
+        // The short first-contact budget is spent and the store never answered: give up.
+        if (firstContact && !this.answered && error instanceof StoreUnreachableError) return false;
         onTransient?.();
         this.options.onRetry?.({ method, ...(key === undefined ? {} : { key }), attempt: attemptNumber, retriesLeft, error });
         return true;

@@ -58,6 +58,7 @@ import {
   PermanentStoreError,
   RestoreInProgressError,
   StoreError,
+  StoreUnreachableError,
   TransientStoreError,
 } from './errors.js';
 import { compareKeys, isArchiveClass, normalizePutOptions, sha256Base64, validateKey, validatePrefix } from './internal.js';
@@ -76,6 +77,8 @@ export interface S3StoreOptions {
   maxAttempts?: number;
   /** Socket idle timeout per request, ms (default 120 000). */
   requestTimeoutMs?: number;
+  /** Time to establish a connection, ms (default 30 000; interactive runs use less, see retry-mode.ts). */
+  connectTimeoutMs?: number;
 }
 
 /** Lifecycle rule id zbk writes (and recognises) for aborting stale multipart uploads. */
@@ -107,7 +110,7 @@ export class S3Store implements ObjectStore, IdentityProvider {
       maxAttempts: options.maxAttempts ?? 1,
       requestChecksumCalculation: checksum,
       responseChecksumValidation: checksum,
-      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 120_000, connectionTimeout: 30_000 },
+      requestHandler: { requestTimeout: options.requestTimeoutMs ?? 120_000, connectionTimeout: options.connectTimeoutMs ?? 30_000 },
       ...(options.credentials ? { credentials: options.credentials } : {}),
     });
   }
@@ -156,7 +159,7 @@ export class S3Store implements ObjectStore, IdentityProvider {
       pass.end();
       return pass;
     }
-    body.on('error', (err) => pass.destroy(toStoreError(err, 'get', key)));
+    body.on('error', (err) => pass.destroy(toStoreError(err, 'get', key, undefined, this.location('get'))));
     pass.on('close', () => {
       if (!body.destroyed) body.destroy();
     });
@@ -390,6 +393,7 @@ export class S3Store implements ObjectStore, IdentityProvider {
       region: this.cfg.region,
       ...(this.cfg.endpoint ? { endpoint: this.cfg.endpoint } : {}),
       maxAttempts: this.options.maxAttempts ?? 1,
+      requestHandler: { connectionTimeout: this.options.connectTimeoutMs ?? 30_000 },
       ...(this.options.credentials ? { credentials: this.options.credentials } : {}),
     });
     try {
@@ -462,7 +466,7 @@ export class S3Store implements ObjectStore, IdentityProvider {
     try {
       return await call();
     } catch (err) {
-      const mapped = toStoreError(err, op, key ?? '', uploadId);
+      const mapped = toStoreError(err, op, key ?? '', uploadId, this.location(op));
       if (op === 'get' && key !== undefined && mapped.code === 'INVALID_OBJECT_STATE') {
         const info = await this.head(key);
         if (info.restore.state === 'in-progress') throw new RestoreInProgressError(key);
@@ -470,6 +474,23 @@ export class S3Store implements ObjectStore, IdentityProvider {
       }
       throw mapped;
     }
+  }
+
+  /** Where the store is, for "cannot reach" messages: the endpoint (see `safeEndpoint`), else the bucket and region on AWS. */
+  private location(op: string): string {
+    if (this.cfg.endpoint) return `the store at ${safeEndpoint(this.cfg.endpoint)}`;
+    if (op === 'callerIdentity') return `AWS STS in region ${this.cfg.region}`;
+    return `S3 bucket ${this.bucket} in region ${this.cfg.region}`;
+  }
+}
+
+/** An endpoint URL for messages: scheme, host, port and path only (no user:password, query or fragment). */
+export function safeEndpoint(endpoint: string): string {
+  try {
+    const u = new URL(endpoint);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return 'the configured [store] endpoint';
   }
 }
 
@@ -542,24 +563,67 @@ interface ErrorShape {
   name?: unknown;
   Code?: unknown;
   code?: unknown;
+  syscall?: unknown;
   message?: unknown;
+  errors?: unknown;
   $fault?: unknown;
   $metadata?: { httpStatusCode?: number };
 }
 
+/** No connection at all: transient, but a store that never answered gets a short budget interactively. */
+const UNREACHABLE_ERRNO: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'DNS lookup failed',
+  EHOSTUNREACH: 'no route to host',
+  ENETUNREACH: 'network unreachable',
+};
+/** TLS handshake and certificate failures: a retry does not fix a certificate. */
+const TLS_ERRNO = /^(CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|UNABLE_TO_(VERIFY|GET)_|ERR_TLS_|ERR_SSL_|EPROTO$|HOSTNAME_MISMATCH$)/;
+
+/** The errno of a connection failure (Node's happy-eyeballs AggregateError carries it on its first error). */
+function errnoOf(e: ErrorShape): string {
+  if (typeof e.code === 'string') return e.code;
+  const first: unknown = Array.isArray(e.errors) ? e.errors[0] : undefined;
+  const code = typeof first === 'object' && first !== null ? (first as ErrorShape).code : undefined;
+  return typeof code === 'string' ? code : '';
+}
+
+/**
+ * A failure to connect (before any HTTP answer): the errno and a few words,
+ * or null. Connect timeouts: Node's (ETIMEDOUT from connect) and the SDK's
+ * connectionTimeout (a TimeoutError without errno).
+ */
+function connectionFailure(e: ErrorShape, errno: string, message: string): { errno: string; what: string; tls: boolean } | null {
+  const gloss = UNREACHABLE_ERRNO[errno];
+  if (gloss) return { errno, what: gloss, tls: false };
+  if (errno === 'ETIMEDOUT' && e.syscall === 'connect') return { errno, what: 'no connection within the connect timeout', tls: false };
+  if (/did not establish a connection|without establishing a connection/i.test(message)) return { errno: 'ETIMEDOUT', what: 'no connection within the connect timeout', tls: false };
+  if (TLS_ERRNO.test(errno)) return { errno, what: 'TLS handshake or certificate check failed', tls: true };
+  return null;
+}
+
 /**
  * Translate an SDK or network error into a StoreError. Exported for tests.
- * The message names the operation, key, code and status only.
+ * The message names the operation, key, code and status only; a failure to
+ * connect says `cannot reach <where>: <errno> (...)` (StoreUnreachableError,
+ * or PermanentStoreError 'TLS'), `where` naming the endpoint or bucket.
  */
-export function toStoreError(err: unknown, op: string, key: string, uploadId?: string): StoreError {
+export function toStoreError(err: unknown, op: string, key: string, uploadId?: string, where = 'the store'): StoreError {
   if (err instanceof StoreError) return err;
   const e = (typeof err === 'object' && err !== null ? err : {}) as ErrorShape;
   const name = typeof e.Code === 'string' ? e.Code : typeof e.name === 'string' ? e.name : 'Error';
-  const errno = typeof e.code === 'string' ? e.code : '';
+  const errno = errnoOf(e);
   const status = e.$metadata?.httpStatusCode;
   const message = typeof e.message === 'string' ? e.message : '';
   const what = `S3 ${op}${key ? ` ${key}` : ''}: ${name}${status ? ` (HTTP ${status})` : ''}`;
   const opts = { cause: sanitizedCause(name, errno, status) };
+
+  const conn = status === undefined ? connectionFailure(e, errno, message) : null;
+  if (conn) {
+    const text = `cannot reach ${where}: ${conn.errno} (${conn.what})`;
+    return conn.tls ? new PermanentStoreError(text, 'TLS', opts) : new StoreUnreachableError(text, conn.errno, opts);
+  }
 
   if (name === 'NoSuchUpload') return new NoSuchUploadError(key, uploadId ?? '');
   const permanent = PERMANENT_CODES[name];
