@@ -22,11 +22,14 @@ export class BrokenChainError extends ManifestError {
   }
 }
 
-/** The dataset has no complete stream ending at the requested snapshot (or none at all). */
+/** The dataset has no complete stream ending at the requested snapshot (`what`), or none at all (no `what`). */
 export class SnapshotNotPushedError extends ManifestError {
   readonly dataset: string;
-  constructor(dataset: string, what: string) {
-    super(`${dataset}: ${what} has not been pushed (no restorable stream ends there)`, 'SNAPSHOT_NOT_PUSHED');
+  constructor(dataset: string, what?: string) {
+    super(
+      what === undefined ? `${dataset}: nothing has been pushed yet (no restorable stream)` : `${dataset}: ${what} has not been pushed (no restorable stream ends there)`,
+      'SNAPSHOT_NOT_PUSHED',
+    );
     this.dataset = dataset;
   }
 }

@@ -757,7 +757,7 @@ export class Manifest {
    */
   chainFor(dataset: string, snapshotGuid?: bigint, opts: { includeDamaged?: boolean } = {}): StreamWithVolumes[] {
     const target = snapshotGuid ?? this.lastPushedSnapshot(dataset)?.guid;
-    if (target === undefined) throw new SnapshotNotPushedError(dataset, 'no snapshot');
+    if (target === undefined) throw new SnapshotNotPushedError(dataset);
     const complete = this.completeStreams(dataset);
     const restorable = this.restorableStreams(dataset);
     const damaged = opts.includeDamaged ? new Set<string>() : this.damagedStreamIds(dataset);
@@ -909,7 +909,7 @@ export class Manifest {
       for (const ds of touched) {
         const last = this.lastPushedSnapshot(ds);
         try {
-          if (!last) throw new SnapshotNotPushedError(ds, 'no snapshot');
+          if (!last) throw new SnapshotNotPushedError(ds);
           resolveChain(ds, this.completeStreams(ds), last.guid);
         } catch (err) {
           throw new ManifestError(

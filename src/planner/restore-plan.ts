@@ -23,7 +23,8 @@
  * scheduled alone in its month and its egress cost is shown, with a warning.
  */
 import { UsageError } from '../errors.js';
-import { addDays, daysBetween, gb, restoreCost } from '../cost/model.js';
+import { formatBytes, formatBytesPair, formatUSD, formatUSDPair } from '../cli/format.js';
+import { addDays, daysBetween, restoreCost } from '../cost/model.js';
 import { BYTES_PER_GB, type PriceTable, type RestoreTier } from '../cost/prices.js';
 
 /** One volume of the restore chain, in receive order. */
@@ -330,13 +331,17 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
     }
     if (!withinBudget) {
       withinBudget = totalOf(freeMonths) <= budget;
-      if (!withinBudget) warnings.push(`budget $${budget.toFixed(2)} is below the cheapest schedule ($${totalOf(freeMonths).toFixed(2)}): showing the free-allowance schedule`);
+      if (!withinBudget) {
+        const [budgetText, cheapestText] = formatUSDPair(budget, totalOf(freeMonths));
+        warnings.push(`budget ${budgetText} is below the cheapest schedule (${cheapestText}): showing the free-allowance schedule`);
+      }
     }
   }
 
   for (const v of volumes) {
     if (v.bytes > capBytes && mode !== 'asap') {
-      warnings.push(`volume ${v.key} (${gb(v.bytes).toFixed(1)} GB) exceeds the usable allowance of ${capGB} GB: it gets a month of its own and its egress is charged`);
+      const [size, cap] = formatBytesPair(v.bytes, capBytes);
+      warnings.push(`volume ${v.key} (${size}) exceeds the usable allowance of ${cap}: it gets a month of its own and its egress is charged`);
     }
   }
 
@@ -361,13 +366,8 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
   };
 }
 
-function fmtGB(bytes: number): string {
-  return `${gb(bytes).toFixed(1)} GB`;
-}
-
-function fmtUSD(x: number): string {
-  return `$${x.toFixed(2)}`;
-}
+const fmtGB = formatBytes;
+const fmtUSD = (x: number): string => formatUSD(x);
 
 /** Rows for the `restore plan` table: a header and one row per month plus a total. */
 export function describeMonths(plan: RestorePlan): { header: string[]; rows: string[][] } {

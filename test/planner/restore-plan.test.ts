@@ -124,7 +124,7 @@ test('volumes out of chain order are rejected; packInOrder; describeMonths', () 
   const d = describeMonths(planRestore(chain(), start, tiny, P));
   assert.equal(d.rows.length, 4);
   assert.equal(d.rows[3]![0], 'total');
-  assert.equal(d.rows[0]![2], '18.0 GB');
+  assert.equal(d.rows[0]![2], '18 GB');
 });
 
 test('downloads earlier this month leave less of its allowance for the plan', () => {

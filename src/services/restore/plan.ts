@@ -4,6 +4,7 @@
  * the progress of an earlier plan of the same chain).
  */
 import { BYTES_PER_GB, priceTable } from '../../cost/prices.js';
+import { formatUSDPair } from '../../cli/format.js';
 import { UsageError } from '../../errors.js';
 import { acquireLock, describeHolder } from '../../manifest/lock.js';
 import { SnapshotNotPushedError } from '../../manifest/errors.js';
@@ -52,7 +53,7 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
     name = row.name;
   } else {
     const last = manifest.lastPushedSnapshot(dataset);
-    if (!last) throw new SnapshotNotPushedError(dataset, 'no snapshot');
+    if (!last) throw new SnapshotNotPushedError(dataset);
     guid = last.guid;
     name = last.name;
   }
@@ -181,8 +182,9 @@ export async function restorePlan(ctx: ServiceContext, opts: RestorePlanServiceO
     const keptProgress = old ? mergeProgress(job, old, { reset: opts.reset === true }) : false;
     if (!opts.dryRun && job.plan.withinBudget === false) {
       // A plan over its budget is never saved: "restore run" would spend more than the user allowed.
+      const [budget, cheapest] = formatUSDPair(opts.budgetUSD ?? 0, job.plan.totalCost);
       throw new UsageError(
-        `no schedule stays within the budget of $${opts.budgetUSD?.toFixed(2)}: the cheapest costs $${job.plan.totalCost.toFixed(2)} (see it with --dry-run); raise --budget, or plan without it`,
+        `no schedule stays within the budget of ${budget}: the cheapest costs ${cheapest} (see it with --dry-run); raise --budget, or plan without it`,
         'OVER_BUDGET',
       );
     }
