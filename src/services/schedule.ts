@@ -73,12 +73,20 @@ WantedBy=timers.target
 `;
 }
 
+/** What the check unit's exit status means (monitoring-plugins codes; any but 0 marks the unit failed). */
+const CHECK_EXIT_NOTE =
+  '# Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring-plugins codes): any but 0 marks the unit failed;\n' +
+  '# --notify pings the success URL only for OK. "journalctl -u zbk-check" shows the one-line reason.';
+
 /** Every file, filled in. */
 export function scheduleFiles(i: ScheduleInput): ScheduleResult {
   const files: ScheduleFile[] = [
     { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new ZFS snapshots to S3', 'push') },
     { path: '/etc/systemd/system/zbk-push.timer', content: timer('zbk: daily push', i.pushAt) },
-    { path: '/etc/systemd/system/zbk-check.service', content: service(i, 'zbk-check', 'zbk: check backup freshness', `check --max-age ${i.maxAge} --notify`) },
+    {
+      path: '/etc/systemd/system/zbk-check.service',
+      content: service(i, 'zbk-check', 'zbk: check backup freshness', `check --max-age ${i.maxAge} --notify`).replace('[Service]', `[Service]\n${CHECK_EXIT_NOTE}`),
+    },
     { path: '/etc/systemd/system/zbk-check.timer', content: timer('zbk: hourly freshness check', 'hourly') },
     {
       path: '/etc/systemd/system/zbk-restore.service',
