@@ -7,6 +7,7 @@ import { monthlyStorageCost, type CostObject } from '../cost/model.js';
 import { priceTable, type StorageClass } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { openManifest, type ServiceContext } from './context.js';
+import { assertKnownDataset } from './known-dataset.js';
 import { findOrphanUploads } from './orphans.js';
 
 export interface ChainEntry {
@@ -67,6 +68,7 @@ export function costObjectsOf(manifest: Manifest, dataset?: string): CostObject[
 export async function status(ctx: ServiceContext, dataset?: string): Promise<StatusResult> {
   const manifest = openManifest(ctx, null);
   try {
+    if (dataset !== undefined) assertKnownDataset(ctx, manifest, dataset);
     const prices = priceTable(ctx.config.store.region, ctx.config.prices);
     const names = dataset ? [dataset] : manifest.datasets().map((d) => d.name);
     const datasets: DatasetStatus[] = names.map((name) => {
