@@ -4,8 +4,20 @@ import { BaseCommand } from '../src/cli/base-command.js';
 import { progressBar } from '../src/cli/progress.js';
 import { UsageError } from '../src/errors.js';
 import { createContext, type ServiceContext } from '../src/services/context.js';
-import { push, type PushResult } from '../src/services/push.js';
+import { push, type DatasetPushResult, type PushResult } from '../src/services/push.js';
 import { reportEarlyPushFailure } from '../src/services/push/failure.js';
+
+/** The size of an estimate: zfs's, else (a full stream) the snapshot's referenced size. */
+function sizeText(r: DatasetPushResult): string {
+  if (r.estimatedBytes !== null) return `about ${formatBytes(r.estimatedBytes)}`;
+  if (r.costBytes > 0) return `about ${formatBytes(r.costBytes)} (the snapshot's referenced size: zfs cannot estimate)`;
+  return 'size unknown (zfs cannot estimate)';
+}
+
+/** The cost line of an estimate. */
+function costText(r: DatasetPushResult): string {
+  return `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month`;
+}
 
 export default class Push extends BaseCommand {
   static override summary = 'Upload the delta since the last pushed snapshot of each dataset.';
@@ -13,17 +25,25 @@ export default class Push extends BaseCommand {
 
 With no dataset arguments, pushes every [[dataset]] in the config.
 
+--full starts a new chain now: a full stream of the snapshot, even when an incremental base exists. It is the way out of a broken chain (a volume "zbk verify" or a restore found missing or damaged: "zbk status" says which snapshots are still restorable), since a plain push only adds incrementals to it. Its estimated size and cost are printed before the upload starts; "--full --dry-run" shows them without uploading. The old chain stays until consolidation or retention removes it (objects younger than 180 days are billed for 180 days anyway).
+
 Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist) are neither recorded nor alerted. --dry-run records and sends nothing.
 
 Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked (--no-wait), 9 manifest.`;
 
-  static override examples = ['<%= config.bin %> push tank/photos', '<%= config.bin %> push tank/photos --dry-run', '<%= config.bin %> push --json'];
+  static override examples = [
+    '<%= config.bin %> push tank/photos',
+    '<%= config.bin %> push tank/photos --dry-run',
+    '<%= config.bin %> push --full --dry-run tank/photos',
+    '<%= config.bin %> push --json',
+  ];
 
   static override strict = false;
   static override args = { dataset: Args.string({ description: 'Dataset(s) to push (default: all configured).' }) };
   static override flags = {
     snapshot: Flags.string({ description: 'Short name of the snapshot to push instead of the newest.' }),
     'dry-run': Flags.boolean({ description: 'Say what would be sent and what it would cost; upload nothing.' }),
+    full: Flags.boolean({ description: 'Start a new chain: send a full stream even when an incremental base exists (the way out of a broken chain); its cost is shown first.' }),
     'no-wait': Flags.boolean({ description: 'Fail at once (exit 8) if another zbk holds the manifest lock.' }),
   };
 
@@ -53,6 +73,11 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
         datasets,
         snapshot: flags.snapshot,
         dryRun: flags['dry-run'],
+        full: flags.full,
+        onFullEstimate: (e) => {
+          bar.stop();
+          this.say(`${e.dataset}: sending a new full chain @${e.snapshot}, ${sizeText(e)}; ${costText(e)}`);
+        },
         wait: !flags['no-wait'],
         signal: abort.signal,
         onProgress: (p) => {
@@ -72,8 +97,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
         else if (r.dryRun) {
           this.say(
             `${r.dataset}: would send ${r.kind}${raw} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}${r.reason ? ` (${r.reason})` : ''}, ` +
-              `${r.estimatedBytes === null ? 'size unknown (zfs cannot estimate)' : `about ${size}`}; ` +
-              `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month`,
+              `${sizeText(r)}; ${costText(r)}`,
           );
         } else {
           this.say(

@@ -19,9 +19,21 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
     this.say(`store: ${result.store}`);
     for (const d of result.datasets) {
       this.say(`\n${d.dataset}: latest pushed @${d.latestPushed ?? '-'} at ${d.lastPushAt ?? '-'}; ${fmt(d.storedBytes)} in ${d.objects} object(s); ≈ $${d.monthlyCost.toFixed(4)}/month`);
-      const t = textTable(['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed']);
-      for (const c of d.chain) t.push([c.kind, c.from ?? '', c.to, c.snapshotCreated.slice(0, 19), fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, c.pushedAt?.slice(0, 19) ?? '']);
+      const t = textTable(['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed', 'health']);
+      for (const c of d.chain) {
+        t.push([c.kind, c.from ?? '', c.to, c.snapshotCreated.slice(0, 19), fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, c.pushedAt?.slice(0, 19) ?? '', c.damaged.length ? `DAMAGED (${c.damaged.length})` : 'ok']);
+      }
       if (d.chain.length) this.say(t.toString());
+      const h = d.integrity;
+      if (d.health === 'broken') {
+        this.say(`CHAIN BROKEN: @${h.latest ?? '-'} cannot be restored`);
+        for (const o of h.brokenBy) this.say(`  ${o.key} (stream to @${o.snapshot}): ${o.problem} (found by ${o.foundBy} at ${o.foundAt.slice(0, 19)})`);
+        this.say(`  ${h.remedy ?? ''}`);
+      } else if (h.unrestorable.length) {
+        this.say(`older snapshots not restorable (their chain includes a damaged object): @${h.unrestorable.join(', @')}`);
+      }
+      const records = h.damaged.filter((o) => o.volumeIndex === null);
+      if (records.length) this.note(`${records.length} stream record(s) damaged (a "zbk manifest rebuild" would not find those streams): ${records.map((o) => o.key).join(', ')}`);
     }
     if (result.inFlight.length) this.say(`\nin-flight uploads (resumed by the next push): ${result.inFlight.map((u) => `${u.dataset} ${u.key}`).join(', ')}`);
     if (result.orphans.length) this.say(`\norphan uploads (billed until aborted; the next push aborts them): ${result.orphans.map((u) => u.key).join(', ')}`);

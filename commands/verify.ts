@@ -6,8 +6,10 @@ import { verify, type VerifyResult } from '../src/services/verify.js';
 import { verifyDeep, type DeepVerifyResult } from '../src/services/verify-deep.js';
 
 export default class Verify extends BaseCommand {
-  static override summary = 'Check that every object the manifest needs is in the store, intact; --deep restores and compares.';
-  static override description = `For every complete stream: each volume exists with the recorded size and storage class, its sealed metadata decrypts and names the right stream, volume and snapshot; the stream record opens. Uses LIST/HEAD and small GETs only: no archived data is restored, cost is a few requests per object.
+  static override summary = 'Check that every object the manifest needs is in the store as pushed (size, ETag, metadata); --deep restores and compares.';
+  static override description = `For every complete stream: each volume exists with the recorded size and storage class, the ETag the store reports is the one it reported when the push completed (so an object overwritten with other bytes of the same size is found, even with its metadata and class copied back), its sealed metadata decrypts and names the right stream, volume and snapshot; the stream record opens. Volumes pushed before zbk recorded ETags are checked for size and metadata only, and the output says how many. Uses LIST/HEAD and small GETs only: no archived data is restored, cost is a few requests per object. It does not prove that the bytes still decrypt and restore: --deep does.
+
+Findings are recorded in the manifest: "zbk status" then shows the chain as broken, "zbk check" goes CRITICAL, and restores do not fetch a damaged object. The way out is "zbk push --full" (a new chain; "--dry-run" shows its cost); the output names the snapshots that are still restorable.
 
 --deep is a restore drill: the chain of a pushed snapshot (default the latest) is downloaded, opened part by part, received into a scratch dataset in the same pool and compared file by file with a clone of the local snapshot; both scratch datasets are destroyed afterwards. When objects are archived (Deep Archive), the thaw cost is shown first and nothing is spent without confirmation (--yes, or answering the prompt); run it again once the restores are done.
 
@@ -33,7 +35,18 @@ Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting 
     this.say(`${r.objectsChecked} object(s) of ${r.streams} stream(s) checked in ${r.store}`);
     for (const p of r.problems) this.say(`PROBLEM ${p.key}${p.dataset ? ` (${p.dataset})` : ''}: ${p.problem}`);
     if (r.unreferenced.length) this.note(`${r.unreferenced.length} object(s) under data/ not in the manifest (abandoned uploads?): ${r.unreferenced.slice(0, 5).join(', ')}`);
-    this.say(r.ok ? 'OK: all objects present and intact' : `FAILED: ${r.problems.length} problem(s); run "zbk push" to re-upload a dataset whose chain is damaged`);
+    this.say(`checked: ${r.coverage.proved}`);
+    if (r.coverage.sizeAndMetadataOnly.length) this.note(`size and metadata only: ${r.coverage.sizeAndMetadataOnly.slice(0, 5).join(', ')}${r.coverage.sizeAndMetadataOnly.length > 5 ? ', …' : ''}`);
+    this.say(r.coverage.needsDeep);
+    for (const c of r.chains) {
+      if (!c.ok) this.say(`BROKEN ${c.dataset}: @${c.latest ?? '-'} cannot be restored; ${c.remedy ?? ''}`);
+      else if (c.unrestorable.length) this.say(`${c.dataset}: newest @${c.latest ?? '-'} restorable; not restorable (damaged chain): @${c.unrestorable.join(', @')}`);
+    }
+    this.say(
+      r.ok
+        ? `OK: every object present as pushed${r.coverage.sizeAndMetadataOnly.length ? ` (${r.coverage.sizeAndMetadataOnly.length} by size and metadata only)` : ''}; contents not restored (--deep does)`
+        : `FAILED: ${r.problems.length} problem(s), recorded in the manifest ("zbk status" shows the chains)`,
+    );
     if (!r.ok) process.exitCode = 6;
     return r;
   }

@@ -32,6 +32,7 @@ import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
 import { failureFacts, failureHookEnv, isInvocationError, markReported, recordPushFailure, recordPushSuccess, reportEarlyPushFailure } from './push/failure.js';
+import { chainHealth } from './chain-health.js';
 import { BaseProtection, type BaseRef } from './push/base-protection.js';
 import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type SentStream } from './push/result.js';
 import { chooseSendFlags, isRaw, legacySendFlags, sendOptionsFor, type FlagChoice } from './push/send-flags.js';
@@ -57,6 +58,11 @@ export interface PushOptions {
    */
   fullUnlessMadeSince?: string[];
   dryRun?: boolean;
+  /**
+   * Called with the dry-run estimate of a full stream requested by `full`
+   * just before its upload starts, so the caller can show its cost first.
+   */
+  onFullEstimate?: (estimate: DatasetPushResult) => void;
   /** Wait for another zbk holding the lock (default) or fail at once. */
   wait?: boolean;
   signal?: AbortSignal;
@@ -340,8 +346,10 @@ export class PushService {
       reason = choice.fullBecause;
     }
     if (reason) this.ctx.log.info(`${dataset}: sending a full stream: ${reason}`);
+    if (base) this.warnIfChainBroken(manifest, dataset);
 
     if (opts.dryRun) return this.dryRun(dataset, target, base, reason, choice.flags, started);
+    if (opts.full && opts.onFullEstimate) opts.onFullEstimate(await this.dryRun(dataset, target, null, reason, choice.flags, started));
 
     // 4. A new stream.
     const streamId = hex(randomBytes(16));
@@ -362,6 +370,13 @@ export class PushService {
     const r = await this.sendStream(manifest, keyring, withVolumes, opts, undefined);
     partsSkipped += r.upload.partsSkipped;
     return pushedResult(this.ctx.config, dataset, withVolumes, r, started, { resumed, partsSkipped, reason });
+  }
+
+  /** An incremental on top of a chain with a damaged volume restores nothing: say so, and the way out. */
+  private warnIfChainBroken(manifest: Manifest, dataset: string): void {
+    const h = chainHealth(manifest, dataset);
+    if (h.ok) return;
+    this.warn(`${dataset}: the chain is broken (${h.brokenBy.map((o) => o.key).join(', ')} damaged): this incremental will not be restorable either; ${h.remedy}`);
   }
 
   /**

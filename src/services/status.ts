@@ -6,6 +6,7 @@
 import { monthlyStorageCost, type CostObject } from '../cost/model.js';
 import { priceTable, type StorageClass } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
+import { chainHealth, type ChainHealth } from './chain-health.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { assertKnownDataset } from './known-dataset.js';
 import { findOrphanUploads } from './orphans.js';
@@ -21,6 +22,8 @@ export interface ChainEntry {
   storedBytes: number;
   objects: number;
   pushedAt: string | null;
+  /** Keys of this stream's volumes found damaged (by verify or a restore); a non-empty list breaks the chain. */
+  damaged: string[];
 }
 
 export interface DatasetStatus {
@@ -28,6 +31,10 @@ export interface DatasetStatus {
   latestPushed: string | null;
   lastPushAt: string | null;
   chain: ChainEntry[];
+  /** `ok`: the newest pushed snapshot is restorable; `broken`: its chain includes a damaged object; `none`: nothing pushed. */
+  health: 'ok' | 'broken' | 'none';
+  /** Damage recorded by verify or restores, what is still restorable, and what to do. */
+  integrity: ChainHealth;
   storedBytes: number;
   objects: number;
   monthlyCost: number;
@@ -73,8 +80,11 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
     const names = dataset ? [dataset] : manifest.datasets().map((d) => d.name);
     const datasets: DatasetStatus[] = names.map((name) => {
       let chain: ChainEntry[] = [];
+      const integrity = chainHealth(manifest, name);
+      const damagedKeys = new Set(integrity.damaged.map((o) => o.key));
       try {
-        chain = manifest.chainFor(name).map((s) => ({
+        // A broken chain is shown as it is, its damaged objects marked.
+        chain = manifest.chainFor(name, undefined, { includeDamaged: !integrity.ok }).map((s) => ({
           streamId: s.streamId,
           kind: s.kind,
           from: s.from?.name ?? null,
@@ -84,6 +94,7 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
           storedBytes: s.storedSize ?? 0,
           objects: s.volumes.length,
           pushedAt: s.completedAt?.toISOString() ?? null,
+          damaged: s.volumes.filter((v) => damagedKeys.has(v.key)).map((v) => v.key),
         }));
       } catch {
         chain = [];
@@ -95,6 +106,8 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
         latestPushed: last?.to ?? null,
         lastPushAt: last?.pushedAt ?? null,
         chain,
+        health: !integrity.ok ? 'broken' : last ? 'ok' : 'none',
+        integrity,
         storedBytes: objs.reduce((n, o) => n + o.bytes, 0),
         objects: objs.length,
         monthlyCost: monthlyStorageCost(objs, prices).total,

@@ -1,18 +1,28 @@
 /**
  * `zbk verify`: every object the manifest relies on is in the store with the
- * recorded size and storage class, its sealed metadata decrypts and names
- * the right stream/volume/snapshot, and every stream record opens. Uses
- * LIST, HEAD and small GETs only, so it is cheap even for archived data
- * (HEAD works on DEEP_ARCHIVE objects; nothing is restored).
+ * recorded size and storage class, the ETag the store reports is the one it
+ * reported when the push completed (so an object overwritten with other
+ * bytes of the same size, metadata and class copied back, is found), its
+ * sealed metadata decrypts and names the right stream/volume/snapshot, and
+ * every stream record opens. Volumes pushed before zbk recorded ETags are
+ * checked for size and metadata only, and the result says so. Uses LIST,
+ * HEAD and small GETs only, so it is cheap even for archived data (HEAD
+ * works on DEEP_ARCHIVE objects; nothing is restored). It does not prove
+ * the bytes still decrypt: that takes `--deep` (verify-deep.ts), a restore
+ * drill on top of this.
  *
- * `--deep` (see verify-deep.ts) is a restore drill on top of this.
+ * Findings are recorded in the manifest (`damage`, see Manifest.recordDamage),
+ * so `zbk status`, `zbk check` and restores see a broken chain without
+ * asking the store again; an object found intact again is cleared.
  */
 import type { Keyring } from '../crypto/types.js';
 import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { parseStreamRecord } from '../manifest/rebuild.js';
-import type { StreamRow, VolumeRow } from '../manifest/types.js';
+import type { DamageRow, StreamRow, VolumeRow } from '../manifest/types.js';
 import { NotFoundError } from '../store/errors.js';
+import type { ObjectInfo } from '../store/object-store.js';
+import { chainHealth, type ChainHealth } from './chain-health.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
 
 export interface VerifyProblem {
@@ -20,6 +30,22 @@ export interface VerifyProblem {
   dataset: string | null;
   streamId: string | null;
   problem: string;
+}
+
+/** What the check proved, so nobody reads "intact" into more than that. */
+export interface VerifyCoverage {
+  /** Volumes present with the recorded size, storage class and sealed metadata. */
+  volumes: number;
+  /** Of those, volumes whose ETag equals the one the store reported at push: not replaced or rewritten since. */
+  etagMatched: number;
+  /** Volumes checked for size and metadata only (no ETag recorded at push, or the store reports none): an overwrite of the same size would not show. */
+  sizeAndMetadataOnly: string[];
+  /** Stream records that opened and name the right stream. */
+  streamRecords: number;
+  /** In words: what this run proved. */
+  proved: string;
+  /** In words: what it did not, and what does. */
+  needsDeep: string;
 }
 
 export interface VerifyResult {
@@ -32,22 +58,44 @@ export interface VerifyResult {
   problems: VerifyProblem[];
   /** Objects under data/ the manifest does not reference (not a failure: abandoned uploads, other machines). */
   unreferenced: string[];
+  coverage: VerifyCoverage;
+  /** Per dataset checked: whether its newest snapshot is restorable, which snapshots are, and what to do. */
+  chains: ChainHealth[];
 }
 
 function messageOf(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error';
 }
 
-/** Why one volume is wrong, or null. */
-async function volumeProblem(ctx: ServiceContext, keyring: Keyring, s: StreamRow, v: VolumeRow, listedSize: number | undefined): Promise<string | null> {
-  if (listedSize === undefined) return 'missing from the store';
-  if (v.storedSize !== null && listedSize !== v.storedSize) return `is ${listedSize} bytes, the manifest says ${v.storedSize}`;
-  let info;
+interface VolumeCheck {
+  problem: string | null;
+  /** The object as HEAD saw it (null: missing, or HEAD failed). */
+  info: ObjectInfo | null;
+  /** The ETag was compared with the one recorded at push. */
+  etagChecked: boolean;
+}
+
+/** Why one volume is wrong (or null), and what was compared. */
+async function volumeCheck(ctx: ServiceContext, keyring: Keyring, s: StreamRow, v: VolumeRow, listedSize: number | undefined): Promise<VolumeCheck> {
+  const fail = (problem: string, info: ObjectInfo | null = null): VolumeCheck => ({ problem, info, etagChecked: false });
+  if (listedSize === undefined) return fail('missing from the store');
+  if (v.storedSize !== null && listedSize !== v.storedSize) return fail(`is ${listedSize} bytes, the manifest says ${v.storedSize}`);
+  let info: ObjectInfo;
   try {
     info = await ctx.store.head(v.key);
   } catch (err) {
-    return err instanceof NotFoundError ? 'missing from the store' : `HEAD failed: ${messageOf(err)}`;
+    return fail(err instanceof NotFoundError ? 'missing from the store' : `HEAD failed: ${messageOf(err)}`);
   }
+  const etagChecked = v.etag !== null && info.etag !== undefined;
+  if (etagChecked && info.etag !== v.etag) {
+    return fail(`was replaced since the push: the store reports ETag ${info.etag}, the push recorded ${v.etag} (other bytes, even if size and metadata match)`, info);
+  }
+  const problem = metadataProblem(keyring, s, v, info);
+  return { problem, info, etagChecked: problem === null && etagChecked };
+}
+
+/** Why the class or sealed metadata HEAD reports are wrong, or null. */
+function metadataProblem(keyring: Keyring, s: StreamRow, v: VolumeRow, info: ObjectInfo): string | null {
   if (info.storageClass !== v.storageClass) return `storage class is ${info.storageClass}, the manifest says ${v.storageClass}`;
   let meta;
   try {
@@ -83,26 +131,81 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
   const referenced = new Set<string>();
   let objectsChecked = 0;
   let bytesChecked = 0;
-  const streams = (dataset !== undefined ? [dataset] : manifest.datasets().map((d) => d.name)).flatMap((ds) => manifest.restorableStreams(ds));
+  let volumesOk = 0;
+  let etagMatched = 0;
+  let streamRecords = 0;
+  const sizeAndMetadataOnly: string[] = [];
+  const datasets = dataset !== undefined ? [dataset] : manifest.datasets().map((d) => d.name);
+  const streams = datasets.flatMap((ds) => manifest.restorableStreams(ds));
+  const recorded = new Map(manifest.damagedObjects(dataset).map((o) => [o.key, o]));
+  const found = (s: StreamRow, key: string, problem: string, etagSeen: string | null): void => {
+    problems.push({ key, dataset: s.dataset, streamId: s.streamId, problem });
+    manifest.recordDamage({ key, problem, foundBy: 'verify', etagSeen, at: ctx.now() });
+  };
   for (const s of streams) {
     for (const v of manifest.volumes(s.streamId)) {
       referenced.add(v.key);
       if (v.state !== 'complete') {
-        problems.push({ key: v.key, dataset: s.dataset, streamId: s.streamId, problem: `volume is ${v.state} in the manifest, in a stream restores rely on` });
+        found(s, v.key, `volume is ${v.state} in the manifest, in a stream restores rely on`, null);
         continue;
       }
       objectsChecked++;
       bytesChecked += v.storedSize ?? 0;
-      const problem = await volumeProblem(ctx, keyring, s, v, listed.get(v.key));
-      if (problem) problems.push({ key: v.key, dataset: s.dataset, streamId: s.streamId, problem });
+      const c = await volumeCheck(ctx, keyring, s, v, listed.get(v.key));
+      if (c.problem) {
+        found(s, v.key, c.problem, c.info?.etag ?? null);
+        continue;
+      }
+      volumesOk++;
+      if (c.etagChecked) etagMatched++;
+      else sizeAndMetadataOnly.push(v.key);
+      const before = recorded.get(v.key);
+      if (before && clearable(before, v, c.info)) manifest.clearDamage(v.key);
+      else if (before) problems.push({ key: v.key, dataset: s.dataset, streamId: s.streamId, problem: `${before.problem} (found by a restore at ${before.foundAt.toISOString()}; its HEAD looks right, but the bytes failed)` });
     }
+    const recKey = streamRecordKey(s.streamId);
     const recProblem = await streamRecordProblem(ctx, keyring, s);
-    if (recProblem) problems.push({ key: streamRecordKey(s.streamId), dataset: s.dataset, streamId: s.streamId, problem: recProblem });
+    if (recProblem) found(s, recKey, recProblem, null);
+    else {
+      streamRecords++;
+      if (recorded.has(recKey)) manifest.clearDamage(recKey);
+    }
   }
   // Superseded/abandoned streams still reference their objects: not "unreferenced".
   for (const s of manifest.streams(dataset)) for (const v of manifest.volumes(s.streamId)) referenced.add(v.key);
   const unreferenced = dataset ? [] : [...listed.keys()].filter((k) => !referenced.has(k));
-  return { ok: problems.length === 0, store: ctx.store.url, keyId: keyring.keyId, streams: streams.length, objectsChecked, bytesChecked, problems, unreferenced };
+  const coverage = coverageOf(volumesOk, etagMatched, sizeAndMetadataOnly, streamRecords);
+  const chains = datasets.map((ds) => chainHealth(manifest, ds));
+  return { ok: problems.length === 0, store: ctx.store.url, keyId: keyring.keyId, streams: streams.length, objectsChecked, bytesChecked, problems, unreferenced, coverage, chains };
+}
+
+/**
+ * Whether a recorded damage is disproved by a volume that now checks out:
+ * verify's own findings are (the object is back as pushed); a restore's
+ * (its bytes failed authentication) only when the object was replaced since
+ * and now has the ETag recorded at push (a good copy put back).
+ */
+function clearable(d: DamageRow, v: VolumeRow, info: ObjectInfo | null): boolean {
+  if (d.foundBy === 'verify') return true;
+  return info?.etag !== undefined && v.etag !== null && info.etag === v.etag && d.etagSeen !== null && d.etagSeen !== info.etag;
+}
+
+function coverageOf(volumes: number, etagMatched: number, sizeAndMetadataOnly: string[], streamRecords: number): VerifyCoverage {
+  const parts = [`${volumes} volume(s) present with the recorded size, storage class and sealed metadata (naming their stream, volume and snapshot)`];
+  if (etagMatched > 0) parts.push(`${etagMatched} of them with the ETag the store reported at push (not replaced or rewritten since)`);
+  if (sizeAndMetadataOnly.length > 0) {
+    parts.push(`${sizeAndMetadataOnly.length} checked for size and metadata only (pushed before zbk recorded ETags, or the store reports none: an overwrite of the same size would not show)`);
+  }
+  parts.push(`${streamRecords} stream record(s) open`);
+  return {
+    volumes,
+    etagMatched,
+    sizeAndMetadataOnly,
+    streamRecords,
+    proved: parts.join('; '),
+    needsDeep:
+      'not proved: that the bytes still decrypt, authenticate and restore (damage the store does not report, e.g. a file changed in place in a file:// store); "zbk verify --deep" restores a snapshot and compares it',
+  };
 }
 
 /** `zbk verify` without --deep. */

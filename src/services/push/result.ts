@@ -29,6 +29,11 @@ export interface DatasetPushResult {
   estimatedUploadCost: number;
   /** `zfs send -nP` estimate of the stream (the one sent, or that would be with --dry-run), null where zfs cannot tell. */
   estimatedBytes: number | null;
+  /**
+   * Bytes the cost estimates assume: what was stored; with --dry-run the
+   * estimate, else for a full stream the snapshot's referenced size (0 when unknown).
+   */
+  costBytes: number;
   /** The `zfs send` flags of the stream (e.g. `["-w", "-c", "-L", "-e"]`; `-i <base>` not included); null when nothing is sent. */
   sendFlags: string[] | null;
   streamId: string | null;
@@ -75,6 +80,7 @@ export function pushedResult(
     estimatedMonthlyCost: cost.monthly,
     estimatedUploadCost: cost.upload,
     estimatedBytes: sent.estimatedBytes,
+    costBytes: r.storedSize,
     sendFlags: sent.sendFlags,
     streamId: stream.streamId,
     dryRun: false,
@@ -105,6 +111,7 @@ export function nothingResult(
     estimatedMonthlyCost: 0,
     estimatedUploadCost: 0,
     estimatedBytes: null,
+    costBytes: 0,
     sendFlags: null,
     streamId: null,
     dryRun: false,
@@ -137,6 +144,7 @@ export function dryRunResult(
     estimatedMonthlyCost: cost.monthly,
     estimatedUploadCost: cost.upload,
     estimatedBytes: d.estimate,
+    costBytes: bytes,
     sendFlags: d.sendFlags,
     streamId: null,
     dryRun: true,
