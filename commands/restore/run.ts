@@ -9,7 +9,9 @@ export default class RestoreRun extends BaseCommand {
 
 The passphrase is checked before any request that costs money. The target must not exist (the first run fixes it) unless --force.
 
-Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (missing or damaged object, damaged staged file kept as *.bad), 7 zfs, 9 manifest, 130 interrupted.`;
+A volume whose object is missing or whose bytes from the store fail authentication becomes "damaged": recorded in the manifest, never requested or fetched again; the streams before it are still received when the restore had started, and the output (and "zbk restore status") names the snapshots still restorable and the remedy.
+
+Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (a damaged or missing object blocks the restore; a damaged staged file is kept as *.bad and fetched again), 7 zfs, 9 manifest, 130 interrupted.`;
   static override examples = [
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored',
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored --wait',
@@ -42,7 +44,11 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
       if (r.requested.length) this.say(`requested restore of ${r.requested.length} volume(s)`);
       if (r.downloaded.length) this.say(`downloaded ${r.downloaded.length} volume(s), ${fmt(r.bytesDownloaded)}`);
       if (r.received.length) this.say(`received ${r.received.map((s) => `@${s}`).join(', ')} into ${r.target}`);
-      this.say(r.done ? `done: ${r.target} holds @${r.snapshot}` : `next: ${r.next.what}${r.next.at ? ` (after ${r.next.at})` : ''}`);
+      for (const k of r.damaged) this.say(`DAMAGED ${k}: not fetched again`);
+      if (r.next.kind === 'blocked') {
+        this.say(`BLOCKED: ${r.next.what}`);
+        process.exitCode = 6;
+      } else this.say(r.done ? `done: ${r.target} holds @${r.snapshot}` : `next: ${r.next.what}${r.next.at ? ` (after ${r.next.at})` : ''}`);
       return r;
     } finally {
       process.off('SIGINT', onSignal);

@@ -8,6 +8,8 @@ export default class RestoreStatus extends BaseCommand {
   static override summary = 'Show saved restores: per month and per volume, state, bytes downloaded, money spent against the plan, and the next action.';
   static override description = `Reads the local manifest only; needs no passphrase and makes no store request.
 
+A volume whose object is missing or whose bytes failed authentication is "damaged": it is never fetched again (that would only cost egress), and the restore says which snapshots are still restorable and what to do ("zbk push --full" while the source has the data, or a plan for an earlier snapshot).
+
 Exit codes: 0 ok, 3 config, 9 manifest.`;
   static override examples = ['<%= config.bin %> restore status', '<%= config.bin %> restore status tank/photos --json'];
   static override args = { dataset: Args.string({ description: 'Only this dataset.' }) };
@@ -26,7 +28,11 @@ Exit codes: 0 ok, 3 config, 9 manifest.`;
       }
       this.say(t.toString());
       this.say(`spent $${j.spent.toFixed(2)} of planned $${j.plannedCost.toFixed(2)}; planned finish ${j.finish.slice(0, 10)}${j.finishedAt ? `; finished ${j.finishedAt.slice(0, 19)}` : ''}`);
-      if (j.next) this.say(`next: ${j.next.what}${j.next.at ? ` (after ${j.next.at})` : ''}`);
+      if (j.next && j.next.kind !== 'blocked') this.say(`next: ${j.next.what}${j.next.at ? ` (after ${j.next.at})` : ''}`);
+      if (j.blocked) {
+        this.say(`BLOCKED: ${j.blocked.remedy}`);
+        for (const d of j.blocked.damaged) this.say(`  damaged ${d.key} (stream to @${d.snapshot}): ${d.problem}`);
+      }
       for (const m of j.months) for (const v of m.volumes) if (v.lastError) this.note(`${v.key}: ${v.lastError}`);
     }
     return result;

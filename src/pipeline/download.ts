@@ -89,6 +89,15 @@ async function readAt(fh: FileHandle, buf: Buffer, position: number): Promise<bo
 }
 
 /**
+ * IntegrityError code of data that came from the store and is wrong: a part
+ * fetched from it that fails authentication, or a volume whose parts all
+ * authenticated but whose plaintext SHA-256 differs from the stream record.
+ * Fetching it again gives the same bytes (unlike a damaged staged file,
+ * which is fetched again).
+ */
+export const STORED_DATA_DAMAGED = 'STORED_DATA_DAMAGED';
+
+/**
  * Authenticate and decrypt part `r` of `volume` with `opener` into `out`,
  * appending it to hash `token`; an authentication failure becomes an
  * IntegrityError naming the part, the object and `where` it was read.
@@ -99,7 +108,8 @@ async function openWith(opener: PartOpener, token: number, streamId: Uint8Array,
     return await opener.open(token, ctx, sealed, out);
   } catch (err) {
     if (err instanceof IntegrityError) {
-      throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, 'INTEGRITY', { cause: err });
+      const code = where === 'downloaded' ? STORED_DATA_DAMAGED : 'INTEGRITY';
+      throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, code, { cause: err });
     }
     throw err;
   }
@@ -404,6 +414,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
       await rename(partial, `${destPath}.bad`);
       throw new IntegrityError(
         `volume ${volume.key}: plaintext SHA-256 ${digest} does not match the stream record (${volume.plaintextSha256}); kept as ${destPath}.bad`,
+        STORED_DATA_DAMAGED,
       );
     }
     const last = held as { index: number; chunks: Buffer[] } | null;

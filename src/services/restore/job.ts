@@ -28,7 +28,13 @@ export type VolumePhase =
   /** Verified on disk, waiting for the rest of its stream. */
   | 'staged'
   /** Its stream has been received into the target. */
-  | 'received';
+  | 'received'
+  /**
+   * Terminal: the object is missing, or its bytes from the store failed
+   * authentication (recorded in the manifest's damage table). Never requested
+   * or fetched again; its stream and the later ones cannot be received.
+   */
+  | 'damaged';
 
 export interface JobVolume {
   key: string;
@@ -122,8 +128,12 @@ export interface RestoreJob {
 
 /** The next step of a restore, as the last run saw it. */
 export interface NextAction {
-  /** `done`; `poll`: a restore is running, run again soon; `wait-until`: nothing to do before `at`. */
-  kind: 'done' | 'poll' | 'wait-until';
+  /**
+   * `done`; `poll`: a restore is running, run again soon; `wait-until`:
+   * nothing to do before `at`; `blocked`: a damaged object stops the restore,
+   * `what` says what is still possible and the remedy.
+   */
+  kind: 'done' | 'poll' | 'wait-until' | 'blocked';
   /** ISO instant (for `wait-until`), else null. */
   at: string | null;
   what: string;

@@ -144,7 +144,8 @@ export function mergeProgress(fresh: RestoreJob, old: RestoreJob, opts: { reset?
     const o = oldVols.get(v.key);
     if (!o) continue;
     const { month } = v;
-    Object.assign(v, o, { month });
+    // A volume damaged in the old job is looked at again: the next run marks it again if the manifest still records the damage.
+    Object.assign(v, o, { month }, o.phase === 'damaged' ? { phase: 'scheduled', lastError: null } : {});
     kept = true;
   }
   const oldStreams = new Map(old.streams.map((s) => [s.streamId, s]));

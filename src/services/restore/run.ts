@@ -53,6 +53,7 @@ import { ZfsError } from '../../zfs/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { markReceiveStarted, receiveRestartNote } from './receive-restart.js';
+import { applyKnownDamage, blockedAction, isBlocked, isStoredDamage, markDamaged, restoreBlock, type RestoreBlock } from './damage.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
 
@@ -100,6 +101,10 @@ export interface RestoreRunResult {
   next: NextAction;
   /** Bytes the other restores of this repository downloaded in this calendar month (last step), when any: they share the allowance. */
   sharedEgress: SharedEgress | null;
+  /** Volume keys this invocation found damaged (missing, or failing authentication): never fetched again. */
+  damaged: string[];
+  /** What stops the restore (damaged objects), what is still restorable and the remedy; null when nothing does. */
+  blocked: RestoreBlock | null;
 }
 
 /** The part of a month's egress allowance other restore jobs of the repository used. */
@@ -118,6 +123,8 @@ interface StepOutcome {
   done: boolean;
   snapshot: string;
   sharedEgress: SharedEgress | null;
+  damaged: string[];
+  blocked: RestoreBlock | null;
 }
 
 /** A `zfs receive` of one stream, fed by the downloads of its volumes as they run. */
@@ -157,7 +164,10 @@ class RestoreStep {
   ) {
     this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
     this.now = ctx.now();
-    this.out = { requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false, snapshot: job.snapshot.name, sharedEgress: null };
+    this.out = {
+      requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false,
+      snapshot: job.snapshot.name, sharedEgress: null, damaged: [], blocked: null,
+    };
     this.others = listJobs(manifest).filter((j) => j.dataset !== job.dataset);
     this.savedBeforeThisRun = job.savedWallMs;
   }
@@ -192,11 +202,13 @@ class RestoreStep {
     await this.claimTarget();
     if (this.job.finishedAt) return this.finished();
     await this.syncReceived();
+    // What verify (or an earlier run) found damaged is never fetched (see ./damage.ts).
+    if (applyKnownDamage(this.manifest, this.job) > 0) this.save();
     if (!this.job.preflightDone) await this.preflight();
     this.reportSharedEgress();
     await this.extendExpiring();
     for (const v of this.job.volumes) {
-      if (v.phase === 'received') continue;
+      if (v.phase === 'received' || isBlocked(this.job, v)) continue;
       this.checkAbort();
       this.now = this.ctx.now();
       try {
@@ -214,6 +226,7 @@ class RestoreStep {
     this.now = this.ctx.now();
     this.out.next = this.nextAction();
     this.out.done = this.out.next.kind === 'done';
+    this.out.blocked = restoreBlock(this.manifest, this.job);
     if (this.out.done && !this.job.finishedAt) {
       this.job.finishedAt = this.now.toISOString();
       // zfs-fuse does not always mount a received dataset by itself.
@@ -291,23 +304,34 @@ class RestoreStep {
     this.save();
   }
 
-  /** HEAD every object once before the first request that costs money. */
+  /**
+   * HEAD every object once before the first request that costs money; a
+   * missing object or one of the wrong size is damaged (nothing is spent on
+   * a chain that cannot be restored).
+   */
   private async preflight(): Promise<void> {
     for (const v of this.job.volumes) {
-      if (v.phase === 'received') continue;
+      if (v.phase === 'received' || v.phase === 'damaged') continue;
       this.checkAbort();
-      let size: number;
+      let info;
       try {
-        size = (await this.ctx.store.head(v.key)).size;
+        info = await this.ctx.store.head(v.key);
       } catch (err) {
-        if (err instanceof NotFoundError) {
-          throw new IntegrityError(`${this.describe(v)} is missing from the store: the chain to @${this.job.snapshot.name} cannot be restored`, 'CHAIN_OBJECT_MISSING');
-        }
-        throw err;
+        if (!(err instanceof NotFoundError)) throw err;
+        this.damaged(v, 'missing from the store', null);
+        continue;
       }
-      if (size !== v.storedSize) throw new IntegrityError(`${this.describe(v)} is ${size} bytes in the store, the manifest says ${v.storedSize}`, 'CHAIN_OBJECT_SIZE');
+      if (info.size !== v.storedSize) this.damaged(v, `is ${info.size} bytes in the store, the manifest says ${v.storedSize}`, info.etag ?? null);
     }
     this.job.preflightDone = true;
+    this.save();
+  }
+
+  /** `v` is damaged for good (see ./damage.ts): recorded, never fetched again. */
+  private damaged(v: JobVolume, problem: string, etagSeen: string | null): void {
+    markDamaged(this.manifest, v, problem, etagSeen, this.ctx.now());
+    this.out.damaged.push(v.key);
+    this.ctx.log.warn(`${this.describe(v)}: ${problem}: it cannot be restored and is not fetched again`);
     this.save();
   }
 
@@ -483,8 +507,9 @@ class RestoreStep {
     try {
       info = await this.ctx.store.head(v.key);
     } catch (err) {
-      if (err instanceof NotFoundError) throw new IntegrityError(`${this.describe(v)} is missing from the store`, 'CHAIN_OBJECT_MISSING');
-      throw err;
+      if (!(err instanceof NotFoundError)) throw err;
+      this.damaged(v, 'missing from the store', null);
+      return;
     }
     let readable: boolean;
     switch (info.restore.state) {
@@ -557,6 +582,7 @@ class RestoreStep {
     for (const v of this.job.volumes) {
       if (v.phase !== 'restoring' && v.phase !== 'ready' && v.phase !== 'downloading') continue;
       if (v.lastError !== null) continue; // a run stopped by it would extend the copy again and again
+      if (isBlocked(this.job, v)) continue; // behind a damaged stream: never downloaded
       const path = this.path(v);
       if (!(await this.mayDownload(v, path, committed))) continue;
       const partial = await partialSize(path);
@@ -783,6 +809,12 @@ class RestoreStep {
         return;
       }
       if (err instanceof RestoreInProgressError) return;
+      if (isStoredDamage(err)) {
+        // The store returns these bytes every time: fetching them again on every run only costs egress.
+        this.manifest.logEvent('restore-integrity', this.job.dataset, { key: v.key, message: err.message });
+        this.damaged(v, err.message, null);
+        return;
+      }
       if (err instanceof IntegrityError) {
         v.lastError = err.message;
         this.save();
@@ -976,7 +1008,15 @@ class RestoreStep {
 
   private nextAction(): NextAction {
     if (this.job.streams.every((s) => s.received)) return { kind: 'done', at: null, what: `restored @${this.job.snapshot.name} into ${this.target}` };
-    const pending = this.job.volumes.filter((v) => v.phase !== 'received' && v.phase !== 'staged');
+    const block = restoreBlock(this.manifest, this.job);
+    const pending = this.job.volumes.filter((v) => v.phase !== 'received' && v.phase !== 'staged' && !isBlocked(this.job, v));
+    if (block && pending.length === 0) return blockedAction(block);
+    const next = this.pendingAction(pending);
+    return block ? { ...next, what: `${next.what}, for the snapshots before the damage; then ${block.remedy}` } : next;
+  }
+
+  /** The next step for the `pending` volumes. */
+  private pendingAction(pending: JobVolume[]): NextAction {
     const restoring = pending.filter((v) => v.phase === 'restoring');
     if (restoring.length > 0) return { kind: 'poll', at: null, what: `wait for ${restoring.length} restore(s) to complete, then download` };
     const times: { at: number; what: string }[] = [];
@@ -1082,6 +1122,8 @@ export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): 
     steps: 0,
     next: { kind: 'poll', at: null, what: '' },
     sharedEgress: null,
+    damaged: [],
+    blocked: null,
   };
   let delay = initial;
   const openers = new OpenerCache();
@@ -1103,6 +1145,8 @@ export async function restoreRun(ctx: ServiceContext, opts: RestoreRunOptions): 
       result.next = o.next;
       result.done = o.done;
       result.sharedEgress = o.sharedEgress;
+      result.damaged.push(...o.damaged);
+      result.blocked = o.blocked;
       if (!opts.wait || o.next.kind !== 'poll') return result;
       const progressed = o.requested.length + o.downloaded.length + o.received.length > 0;
       if (progressed) delay = initial;

@@ -6,6 +6,8 @@
 import { egressCost, gb } from '../../cost/model.js';
 import { priceTable } from '../../cost/prices.js';
 import { openManifest, type ServiceContext } from '../context.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import { restoreBlock, type RestoreBlock } from './damage.js';
 import { listJobs, loadJob, type NextAction, type RestoreJob, type VolumePhase } from './job.js';
 
 export interface RestoreStatusVolume {
@@ -45,13 +47,15 @@ export interface RestoreStatusJob {
   finish: string;
   finishedAt: string | null;
   next: NextAction | null;
+  /** Damaged objects that stop this restore, the snapshots still restorable and the remedy (as of now); null when none. */
+  blocked: RestoreBlock | null;
 }
 
 export interface RestoreStatusResult {
   restores: RestoreStatusJob[];
 }
 
-function describeJob(ctx: ServiceContext, job: RestoreJob): RestoreStatusJob {
+function describeJob(ctx: ServiceContext, manifest: Manifest, job: RestoreJob): RestoreStatusJob {
   const prices = priceTable(ctx.config.store.region, ctx.config.prices);
   const snapOf = new Map(job.streams.map((s) => [s.streamId, s.to.name]));
   const spentIn = (month: string): number => {
@@ -101,6 +105,8 @@ function describeJob(ctx: ServiceContext, job: RestoreJob): RestoreStatusJob {
     finish: job.plan.finish,
     finishedAt: job.finishedAt,
     next: job.next ?? { kind: 'poll', at: null, what: `run "zbk restore run ${job.dataset} --target <dataset>"` },
+    // Recomputed from the manifest: a push --full since the last run changes the remedy.
+    blocked: restoreBlock(manifest, job),
   };
 }
 
@@ -109,7 +115,7 @@ export async function restoreStatus(ctx: ServiceContext, dataset?: string): Prom
   const manifest = openManifest(ctx, null);
   try {
     const jobs = dataset ? [loadJob(manifest, dataset)].filter((j): j is RestoreJob => j !== null) : listJobs(manifest);
-    return { restores: jobs.map((j) => describeJob(ctx, j)) };
+    return { restores: jobs.map((j) => describeJob(ctx, manifest, j)) };
   } finally {
     manifest.close();
   }
