@@ -8,7 +8,7 @@
 //                                           below, run under scripts/openzfs/run (npm run test:openzfs)
 // test/openzfs/ is not part of the default run: it needs the guest.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -18,6 +18,26 @@ const openzfs = args.includes('--openzfs');
 const root = join(process.cwd(), 'dist', 'test');
 // Areas whose tests need ZFS or spawn the CLI end to end.
 const heavy = new Set(['zfs', 'e2e', 'ops', 'restore', 'consolidate', 'openzfs']);
+
+/**
+ * Test pools a killed test process left in the shared guest (its exit hooks
+ * never ran): a `zbkt…` pool whose host temp dir is gone is nobody's. Its
+ * sshfs mount went with that dir's process; destroy the pool and its file in
+ * the guest's RAM-backed /zbk so leftovers do not pile up.
+ */
+function removeStaleGuestPools() {
+  const list = spawnSync('zfs', ['get', '-H', '-o', 'name,value', 'mountpoint', '-t', 'filesystem', '-d', '0'], { encoding: 'utf8' });
+  if (list.status !== 0) return; // the suites themselves report a guest that does not answer
+  for (const line of list.stdout.split('\n')) {
+    const [name, mountpoint] = line.split('\t');
+    if (!name?.startsWith('zbkt') || !mountpoint?.startsWith('/')) continue;
+    const hostDir = mountpoint.replace(/\/mnt$/, '');
+    if (existsSync(hostDir)) continue;
+    console.error(`run-tests: destroying ${name}, a test pool left in the guest by a killed run`);
+    spawnSync('zpool', ['destroy', '-f', name], { stdio: 'inherit' });
+    spawnSync('zbk-guest', ['rm', '-rf', `/zbk/${name}.img`, hostDir], { stdio: 'inherit' });
+  }
+}
 
 function walk(dir) {
   const out = [];
@@ -47,6 +67,7 @@ if (openzfs) {
     process.exit(1);
   }
   files = files.filter((f) => area(f) === 'openzfs' || openzfsShared.has(relative(root, f)));
+  removeStaleGuestPools();
 } else {
   files = files.filter((f) => area(f) !== 'openzfs');
 }
