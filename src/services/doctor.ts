@@ -109,7 +109,15 @@ async function datasetCheck(ctx: ServiceContext, caps: ZfsCapabilities, d: Datas
   try {
     if (!(await ctx.zfs.exists(d.name))) return row(name, 'fail', 'does not exist', 'fix the [[dataset]] name in the config');
     const raw = await rawForNewChain(ctx.zfs, caps, d.name, d.raw ?? 'auto');
-    return row(name, 'ok', raw ? 'exists; natively encrypted: a new chain is sent raw (zfs send -w), still encrypted with its own key' : 'exists');
+    // A raw chain restores still locked with the dataset's own ZFS key: the
+    // zbk passphrase alone does not bring the files back. Say so where users look.
+    return row(
+      name,
+      'ok',
+      raw
+        ? 'exists; natively encrypted: a new chain is sent raw (zfs send -w), still encrypted with its own key — a restore needs that ZFS key (zfs load-key) as well as the zbk passphrase: keep a copy of it offline with the passphrase, or set raw = false'
+        : 'exists',
+    );
   } catch (err) {
     if (err instanceof ConfigError) return row(name, 'fail', messageOf(err), `set raw = "auto" or false in the [[dataset]] entry of ${d.name}`);
     return row(name, 'fail', messageOf(err), 'check the name and zfs permissions (zfs allow)');

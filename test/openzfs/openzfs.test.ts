@@ -174,3 +174,38 @@ test('OpenZFS: push --dry-run shows the zfs send -nP estimate and its cost; the 
   const [row] = streamRows(repo.stateDir, ds);
   assert.deepEqual(row!.sendFlags, ['-c', '-L', '-e'], 'an unencrypted dataset: -c -L -e, not raw');
 });
+
+test('OpenZFS: an encrypted dataset whose base a pruner destroyed goes on raw from the bookmark; zbk restore run brings the chain back locked and says how to open it', async (t) => {
+  if (!requireOpenZfs(t)) return;
+  const { pool, repo } = await datasetRepo(t, { sizeMiB: 256, name: 'plain' });
+  const ds = `${pool.name}/vault`;
+  zfsIn(['create', '-o', 'encryption=on', '-o', 'keyformat=hex', '-o', 'keylocation=prompt', ds], `${HEX_KEY}\n`);
+  appendFileSync(repo.configPath, `\n[[dataset]]\nname = "${ds}"\n`);
+  const mnt = await mountOf(pool, ds);
+  writeRandomFiles(mnt, { files: 2, bytesEach: 384 * 1024, seed: 'vault-a' });
+  zfsIn(['snapshot', `${ds}@s1`]);
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+  writeRandomFiles(join(mnt, 'b'), { files: 1, bytesEach: 256 * 1024, seed: 'vault-b' });
+  zfsIn(['snapshot', `${ds}@s2`]);
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+  zfsIn(['destroy', `${ds}@s2`]); // the pruner
+  writeRandomFiles(join(mnt, 'c'), { files: 1, bytesEach: 256 * 1024, seed: 'vault-c' });
+  zfsIn(['snapshot', `${ds}@s3`]);
+  const r = await repo.zbk(['push', ds, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const res = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(res.kind, 'incremental');
+  assert.equal(res.base, 's2', 'sent from the bookmark of the pruned base');
+  assert.ok(res.sendFlags?.includes('-w'), `raw from a bookmark: ${JSON.stringify(res.sendFlags)}`);
+
+  const target = `${pool.name}/back`;
+  const plan = await repo.zbk(['restore', 'plan', ds, '--asap']);
+  assert.equal(plan.code, 0, plan.stderr);
+  const run = await repo.zbk(['restore', 'run', ds, '--target', target, '--wait', '--poll-interval', '1']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stderr, new RegExp(`zfs load-key ${target}`), 'the restore says how to open the locked copy');
+  assert.equal(prop(target, 'keystatus'), 'unavailable');
+  zfsIn(['load-key', '-L', 'prompt', target], `${HEX_KEY}\n`);
+  zfsIn(['mount', target]);
+  assert.deepEqual(await hashTree(await mountOf(pool, target)), await hashTree(mnt), 'restored files differ from the source');
+});

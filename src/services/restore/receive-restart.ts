@@ -11,6 +11,7 @@
  * staged or still readable, which costs no new thaw and no new egress for
  * what was staged.
  */
+import type { Zfs } from '../../zfs/zfs.js';
 import type { JobStream } from './job.js';
 
 /** The note for `stream` about to be received into `target`, or null on its first attempt. */
@@ -25,4 +26,21 @@ export function receiveRestartNote(stream: JobStream, target: string): string | 
 /** Record that the receive of `stream` starts now (kept in the job, so a later run knows). */
 export function markReceiveStarted(stream: JobStream, now: Date): void {
   stream.receiveStartedAt ??= now.toISOString();
+}
+
+/**
+ * What to say when the finished restore's target cannot be mounted. A raw
+ * stream of a natively encrypted dataset arrives still locked: the user's
+ * own ZFS key opens it, and zbk says how instead of a bare mount error.
+ */
+export async function mountAdvice(zfs: Pick<Zfs, 'isEncrypted' | 'getProperties'>, target: string, err: unknown): Promise<string> {
+  const why = err instanceof Error ? err.message : String(err);
+  const locked = await zfs
+    .isEncrypted(target)
+    .then(async (enc) => enc && (await zfs.getProperties(target, ['keystatus'])).get('keystatus') !== 'available')
+    .catch(() => false);
+  if (locked) {
+    return `${target} is restored, still natively encrypted (the backup was a raw send): open it with "zfs load-key ${target}" and its original ZFS key, then "zfs mount ${target}"`;
+  }
+  return `could not mount ${target}: ${why}`;
 }

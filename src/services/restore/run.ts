@@ -52,7 +52,7 @@ import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../stor
 import { ZfsError } from '../../zfs/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
-import { markReceiveStarted, receiveRestartNote } from './receive-restart.js';
+import { markReceiveStarted, mountAdvice, receiveRestartNote } from './receive-restart.js';
 import { applyKnownDamage, blockedAction, isBlocked, isStoredDamage, markDamaged, restoreBlock, type RestoreBlock } from './damage.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
@@ -230,7 +230,7 @@ class RestoreStep {
     if (this.out.done && !this.job.finishedAt) {
       this.job.finishedAt = this.now.toISOString();
       // zfs-fuse does not always mount a received dataset by itself.
-      await this.ctx.zfs.mount(this.target).catch((err: unknown) => this.ctx.log.warn(`could not mount ${this.target}: ${err instanceof Error ? err.message : String(err)}`));
+      await this.ctx.zfs.mount(this.target).catch(async (err: unknown) => this.ctx.log.warn(await mountAdvice(this.ctx.zfs, this.target, err)));
       this.manifest.logEvent('restore-finished', this.job.dataset, { target: this.target, snapshot: this.job.snapshot.name });
     }
     this.job.next = this.out.next;
@@ -329,7 +329,7 @@ class RestoreStep {
 
   /** `v` is damaged for good (see ./damage.ts): recorded, never fetched again. */
   private damaged(v: JobVolume, problem: string, etagSeen: string | null): void {
-    markDamaged(this.manifest, v, problem, etagSeen, this.ctx.now());
+    markDamaged(this.manifest, this.job, v, problem, etagSeen, this.ctx.now());
     this.out.damaged.push(v.key);
     this.ctx.log.warn(`${this.describe(v)}: ${problem}: it cannot be restored and is not fetched again`);
     this.save();
