@@ -45,10 +45,17 @@ export function isStoredDamage(err: unknown): err is IntegrityError {
 }
 
 /** Mark `v` damaged for good: in the job (the caller saves it) and in the manifest. */
-export function markDamaged(manifest: Manifest, v: JobVolume, problem: string, etagSeen: string | null, at: Date): void {
+export function markDamaged(manifest: Manifest, job: RestoreJob, v: JobVolume, problem: string, etagSeen: string | null, at: Date): void {
+  noteDamage(job, v);
   v.phase = 'damaged';
   v.lastError = `${problem}; not fetched again`;
   manifest.recordDamage({ key: v.key, problem, foundBy: 'restore', etagSeen, at });
+}
+
+/** Keep `job.damage` up to date for `v`, found damaged now (before its phase changes). */
+function noteDamage(job: RestoreJob, v: JobVolume): void {
+  const beforeSpending = job.damage?.beforeSpending ?? !started(job);
+  job.damage = { fromStream: Math.min(job.damage?.fromStream ?? v.streamIndex, v.streamIndex), beforeSpending };
 }
 
 /**
@@ -62,18 +69,12 @@ export function applyKnownDamage(manifest: Manifest, job: RestoreJob): number {
   for (const v of job.volumes) {
     const d = known.get(v.key);
     if (!d || v.phase === 'received' || v.phase === 'damaged') continue;
+    noteDamage(job, v);
     v.phase = 'damaged';
     v.lastError = `${d.problem} (found by ${d.foundBy} at ${d.foundAt.toISOString()}); not fetched`;
     n++;
   }
   return n;
-}
-
-/** Position in the chain of the first stream with a damaged volume, or null. */
-export function firstDamagedStream(job: RestoreJob): number | null {
-  let first: number | null = null;
-  for (const v of job.volumes) if (v.phase === 'damaged' && (first === null || v.streamIndex < first)) first = v.streamIndex;
-  return first;
 }
 
 /** Whether the restore has cost anything yet (a thaw requested, bytes fetched, a stream received). */
@@ -83,13 +84,13 @@ function started(job: RestoreJob): boolean {
 
 /**
  * Whether the run must leave `v` alone: it is damaged, or its stream comes
- * at or after the first damaged one, or the restore is damaged and has not
- * spent anything yet.
+ * at or after the first damaged one, or the damage became known before the
+ * restore had spent anything. O(1): called for every volume in loops.
  */
 export function isBlocked(job: RestoreJob, v: JobVolume): boolean {
   if (v.phase === 'damaged') return true;
-  const first = firstDamagedStream(job);
-  return first !== null && (v.streamIndex >= first || !started(job));
+  const d = job.damage;
+  return d !== undefined && (d.beforeSpending || v.streamIndex >= d.fromStream);
 }
 
 /** What blocks `job`, or null when nothing is damaged. */

@@ -123,6 +123,13 @@ export interface RestoreJob {
   preflightDone: boolean;
   /** What the last run left to do, and when. */
   next: NextAction | null;
+  /**
+   * Set when a volume is found damaged (./damage.ts): the position in the
+   * chain of the first stream with a damaged volume, and whether the restore
+   * had spent nothing yet when the damage became known (then it is stopped
+   * altogether). Absent: nothing damaged.
+   */
+  damage?: { fromStream: number; beforeSpending: boolean };
   finishedAt: string | null;
 }
 
