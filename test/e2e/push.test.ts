@@ -238,7 +238,20 @@ test('a destroyed base makes the next push send full and say why; concurrent pus
   assert.equal(noWait.code, 8, noWait.stderr);
   assert.match(noWait.stderr, /test holder/);
   const waiting = startZbk(['push', ds], repo.env);
-  setTimeout(() => lock.release(), 1500);
+  // Release the lock once the push says it waits (a fixed delay raced a slow start under load).
+  let said = '';
+  await new Promise<void>((resolve) => {
+    const onData = (d: Buffer): void => {
+      said += d.toString('utf8');
+      if (/waiting for/.test(said)) {
+        waiting.child.stderr!.off('data', onData);
+        resolve();
+      }
+    };
+    waiting.child.stderr!.on('data', onData);
+    void waiting.done.then(() => resolve());
+  });
+  lock.release();
   const waited = await waiting.done;
   assert.equal(waited.code, 0, waited.stderr);
   assert.match(waited.stderr, /waiting for test holder/);
