@@ -938,6 +938,9 @@ class RestoreStep {
     const exists = await this.ctx.zfs.exists(this.target);
     const force = exists && (this.opts.force === true || (await this.mayOverwriteTarget()));
     if (exists && !force) throw new UsageError(`target ${this.target} already exists and is not what this restore may overwrite: pass --force to overwrite it`, 'TARGET_EXISTS');
+    // A full receive -F replaces the target whole: unmount it first. zfs-fuse
+    // failed such a receive over a mounted target now and then with "I/O error".
+    if (force) await this.ctx.zfs.unmount(this.target).catch(() => undefined);
     if (this.job.fullReceiveStartedAt === null) {
       this.job.fullReceiveStartedAt = this.ctx.now().toISOString();
       this.job.fullReceiveStartedWallMs = Date.now();
