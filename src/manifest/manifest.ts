@@ -20,6 +20,7 @@ import { createFresh, openExisting } from './open.js';
 import { SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type {
   BeginStreamInput,
+  DamageKind,
   DamageRow,
   DamageSource,
   DatasetRow,
@@ -987,18 +988,18 @@ export class Manifest {
    * knows) is damaged: missing, replaced, failing authentication. Replaces an
    * earlier record of the same key. BAD_INPUT for a key the manifest does not know.
    */
-  recordDamage(input: { key: string; problem: string; foundBy: DamageSource; etagSeen?: string | null; at?: Date }): void {
+  recordDamage(input: { key: string; problem: string; foundBy: DamageSource; etagSeen?: string | null; kind?: DamageKind; at?: Date }): void {
     const streamId = this.streamOfKey(input.key);
     if (!streamId) throw new ManifestError(`${input.key} is not an object of a stream this manifest knows`, 'BAD_INPUT');
     this.db.transaction(() => {
       const prev = this.db.prepare('SELECT problem, found_by FROM damage WHERE object_key = ?').get(input.key) as { problem: string; found_by: string } | undefined;
       this.db
         .prepare(
-          `INSERT INTO damage (object_key, stream_id, problem, found_by, found_at, etag_seen) VALUES (?, ?, ?, ?, ?, ?)
+          `INSERT INTO damage (object_key, stream_id, problem, found_by, found_at, etag_seen, kind) VALUES (?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT (object_key) DO UPDATE SET problem = excluded.problem, found_by = excluded.found_by,
-             found_at = excluded.found_at, etag_seen = excluded.etag_seen`,
+             found_at = excluded.found_at, etag_seen = excluded.etag_seen, kind = excluded.kind`,
         )
-        .run(input.key, streamId, input.problem, input.foundBy, this.iso(input.at), input.etagSeen ?? null);
+        .run(input.key, streamId, input.problem, input.foundBy, this.iso(input.at), input.etagSeen ?? null, input.kind ?? 'bad');
       if (prev?.problem !== input.problem || prev.found_by !== input.foundBy) {
         const s = this.stream(streamId)!;
         this.insertEvent('object-damaged', s.dataset, { key: input.key, problem: input.problem, foundBy: input.foundBy });
@@ -1026,7 +1027,7 @@ export class Manifest {
     const rows = this.db
       .prepare(
         `SELECT g.object_key, g.stream_id, d.name AS dataset, s.to_name, s.state AS stream_state, v.volume_index, v.state AS volume_state,
-                g.problem, g.found_by, g.found_at, g.etag_seen
+                g.problem, g.found_by, g.found_at, g.etag_seen, g.kind
          FROM damage g JOIN streams s ON s.stream_id = g.stream_id JOIN datasets d ON d.id = s.dataset_id
          LEFT JOIN volumes v ON v.object_key = g.object_key
          WHERE (? IS NULL OR d.name = ?) ORDER BY g.object_key`,
@@ -1043,6 +1044,7 @@ export class Manifest {
       found_by: DamageSource;
       found_at: string;
       etag_seen: string | null;
+      kind: DamageKind;
     }[];
     return rows
       .filter((r) => (r.volume_index !== null ? r.volume_state === 'complete' : r.stream_state !== 'deleted'))
@@ -1056,6 +1058,7 @@ export class Manifest {
         foundBy: r.found_by,
         foundAt: d(r.found_at),
         etagSeen: r.etag_seen,
+        kind: r.kind,
       }));
   }
 
@@ -1069,9 +1072,14 @@ export class Manifest {
     return this.damagedObjects(dataset).filter((o) => o.volumeIndex !== null);
   }
 
-  /** Streams of `dataset` with a damaged volume. */
+  /**
+   * Streams of `dataset` with a volume missing or proven bad (kind `bad`):
+   * the ones restore chains avoid. A `mismatch` (ETag or class differs, size
+   * and sealed metadata right) does not count here: a restore tries it and
+   * authentication decides; `chainHealth` still reports it.
+   */
   private damagedStreamIds(dataset: string): Set<string> {
-    return new Set(this.damagedVolumes(dataset).map((o) => o.streamId));
+    return new Set(this.damagedVolumes(dataset).filter((o) => o.kind === 'bad').map((o) => o.streamId));
   }
 
   /** The stream an object key belongs to, when the manifest knows it. */

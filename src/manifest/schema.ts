@@ -162,6 +162,23 @@ CREATE TABLE damage (
 CREATE INDEX damage_stream ON damage(stream_id);
 `;
 
+/**
+ * What a damage record's evidence is:
+ * - `bad`: the object is missing, or proven bad (wrong size, incomplete,
+ *   sealed metadata wrong, or its bytes failed authentication in a restore).
+ *   Restores skip it.
+ * - `mismatch`: the size matches and the sealed metadata opens and names the
+ *   right stream/volume, but the ETag or storage class differs from the push
+ *   (an in-place copy, a bucket migrated with other chunk sizes, a lifecycle
+ *   rule, or other bytes) or the store no longer reports an ETag. Verify and
+ *   check still report it, but restores try the volume: authentication
+ *   decides, and a volume that authenticates clears its record.
+ * Records from before this column are `bad` (what they meant then).
+ */
+const V6_DAMAGE_KIND = `
+ALTER TABLE damage ADD COLUMN kind TEXT NOT NULL DEFAULT 'bad' CHECK (kind IN ('bad', 'mismatch'));
+`;
+
 /** Ordered migrations: index i upgrades version i to i + 1. Append only. */
 export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V1_CORE),
@@ -169,6 +186,7 @@ export const MIGRATIONS: readonly Migration[] = [
   (db) => db.exec(V3_KV),
   (db) => db.exec(V4_SEND_FLAGS),
   (db) => db.exec(V5_INTEGRITY),
+  (db) => db.exec(V6_DAMAGE_KIND),
 ];
 
 /** The schema version this build writes. */

@@ -188,6 +188,14 @@ export interface UnneededObject {
 export type DamageSource = 'verify' | 'restore';
 
 /**
+ * What a damage record proves: `bad` (missing, or proven bad: restores skip
+ * it) or `mismatch` (only the ETag or storage class differs, or the store no
+ * longer reports an ETag, while size and sealed metadata are right: reported,
+ * but restores try it and authentication decides). See schema V6.
+ */
+export type DamageKind = 'bad' | 'mismatch';
+
+/**
  * An object the manifest relies on that `zbk verify` or a restore found
  * wrong (missing, replaced, failing authentication, …).
  */
@@ -205,6 +213,7 @@ export interface DamageRow {
   foundAt: Date;
   /** The ETag the store reported when the damage was found (null: missing or unknown). */
   etagSeen: string | null;
+  kind: DamageKind;
 }
 
 export interface IntegrityReport {

@@ -13,13 +13,18 @@
  *
  * Findings are recorded in the manifest (`damage`, see Manifest.recordDamage),
  * so `zbk status`, `zbk check` and restores see a broken chain without
- * asking the store again; an object found intact again is cleared.
+ * asking the store again; an object found intact again is cleared. Only
+ * findings are recorded: a store error other than not-found (network after
+ * retries, access denied, expired credentials) stops verify with that error
+ * (exit 5). A finding whose only evidence is the ETag or storage class (size
+ * and sealed metadata right) is a `mismatch`: reported (exit 6, check
+ * CRITICAL), but restores still try the volume and authentication decides.
  */
 import type { Keyring } from '../crypto/types.js';
 import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { parseStreamRecord } from '../manifest/rebuild.js';
-import type { DamageRow, StreamRow, VolumeRow } from '../manifest/types.js';
+import type { DamageKind, DamageRow, StreamRow, VolumeRow } from '../manifest/types.js';
 import { NotFoundError } from '../store/errors.js';
 import type { ObjectInfo } from '../store/object-store.js';
 import { chainHealth, type ChainHealth } from './chain-health.js';
@@ -38,7 +43,7 @@ export interface VerifyCoverage {
   volumes: number;
   /** Of those, volumes whose ETag equals the one the store reported at push: not replaced or rewritten since. */
   etagMatched: number;
-  /** Volumes checked for size and metadata only (no ETag recorded at push, or the store reports none): an overwrite of the same size would not show. */
+  /** Volumes checked for size and metadata only (no ETag recorded at push): an overwrite of the same size would not show. */
   sizeAndMetadataOnly: string[];
   /** Stream records that opened and name the right stream. */
   streamRecords: number;
@@ -69,34 +74,48 @@ function messageOf(err: unknown): string {
 
 interface VolumeCheck {
   problem: string | null;
-  /** The object as HEAD saw it (null: missing, or HEAD failed). */
+  /** `bad`: missing or proven bad; `mismatch`: only the ETag or class differs (or no ETag now), size and sealed metadata right. */
+  kind: DamageKind;
+  /** The object as HEAD saw it (null: missing). */
   info: ObjectInfo | null;
   /** The ETag was compared with the one recorded at push. */
   etagChecked: boolean;
 }
 
-/** Why one volume is wrong (or null), and what was compared. */
+/**
+ * Why one volume is wrong (or null), and what was compared. Only findings
+ * are problems; any store error other than not-found (network, access
+ * denied, expired credentials) is thrown: verify stops with it and records
+ * nothing for the object.
+ */
 async function volumeCheck(ctx: ServiceContext, keyring: Keyring, s: StreamRow, v: VolumeRow, listedSize: number | undefined): Promise<VolumeCheck> {
-  const fail = (problem: string, info: ObjectInfo | null = null): VolumeCheck => ({ problem, info, etagChecked: false });
+  const fail = (problem: string, info: ObjectInfo | null = null, kind: DamageKind = 'bad'): VolumeCheck => ({ problem, kind, info, etagChecked: false });
   if (listedSize === undefined) return fail('missing from the store');
   if (v.storedSize !== null && listedSize !== v.storedSize) return fail(`is ${listedSize} bytes, the manifest says ${v.storedSize}`);
   let info: ObjectInfo;
   try {
     info = await ctx.store.head(v.key);
   } catch (err) {
-    return fail(err instanceof NotFoundError ? 'missing from the store' : `HEAD failed: ${messageOf(err)}`);
+    if (err instanceof NotFoundError) return fail('missing from the store');
+    throw err;
   }
-  const etagChecked = v.etag !== null && info.etag !== undefined;
+  if (v.storedSize !== null && info.size !== v.storedSize) return fail(`is ${info.size} bytes, the manifest says ${v.storedSize}`, info);
+  // Sealed metadata first: wrong there is proven bad; right there, an ETag or class difference is a mismatch.
+  const meta = sealedMetadataProblem(keyring, s, v, info);
+  if (meta) return fail(meta, info);
+  if (v.etag !== null && info.etag === undefined) {
+    return fail(`the store reports no ETag, the push recorded ${v.etag}: whether it was replaced cannot be told (a restore authenticates it)`, info, 'mismatch');
+  }
+  const etagChecked = v.etag !== null;
   if (etagChecked && info.etag !== v.etag) {
-    return fail(`was replaced since the push: the store reports ETag ${info.etag}, the push recorded ${v.etag} (other bytes, even if size and metadata match)`, info);
+    return fail(`was replaced since the push: the store reports ETag ${info.etag}, the push recorded ${v.etag} (other bytes, or a copy with other part sizes; a restore authenticates it)`, info, 'mismatch');
   }
-  const problem = metadataProblem(keyring, s, v, info);
-  return { problem, info, etagChecked: problem === null && etagChecked };
+  if (info.storageClass !== v.storageClass) return fail(`storage class is ${info.storageClass}, the manifest says ${v.storageClass}`, info, 'mismatch');
+  return { problem: null, kind: 'bad', info, etagChecked };
 }
 
-/** Why the class or sealed metadata HEAD reports are wrong, or null. */
-function metadataProblem(keyring: Keyring, s: StreamRow, v: VolumeRow, info: ObjectInfo): string | null {
-  if (info.storageClass !== v.storageClass) return `storage class is ${info.storageClass}, the manifest says ${v.storageClass}`;
+/** Why the sealed metadata HEAD reports is wrong, or null. */
+function sealedMetadataProblem(keyring: Keyring, s: StreamRow, v: VolumeRow, info: ObjectInfo): string | null {
   let meta;
   try {
     meta = keyring.openVolumeMetadata(info.metadata[VOLUME_META_HEADER] ?? '');
@@ -108,13 +127,21 @@ function metadataProblem(keyring: Keyring, s: StreamRow, v: VolumeRow, info: Obj
   return null;
 }
 
+/** Why a stream record is wrong, or null; store errors other than not-found are thrown (not findings). */
 async function streamRecordProblem(ctx: ServiceContext, keyring: Keyring, s: StreamRow): Promise<string | null> {
+  let bytes: Uint8Array;
   try {
-    const rec = parseStreamRecord(keyring.openBlob(BLOB_STREAM_RECORD, await ctx.store.getBytes(streamRecordKey(s.streamId))), s.streamId);
+    bytes = await ctx.store.getBytes(streamRecordKey(s.streamId));
+  } catch (err) {
+    if (err instanceof NotFoundError) return 'stream record missing (a rebuild could not find this stream)';
+    throw err;
+  }
+  try {
+    const rec = parseStreamRecord(keyring.openBlob(BLOB_STREAM_RECORD, bytes), s.streamId);
     if (rec.to.guid !== s.to.guid.toString() || rec.dataset !== s.dataset) return 'stream record names another dataset or snapshot';
     return null;
   } catch (err) {
-    return err instanceof NotFoundError ? 'stream record missing (a rebuild could not find this stream)' : `stream record unusable: ${messageOf(err)}`;
+    return `stream record unusable: ${messageOf(err)}`;
   }
 }
 
@@ -138,9 +165,15 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
   const datasets = dataset !== undefined ? [dataset] : manifest.datasets().map((d) => d.name);
   const streams = datasets.flatMap((ds) => manifest.restorableStreams(ds));
   const recorded = new Map(manifest.damagedObjects(dataset).map((o) => [o.key, o]));
-  const found = (s: StreamRow, key: string, problem: string, etagSeen: string | null): void => {
+  const found = (s: StreamRow, key: string, problem: string, etagSeen: string | null, kind: DamageKind = 'bad'): void => {
+    const before = recorded.get(key);
+    if (kind === 'mismatch' && before?.foundBy === 'restore' && before.kind === 'bad' && before.etagSeen !== null && before.etagSeen === etagSeen) {
+      // The bytes a restore found failing are still there (same ETag): keep its finding, restores keep skipping them.
+      problems.push({ key, dataset: s.dataset, streamId: s.streamId, problem: `${problem}; ${before.problem} (found by a restore at ${before.foundAt.toISOString()})` });
+      return;
+    }
     problems.push({ key, dataset: s.dataset, streamId: s.streamId, problem });
-    manifest.recordDamage({ key, problem, foundBy: 'verify', etagSeen, at: ctx.now() });
+    manifest.recordDamage({ key, problem, foundBy: 'verify', etagSeen, kind, at: ctx.now() });
   };
   for (const s of streams) {
     for (const v of manifest.volumes(s.streamId)) {
@@ -153,7 +186,7 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
       bytesChecked += v.storedSize ?? 0;
       const c = await volumeCheck(ctx, keyring, s, v, listed.get(v.key));
       if (c.problem) {
-        found(s, v.key, c.problem, c.info?.etag ?? null);
+        found(s, v.key, c.problem, c.info?.etag ?? null, c.kind);
         continue;
       }
       volumesOk++;
@@ -194,7 +227,7 @@ function coverageOf(volumes: number, etagMatched: number, sizeAndMetadataOnly: s
   const parts = [`${volumes} volume(s) present with the recorded size, storage class and sealed metadata (naming their stream, volume and snapshot)`];
   if (etagMatched > 0) parts.push(`${etagMatched} of them with the ETag the store reported at push (not replaced or rewritten since)`);
   if (sizeAndMetadataOnly.length > 0) {
-    parts.push(`${sizeAndMetadataOnly.length} checked for size and metadata only (pushed before zbk recorded ETags, or the store reports none: an overwrite of the same size would not show)`);
+    parts.push(`${sizeAndMetadataOnly.length} checked for size and metadata only (pushed before zbk recorded ETags: an overwrite of the same size would not show)`);
   }
   parts.push(`${streamRecords} stream record(s) open`);
   return {

@@ -12,9 +12,13 @@ import type { Keyring } from '../../src/crypto/types.js';
 import { DamagedChainError } from '../../src/manifest/errors.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { rebuildManifest } from '../../src/manifest/rebuild.js';
-import { migrate } from '../../src/manifest/schema.js';
+import { SCHEMA_VERSION, migrate } from '../../src/manifest/schema.js';
 import { chainHealth } from '../../src/services/chain-health.js';
+import type { ServiceContext } from '../../src/services/context.js';
+import { verifyObjects } from '../../src/services/verify.js';
+import { AccessDeniedError } from '../../src/store/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
+import type { ObjectInfo } from '../../src/store/object-store.js';
 import { simulatePush, snap, tempDir, testKeyring } from './helpers.js';
 
 const tmp = tempDir();
@@ -76,7 +80,7 @@ describe('manifest integrity evidence', () => {
     raw.close();
     const m = Manifest.open(path);
     try {
-      assert.equal(m.schemaVersion, 5);
+      assert.equal(m.schemaVersion, SCHEMA_VERSION);
       assert.equal(m.chainFor('tank/old')[0]!.volumes[0]!.etag, null);
       assert.deepEqual(m.damagedVolumes('tank/old'), []);
       assert.equal(chainHealth(m, 'tank/old').ok, true);
@@ -150,5 +154,97 @@ describe('manifest integrity evidence', () => {
     } finally {
       m.close();
     }
+  });
+});
+
+/** `verifyObjects` over `store`, whose HEAD answers go through `head` (to inject errors or drop the ETag). */
+function verifyCtx(store: MemoryStore, head: (key: string, info: () => Promise<ObjectInfo>) => Promise<ObjectInfo>): ServiceContext {
+  const wrapped = Object.create(store) as MemoryStore;
+  wrapped.head = (key: string) => head(key, () => store.head(key));
+  return { store: wrapped, now: () => day(5) } as unknown as ServiceContext;
+}
+
+describe('verify findings and damage kinds', () => {
+  it('a HEAD failing with access denied aborts verify with that error and records nothing', async () => {
+    const { m, store, keys } = await threeSnapshots();
+    try {
+      const ctx = verifyCtx(store, async (key, info) => {
+        if (key === keys[1]) throw new AccessDeniedError(`HeadObject ${key}: Access Denied`);
+        return info();
+      });
+      await assert.rejects(verifyObjects(ctx, keyring, m, DS), (err: Error) => err instanceof AccessDeniedError);
+      assert.deepEqual(m.damagedVolumes(DS), [], 'a store error is not damage');
+      assert.equal(chainHealth(m, DS).ok, true);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('an ETag mismatch with the right size and sealed metadata is a mismatch: reported and unhealthy, but restore chains still use it', async () => {
+    const { m, store, keys } = await threeSnapshots();
+    try {
+      const ctx = verifyCtx(store, async (key, info) => {
+        const i = await info();
+        return key === keys[1] ? { ...i, etag: 'deadbeef' } : i;
+      });
+      const r = await verifyObjects(ctx, keyring, m, DS);
+      assert.equal(r.ok, false);
+      assert.match(r.problems.find((p) => p.key === keys[1])?.problem ?? '', /replaced since the push/);
+      const d = m.damagedVolumes(DS);
+      assert.deepEqual(d.map((x) => [x.key, x.kind, x.etagSeen]), [[keys[1], 'mismatch', 'deadbeef']]);
+      assert.equal(chainHealth(m, DS).ok, false, 'check stays CRITICAL: the object is not what was pushed');
+      assert.equal(m.chainFor(DS).length, 3, 'a restore still tries it: authentication decides');
+      // Missing (or proven bad) is still avoided.
+      m.recordDamage({ key: keys[1]!, problem: 'missing from the store', foundBy: 'verify', kind: 'bad' });
+      assert.throws(() => m.chainFor(DS), DamagedChainError);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('an ETag recorded at push that the store no longer reports is a problem, not "size and metadata only"', async () => {
+    const { m, store, keys } = await threeSnapshots();
+    try {
+      const ctx = verifyCtx(store, async (key, info) => {
+        const i = await info();
+        if (key !== keys[2]) return i;
+        const { etag: _drop, ...rest } = i;
+        return rest;
+      });
+      const r = await verifyObjects(ctx, keyring, m, DS);
+      assert.match(r.problems.find((p) => p.key === keys[2])?.problem ?? '', /reports no ETag/);
+      assert.ok(!r.coverage.sizeAndMetadataOnly.includes(keys[2]!));
+      assert.deepEqual(m.damagedVolumes(DS).map((x) => [x.key, x.kind]), [[keys[2], 'mismatch']]);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('damage a restore recorded with the ETag it saw is cleared by verify once a good copy (the pushed ETag) is back', async () => {
+    const { m, store, keys } = await threeSnapshots();
+    try {
+      m.recordDamage({ key: keys[0]!, problem: 'part 1 failed authentication', foundBy: 'restore', etagSeen: 'bad-copy-etag' });
+      await verifyObjects(verifyCtx(store, (_k, info) => info()), keyring, m, DS);
+      assert.deepEqual(m.damagedVolumes(DS), []);
+    } finally {
+      m.close();
+    }
+  });
+
+  it('migration 5 → 6 keeps damage records as proven bad', () => {
+    const path = join(tmp.dir, `v5-${n++}.db`);
+    const raw = new Database(path);
+    migrate(raw, 5);
+    raw.close();
+    const m = Manifest.open(path);
+    try {
+      assert.equal(m.schemaVersion, SCHEMA_VERSION);
+    } finally {
+      m.close();
+    }
+    const again = new Database(path);
+    const col = (again.prepare(`SELECT dflt_value FROM pragma_table_info('damage') WHERE name = 'kind'`).get() as { dflt_value: string }).dflt_value;
+    again.close();
+    assert.equal(col, "'bad'");
   });
 });

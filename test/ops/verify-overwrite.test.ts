@@ -169,6 +169,16 @@ test('S3: a volume overwritten through the API with the same size, class and met
   await pushedTwice(pool, repo, ds);
   assert.equal((await repo.zbk(['verify'])).code, 0);
 
+  // A store error that is not a finding (access denied on a volume's HEAD) stops verify with exit 5 and records nothing.
+  server.addFault({ operation: 'HeadObject', kind: 'access-denied' });
+  const denied = await repo.zbk(['verify', '--json']);
+  server.clearFaults();
+  assert.equal(denied.code, 5, denied.stdout + denied.stderr);
+  assert.match(denied.stdout + denied.stderr, /denied/i);
+  const healthy = (await status(repo)).datasets[0]!;
+  assert.equal(healthy.health, 'ok', 'nothing recorded as damage');
+  assert.deepEqual(healthy.integrity.brokenBy, []);
+
   const full = (await status(repo)).datasets[0]!.chain[0]!;
   const key = `data/${full.streamId}/000000.zbkv`;
   const store = openStore(loadConfig(repo.configPath).store, { credentials: server.credentials });

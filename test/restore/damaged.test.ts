@@ -8,15 +8,27 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ServiceContext } from '../../src/services/context.js';
+import { chainHealth } from '../../src/services/chain-health.js';
+import { openKeyring, openManifest, type ServiceContext } from '../../src/services/context.js';
+import type { Manifest } from '../../src/manifest/manifest.js';
 import { restorePlan, restoreRun } from '../../src/services/restore/index.js';
 import type { StatusResult } from '../../src/services/status.js';
 import type { VerifyResult } from '../../src/services/verify.js';
 import { jsonOf } from '../helpers/cli.js';
 import { requireZfs } from '../helpers/pool.js';
-import { jobOf, pushedFixture } from './helpers.js';
+import { jobOf, pushedFixture, runToDone } from './helpers.js';
 
 const HOUR = 3_600_000;
+
+/** Run `fn` on the repository's manifest, closed afterwards. */
+async function withManifest<T>(ctx: ServiceContext, fn: (m: Manifest) => T | Promise<T>): Promise<T> {
+  const m = openManifest(ctx, await openKeyring(ctx));
+  try {
+    return await fn(m);
+  } finally {
+    m.close();
+  }
+}
 
 test('a volume failing authentication is damaged for good: recorded, not fetched again, what is still restorable received, the remedy shown', { timeout: 300_000 }, async (t) => {
   if (!requireZfs(t)) return;
@@ -87,6 +99,11 @@ test('a volume failing authentication is damaged for good: recorded, not fetched
   assert.match(st.stdout, new RegExp(`damaged ${bad.key} \\(stream to @s3\\): part 1 of .* failed authentication`));
   assert.match(st.stdout, /damaged \(!\)/);
 
+  // The restore recorded the ETag of the bytes that failed (so a good copy put back can be told by verify).
+  const rec = await withManifest(ctx, (m) => m.damagedVolumes(fx.dataset).find((d) => d.key === bad.key));
+  assert.equal(rec?.foundBy, 'restore');
+  assert.equal(rec?.kind, 'bad');
+  assert.equal(rec?.etagSeen, (await ctx.store.head(bad.key)).etag);
   // The finding is the manifest's: status shows the chain broken, verify names it though its HEAD looks right.
   const status = jsonOf<StatusResult>(await fx.repo.zbk(['status', '--json']));
   assert.equal(status.datasets[0]!.health, 'broken');
@@ -108,10 +125,14 @@ test('damage verify found before the restore started stops it before anything is
   const ctx: ServiceContext = { ...fx.context(), log: { info() {}, warn() {} } };
   await restorePlan(ctx, { dataset: fx.dataset, asap: true });
   const bad = jobOf(fx.repo.stateDir, fx.dataset).volumes.find((v) => v.streamIndex === 2)!;
-  // Overwritten through the API with other bytes of the same size, class and metadata copied back.
+  // Overwritten through the API with other bytes of the same size and class, its sealed metadata lost: proven bad.
+  // (An ETag-only mismatch, metadata copied back, does not stop a restore: see the test below.)
   const info = await ctx.store.head(bad.key);
-  await ctx.store.put(bad.key, new Uint8Array(info.size).fill(7), { storageClass: info.storageClass, metadata: info.metadata });
-  assert.equal((await fx.repo.zbk(['verify'])).code, 6);
+  await ctx.store.put(bad.key, new Uint8Array(info.size).fill(7), { storageClass: info.storageClass, metadata: {} });
+  const ver0 = await fx.repo.zbk(['verify', '--json']);
+  assert.equal(ver0.code, 6);
+  assert.match(jsonOf<VerifyResult>(ver0).problems[0]?.problem ?? '', /metadata does not decrypt/, ver0.stdout);
+  assert.equal(await withManifest(ctx, (m) => m.damagedVolumes(fx.dataset).find((d) => d.key === bad.key)?.kind), 'bad');
 
   fx.server.accounting.reset();
   const r = await restoreRun(ctx, { dataset: fx.dataset, target });
@@ -122,4 +143,21 @@ test('damage verify found before the restore started stops it before anything is
   assert.match(r.next.what, /@s4 cannot be restored: .* is damaged \(restorable: @s1, @s2\); "zbk restore plan .* --snapshot s2 --reset" restores @s2 instead; or, if .* still has the data, "zbk push --full/);
   assert.equal(jobOf(fx.repo.stateDir, fx.dataset).volumes.find((v) => v.key === bad.key)!.phase, 'damaged');
   assert.equal(await fx.pool.zfs.exists(target), false);
+});
+
+test('a volume recorded with only an ETag mismatch (e.g. an in-place copy) is still restored: authentication decides, and clears the record', { timeout: 300_000 }, async (t) => {
+  if (!requireZfs(t)) return;
+  const fx = await pushedFixture(t, { start: new Date('2030-01-05T00:00:00Z'), restoreDelayMs: 6 * HOUR, fullFiles: 1, volumeSize: '5MiB' });
+  const target = `${fx.pool.name}/restored`;
+  const ctx: ServiceContext = { ...fx.context(), log: { info() {}, warn() {} } };
+  await restorePlan(ctx, { dataset: fx.dataset, asap: true });
+  const key = jobOf(fx.repo.stateDir, fx.dataset).volumes.find((v) => v.streamIndex === 2)!.key;
+  await withManifest(ctx, (m) => {
+    m.recordDamage({ key, problem: 'was replaced since the push: the store reports ETag 0123, the push recorded 4567-2', foundBy: 'verify', etagSeen: '0123', kind: 'mismatch' });
+    assert.equal(chainHealth(m, fx.dataset).ok, false, 'still reported');
+  });
+  await runToDone(fx, ctx, target);
+  const snaps = (await fx.pool.zfs.listSnapshots(target)).map((s) => s.shortName);
+  assert.deepEqual(snaps, ['s1', 's2', 's3', 's4']);
+  assert.deepEqual(await withManifest(ctx, (m) => m.damagedVolumes(fx.dataset)), [], 'authenticated in the restore: the mismatch record is cleared');
 });

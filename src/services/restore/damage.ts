@@ -52,6 +52,17 @@ export function markDamaged(manifest: Manifest, job: RestoreJob, v: JobVolume, p
   manifest.recordDamage({ key: v.key, problem, foundBy: 'restore', etagSeen, at });
 }
 
+/**
+ * `key` authenticated in a restore: a `mismatch` record of it (ETag or class
+ * differs from the push) is disproved as damage and cleared. `zbk verify`
+ * reports the mismatch again while the object differs from what was pushed.
+ * True when a record was cleared.
+ */
+export function clearMismatch(manifest: Manifest, dataset: string, key: string): boolean {
+  const d = manifest.damagedVolumes(dataset).find((o) => o.key === key);
+  return d?.kind === 'mismatch' ? manifest.clearDamage(key) : false;
+}
+
 /** Keep `job.damage` up to date for `v`, found damaged now (before its phase changes). */
 function noteDamage(job: RestoreJob, v: JobVolume): void {
   const beforeSpending = job.damage?.beforeSpending ?? !started(job);
@@ -59,12 +70,15 @@ function noteDamage(job: RestoreJob, v: JobVolume): void {
 }
 
 /**
- * Volumes the manifest records as damaged (found by `zbk verify` or an
- * earlier restore) become damaged in the job too, unless already received:
- * what verify found costs no GET here. Returns the number newly marked.
+ * Volumes the manifest records as missing or proven bad (kind `bad`, found by
+ * `zbk verify` or an earlier restore) become damaged in the job too, unless
+ * already received: what verify found costs no GET here. A `mismatch` (only
+ * the ETag or storage class differs from the push, size and sealed metadata
+ * right) is not: the restore fetches it and authentication decides (see
+ * `clearMismatch`). Returns the number newly marked.
  */
 export function applyKnownDamage(manifest: Manifest, job: RestoreJob): number {
-  const known = new Map(manifest.damagedVolumes(job.dataset).map((o) => [o.key, o]));
+  const known = new Map(manifest.damagedVolumes(job.dataset).filter((o) => o.kind === 'bad').map((o) => [o.key, o]));
   let n = 0;
   for (const v of job.volumes) {
     const d = known.get(v.key);

@@ -53,7 +53,7 @@ import { ZfsError } from '../../zfs/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { markReceiveStarted, mountAdvice, receiveRestartNote } from './receive-restart.js';
-import { applyKnownDamage, blockedAction, isBlocked, isStoredDamage, markDamaged, restoreBlock, type RestoreBlock } from './damage.js';
+import { applyKnownDamage, blockedAction, clearMismatch, isBlocked, isStoredDamage, markDamaged, restoreBlock, type RestoreBlock } from './damage.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import { buildJob } from './plan.js';
 
@@ -812,7 +812,8 @@ class RestoreStep {
       if (isStoredDamage(err)) {
         // The store returns these bytes every time: fetching them again on every run only costs egress.
         this.manifest.logEvent('restore-integrity', this.job.dataset, { key: v.key, message: err.message });
-        this.damaged(v, err.message, null);
+        // The ETag of the bytes that failed: a good copy put back has another one, and verify then clears the record.
+        this.damaged(v, err.message, await this.etagNow(v.key));
         return;
       }
       if (err instanceof IntegrityError) {
@@ -826,7 +827,18 @@ class RestoreStep {
     v.phase = 'staged';
     v.lastError = null;
     this.out.downloaded.push(v.key);
+    // It authenticated: an ETag or storage-class mismatch recorded for it was not damage.
+    if (clearMismatch(this.manifest, this.job.dataset, v.key)) this.ctx.log.info(`${this.describe(v)} authenticated: the ETag/storage-class mismatch recorded for it is cleared`);
     this.save();
+  }
+
+  /** The ETag the store reports for `key` now, or null (none, or HEAD failed: the damage is recorded either way). */
+  private async etagNow(key: string): Promise<string | null> {
+    try {
+      return (await this.ctx.store.head(key)).etag ?? null;
+    } catch {
+      return null;
+    }
   }
 
   /** Receive every stream, in chain order, whose volumes are all staged. */
@@ -957,7 +969,10 @@ class RestoreStep {
     }
     s.received = true;
     s.receivedAt = this.ctx.now().toISOString();
-    for (const v of vols) v.phase = 'received';
+    for (const v of vols) {
+      v.phase = 'received';
+      clearMismatch(this.manifest, this.job.dataset, v.key); // authenticated and received: not damage
+    }
     this.out.received.push(s.to.name);
     this.save();
     this.manifest.logEvent('restore-received', this.job.dataset, { target: this.target, snapshot: s.to.name, streamId: s.streamId });
