@@ -9,7 +9,7 @@ export default class Check extends BaseCommand {
 
 CRITICAL: the last push failed (also one that failed before uploading: passphrase, store, lock), the newest pushed snapshot is older than --max-age, a dataset was never pushed, or the manifest cannot resolve its restore chain.
 WARNING: the newest pushed snapshot is older than --warn-age; the newest snapshot on the source is older than --max-snapshot-age (default: --max-age; "off" does not look), or there is none: the snapshot tool stopped.
-UNKNOWN: the config, manifest or push status cannot be read, bad flags, or zfs cannot list the source's snapshots (never hiding a CRITICAL or WARNING).
+UNKNOWN: the config, manifest or push status cannot be read (an unreadable manifest with a failed push recorded in the state dir is CRITICAL), bad flags, a dataset argument neither configured nor pushed, or zfs cannot list the source's snapshots (never hiding a CRITICAL or WARNING).
 
 Prints one line on stdout: "ZBK OK - ... | age=3600s;;93600;0 ...", perfdata as label=value[UOM];warn;crit;min;max.
 

@@ -27,7 +27,7 @@ With no dataset arguments, pushes every [[dataset]] in the config.
 
 --full starts a new chain now: a full stream of the snapshot, even when an incremental base exists. It is the way out of a broken chain (a volume "zbk verify" or a restore found missing or damaged: "zbk status" says which snapshots are still restorable), since a plain push only adds incrementals to it. Its estimated size and cost are printed before the upload starts; "--full --dry-run" shows them without uploading. The old chain stays until consolidation or retention removes it (objects younger than 180 days are billed for 180 days anyway).
 
-Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist) are neither recorded nor alerted. --dry-run records and sends nothing.
+Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor in ZFS) are neither recorded nor alerted. --dry-run records and sends nothing.
 
 Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked (--no-wait), 9 manifest.`;
 

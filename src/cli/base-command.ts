@@ -60,6 +60,7 @@ export abstract class BaseCommand extends Command {
     return passphraseSource(
       config?.passphraseFile,
       canPrompt() ? (purpose) => (purpose === 'new' ? promptNewPassphrase() : promptHidden('Passphrase: ')) : undefined,
+      config?.path,
     );
   }
 

@@ -29,13 +29,18 @@
  *   worse was found) or the push status file is unreadable.
  * The verdict is the worst over the datasets, CRITICAL > WARNING > UNKNOWN
  * > OK (monitoring-plugins' max_state_alt), so an unavailable zfs never
- * masks a CRITICAL. A config or manifest that cannot be read is UNKNOWN
- * (the command layer, commands/check.ts).
+ * masks a CRITICAL. A config that cannot be read is UNKNOWN (the command
+ * layer, commands/check.ts); so is a manifest that cannot be read, unless
+ * the push status file records a failed push: that is CRITICAL from the
+ * file alone. A dataset named on the command line that is neither
+ * configured nor pushed (a typo) is UNKNOWN (UNKNOWN_DATASET), not
+ * "never pushed".
  */
 import ms from 'ms';
 import { UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { chainHealth } from './chain-health.js';
+import { assertKnownDataset } from './known-dataset.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { sendWebhook } from './hooks.js';
 import { datasetPushStatus, readPushStatus, type PushStatus } from './push-status.js';
@@ -319,10 +324,22 @@ async function evaluate(ctx: ServiceContext, opts: CheckOptions): Promise<CheckR
   } catch (err) {
     extra.push({ status: 'UNKNOWN', text: `${(err as Error).message}: the outcome of the last push is unknown` });
   }
-  const manifest = openManifest(ctx, null);
+  let manifest: Manifest;
+  try {
+    manifest = openManifest(ctx, null);
+  } catch (err) {
+    // A push failing nightly on a damaged manifest (exit 9) must still page: the
+    // push status file alone says so. Without a recorded failure the check cannot look (UNKNOWN).
+    const failed = recordedFailures(ctx, opts, pushStatus);
+    if (failed.length === 0) throw err;
+    return evaluateWithoutManifest(opts, failed, [...extra, { status: 'UNKNOWN', text: `${(err as Error).message.split('\n')[0]}` }]);
+  }
   let datasets: DatasetCheck[];
   try {
     const now = ctx.now();
+    // A dataset named on the command line that is neither configured nor pushed is a typo:
+    // UNKNOWN (UNKNOWN_DATASET, via the command layer), never a "never pushed" CRITICAL page.
+    for (const n of opts.datasets ?? []) assertKnownDataset(ctx, manifest, n);
     const names = opts.datasets?.length
       ? opts.datasets
       : ctx.config.datasets.length > 0
@@ -357,6 +374,61 @@ async function evaluate(ctx: ServiceContext, opts: CheckOptions): Promise<CheckR
     message,
     perfdata,
     line: formatCheckLine(status, message, perfdata),
+    maxAgeSeconds: opts.maxAgeSeconds,
+    warnAgeSeconds: warnAge,
+    maxSnapshotAgeSeconds: maxSnap,
+    datasets,
+    webhook: null,
+  };
+}
+
+/** Datasets (asked for, else configured, else all recorded) whose recorded last push failed after its last recorded success. */
+function recordedFailures(ctx: ServiceContext, opts: CheckOptions, pushStatus: PushStatus): DatasetCheck[] {
+  const names = opts.datasets?.length
+    ? opts.datasets
+    : ctx.config.datasets.length > 0
+      ? ctx.config.datasets.map((d) => d.name)
+      : Object.keys(pushStatus.datasets);
+  const out: DatasetCheck[] = [];
+  for (const dataset of names) {
+    const r = datasetPushStatus(pushStatus, dataset);
+    const f = r.lastFailure;
+    if (!f || Number.isNaN(new Date(f.at).getTime())) continue;
+    if (r.lastSuccess && new Date(r.lastSuccess) >= new Date(f.at)) continue;
+    const text = `${dataset}: last push failed at ${new Date(f.at).toISOString()}: ${f.message}`;
+    out.push({
+      dataset,
+      status: 'CRITICAL',
+      ok: false,
+      latestPushed: null,
+      snapshotCreated: null,
+      ageSeconds: null,
+      lastPushAt: null,
+      lastSuccessAt: r.lastSuccess,
+      lastFailure: { at: new Date(f.at).toISOString(), message: f.message, code: f.code },
+      chain: { ok: false, reason: 'the manifest cannot be read', remedy: null },
+      source: null,
+      findings: [{ status: 'CRITICAL', text }],
+      reason: text,
+    });
+  }
+  return out;
+}
+
+/** The verdict from the push status file alone (the manifest does not open): CRITICAL for the recorded failures. */
+function evaluateWithoutManifest(opts: CheckOptions, datasets: DatasetCheck[], extra: CheckFinding[]): CheckResult {
+  const warnAge = opts.warnAgeSeconds ?? null;
+  const maxSnap = opts.maxSnapshotAgeSeconds === undefined ? opts.maxAgeSeconds : opts.maxSnapshotAgeSeconds;
+  const findings = [...datasets.flatMap((d) => d.findings), ...extra].sort((a, b) => SEVERITY[b.status] - SEVERITY[a.status]);
+  const message = findings.map((f) => (f.status === 'CRITICAL' ? f.text : `${f.status}: ${f.text}`)).join('; ');
+  const perfdata = perfdataOf(datasets, opts.maxAgeSeconds, warnAge, maxSnap);
+  return {
+    status: 'CRITICAL',
+    code: CHECK_EXIT.CRITICAL,
+    ok: false,
+    message,
+    perfdata,
+    line: formatCheckLine('CRITICAL', message, perfdata),
     maxAgeSeconds: opts.maxAgeSeconds,
     warnAgeSeconds: warnAge,
     maxSnapshotAgeSeconds: maxSnap,

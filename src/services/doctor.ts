@@ -15,7 +15,7 @@ import { ConfigFileError, configTooOpen, type DatasetConfig } from '../config/co
 import { openKeyFile } from '../crypto/index.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import { manifestPath, openManifest, sodium, type ServiceContext } from './context.js';
-import { passphraseFilePath, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
+import { passphraseFileRef, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
 import { s3Checks, orphanCheck, mirrorFreshness, clockSkewCheck } from './doctor-store.js';
 import { NotFoundError } from '../store/errors.js';
 import { ConfigError } from '../errors.js';
@@ -66,7 +66,8 @@ function configCheck(ctx: ServiceContext): DoctorCheck {
 }
 
 function passphraseSourceCheck(ctx: ServiceContext): DoctorCheck {
-  const file = passphraseFilePath(ctx.config.passphraseFile);
+  const ref = passphraseFileRef(ctx.config.passphraseFile, ctx.config.path);
+  const file = ref?.path;
   const described = ctx.passphrase.describe();
   if (!file) {
     if (described === 'none') {
@@ -75,7 +76,7 @@ function passphraseSourceCheck(ctx: ServiceContext): DoctorCheck {
     return row('passphrase source', 'warn', `${described}: unattended runs (cron, systemd) will fail`, 'set passphrase_file in the config (or ZBK_PASSPHRASE_FILE in the unit) to a 0600 file');
   }
   try {
-    readPassphraseFile(file);
+    readPassphraseFile(file, ref!.label);
     if (passphraseFileTooOpen(file)) return row('passphrase source', 'fail', `${file} is readable by group or others`, `chmod 600 ${file}`);
     return row('passphrase source', 'ok', `file ${file} (mode 0600)`);
   } catch (err) {

@@ -151,6 +151,7 @@ export class PushService {
    */
   async run(opts: PushOptions): Promise<PushResult> {
     if (opts.datasets.length === 0) throw new UsageError('name at least one dataset (or configure [[dataset]] entries)');
+    await this.checkUnconfiguredDatasets(opts);
     await this.checkRequestedSnapshot(opts);
     try {
       return await this.runUnreported(opts);
@@ -196,6 +197,28 @@ export class PushService {
         continue;
       }
       chooseTarget(snapshots, dataset, opts.snapshot, undefined);
+    }
+  }
+
+  /**
+   * A dataset that is not configured can only have been named on the
+   * command line: when zfs says it does not exist it is a typo, refused
+   * (NO_SUCH_DATASET, exit 2) before anything runs, like a mistyped
+   * `--snapshot`. A configured dataset that vanished from ZFS is a backup
+   * failure (recorded, alerted), and so is one zfs cannot look up here.
+   */
+  private async checkUnconfiguredDatasets(opts: PushOptions): Promise<void> {
+    const configured = new Set(this.ctx.config.datasets.map((d) => d.name));
+    for (const dataset of opts.datasets) {
+      if (configured.has(dataset)) continue;
+      let exists: boolean;
+      try {
+        exists = await this.ctx.zfs.exists(dataset);
+      } catch (err) {
+        if (isInvocationError(err)) throw err;
+        continue;
+      }
+      if (!exists) throw new UsageError(`dataset ${dataset} does not exist and is not configured (a typo?)`, 'NO_SUCH_DATASET');
     }
   }
 

@@ -13,6 +13,7 @@ import { CHECK_EXIT, formatCheckLine, formatPerfDatum, worstStatus } from '../..
 import { redactSecrets } from '../../src/services/hooks.js';
 import { failureFacts, isInvocationError } from '../../src/services/push/failure.js';
 import { datasetPushStatus, pushStatusPath, readPushStatus, recordPushOutcome } from '../../src/services/push-status.js';
+import { passphraseSource } from '../../src/services/passphrase.js';
 
 test('push status: a failure stays until a later success; written whole, 0600, per dataset', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'zbk-status-'));
@@ -81,4 +82,21 @@ test('check output: monitoring-plugins exit codes, state precedence, one line wi
   ]);
   assert.equal(line, 'ZBK WARNING - tank/a: x y z | age=5s;4;10;0 datasets=1;;;0');
   assert.equal(formatCheckLine('UNKNOWN', 'no config', []), 'ZBK UNKNOWN - no config');
+});
+
+test('a passphrase typed into passphrase_file is never echoed: messages name the key (and config file) or the variable', async (t) => {
+  const saved = process.env.ZBK_PASSPHRASE_FILE;
+  t.after(() => (saved === undefined ? delete process.env.ZBK_PASSPHRASE_FILE : (process.env.ZBK_PASSPHRASE_FILE = saved)));
+  delete process.env.ZBK_PASSPHRASE_FILE;
+  const typed = 'my secret passphrase 123';
+  await assert.rejects(passphraseSource(typed, undefined, '/etc/zbk/config.toml').get('open'), (e: Error & { code?: string }) => {
+    assert.equal(e.code, 'PASSPHRASE_FILE');
+    assert.equal(e.message, 'cannot read the passphrase file named by passphrase_file in /etc/zbk/config.toml (ENOENT)');
+    return true;
+  });
+  assert.ok(!passphraseSource(typed, undefined, '/etc/zbk/config.toml').describe().includes(typed));
+  process.env.ZBK_PASSPHRASE_FILE = 'hunter2hunter2';
+  await assert.rejects(passphraseSource(undefined).get('open'), /^ConfigError: cannot read the passphrase file named by ZBK_PASSPHRASE_FILE \(ENOENT\)$|cannot read the passphrase file named by ZBK_PASSPHRASE_FILE \(ENOENT\)$/);
+  process.env.ZBK_PASSPHRASE_FILE = '/nonexistent/zbk-pass';
+  await assert.rejects(passphraseSource(undefined).get('open'), /cannot read the passphrase file named by ZBK_PASSPHRASE_FILE \(\/nonexistent\/zbk-pass\) \(ENOENT\)$/);
 });

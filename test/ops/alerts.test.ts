@@ -52,6 +52,7 @@ async function closedPort(): Promise<number> {
 const WEBHOOK_TOKEN = 'SECRET-WEBHOOK-TOKEN-1234';
 const AWS_SECRET = 'wJalrXUtnFEMI-test-secret-key';
 const WRONG_PASSPHRASE = 'not the passphrase at all 987';
+const TYPED_PASSPHRASE = 'my secret passphrase 123';
 
 function zbk(repo: TestRepo, args: string[], extra: Record<string, string> = {}): Promise<CliResult> {
   return runZbk(args, { ...repo.env, ...extra });
@@ -77,7 +78,7 @@ test('every failed push alerts and makes check CRITICAL until a push succeeds; a
   };
   const assertNoSecrets = (): void => {
     const sent = [readFileSync(log, 'utf8'), ...hook.pings.map((p) => p.body)].join('\n');
-    for (const secret of [WRONG_PASSPHRASE, AWS_SECRET, WEBHOOK_TOKEN, 'correct horse battery staple']) assert.ok(!sent.includes(secret), `a secret reached a hook: ${secret}`);
+    for (const secret of [WRONG_PASSPHRASE, TYPED_PASSPHRASE, AWS_SECRET, WEBHOOK_TOKEN, 'correct horse battery staple']) assert.ok(!sent.includes(secret), `a secret reached a hook: ${secret}`);
     assert.ok(!/pf=\S/.test(readFileSync(log, 'utf8')), 'post_push does not get ZBK_PASSPHRASE_FILE');
   };
 
@@ -147,12 +148,32 @@ test('every failed push alerts and makes check CRITICAL until a push succeeds; a
   assert.equal((await zbk(repo, ['push'])).code, 0);
   assert.equal((await checkCode()).code, 0);
 
+  // 4b. A passphrase typed into passphrase_file by mistake: the message names the key and the config file, never the value.
+  writeFileSync(repo.configPath, `passphrase_file = ${JSON.stringify(TYPED_PASSPHRASE)}\n${goodConfig}`, { mode: 0o600 });
+  r = await zbk(repo, ['push'], { ZBK_PASSPHRASE_FILE: '' });
+  assert.equal(r.code, 3, r.stderr);
+  assert.match(r.stderr, /cannot read the passphrase file named by passphrase_file in \S+config\.toml \(ENOENT\)/);
+  assert.match(hookLines().at(-1)!, new RegExp(`^${ds} failure PASSPHRASE_FILE pf= msg=cannot read the passphrase file named by passphrase_file in `));
+  assert.equal(failPings().length, 5);
+  for (const text of [r.stderr, r.stdout, readFileSync(join(repo.stateDir, 'push-status.json'), 'utf8')]) {
+    assert.ok(!text.includes(TYPED_PASSPHRASE), `the typed passphrase leaked: ${text}`);
+  }
+  assert.equal((await checkCode()).code, 2);
+  writeFileSync(repo.configPath, goodConfig, { mode: 0o600 });
+  assert.equal((await zbk(repo, ['push'])).code, 0);
+  assert.equal((await checkCode()).code, 0);
+
   // 5. A mistyped --snapshot: exit 2, no hook, no webhook, check unaffected.
   const hooksBefore = hookLines().length;
   const pingsBefore = hook.pings.length;
   r = await zbk(repo, ['push', ds, '--snapshot', 'nosuch']);
   assert.equal(r.code, 2, r.stderr);
   assert.match(r.stderr, /does not exist/);
+  // A mistyped dataset on the command line (not configured, not in ZFS): the same.
+  r = await zbk(repo, ['push', 'nosuchpool/typo']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /dataset nosuchpool\/typo does not exist and is not configured/);
+  assert.ok(!readFileSync(join(repo.stateDir, 'push-status.json'), 'utf8').includes('nosuchpool'), 'nothing recorded');
   assert.equal(hookLines().length, hooksBefore, 'no post_push');
   assert.equal(hook.pings.length, pingsBefore, 'no webhook');
   assert.equal((await checkCode()).code, 0);

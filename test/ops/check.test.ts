@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, copyFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Manifest } from '../../src/manifest/manifest.js';
@@ -205,6 +205,46 @@ describe('zbk check', () => {
       const m = await other.run(['check', ...NO_SOURCE]);
       assert.equal(m.code, 3, m.stdout + m.stderr);
       assert.match(m.stdout, /^ZBK UNKNOWN - /);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  it('CRITICAL (exit 2), not UNKNOWN, when the manifest is missing or corrupt but push-status.json records a failed push', async () => {
+    const other = await createRepo({ datasets: ['tank/x'] });
+    try {
+      const db = join(other.stateDir, 'manifest.db');
+      writeFileSync(db, 'this is not a SQLite database, it is garbage '.repeat(200));
+      recordPushOutcome(other.stateDir, ['tank/x'], { ok: false, at: new Date(), code: 'MANIFEST', exitCode: 9, message: 'the manifest is damaged' });
+      let m = await other.run(['check', ...NO_SOURCE]);
+      assert.equal(m.code, 2, m.stdout + m.stderr);
+      assert.match(m.stdout, /^ZBK CRITICAL - tank\/x: last push failed at \S+: the manifest is damaged; UNKNOWN: .* \| failed_pushes=1;;0;0/);
+      rmSync(db);
+      m = await other.run(['check', ...NO_SOURCE]);
+      assert.equal(m.code, 2, m.stdout + m.stderr);
+      assert.match(m.stdout, /^ZBK CRITICAL - tank\/x: last push failed.*UNKNOWN: no local manifest/);
+      const j = await other.runJson<CheckResult>(['check', ...NO_SOURCE]);
+      assert.deepEqual([j.code, j.json.status, j.json.datasets[0]?.lastFailure?.code], [2, 'CRITICAL', 'MANIFEST']);
+      // A later success clears it: UNKNOWN again (the manifest still does not open).
+      recordPushOutcome(other.stateDir, ['tank/x'], { ok: true, at: new Date(Date.now() + 1000) });
+      assert.equal((await other.run(['check', ...NO_SOURCE])).code, 3);
+    } finally {
+      other.cleanup();
+    }
+  });
+
+  it('UNKNOWN (exit 3, UNKNOWN_DATASET) for a dataset neither configured nor pushed: a typo does not page', async () => {
+    const r = await repo.run(['check', 'tank/typo', ...NO_SOURCE]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ZBK UNKNOWN - tank\/typo is neither a configured dataset nor one that was pushed/);
+    const j = await repo.runJson<CheckResult & { error: { code: string } }>(['check', 'tank/typo', ...NO_SOURCE]);
+    assert.deepEqual([j.code, j.json.status, j.json.error.code], [3, 'UNKNOWN', 'UNKNOWN_DATASET']);
+    // A configured dataset never pushed is still CRITICAL.
+    const other = await createRepo({ datasets: ['tank/new'] });
+    try {
+      const c = await other.run(['check', 'tank/new', ...NO_SOURCE]);
+      assert.equal(c.code, 2, c.stdout);
+      assert.match(c.stdout, /tank\/new: never pushed/);
     } finally {
       other.cleanup();
     }
