@@ -18,6 +18,7 @@ import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
 import { runZbk, type CliResult } from '../helpers/cli.js';
 import type { TestRepo } from '../helpers/repo.js';
 import { datasetRepo } from '../e2e/fixture.js';
+import { closedPort } from '../helpers/ports.js';
 
 interface Ping {
   path: string;
@@ -41,13 +42,6 @@ async function webhookServer(t: TestContext): Promise<{ url: string; pings: Ping
 }
 
 /** A local port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const WEBHOOK_TOKEN = 'SECRET-WEBHOOK-TOKEN-1234';
 const AWS_SECRET = 'wJalrXUtnFEMI-test-secret-key';

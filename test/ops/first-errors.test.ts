@@ -6,21 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createRepo, runZbk, type TestRepo } from './helpers.js';
+import { closedPort } from '../helpers/ports.js';
 
 const SECRET = 'wJalrXUtnFEMI-test-secret-never-printed';
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'AKIATESTNOTREAL', AWS_SECRET_ACCESS_KEY: SECRET };
 
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 /** One line on stderr, no stack, no internal names, no secret. */
 function assertOneLine(stderr: string, expected: string): void {

@@ -9,17 +9,12 @@ import { describe, it } from 'node:test';
 import type { StreamWithVolumes, SnapshotRow } from '../../src/manifest/types.js';
 import { BASE_HOLD_TAG, BaseProtection, SEND_HOLD_TAG, describeProtection, protectionMode } from '../../src/services/push/base-protection.js';
 import type { Bookmark, Snapshot, ZfsCapabilities } from '../../src/zfs/types.js';
+import { openzfsCaps, zfsFuseCaps } from '../helpers/capabilities.js';
 
 const DS = 'tank/photos';
 
-const openzfs: ZfsCapabilities = {
-  implementation: 'openzfs', version: '2.3.4', rawSend: true, compressedSend: true, largeBlocks: true, embeddedData: true,
-  sendEstimate: true, resumeTokens: true, bookmarks: true, holdsList: true, listParsable: true,
-};
-const fuse: ZfsCapabilities = {
-  ...openzfs, implementation: 'zfs-fuse', version: null, rawSend: false, compressedSend: false, largeBlocks: false, embeddedData: false,
-  sendEstimate: false, resumeTokens: false, bookmarks: false, holdsList: false, listParsable: false,
-};
+const openzfs = openzfsCaps;
+const fuse = zfsFuseCaps;
 
 function snapshot(short: string, guid: bigint): Snapshot {
   return { name: `${DS}@${short}`, dataset: DS, shortName: short, guid, createtxg: guid * 10n, creation: 1_700_000_000, used: 0, referenced: 0 };

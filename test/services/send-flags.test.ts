@@ -7,16 +7,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ConfigError, OperationError } from '../../src/errors.js';
 import { chooseSendFlags, legacySendFlags, rawForNewChain, sendOptionsFor } from '../../src/services/push/send-flags.js';
-import type { ZfsCapabilities } from '../../src/zfs/types.js';
+import { openzfsCaps, zfsFuseCaps } from '../helpers/capabilities.js';
 
-const openzfs: ZfsCapabilities = {
-  implementation: 'openzfs', version: '2.3.4', rawSend: true, compressedSend: true, largeBlocks: true, embeddedData: true,
-  sendEstimate: true, resumeTokens: true, bookmarks: true, holdsList: true, listParsable: true,
-};
-const fuse: ZfsCapabilities = {
-  ...openzfs, implementation: 'zfs-fuse', version: null, rawSend: false, compressedSend: false, largeBlocks: false, embeddedData: false,
-  sendEstimate: false, resumeTokens: false, bookmarks: false, holdsList: false, listParsable: false,
-};
+const openzfs = openzfsCaps;
+const fuse = zfsFuseCaps;
 
 /** `zfs get encryption`, counted. */
 function encryption(encrypted: boolean): { isEncrypted: (ds: string) => Promise<boolean>; asked: string[] } {

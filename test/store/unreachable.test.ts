@@ -5,7 +5,6 @@
  * configured one. See src/store/retry-mode.ts.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { describe, it } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { PermanentStoreError, StoreError, StoreUnreachableError, TransientStoreError } from '../../src/store/errors.js';
@@ -22,19 +21,12 @@ import {
   retryPolicy,
 } from '../../src/store/retry-mode.js';
 import { safeEndpoint, toStoreError } from '../../src/store/s3-store.js';
+import { closedPort } from '../helpers/ports.js';
 
 const CONFIG_DEFAULT = { retries: 8, minTimeoutMs: 500, maxTimeoutMs: 30_000 };
 const TTY = { stdin: true, stderr: true };
 const NO_TTY = { stdin: false, stderr: false };
 
-/** A port nothing listens on (bound, then closed). */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('retry mode: interactive runs are quick, unattended ones patient', () => {
   it('ZBK_RETRY wins; else quick only on a terminal outside CI and systemd', () => {
