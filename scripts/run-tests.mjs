@@ -7,7 +7,7 @@
 //   node scripts/run-tests.mjs --openzfs    the OpenZFS suite: test/openzfs/ plus the shared suites
 //                                           below, run under scripts/openzfs/run (npm run test:openzfs)
 // test/openzfs/ is not part of the default run: it needs the guest.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -78,8 +78,37 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env.ZBK_TEST_CONCURRENCY ?? '2';
-const res = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+
+// A hung test must fail the run, not eat CI's whole budget in silence: the
+// suite runs in its own process group under a watchdog (ZBK_TEST_WATCHDOG_MIN,
+// minutes; 0 = none). On expiry it prints what was still running (the hung
+// commands, e.g. a zfs that never returned) and kills the group.
+const watchdogMin = Number(process.env.ZBK_TEST_WATCHDOG_MIN ?? (openzfs ? 45 : 30));
+const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
   stdio: 'inherit',
   env: process.env,
+  detached: true,
 });
-process.exit(res.status ?? 1);
+const killGroup = (signal) => {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => killGroup(sig));
+let timedOut = false;
+const watchdog =
+  watchdogMin > 0
+    ? setTimeout(() => {
+        timedOut = true;
+        console.error(`run-tests: the suite did not finish within ${watchdogMin} min (ZBK_TEST_WATCHDOG_MIN); still running:`);
+        spawnSync('sh', ['-c', `ps -eo pid,pgid,etime,args | awk -v g=${child.pid} 'NR == 1 || $2 == g'`], { stdio: ['ignore', 2, 2] });
+        killGroup('SIGKILL');
+      }, watchdogMin * 60_000)
+    : undefined;
+child.on('exit', (code) => {
+  if (watchdog) clearTimeout(watchdog);
+  killGroup('SIGKILL'); // test processes a finished runner left behind
+  process.exit(timedOut ? 124 : (code ?? 1));
+});

@@ -33,8 +33,11 @@ resolve_versions() {
   [ -n "$GUEST_KVER" ] || die "cannot tell the kernel version of Debian's linux-image-amd64 (apt-cache depends linux-image-amd64)"
   ZFS_DEB_VERSION="$(apt-cache madison zfs-dkms 2>/dev/null | awk -v s="$ZFS_SERIES" -F' *[|] *' 'index($2, s) == 1 {print $2; exit}')"
   [ -n "$ZFS_DEB_VERSION" ] || die "no OpenZFS ${ZFS_SERIES}x in the package lists (is bookworm-backports contrib configured? apt-cache madison zfs-dkms)"
-  SSH_DEB_VERSION="$(dpkg-query -W -f '${Version}' openssh-client 2>/dev/null || true)"
-  [ -n "$SSH_DEB_VERSION" ] || SSH_DEB_VERSION="$(apt-cache policy openssh-client | awk '/Candidate:/ {print $2}')"
+  # sshd for the guest: the version apt would install now. Not the installed
+  # client's: that may be older than anything the mirror still has (a machine
+  # image built months ago), and installing host packages may upgrade it.
+  SSH_DEB_VERSION="$(apt-cache policy openssh-server 2>/dev/null | awk '/Candidate:/ {print $2; exit}')"
+  case "$SSH_DEB_VERSION" in ''|'(none)') die "no openssh-server in the package lists (apt-cache policy openssh-server)" ;; esac
   mkdir -p "$ZBK_OPENZFS_CACHE"
   printf 'GUEST_KVER=%s\nZFS_DEB_VERSION=%s\nSSH_DEB_VERSION=%s\n' "$GUEST_KVER" "$ZFS_DEB_VERSION" "$SSH_DEB_VERSION" >"$_versions_file.tmp.$$"
   mv "$_versions_file.tmp.$$" "$_versions_file"
