@@ -6,7 +6,7 @@
  *   zbk.key                          key file (JSON), metadata class
  *   zbk.key.prev                     the key file before the last passphrase change
  *   zbk.key.replaced-<time>          a key file replaced by init --force or key import
- *   manifest/<time>-<rand>.zbkm      sealed manifest mirror, metadata class
+ *   manifest/s<seq>-<time>-<rand>.zbkm  sealed manifest mirror, metadata class
  *   streams/<streamId>.zbks          sealed stream record, metadata class
  *   data/<streamId>/<volume>.zbkv    volume (sealed parts), data class;
  *                                    user metadata `zbk-meta` = sealed VolumeMetadata
@@ -41,10 +41,31 @@ export function parseVolumeKey(key: string): { streamId: string; volumeIndex: nu
   return m ? { streamId: m[1]!, volumeIndex: Number(m[2]) } : null;
 }
 
-/** Mirror keys sort by time: ISO basic format, then a random suffix. */
-export function manifestMirrorKey(at: Date, randomHex: string): string {
-  const t = at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-  return `${MANIFEST_PREFIX}${t}-${randomHex}.zbkm`;
+/**
+ * Mirror keys: `manifest/s<seq>-<time>-<rand>.zbkm`, the sequence number as 12
+ * digits (so keys sort by it), the write time in ISO basic format, a random
+ * suffix. The name's sequence is only a claim: the mirror seals its own
+ * sequence and key inside (docs/FORMAT.md §14), and readers trust that.
+ */
+export function manifestMirrorKey(seq: number, at: Date, randomHex: string): string {
+  if (!Number.isSafeInteger(seq) || seq < 1 || seq > MAX_MIRROR_SEQ) throw new RangeError(`mirror sequence out of range: ${seq}`);
+  return `${MANIFEST_PREFIX}s${String(seq).padStart(12, '0')}-${isoBasic(at)}-${randomHex}.zbkm`;
+}
+export const MAX_MIRROR_SEQ = 999_999_999_999;
+
+/** Keys of mirrors written before sequence numbers (`manifest/<time>-<rand>.zbkm`): still read, as sequence 0. */
+export function legacyManifestMirrorKey(at: Date, randomHex: string): string {
+  return `${MANIFEST_PREFIX}${isoBasic(at)}-${randomHex}.zbkm`;
+}
+
+/** The sequence a mirror key claims (0 for a legacy key), or null for anything else. */
+export function parseMirrorKey(key: string): { seq: number } | null {
+  const m = /^manifest\/(?:s(\d{12})-)?\d{8}T\d{6}Z-[0-9a-f]+\.zbkm$/.exec(key);
+  return m ? { seq: m[1] === undefined ? 0 : Number(m[1]) } : null;
+}
+
+function isoBasic(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** One volume as the stream record lists it. Sizes are exact byte counts. */

@@ -4,7 +4,9 @@ import { rebuild, type RebuildResult } from '../../src/services/rebuild.js';
 
 export default class ManifestRebuild extends BaseCommand {
   static override summary = 'Recreate the local manifest from the bucket (new machine, lost or corrupt state dir).';
-  static override description = `Starts from the newest manifest mirror that decrypts and passes its checks, then adds every stream whose sealed stream record is in the store, cross-checking each volume with a listing and a HEAD. Archived data is never read, so this costs a few requests, not a restore. Objects that cannot be placed (incomplete uploads, metadata that does not open, records whose volumes are missing) are listed, never guessed.
+  static override description = `Starts from the newest manifest mirror, by the sequence number sealed inside it, that decrypts and passes its checks, then adds every stream whose sealed stream record is in the store, checking each volume against the listing (and its metadata with a HEAD where it has some). Archived data is never read, so this costs a few requests, not a restore. Objects that cannot be placed (incomplete uploads, metadata that disagrees with its record, records whose volumes are missing) are listed, never guessed.
+
+A mirror older than the one the replaced manifest had seen (a rolled-back bucket, newer mirrors deleted), one stored under another mirror's name, or one dated more than a day ahead is refused with a warning; the stream records still give every restorable snapshot.
 
 An existing manifest is refused unless --force, which moves it aside (never deletes it).
 
@@ -22,7 +24,8 @@ Exit codes: 0 ok, 3 config / no repository, 4 passphrase, 5 store, 8 locked (--n
     this.say(`rebuilt ${r.manifestPath} from ${r.source === 'mirror' ? `mirror ${r.mirrorKey ?? ''}` : 'stream records'}`);
     this.say(`${r.streams} complete stream(s) (${r.streamsFromRecords} from stream records) for ${r.datasets.length} dataset(s)${r.datasets.length ? `: ${r.datasets.join(', ')}` : ''}`);
     if (r.movedAside) this.say(`the previous manifest was moved to ${r.movedAside}`);
-    for (const s of r.skippedMirrors) this.note(`skipped mirror ${s.key}: ${s.reason}`);
+    for (const s of r.skippedMirrors) this.note(`${s.refused ? 'warning: refused' : 'skipped'} mirror ${s.key}: ${s.reason}`);
+    for (const w of r.warnings) this.note(`warning: ${w}`);
     if (r.unplaced.length) {
       this.say(`${r.unplaced.length} object(s) could not be placed (left in the store untouched):`);
       for (const u of r.unplaced) this.say(`  ${u.key}: ${u.reason}`);

@@ -6,9 +6,8 @@
  * Callers hold the process lock (`./lock.ts`) around any session that
  * writes; SQLite's own locking keeps concurrent readers safe.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
@@ -1178,10 +1177,14 @@ export class Manifest {
   /**
    * A compacted, self-contained copy of the database (`VACUUM INTO`), as
    * bytes: a consistent snapshot of committed state, for the mirror.
+   * Written beside the manifest (the state directory), created empty with
+   * mode 0600 first: the plaintext never lands in a shared /tmp, nor
+   * readable by others for a moment.
    */
   compactedCopy(): Uint8Array {
-    const tmp = join(tmpdir(), `zbk-manifest-${process.pid}-${randomBytes(6).toString('hex')}.db`);
+    const tmp = join(dirname(this.path), `.${basename(this.path)}.copy-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
+      closeSync(openSync(tmp, 'wx', 0o600));
       this.db.prepare('VACUUM INTO ?').run(tmp);
       return new Uint8Array(readFileSync(tmp));
     } finally {

@@ -1,11 +1,16 @@
 /**
  * `zbk manifest rebuild`: recreate the local manifest from the bucket alone.
  *
- * 1. The newest mirror that decrypts and passes every check is the base.
+ * 1. The newest mirror, by its sealed sequence number, that decrypts and
+ *    passes every check is the base; one older than the newest this machine
+ *    has seen (the existing manifest's `mirror.seq`) is refused as a rollback.
  * 2. Stream records (`streams/*.zbks`, sealed, instantly readable) are then
  *    merged in: they cover pushes completed after that mirror, or everything
- *    when no mirror is usable. Each record's volumes are cross-checked with a
- *    listing and a HEAD (size, sealed `zbk-meta` metadata).
+ *    when no mirror is usable. Each record's volumes are checked against the
+ *    listing (presence, size, class, time). A HEAD cross-checks the sealed
+ *    `zbk-meta` metadata where there is some; the record is the authority, so
+ *    a volume without metadata (a bucket copied by a tool that drops user
+ *    metadata) or whose HEAD fails is still placed, with a warning.
  * 3. The mirror's own streams are checked against the listing too: a mirror
  *    can predate deletions (a consolidation killed, or whose mirror write
  *    failed, after deleting an old chain). Their missing volumes are marked
@@ -22,10 +27,11 @@ import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { ManifestError } from '../errors.js';
 import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, parseVolumeKey, streamRecordKey, volumeKey } from '../layout.js';
 import type { StreamRecord } from '../layout.js';
+import { NotFoundError, StoreError } from '../store/errors.js';
 import type { ListEntry, ObjectStore } from '../store/object-store.js';
 import { textToU64 } from './guid.js';
 import { type ImportStreamInput, Manifest } from './manifest.js';
-import { readNewestMirror, type SkippedMirror } from './mirror.js';
+import { MIRROR_SEQ_KV, localMirrorSeq, readNewestMirror, type SkippedMirror } from './mirror.js';
 
 export interface RebuildOptions {
   store: ObjectStore;
@@ -56,6 +62,8 @@ export interface RebuildReport {
    */
   goneFromStore: { key: string; streamId: string; dataset: string; streamState: string }[];
   skippedMirrors: SkippedMirror[];
+  /** Things that did not stop the rebuild but a user should know (missing metadata, HEAD errors). */
+  warnings: string[];
   /** Where the replaced manifest was moved (force only). */
   movedAside?: string;
 }
@@ -117,6 +125,7 @@ function metadataMismatch(meta: VolumeMetadata, rec: StreamRecord, index: number
 interface Collected {
   streams: ImportStreamInput[];
   unplaced: { key: string; reason: string }[];
+  warnings: string[];
   /** The listing of `data/`. */
   listed: ReadonlyMap<string, ListEntry>;
 }
@@ -128,6 +137,8 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
   for await (const e of store.list(DATA_PREFIX)) listed.set(e.key, e);
   const placed = new Set<string>();
   const streams: ImportStreamInput[] = [];
+  const noMetadata: string[] = [];
+  const headFailed: string[] = [];
 
   for await (const e of store.list(STREAMS_PREFIX)) {
     const m = STREAM_RECORD_KEY.exec(e.key);
@@ -160,20 +171,39 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
         problem = `volume ${v.key} has ${entry.size} bytes, the record says ${v.storedSize}`;
         break;
       }
-      const info = await store.head(v.key);
-      let meta: VolumeMetadata;
+      // The metadata is a second index, not the authority: the sealed record is. Absent
+      // metadata or a failed HEAD leaves the volume placed; metadata that is there must agree.
+      let sealedMeta: string | undefined;
+      let headOk = true;
       try {
-        meta = keyring.openVolumeMetadata(info.metadata[VOLUME_META_HEADER] ?? '');
+        sealedMeta = (await store.head(v.key)).metadata[VOLUME_META_HEADER];
       } catch (err) {
-        problem = `volume ${v.key} metadata does not open: ${(err as Error).message}`;
-        break;
+        if (err instanceof NotFoundError) {
+          problem = `volume ${v.key} is missing from the store`;
+          break;
+        }
+        headOk = false;
+        headFailed.push(`${v.key} (${(err as Error).message})`);
       }
-      problem = metadataMismatch(meta, rec, v.index);
-      if (problem) break;
-      volumeSize = meta.volumeSize;
+      if (sealedMeta === undefined || sealedMeta === '') {
+        if (headOk) noMetadata.push(v.key);
+      } else {
+        let meta: VolumeMetadata;
+        try {
+          meta = keyring.openVolumeMetadata(sealedMeta);
+        } catch (err) {
+          problem = `volume ${v.key} metadata does not open: ${(err as Error).message}`;
+          break;
+        }
+        problem = metadataMismatch(meta, rec, v.index);
+        if (problem) break;
+        volumeSize = Math.max(volumeSize, meta.volumeSize);
+      }
+      // Without metadata the configured volume size is not known; every volume but the last is full.
+      volumeSize = Math.max(volumeSize, v.plaintextSize);
       vols.push({
-        index: v.index, key: v.key, storageClass: info.storageClass, storedSize: v.storedSize, partCount: v.partCount,
-        plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: info.lastModified,
+        index: v.index, key: v.key, storageClass: entry.storageClass, storedSize: v.storedSize, partCount: v.partCount,
+        plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: entry.lastModified,
         // The push-time ETag from the (sealed) record, not today's HEAD: "zbk verify" compares the two.
         etag: v.etag ?? null,
       });
@@ -208,14 +238,38 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
     }
     let reason: string;
     try {
-      const meta = keyring.openVolumeMetadata((await store.head(key)).metadata[VOLUME_META_HEADER] ?? '');
-      reason = `no usable stream record for stream ${pk.streamId} of ${meta.dataset} (incomplete or abandoned upload)`;
+      const sealedMeta = (await store.head(key)).metadata[VOLUME_META_HEADER];
+      if (sealedMeta === undefined || sealedMeta === '') reason = `no usable stream record for stream ${pk.streamId} (incomplete or abandoned upload; no metadata)`;
+      else {
+        const meta = keyring.openVolumeMetadata(sealedMeta);
+        reason = `no usable stream record for stream ${pk.streamId} of ${meta.dataset} (incomplete or abandoned upload)`;
+      }
     } catch (err) {
-      reason = `metadata does not open: ${(err as Error).message}`;
+      reason = err instanceof StoreError ? `no usable stream record for stream ${pk.streamId} (HEAD failed: ${err.message})` : `metadata does not open: ${(err as Error).message}`;
     }
     unplaced.push({ key, reason });
   }
-  return { streams, unplaced, listed };
+  const warnings: string[] = [];
+  if (noMetadata.length > 0) {
+    warnings.push(
+      `${noMetadata.length} volume(s) have no zbk metadata (copied by a tool that drops user metadata?), e.g. ${noMetadata[0]}: placed from their sealed stream records; "zbk verify" reports them until they are pushed again`,
+    );
+  }
+  if (headFailed.length > 0) warnings.push(`HEAD failed for ${headFailed.length} volume(s), placed from their stream records without a metadata check: ${headFailed.slice(0, 3).join('; ')}`);
+  return { streams, unplaced, warnings, listed };
+}
+
+/** `mirror.seq` of the manifest at `path`, or 0 if it has none or does not open (it is being replaced). */
+function seenSeqOf(path: string, now: () => Date): number {
+  let old: Manifest | undefined;
+  try {
+    old = Manifest.open(path, { readonly: true, now });
+    return localMirrorSeq(old);
+  } catch {
+    return 0;
+  } finally {
+    old?.close();
+  }
 }
 
 function removeDbFiles(path: string): void {
@@ -229,6 +283,8 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
   if (existsSync(targetPath) && !opts.force) {
     throw new ManifestError(`a manifest already exists at ${targetPath}; pass --force to replace it (it will be moved aside, not deleted)`, 'MANIFEST_EXISTS');
   }
+  // The newest mirror this machine has seen: older ones are a rollback.
+  const lastSeenSeq = existsSync(targetPath) ? seenSeqOf(targetPath, now) : 0;
   const tmp = `${targetPath}.rebuild-${process.pid}`;
   removeDbFiles(tmp);
   let m: Manifest | undefined;
@@ -249,11 +305,16 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
         probe?.close();
       }
     };
-    const mirror = opts.ignoreMirrors ? { bytes: null, key: null, skipped: [] } : await readNewestMirror(store, keyring, validate);
+    const mirror = opts.ignoreMirrors
+      ? { bytes: null, key: null, seq: null, skipped: [] }
+      : await readNewestMirror(store, keyring, { validate, now, ...(lastSeenSeq > 0 ? { lastSeenSeq } : {}) });
     if (!mirror.bytes) removeDbFiles(tmp);
     // With a mirror, tmp already holds it (validated last); else create fresh.
     m = Manifest.open(tmp, { now });
     m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
+    // The next mirror written continues after both, so it sorts after every authentic one seen.
+    const seq = Math.max(lastSeenSeq, mirror.seq ?? 0);
+    if (seq > localMirrorSeq(m)) m.setValue(MIRROR_SEQ_KV, seq);
 
     const known = new Set(m.streams().filter((s) => s.state !== 'uploading' && s.state !== 'abandoned').map((s) => s.streamId));
     const collected = await collectFromStore(store, keyring, (id) => known.has(id));
@@ -281,7 +342,12 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
       unplaced: collected.unplaced,
       goneFromStore,
       skippedMirrors: mirror.skipped,
+      warnings: collected.warnings,
     };
+    const refused = mirror.skipped.filter((x) => x.refused);
+    if (refused.length > 0) {
+      report.warnings.unshift(`${refused.length} authentic mirror(s) refused (rolled back, or dated in the future): ${refused[0]!.reason}`);
+    }
     if (mirror.key) report.mirrorKey = mirror.key;
     m.logEvent('manifest-rebuilt', null, { source: report.source, mirrorKey: mirror.key, streams: report.streams, unplaced: report.unplaced.length, goneFromStore: goneFromStore.length });
     m.close();

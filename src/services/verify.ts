@@ -101,7 +101,10 @@ async function volumeCheck(ctx: ServiceContext, keyring: Keyring, s: StreamRow, 
   }
   if (v.storedSize !== null && info.size !== v.storedSize) return fail(`is ${info.size} bytes, the manifest says ${v.storedSize}`, info);
   // Sealed metadata first: wrong there is proven bad; right there, an ETag or class difference is a mismatch.
-  const meta = sealedMetadataProblem(keyring, s, v, info);
+  // Absent metadata is no finding: tools that copy buckets (aws s3 sync of a file:// store, some
+  // migrations) drop user metadata, and it is only a second index of what the sealed record says.
+  // The ETag below still tells whether the bytes are the pushed ones. Present, it must be right.
+  const meta = (info.metadata[VOLUME_META_HEADER] ?? '') === '' ? null : sealedMetadataProblem(keyring, s, v, info);
   if (meta) return fail(meta, info);
   if (v.etag !== null && info.etag === undefined) {
     return fail(`the store reports no ETag, the push recorded ${v.etag}: whether it was replaced cannot be told (a restore authenticates it)`, info, 'mismatch');

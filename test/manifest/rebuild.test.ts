@@ -91,13 +91,13 @@ describe('manifest mirror', () => {
     try {
       const good = await writeMirror(m, store, keyring, { storageClass: 'STANDARD', now: () => day(10) });
       const sealed = await store.getBytes(good.key);
-      const truncatedKey = manifestMirrorKey(day(11), 'aaaa');
+      const truncatedKey = manifestMirrorKey(11, day(11), 'aaaa');
       await store.put(truncatedKey, sealed.subarray(0, Math.floor(sealed.length / 2)));
-      const garbageKey = manifestMirrorKey(day(12), 'bbbb');
+      const garbageKey = manifestMirrorKey(12, day(12), 'bbbb');
       await store.put(garbageKey, new Uint8Array(500).fill(7));
-      const wrongKindKey = manifestMirrorKey(day(13), 'cccc');
+      const wrongKindKey = manifestMirrorKey(13, day(13), 'cccc');
       await store.put(wrongKindKey, keyring.sealBlob('zbk-stream-v1', m.compactedCopy()));
-      const notDbKey = manifestMirrorKey(day(14), 'dddd');
+      const notDbKey = manifestMirrorKey(14, day(14), 'dddd');
       await store.put(notDbKey, keyring.sealBlob(BLOB_MANIFEST, new TextEncoder().encode('not a database')));
       const got = await readNewestMirror(store, keyring);
       assert.equal(got.key, good.key);
@@ -128,7 +128,7 @@ describe('manifest rebuild', () => {
     const last = m.lastPushedSnapshot('tank/photos')!;
     m.abandonStream(m.findInFlightStream('tank/docs')!.streamId, 'test');
     await simulatePush(m, store, keyring, { dataset: 'tank/photos', from: last, to: snap('tank/photos@d4', 4n, 50n), volumes: [8], at: day(6) });
-    await store.put(manifestMirrorKey(day(7), 'ffff'), new Uint8Array([1, 2, 3]));
+    await store.put(manifestMirrorKey(50, day(7), 'ffff'), new Uint8Array([1, 2, 3]));
     const expected = essence(m);
     m.close();
     rmSync(path);

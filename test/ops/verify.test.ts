@@ -71,6 +71,23 @@ describe('zbk verify', () => {
     }
   });
 
+  it('an object whose user metadata a copy dropped (aws s3 sync, some migrations) but whose bytes are the pushed ones verifies (exit 0)', async (t) => {
+    if (!usable) return t.skip('no ZFS');
+    const [vol] = volumeFiles(repo!.storeDir);
+    const sidecar = `${vol}.zbk-meta.json`;
+    const original = readFileSync(sidecar, 'utf8');
+    const doc = JSON.parse(original) as { metadata: Record<string, string> };
+    doc.metadata = {};
+    writeFileSync(sidecar, JSON.stringify(doc));
+    try {
+      const r = await repo!.runJson<VerifyResult>(['verify']);
+      assert.equal(r.code, 0, JSON.stringify(r.json.problems));
+      assert.deepEqual(r.json.problems, []);
+    } finally {
+      writeFileSync(sidecar, original);
+    }
+  });
+
   it("reports an object whose sealed metadata was altered (exit 6)", async (t) => {
     if (!usable) return t.skip('no ZFS');
     const [vol] = volumeFiles(repo!.storeDir);
