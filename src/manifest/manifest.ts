@@ -6,9 +6,7 @@
  * Callers hold the process lock (`./lock.ts`) around any session that
  * writes; SQLite's own locking keeps concurrent readers safe.
  */
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
 import { streamRecordKey, volumeKey } from '../layout.js';
@@ -1175,20 +1173,25 @@ export class Manifest {
   }
 
   /**
-   * A compacted, self-contained copy of the database (`VACUUM INTO`), as
-   * bytes: a consistent snapshot of committed state, for the mirror.
-   * Written beside the manifest (the state directory), created empty with
-   * mode 0600 first: the plaintext never lands in a shared /tmp, nor
-   * readable by others for a moment.
+   * A compacted, self-contained copy of the database, as bytes: a consistent
+   * snapshot of committed state, for the mirror. Made in memory (serialize,
+   * VACUUM the in-memory copy, serialize again): the plaintext never lands in
+   * a temp file, in /tmp or elsewhere.
    */
   compactedCopy(): Uint8Array {
-    const tmp = join(dirname(this.path), `.${basename(this.path)}.copy-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const image = this.db.serialize();
+    // The image says WAL mode (header bytes 18–19 = 2), which an in-memory database cannot
+    // open; mark it as a rollback-journal database (1, 1) as VACUUM INTO's output would be.
+    image[18] = 1;
+    image[19] = 1;
+    const mem = new Database(image);
     try {
-      closeSync(openSync(tmp, 'wx', 0o600));
-      this.db.prepare('VACUUM INTO ?').run(tmp);
-      return new Uint8Array(readFileSync(tmp));
+      // VACUUM builds its copy in temp storage: keep that in memory too.
+      mem.pragma('temp_store = MEMORY');
+      mem.exec('VACUUM');
+      return new Uint8Array(mem.serialize());
     } finally {
-      rmSync(tmp, { force: true });
+      mem.close();
     }
   }
 }
