@@ -7,6 +7,7 @@
  * mention only the host.
  */
 import { spawn } from 'node:child_process';
+import { childEnvironment } from '../child-env.js';
 import type { HookConfig } from '../config/config.js';
 
 export interface HookOutcome {
@@ -14,16 +15,6 @@ export interface HookOutcome {
   /** What ran, without secrets. */
   what: string;
   detail?: string;
-}
-
-/** Variables a hook command never gets: zbk's own secrets (a notification script has no use for them). */
-const SECRET_ENV = /^(AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN|SECURITY_TOKEN|WEB_IDENTITY_TOKEN_FILE)|ZBK_PASSPHRASE(_FILE)?)$/;
-
-/** zbk's environment without its secrets, for hook commands. */
-export function hookEnvironment(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined && !SECRET_ENV.test(k)) out[k] = v;
-  return out;
 }
 
 /** Run a hook command with a timeout. Never throws. */
@@ -40,7 +31,7 @@ export function runHookCommand(argv: string[], env: Record<string, string>, time
     };
     let child;
     try {
-      child = spawn(argv[0]!, argv.slice(1), { env: { ...hookEnvironment(process.env), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(argv[0]!, argv.slice(1), { env: { ...childEnvironment(process.env), ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (err) {
       finish({ ok: false, what, detail: (err as Error).message });
       return;

@@ -3,6 +3,7 @@
  * unless a stream is given, stderr kept as a bounded tail.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { childEnvironment } from '../child-env.js';
 import { STDERR_TAIL_BYTES, ZfsError, ZfsMissingError } from './errors.js';
 
 /** Keeps only the last `max` bytes written to it. */
@@ -61,8 +62,8 @@ export function start(argv: string[], stdin: 'ignore' | 'pipe', stderrBytes = ST
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: [stdin, 'pipe', 'pipe'],
     shell: false,
-    // LC_ALL=C: messages are matched by their English text.
-    env: { ...process.env, LC_ALL: 'C' },
+    // LC_ALL=C: messages are matched by their English text. No AWS credentials or passphrase.
+    env: { ...childEnvironment(process.env), LC_ALL: 'C' },
   });
   const stderr = new TailBuffer(stderrBytes);
   child.stderr!.on('data', (c: Buffer) => stderr.push(c));

@@ -14,6 +14,7 @@ import { PlaintextFeed } from '../../src/pipeline/download.js';
 import { ZfsError } from '../../src/zfs/errors.js';
 import { InvalidNameError } from '../../src/zfs/names.js';
 import { Zfs } from '../../src/zfs/zfs.js';
+import { zfsFuseCaps } from '../helpers/capabilities.js';
 
 let dir: string;
 let log: string;
@@ -172,4 +173,37 @@ test('receive: onWritten reports every byte that reached zfs, and a PlaintextFee
   assert.equal(written, 24 * partSize);
   assert.ok(readFileSync(out).equals(Buffer.concat(expected)), 'zfs got every byte as written, none overwritten by a reused buffer');
   rmSync(log, { force: true });
+});
+
+test('zfs child processes (commands and sends) get neither AWS credentials nor the passphrase, but the rest of the environment', async () => {
+  const envLog = join(dir, 'env.log');
+  const rec = script('env-recorder', `env >> '${envLog}'\nexit 0`);
+  const zfs = new Zfs({ zfs: [rec], zpool: [rec] }, { capabilities: zfsFuseCaps });
+  const secrets: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: 'AKIAEXAMPLEEXAMPLE12',
+    AWS_SECRET_ACCESS_KEY: 'secret-key-value-123',
+    AWS_SESSION_TOKEN: 'session-token-value',
+    ZBK_PASSPHRASE: 'correct horse battery',
+    ZBK_PASSPHRASE_FILE: '/root/zbk-passphrase',
+  };
+  const saved = Object.fromEntries(Object.keys(secrets).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, secrets, { ZBK_TEST_VISIBLE: 'kept' });
+  try {
+    await zfs.exists('tank/ok');
+    const s = zfs.send({ snapshot: 'tank/a@s' });
+    await pipeline(s.stream, new Writable({ write: (_c, _e, cb) => cb() }));
+    await s.done;
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    delete process.env.ZBK_TEST_VISIBLE;
+  }
+  const seen = readFileSync(envLog, 'utf8');
+  assert.equal(seen.match(/^ZBK_TEST_VISIBLE=kept$/gm)?.length, 2, 'both the command and the send ran, with the ordinary environment');
+  for (const [k, v] of Object.entries(secrets)) {
+    assert.doesNotMatch(seen, new RegExp(`^${k}=`, 'm'), `${k} reached zfs`);
+    assert.equal(seen.includes(v), false, `the value of ${k} reached zfs`);
+  }
 });
