@@ -10,9 +10,11 @@
  * refused (`file:line: unknown key ... — did you mean ...?`, lines found by
  * ./locate.ts), and the loader below reads keys only through it.
  */
+import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import bytes from 'bytes';
 import { parse, stringify, TomlError } from 'smol-toml';
 import { ConfigError } from '../errors.js';
@@ -84,6 +86,8 @@ export interface HookConfig {
   onFailure?: string;
   /** healthchecks (default), uptime-kuma or ntfy. */
   webhookFormat: 'healthchecks' | 'uptime-kuma' | 'ntfy';
+  /** false: webhook messages say `dataset-1`, `@<snapshot>` instead of names (the webhook's service learns none). */
+  includeNames: boolean;
 }
 
 export interface RestoreConfig {
@@ -108,8 +112,19 @@ export interface ZbkConfig {
    * or `hold` (a `zbk` hold on the last pushed snapshot, plus the bookmark).
    */
   zfs: { zfs: string[]; zpool: string[]; protectBase: ProtectBase };
-  /** Directory for the manifest database, lock and caches. */
+  /**
+   * Directory for the manifest database, lock and caches: `state_dir` as
+   * written, else `<base>/<repository id>/` (see `defaultStateDir`).
+   */
   stateDir: string;
+  /**
+   * Set only when `state_dir` is not configured: the default of zbk before
+   * state directories were per repository (`<base>`, e.g. /var/lib/zbk).
+   * A manifest of this repository found there is moved into `stateDir`
+   * once (src/services/context.ts, `moveLegacyState`); one of another
+   * repository is left alone.
+   */
+  legacyStateDir?: string;
   /** Manifest mirrors kept in the store. */
   mirrors: number;
   /** Passphrase file (else ZBK_PASSPHRASE_FILE, else a prompt). */
@@ -136,10 +151,47 @@ export function resolveConfigPath(flag?: string): string {
   return join(base, 'zbk', 'config.toml');
 }
 
-function defaultStateDir(): string {
+/** Where zbk keeps local state when the config names no `state_dir`: /var/lib/zbk for root, else $XDG_STATE_HOME/zbk (~/.local/state/zbk). */
+export function defaultStateBase(): string {
   if (isRoot()) return '/var/lib/zbk';
   const base = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
   return join(base, 'zbk');
+}
+
+/**
+ * A store URL as the store itself names it (`ObjectStore.url`) and the
+ * manifest records it (`repository.store_url`): `s3://bucket/a/b` (empty
+ * segments and the trailing slash dropped) or `file:///absolute/dir`
+ * (resolved, no trailing slash). Expects a URL the config accepted.
+ */
+export function normalizedStoreUrl(url: string): string {
+  const s3 = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(url);
+  if (s3) return [`s3://${s3[1]!}`, ...(s3[2] ?? '').split('/').filter((x) => x !== '')].join('/');
+  try {
+    return pathToFileURL(resolve(fileURLToPath(url))).href;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * A stable id of a repository, known before its key is opened: 16 hex
+ * digits of the SHA-256 of its normalized store URL. Two configs naming
+ * the same bucket and prefix (or directory) get the same id, any other
+ * bucket, prefix or directory another one.
+ */
+export function repositoryId(storeUrl: string): string {
+  return createHash('sha256').update(normalizedStoreUrl(storeUrl)).digest('hex').slice(0, 16);
+}
+
+/**
+ * The default state directory: `<base>/<repository id>/`, one per
+ * repository, so several repositories on one machine work with default
+ * settings (before, all shared `<base>` and each `init` moved the other's
+ * manifest aside). An explicit `state_dir` is used as it is.
+ */
+export function defaultStateDir(storeUrl: string): string {
+  return join(defaultStateBase(), repositoryId(storeUrl));
 }
 
 /** Parse "64MiB", "4 GiB", "5368709120" into bytes. */
@@ -356,7 +408,8 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   const hooks = open('hooks', doc.hooks, ['hooks']);
   const restore = open('restore', doc.restore, ['restore']);
   const retention = open('retention', doc.retention, ['retention']);
-  const stateDir = root.str('state_dir') ?? defaultStateDir();
+  const explicitStateDir = root.str('state_dir');
+  const stateDir = explicitStateDir ?? defaultStateDir(url);
 
   const datasetsRaw = Array.isArray(doc.dataset) ? (doc.dataset as unknown[]) : [];
   const datasets: DatasetConfig[] = datasetsRaw.map((d, i) => {
@@ -421,6 +474,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
     },
     zfs: { zfs: zfs.argv('zfs', ['zfs']), zpool: zfs.argv('zpool', ['zpool']), protectBase },
     stateDir: resolve(stateDir),
+    ...(explicitStateDir === undefined ? { legacyStateDir: defaultStateBase() } : {}),
     mirrors,
     passphraseFile: root.str('passphrase_file'),
     datasets,
@@ -431,6 +485,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
       onSuccess,
       onFailure,
       webhookFormat,
+      includeNames: hooks.bool('include_names', true),
     },
     restore: {
       ...(restore.has('free_egress_gb') ? { freeEgressGB: restore.num('free_egress_gb', 100) } : {}),

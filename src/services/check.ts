@@ -309,7 +309,8 @@ export async function sourceCheck(ctx: ServiceContext, dataset: string, now: Dat
 export async function check(ctx: ServiceContext, opts: CheckOptions): Promise<CheckResult> {
   const result = await evaluate(ctx, opts);
   if (!opts.notify) return result;
-  const w = await sendWebhook(ctx.config.hooks, result.status === 'OK', `zbk check: ${result.line}`);
+  const names = [...ctx.config.datasets.map((d) => d.name), ...result.datasets.map((d) => d.dataset)];
+  const w = await sendWebhook(ctx.config.hooks, result.status === 'OK', `zbk check: ${result.line}`, names);
   if (w && !w.ok) ctx.log.warn(`${w.what} failed (${w.detail ?? ''})`);
   return { ...result, webhook: w };
 }

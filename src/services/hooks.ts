@@ -143,11 +143,29 @@ export function redactSecrets(message: string, hooks?: Pick<HookConfig, 'onSucce
     .replace(/\b(AKIA|ASIA)[A-Z0-9]{16}\b/g, '$1…');
 }
 
-/** Send the success/failure webhook, if configured. Never throws. The message is redacted (`redactSecrets`). */
-export async function sendWebhook(hooks: HookConfig, ok: boolean, message: string): Promise<HookOutcome | null> {
+/**
+ * `message` with dataset and snapshot names left out: each of `datasets`
+ * (longest first, so `tank/a/b` is not read as `tank/a` + `/b`) becomes
+ * `dataset-<n>`, numbered in the order given, and every `@name` becomes
+ * `@<snapshot>`. For `[hooks] include_names = false`.
+ */
+export function withoutNames(message: string, datasets: readonly string[]): string {
+  const order = [...new Set(datasets.filter((d) => d !== ''))];
+  let out = message;
+  for (const name of [...order].sort((a, b) => b.length - a.length)) out = out.split(name).join(`dataset-${order.indexOf(name) + 1}`);
+  return out.replace(/@[^\s'"(),;]+/g, '@<snapshot>');
+}
+
+/**
+ * Send the success/failure webhook, if configured. Never throws. The message
+ * is redacted (`redactSecrets`), and without names when `includeNames` is
+ * false (`datasets`: every dataset name the message may hold).
+ */
+export async function sendWebhook(hooks: HookConfig, ok: boolean, message: string, datasets: readonly string[] = []): Promise<HookOutcome | null> {
   let req: WebhookRequest | null;
   try {
-    req = webhookRequest(hooks, ok, redactSecrets(message, hooks));
+    const text = redactSecrets(message, hooks);
+    req = webhookRequest(hooks, ok, hooks.includeNames ? text : withoutNames(text, datasets));
   } catch {
     // An unparsable URL (checked by the config, but a hook must never turn a result around).
     return { ok: false, what: 'webhook', detail: 'the webhook URL is not a valid URL' };

@@ -287,8 +287,8 @@ export class PushService {
     if (failure !== null && !alert) return;
     const msg = facts
       ? `zbk push ${dataset} failed: ${facts.message}`
-      : `zbk push ${dataset}: ${result?.kind} ${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
-    const w = await sendWebhook(hooks, facts === null, msg);
+      : `zbk push ${dataset}: ${result?.kind} ${dataset}@${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
+    const w = await sendWebhook(hooks, facts === null, msg, [...this.ctx.config.datasets.map((d) => d.name), dataset]);
     if (w && !w.ok) this.warn(`${w.what} failed (${w.detail ?? ''})`);
   }
 

@@ -190,7 +190,7 @@ test('config: every key the schema declares loads (the loader reads each one: sc
     retry: { retries: 2, min_timeout_ms: 10, max_timeout_ms: 20 },
     zfs: { zfs: ['sudo', 'zfs'], zpool: 'zpool', protect_base: 'hold' },
     dataset: { name: 'tank/a', snapshot_pattern: '^daily', raw: false },
-    hooks: { pre_push: ['true'], post_push: ['true'], timeout_seconds: 60, on_success: 'https://h/1', on_failure: 'https://h/2', webhook_format: 'ntfy' },
+    hooks: { pre_push: ['true'], post_push: ['true'], timeout_seconds: 60, on_success: 'https://h/1', on_failure: 'https://h/2', webhook_format: 'ntfy', include_names: false },
     restore: { free_egress_gb: 50, reserve_gb: 5, tier: 'Standard', staging_dir: '/tmp/staging' },
     retention: { keep_last: 7, keep_monthly: 24, keep_yearly: 10 },
     prices: Object.fromEntries(Object.keys(CONFIG_SCHEMA.prices).map((k) => [k, 0.5])),
@@ -204,6 +204,7 @@ test('config: every key the schema declares loads (the loader reads each one: sc
   assert.equal(c.store.checksumCalculation, 'when_required');
   assert.deepEqual(c.zfs.zfs, ['sudo', 'zfs']);
   assert.equal(c.restore.freeEgressGB, 50);
+  assert.equal(c.hooks.includeNames, false);
   assert.equal(Object.keys(c.prices).length, Object.keys(CONFIG_SCHEMA.prices).length);
 });
 

@@ -62,7 +62,7 @@ test('messages sent out lose secrets: webhook URLs, URL credentials and queries,
   }
   assert.match(text, /hc-ping\.com/);
   assert.match(text, /http:\/\/minio\.local:9000\/b\/k\?…/);
-  const facts = failureFacts(new WrongPassphraseError(), { hooks: { timeoutSeconds: 1, webhookFormat: 'healthchecks' } });
+  const facts = failureFacts(new WrongPassphraseError(), { hooks: { timeoutSeconds: 1, webhookFormat: 'healthchecks', includeNames: true } });
   assert.deepEqual(facts, { code: 'WRONG_PASSPHRASE', exitCode: 4, message: 'wrong passphrase: it does not open the key file' });
 });
 

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import type { HookConfig } from '../../src/config/config.js';
 import { runHookCommand, sendWebhook, webhookRequest } from '../../src/services/hooks.js';
 
-const base: HookConfig = { timeoutSeconds: 5, webhookFormat: 'healthchecks' };
+const base: HookConfig = { timeoutSeconds: 5, webhookFormat: 'healthchecks', includeNames: true };
 
 test('healthchecks: success pings the URL, failure pings URL/fail unless a failure URL is set', () => {
   const hooks = { ...base, onSuccess: 'https://hc-ping.com/SECRET-UUID' };

@@ -200,3 +200,23 @@ test('check warns (exit 1) when the newest snapshot on the source is older than 
   r = await zbk(repo, ['check', '--max-snapshot-age', '2h']);
   assert.equal(r.code, 0, r.stdout);
 });
+
+test('[hooks] include_names = false: success, failure and check webhooks carry no dataset or snapshot name', async (t) => {
+  if (!requireZfs(t)) return;
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'family-photos' });
+  const hook = await webhookServer(t);
+  appendFileSync(repo.configPath, `\n[hooks]\non_success = "${hook.url}/ok"\non_failure = "${hook.url}/fail"\ninclude_names = false\n`);
+  writeRandomFiles(mnt, { files: 1, bytesEach: 256 * 1024, seed: 'names' });
+  await pool.zfs.snapshot(`${ds}@holiday-2026`);
+  assert.equal((await zbk(repo, ['push'])).code, 0);
+  const wrong = join(repo.dir, 'wrong-passphrase');
+  writeFileSync(wrong, `${WRONG_PASSPHRASE}\n`, { mode: 0o600 });
+  assert.equal((await zbk(repo, ['push'], { ZBK_PASSPHRASE_FILE: wrong })).code, 4);
+  assert.equal((await zbk(repo, ['check', '--notify'])).code, 2);
+  assert.equal(hook.pings.length, 3, hook.pings.map((p) => p.path).join(' '));
+  const bodies = hook.pings.map((p) => p.body).join('\n');
+  for (const name of [ds, 'family-photos', 'holiday-2026', pool.name]) assert.ok(!bodies.includes(name), `${name} reached the webhook: ${bodies}`);
+  assert.match(bodies, /zbk push dataset-1: full dataset-1@<snapshot> \(\d+ bytes\)/);
+  assert.match(bodies, /zbk push dataset-1 failed: wrong passphrase/);
+  assert.match(bodies, /zbk check: ZBK CRITICAL - dataset-1/);
+});

@@ -94,6 +94,6 @@ export async function reportEarlyPushFailure(config: ZbkConfig, datasets: readon
       if (!o.ok) warn(`post-push ${o.what} failed (${o.detail ?? ''})`);
     }
   }
-  const w = await sendWebhook(hooks, false, `zbk push ${datasets.join(' ')} failed: ${facts.message}`);
+  const w = await sendWebhook(hooks, false, `zbk push ${datasets.join(' ')} failed: ${facts.message}`, [...config.datasets.map((d) => d.name), ...datasets]);
   if (w && !w.ok) warn(`${w.what} failed (${w.detail ?? ''})`);
 }
