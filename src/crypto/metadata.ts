@@ -3,8 +3,12 @@
  * metadata (`zbk-meta`), so `manifest rebuild` can place a volume from a
  * HeadObject without restoring archived data.
  *
- *   bytes  = "ZBKM" ‖ version(1) ‖ keyId(8) ‖ nonce(24) ‖ XChaCha20-Poly1305(metaKey, nonce, ad = bytes[0..37), json)
+ *   bytes  = "ZBKM" ‖ version(1) ‖ keyId(8) ‖ nonce(24) ‖ XChaCha20-Poly1305(metaKey, nonce, ad = bytes[0..37), json ‖ spaces)
  *   string = base64url(bytes), no padding
+ *
+ * The JSON is padded with spaces (which every JSON parser skips) to a size
+ * class, so the stored length does not tell how long the dataset and
+ * snapshot names are (`paddedMetadataLength`).
  */
 import { IntegrityError, UsageError } from '../errors.js';
 import { equalBytes, fromBase64url, fromUtf8, toBase64url, toHex, utf8 } from './bytes.js';
@@ -17,6 +21,15 @@ export const METADATA_VERSION = 1;
 export const METADATA_HEADER_BYTES = 4 + 1 + 8 + AEAD_NONCE_BYTES;
 /** S3 allows 2 KB of user metadata per object; the sealed string must fit with room for the header name. */
 export const METADATA_MAX_CHARS = 2000;
+/** Padded plaintext lengths are multiples of this, up to the most that fits. */
+export const METADATA_PAD_CLASS = 256;
+/** The longest plaintext whose sealed string fits in METADATA_MAX_CHARS: ⌈(37 + m + 16)·4/3⌉ ≤ 2000. */
+export const METADATA_MAX_PLAINTEXT = Math.floor((METADATA_MAX_CHARS * 3) / 4) - METADATA_HEADER_BYTES - AEAD_TAG_BYTES;
+
+/** The padded length of a `jsonLength`-byte plaintext: the next multiple of 256, at most METADATA_MAX_PLAINTEXT. */
+export function paddedMetadataLength(jsonLength: number): number {
+  return Math.min(Math.ceil(Math.max(jsonLength, 1) / METADATA_PAD_CLASS) * METADATA_PAD_CLASS, METADATA_MAX_PLAINTEXT);
+}
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const DECIMAL = /^[0-9]{1,20}$/;
@@ -73,13 +86,22 @@ export function sealMetadata(
   const canon = canonicalMetadata(meta);
   if (!canon) throw new UsageError('volume metadata is malformed (check streamId, snapshot guids, indices)', 'METADATA_INVALID');
   const json = utf8(JSON.stringify(canon));
-  const out = new Uint8Array(METADATA_HEADER_BYTES + json.length + AEAD_TAG_BYTES);
+  if (json.length > METADATA_MAX_PLAINTEXT) {
+    throw new UsageError(
+      `volume metadata is ${json.length} bytes, over the ${METADATA_MAX_PLAINTEXT} that fit sealed in S3 user metadata (dataset or snapshot names too long)`,
+      'METADATA_TOO_LARGE',
+    );
+  }
+  const padded = new Uint8Array(paddedMetadataLength(json.length)).fill(0x20);
+  padded.set(json, 0);
+  const out = new Uint8Array(METADATA_HEADER_BYTES + padded.length + AEAD_TAG_BYTES);
   out.set(METADATA_MAGIC, 0);
   out[4] = METADATA_VERSION;
   out.set(keyId, 5);
   out.set(nonce, 13);
   const header = out.subarray(0, METADATA_HEADER_BYTES);
-  sodium.aeadEncrypt(out.subarray(METADATA_HEADER_BYTES), json, header, nonce, key);
+  sodium.aeadEncrypt(out.subarray(METADATA_HEADER_BYTES), padded, header, nonce, key);
+  padded.fill(0);
   const s = toBase64url(out);
   if (s.length > METADATA_MAX_CHARS) {
     throw new UsageError(

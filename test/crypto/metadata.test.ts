@@ -41,6 +41,20 @@ describe('sealed volume metadata', () => {
     assert.deepEqual(kr(be.wasm).openVolumeMetadata(s), realistic());
   });
 
+  it('is padded to size classes: its length does not tell the length of the names', () => {
+    const seal = (dataset: string, snap: string): string =>
+      kr(be.native).sealVolumeMetadata({ ...realistic(), dataset, toSnapshot: { ...realistic().toSnapshot, name: snap } });
+    const short = seal('tank/a', 'daily-1');
+    const longer = seal('tank/family/photos-2026', 'autosnap_2026-12-01_00:00:00_daily');
+    assert.equal(short.length, longer.length, 'names of different lengths in one class seal to one length');
+    const plainLen = (s: string): number => Buffer.from(s, 'base64url').length - 37 - 16;
+    assert.equal(plainLen(short) % 256, 0);
+    // The largest class is what fits: a 200-character dataset with 100-character snapshot names.
+    const big = kr(be.native).sealVolumeMetadata(realistic());
+    assert.ok(plainLen(big) % 256 === 0 || plainLen(big) === 1447, String(plainLen(big)));
+    assert.deepEqual(kr(be.wasm).openVolumeMetadata(short).dataset, 'tank/a');
+  });
+
   it('too large → clear UsageError', () => {
     const big = { ...realistic(), dataset: 'x'.repeat(1500) };
     assert.throws(() => kr(be.native).sealVolumeMetadata(big), (e: unknown) => e instanceof UsageError && e.code === 'METADATA_TOO_LARGE');

@@ -171,7 +171,10 @@ describe('test vectors in docs/FORMAT.md', () => {
     }
     const kind = utf8('zbk-stream-v1');
     const metaHeader = concat(utf8('ZBKM'), new Uint8Array([1]), keyId, pattern(24));
-    const json = utf8(JSON.stringify(VECTOR_METADATA));
+    // Padded with spaces to the next multiple of 256 bytes (section 13).
+    const bare = utf8(JSON.stringify(VECTOR_METADATA));
+    const json = new Uint8Array(Math.ceil(bare.length / 256) * 256).fill(0x20);
+    json.set(bare);
     const metaCt = new Uint8Array(json.length + 16);
     s.aeadEncrypt(metaCt, json, metaHeader, pattern(24), sub('zbk-meta'));
     const name = new Uint8Array(16);
