@@ -36,7 +36,13 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
       if (records.length) this.note(`${records.length} stream record(s) damaged (a "zbk manifest rebuild" would not find those streams): ${records.map((o) => o.key).join(', ')}`);
     }
     if (result.inFlight.length) this.say(`\nin-flight uploads (resumed by the next push): ${result.inFlight.map((u) => `${u.dataset} ${u.key}`).join(', ')}`);
-    if (result.orphans.length) this.say(`\norphan uploads (billed until aborted; the next push aborts them): ${result.orphans.map((u) => u.key).join(', ')}`);
+    const due = result.orphans.filter((u) => u.abortable !== false);
+    const waiting = result.orphans.filter((u) => !due.includes(u));
+    if (due.length) this.say(`\norphan uploads (billed until aborted; the next push aborts them): ${due.map((u) => u.key).join(', ')}`);
+    if (waiting.length) {
+      this.say(`\nuploads of streams this manifest does not know (another machine's?), billed until aborted; a push aborts them once 48 h old:`);
+      for (const u of waiting) this.say(`  ${u.key} (started ${u.initiated?.slice(0, 19) ?? '?'}, abortable from ${u.abortableFrom!.slice(0, 19)})`);
+    }
     this.say(`\ntotal ≈ $${result.monthlyCost.toFixed(4)}/month (prices as of ${result.priceTableDate})`);
     return result;
   }

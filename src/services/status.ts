@@ -9,7 +9,7 @@ import type { Manifest } from '../manifest/manifest.js';
 import { chainHealth, type ChainHealth } from './chain-health.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { assertKnownDataset } from './known-dataset.js';
-import { findOrphanUploads } from './orphans.js';
+import { FOREIGN_GRACE_MS, findOrphanUploads } from './orphans.js';
 
 export interface ChainEntry {
   streamId: string;
@@ -48,6 +48,9 @@ export interface UploadStatus {
   initiated: string | null;
   /** Orphans only: `ours` (aborted by the next push) or `foreign` (another machine's, aborted once 48 h old). */
   owner?: 'ours' | 'foreign';
+  /** Orphans only: whether the next push aborts it, and from when a push may (ours: at once). */
+  abortable?: boolean;
+  abortableFrom?: string;
 }
 
 export interface StatusResult {
@@ -122,6 +125,8 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
       dataset: null,
       initiated: u.initiated.toISOString(),
       owner: u.owner,
+      abortable: u.abortable,
+      abortableFrom: u.owner === 'ours' ? u.initiated.toISOString() : new Date(u.initiated.getTime() + FOREIGN_GRACE_MS).toISOString(),
     }));
     return {
       store: ctx.store.url,

@@ -225,6 +225,9 @@ test('a destroyed base makes the next push send full and say why; concurrent pus
   await store.createMultipartUpload(foreignKey, { storageClass: 'DEEP_ARCHIVE' });
   assert.equal((await repo.zbk(['push', ds])).code, 0);
   assert.equal((await store.listMultipartUploads('data/')).length, 1, 'a foreign upload younger than 48 h is kept');
+  const young = await repo.zbk(['status']);
+  assert.match(young.stdout, new RegExp(`another machine's\\?\\), billed until aborted; a push aborts them once 48 h old:\\n  ${foreignKey} \\(started .*, abortable from `));
+  assert.doesNotMatch(young.stdout, /the next push aborts them/, 'status does not promise what the next push will not do');
   const later = new Date(Date.now() + 49 * 3600 * 1000).toISOString();
   const st = await startZbk(['status', '--json'], { ...repo.env, ZBK_NOW: later }).done;
   assert.match(st.stdout, /"owner": "foreign"/);
