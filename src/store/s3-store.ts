@@ -15,6 +15,7 @@
  *   details that could include credentials.
  */
 import { PassThrough, type Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -81,8 +82,17 @@ export interface S3StoreOptions {
   connectTimeoutMs?: number;
 }
 
-/** Lifecycle rule id zbk writes (and recognises) for aborting stale multipart uploads. */
+/** Lifecycle rule id zbk wrote before rules were per prefix (one per bucket: a second repository replaced the first's). */
 export const ABORT_RULE_ID = 'zbk-abort-incomplete-multipart-uploads';
+
+/**
+ * The id of zbk's rule aborting stale multipart uploads under `keyPrefix`:
+ * one rule per repository prefix, so repositories sharing a bucket each keep
+ * theirs (ids are at most 255 characters: the prefix goes in as a hash).
+ */
+export function abortRuleId(keyPrefix: string): string {
+  return `${ABORT_RULE_ID}-${createHash('sha256').update(keyPrefix).digest('hex').slice(0, 16)}`;
+}
 
 export class S3Store implements ObjectStore, IdentityProvider {
   readonly url: string;
@@ -419,12 +429,19 @@ export class S3Store implements ObjectStore, IdentityProvider {
     });
   }
 
-  /** Add (or replace) zbk's rule aborting uploads `days` after initiation, keeping the bucket's other rules. */
+  /**
+   * Add (or replace) this repository's rule aborting uploads `days` after
+   * initiation, merged with the bucket's other rules: other repositories'
+   * (other prefixes) and the owner's own stay as they are. A rule of an older
+   * zbk (one id per bucket) is replaced only when it is for this prefix.
+   */
   async putAbortIncompleteUploadsRule(days: number): Promise<void> {
     if (!Number.isInteger(days) || days < 1) throw new PermanentStoreError(`days must be a positive integer, got ${days}`, 'INVALID_ARGUMENT');
-    const rules = (await this.lifecycleRules()).filter((r) => r.ID !== ABORT_RULE_ID);
+    const id = abortRuleId(this.keyPrefix);
+    const prefixOf = (r: LifecycleRule): string => r.Filter?.Prefix ?? r.Filter?.And?.Prefix ?? r.Prefix ?? '';
+    const rules = (await this.lifecycleRules()).filter((r) => r.ID !== id && !(r.ID === ABORT_RULE_ID && prefixOf(r) === this.keyPrefix));
     rules.push({
-      ID: ABORT_RULE_ID,
+      ID: id,
       Status: 'Enabled',
       Filter: { Prefix: this.keyPrefix },
       AbortIncompleteMultipartUpload: { DaysAfterInitiation: days },

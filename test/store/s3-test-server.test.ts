@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startS3TestServer, TestClock, type S3TestServer } from '../s3-server/index.js';
-import { S3Store } from '../../src/store/s3-store.js';
+import { GetBucketLifecycleConfigurationCommand, PutBucketLifecycleConfigurationCommand, S3Client } from '@aws-sdk/client-s3';
+import { ABORT_RULE_ID, S3Store, abortRuleId } from '../../src/store/s3-store.js';
 import { RetryingStore } from '../../src/store/retry-store.js';
 import { openStore } from '../../src/store/open-store.js';
 import { AccessDeniedError, ArchivedError, NotFoundError, PermanentStoreError } from '../../src/store/errors.js';
@@ -176,6 +177,46 @@ describe('S3Store on the S3 test server', () => {
     await store.putAbortIncompleteUploadsRule(7);
     assert.equal(await store.hasAbortIncompleteUploadsRule(), true);
     assert.equal(await store.bucketRegion(), 'us-east-1');
+  });
+});
+
+describe('lifecycle rules of several repositories in one bucket', () => {
+  it("each repository's rule is its own, merged with the bucket's other rules; an older zbk's rule is replaced only for its prefix", async () => {
+    const server = await startServer();
+    const client = new S3Client({ endpoint: server.endpoint, region: server.region, forcePathStyle: true, credentials: server.credentials });
+    try {
+      const rulesNow = async () => (await client.send(new GetBucketLifecycleConfigurationCommand({ Bucket: BUCKET }))).Rules ?? [];
+      // The owner's own rule, and one an older zbk wrote for the photos repository (one id per bucket).
+      await client.send(
+        new PutBucketLifecycleConfigurationCommand({
+          Bucket: BUCKET,
+          LifecycleConfiguration: {
+            Rules: [
+              { ID: 'owner-expire-logs', Status: 'Enabled', Filter: { Prefix: 'logs/' }, Expiration: { Days: 30 } },
+              { ID: ABORT_RULE_ID, Status: 'Enabled', Filter: { Prefix: 'photos/' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } },
+            ],
+          },
+        }),
+      );
+      const photos = new S3Store(cfgFor(server, `s3://${BUCKET}/photos`), { credentials: server.credentials });
+      const docs = new S3Store(cfgFor(server, `s3://${BUCKET}/docs`), { credentials: server.credentials });
+      assert.equal(await docs.hasAbortIncompleteUploadsRule(), false);
+      await docs.putAbortIncompleteUploadsRule(7);
+      assert.equal(await photos.hasAbortIncompleteUploadsRule(), true, "the docs repository's fix kept the photos rule");
+      assert.equal(await docs.hasAbortIncompleteUploadsRule(), true);
+      await photos.putAbortIncompleteUploadsRule(5);
+      const rules = await rulesNow();
+      const byPrefix = new Map(rules.map((r) => [r.Filter?.Prefix ?? '', r]));
+      assert.deepEqual([...byPrefix.keys()].sort(), ['docs/', 'logs/', 'photos/'], JSON.stringify(rules));
+      assert.equal(byPrefix.get('logs/')?.ID, 'owner-expire-logs');
+      assert.equal(byPrefix.get('photos/')?.ID, abortRuleId('photos/'), "the older zbk's photos rule was replaced, not duplicated");
+      assert.equal(byPrefix.get('photos/')?.AbortIncompleteMultipartUpload?.DaysAfterInitiation, 5);
+      assert.equal(byPrefix.get('docs/')?.ID, abortRuleId('docs/'));
+      assert.notEqual(abortRuleId('docs/'), abortRuleId('photos/'));
+    } finally {
+      client.destroy();
+      await server.close();
+    }
   });
 });
 
