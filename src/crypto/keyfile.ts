@@ -18,9 +18,19 @@ import type { Keyring } from './types.js';
 export const MAX_SLOTS = 16;
 export const KEY_FILE_FORMAT = 'zbk-keyfile';
 export const KEY_FILE_VERSION = 1;
-/** Readers refuse costs above these: a hostile key file must not exhaust memory or time. */
-export const MAX_MEMLIMIT = 4 * 1024 * 1024 * 1024;
-export const MAX_OPSLIMIT = 64;
+/**
+ * Reader caps on a slot's Argon2id cost: the most `--kdf` writes (its
+ * strongest setting, `moderate` = libsodium MODERATE: 3 passes over
+ * 256 MiB, about a second on a current CPU). A key file comes from the
+ * store, which zbk does not trust: a slot asking for more (opslimit 1000,
+ * memlimit 8 GiB) is KEY_FILE_CORRUPT when the file is parsed, before any
+ * Argon2id runs, so the worst a hostile key file can cost one open is
+ * MAX_SLOTS moderate runs (16 × ~1 s, 256 MiB at a time), never minutes
+ * or gigabytes. Raising these needs a new `--kdf` setting and a FORMAT.md
+ * change: older readers would refuse such files.
+ */
+export const MAX_OPSLIMIT = PWHASH_LIMITS.moderate.opslimit;
+export const MAX_MEMLIMIT = PWHASH_LIMITS.moderate.memlimit;
 
 /** Argon2id cost: a preset name or explicit values. */
 export type KdfParams = 'moderate' | 'interactive' | 'min' | { opslimit: number; memlimit: number };
@@ -30,6 +40,17 @@ export function weakKdfWarning(params: KdfParams | undefined): string | null {
   return params === 'min'
     ? 'the key slot was made with --kdf min (1 Argon2id pass over 8 KiB), meant for tests: anyone with a copy of the bucket can try passphrases cheaply; use the default (moderate) for real data'
     : null;
+}
+
+/**
+ * True for Argon2id costs meant for tests only (`min`, or explicit values
+ * below libsodium INTERACTIVE): a copy of the bucket could be brute-forced
+ * cheaply. The services refuse them unless ZBK_TEST_ALLOW_WEAK_KDF=1.
+ */
+export function isTestOnlyKdf(params: KdfParams | undefined): boolean {
+  if (params === 'min') return true;
+  if (params === undefined || typeof params === 'string') return false;
+  return params.opslimit < PWHASH_LIMITS.interactive.opslimit || params.memlimit < PWHASH_LIMITS.interactive.memlimit;
 }
 
 /** Options for operations that write a slot. */
@@ -57,10 +78,12 @@ function resolveParams(p: KdfParams | undefined): { opslimit: number; memlimit: 
   if (p === 'interactive') return { ...PWHASH_LIMITS.interactive };
   if (p === 'min') return { opslimit: PWHASH_LIMITS.opslimitMin, memlimit: PWHASH_LIMITS.memlimitMin };
   if (!validCost(p.opslimit, p.memlimit)) {
-    throw new UsageError(`Argon2id cost out of range (opslimit 1–${MAX_OPSLIMIT}, memlimit 8 KiB–4 GiB)`, 'KDF_PARAMS');
+    throw new UsageError(`Argon2id cost out of range (${COST_RANGE})`, 'KDF_PARAMS');
   }
   return { opslimit: p.opslimit, memlimit: p.memlimit };
 }
+
+const COST_RANGE = `opslimit ${PWHASH_LIMITS.opslimitMin}–${MAX_OPSLIMIT}, memlimit ${PWHASH_LIMITS.memlimitMin}–${MAX_MEMLIMIT} bytes (8 KiB–256 MiB)`;
 
 function validCost(ops: unknown, mem: unknown): boolean {
   return (
@@ -154,7 +177,8 @@ function parseKeyFile(bytes: Uint8Array): KeyFileJson {
     ids.add(r.id);
     const k = r.kdf as Record<string, unknown> | null;
     if (typeof k !== 'object' || k === null || k.alg !== 'argon2id13') throw bad('kdf is not argon2id13');
-    if (!validCost(k.opslimit, k.memlimit)) throw bad('Argon2id cost out of range');
+    // Checked for every slot before any slot is tried: a costly slot is refused unrun.
+    if (!validCost(k.opslimit, k.memlimit)) throw bad(`Argon2id cost out of range (readers accept ${COST_RANGE}, the most zbk writes)`);
     if (typeof k.salt !== 'string' || fromBase64(k.salt)?.length !== PWHASH_SALT_BYTES) throw bad('bad salt');
     if (typeof r.nonce !== 'string' || fromBase64(r.nonce)?.length !== AEAD_NONCE_BYTES) throw bad('bad nonce');
     if (typeof r.wrappedKey !== 'string' || fromBase64(r.wrappedKey)?.length !== MASTER_KEY_BYTES + AEAD_TAG_BYTES) {
@@ -170,10 +194,14 @@ function parseKeyFile(bytes: Uint8Array): KeyFileJson {
   return { format: KEY_FILE_FORMAT, version: KEY_FILE_VERSION, keyId: o.keyId, slots };
 }
 
-/** Try every slot; returns the master key and the index of the slot that opened. */
-async function unlock(sodium: SodiumBackend, f: KeyFileJson, pass: string): Promise<{ masterKey: Uint8Array; slot: number }> {
+/**
+ * Try every slot (or only the slot `onlySlot`); returns the master key and
+ * the index of the slot that opened.
+ */
+async function unlock(sodium: SodiumBackend, f: KeyFileJson, pass: string, onlySlot?: string): Promise<{ masterKey: Uint8Array; slot: number }> {
   for (let i = 0; i < f.slots.length; i++) {
     const s = f.slots[i]!;
+    if (onlySlot !== undefined && s.id !== onlySlot) continue;
     const kek = await deriveKek(sodium, pass, fromBase64(s.kdf.salt)!, s.kdf.opslimit, s.kdf.memlimit);
     const mk = new Uint8Array(MASTER_KEY_BYTES);
     const ok = sodium.aeadDecrypt(mk, fromBase64(s.wrappedKey)!, slotAd(s.id, f.keyId), fromBase64(s.nonce)!, kek);
@@ -187,7 +215,9 @@ async function unlock(sodium: SodiumBackend, f: KeyFileJson, pass: string): Prom
     }
   }
   throw new WrongPassphraseError(
-    `wrong passphrase: it opens none of the key file's ${f.slots.length} slot(s) (or the key file is damaged)`,
+    onlySlot !== undefined
+      ? `wrong passphrase: it does not open key slot ${onlySlot} (or the key file is damaged)`
+      : `wrong passphrase: it opens none of the key file's ${f.slots.length} slot(s) (or the key file is damaged)`,
   );
 }
 
@@ -215,8 +245,8 @@ async function keyFileForMasterKey(
  * Open a key file. WrongPassphraseError if no slot opens;
  * KeyFileError('KEY_FILE_CORRUPT') if the file is malformed or of an unknown version.
  */
-export async function openKeyFile(sodium: SodiumBackend, keyFile: Uint8Array, passphrase: string): Promise<Keyring> {
-  const { masterKey } = await unlock(sodium, parseKeyFile(keyFile), passphrase);
+export async function openKeyFile(sodium: SodiumBackend, keyFile: Uint8Array, passphrase: string, opts: { slotId?: string } = {}): Promise<Keyring> {
+  const { masterKey } = await unlock(sodium, parseKeyFile(keyFile), passphrase, opts.slotId);
   try {
     return new ZbkKeyring(sodium, masterKey);
   } finally {
@@ -233,15 +263,34 @@ export function keyFileKeyId(keyFile: Uint8Array): string {
 export async function changePassphrase(
   sodium: SodiumBackend, keyFile: Uint8Array, oldPass: string, newPass: string, opts: SlotOptions = {},
 ): Promise<Uint8Array> {
+  return (await changePassphraseSlot(sodium, keyFile, oldPass, newPass, opts)).keyFile;
+}
+
+/** `changePassphrase`, also naming the slot rewritten (it keeps its id). */
+export async function changePassphraseSlot(
+  sodium: SodiumBackend, keyFile: Uint8Array, oldPass: string, newPass: string, opts: SlotOptions = {},
+): Promise<{ keyFile: Uint8Array; slotId: string }> {
   const f = parseKeyFile(keyFile);
   const { masterKey, slot } = await unlock(sodium, f, oldPass);
   try {
     const slots = f.slots.slice();
-    slots[slot] = await makeSlot(sodium, masterKey, f.keyId, newPass, opts.params, f.slots[slot]!.id);
-    return serialise({ ...f, slots });
+    const slotId = f.slots[slot]!.id;
+    slots[slot] = await makeSlot(sodium, masterKey, f.keyId, newPass, opts.params, slotId);
+    return { keyFile: serialise({ ...f, slots }), slotId };
   } finally {
     sodium.memzero(masterKey);
   }
+}
+
+/** `f` plus a new slot wrapping `masterKey` (which must be `f`'s key) under `newPass`. */
+async function appendSlot(
+  sodium: SodiumBackend, f: KeyFileJson, masterKey: Uint8Array, newPass: string, params: KdfParams | undefined,
+): Promise<{ keyFile: Uint8Array; slotId: string }> {
+  if (f.slots.length >= MAX_SLOTS) throw new UsageError(`the key file already has ${MAX_SLOTS} slots, the most it may have: remove one first`, 'TOO_MANY_SLOTS');
+  let slot: Slot;
+  do slot = await makeSlot(sodium, masterKey, f.keyId, newPass, params);
+  while (f.slots.some((s) => s.id === slot.id));
+  return { keyFile: serialise({ ...f, slots: [...f.slots, slot] }), slotId: slot.id };
 }
 
 /** Add another passphrase slot (e.g. a second person's). Returns the new file and the new slot's id. */
@@ -252,10 +301,7 @@ export async function addPassphraseSlot(
   if (f.slots.length >= MAX_SLOTS) throw new UsageError(`the key file already has ${MAX_SLOTS} slots, the most it may have: remove one first`, 'TOO_MANY_SLOTS');
   const { masterKey } = await unlock(sodium, f, existingPass);
   try {
-    let slot: Slot;
-    do slot = await makeSlot(sodium, masterKey, f.keyId, newPass, opts.params);
-    while (f.slots.some((s) => s.id === slot.id));
-    return { keyFile: serialise({ ...f, slots: [...f.slots, slot] }), slotId: slot.id };
+    return await appendSlot(sodium, f, masterKey, newPass, opts.params);
   } finally {
     sodium.memzero(masterKey);
   }
@@ -270,6 +316,11 @@ export async function removeSlot(sodium: SodiumBackend, keyFile: Uint8Array, pas
   if (slots.length === f.slots.length) throw new UsageError(`no key slot with id ${slotId}`, 'NO_SUCH_SLOT');
   if (slots.length === 0) throw new UsageError('refusing to remove the last key slot: the data would be unrecoverable', 'LAST_SLOT');
   return serialise({ ...f, slots });
+}
+
+/** The slot ids of a key file, in order (no secrets). */
+export function slotIds(keyFile: Uint8Array): string[] {
+  return parseKeyFile(keyFile).slots.map((s) => s.id);
 }
 
 /** List slot ids and costs (no secrets). */
@@ -288,23 +339,49 @@ export async function exportPaperKey(sodium: SodiumBackend, keyFile: Uint8Array,
   }
 }
 
+/** Decode a paper key and check its "key id" line against the key its lines give. */
+function readPaperKey(sodium: SodiumBackend, text: string): { masterKey: Uint8Array; keyId: string } {
+  const { masterKey, keyId } = decodePaperKey(sodium, text);
+  const actual = toHex(keyIdOf(sodium, masterKey));
+  if (keyId !== null && keyId !== actual) {
+    sodium.memzero(masterKey);
+    throw new KeyFileError(
+      `paper key lines give key id ${actual} but its "key id" line says ${keyId}: re-check the key id line`,
+      'PAPER_KEY_CHECKSUM',
+    );
+  }
+  return { masterKey, keyId: actual };
+}
+
+/** The key id of the master key on a paper key (typos reported by line, as by importPaperKey). */
+export function paperKeyId(sodium: SodiumBackend, text: string): string {
+  const { masterKey, keyId } = readPaperKey(sodium, text);
+  sodium.memzero(masterKey);
+  return keyId;
+}
+
 /**
  * Rebuild a key file from a paper key under a new passphrase. Typos are
  * reported by line (KeyFileError 'PAPER_KEY_CHECKSUM').
+ *
+ * With `addTo` (a key file of the same key id), the result is that file with
+ * one more slot for the new passphrase: its other slots (other machines'
+ * passphrases) keep working. A file of another key id is KEY_MISMATCH; a
+ * full one TOO_MANY_SLOTS.
  */
 export async function importPaperKey(
-  sodium: SodiumBackend, text: string, newPassphrase: string, opts: SlotOptions = {},
-): Promise<{ keyFile: Uint8Array; keyring: Keyring }> {
-  const { masterKey, keyId } = decodePaperKey(sodium, text);
+  sodium: SodiumBackend, text: string, newPassphrase: string, opts: SlotOptions & { addTo?: Uint8Array } = {},
+): Promise<{ keyFile: Uint8Array; keyring: Keyring; slotId: string }> {
+  const into = opts.addTo ? parseKeyFile(opts.addTo) : null;
+  const { masterKey, keyId } = readPaperKey(sodium, text);
   try {
-    const actual = toHex(keyIdOf(sodium, masterKey));
-    if (keyId !== null && keyId !== actual) {
-      throw new KeyFileError(
-        `paper key lines give key id ${actual} but its "key id" line says ${keyId}: re-check the key id line`,
-        'PAPER_KEY_CHECKSUM',
-      );
+    if (into) {
+      if (into.keyId !== keyId) throw new KeyFileError(`the key file is of key ${into.keyId}, the paper key of ${keyId}: cannot add a slot to it`, 'KEY_MISMATCH');
+      const { keyFile, slotId } = await appendSlot(sodium, into, masterKey, newPassphrase, opts.params);
+      return { keyFile, slotId, keyring: new ZbkKeyring(sodium, masterKey) };
     }
-    return await keyFileForMasterKey(sodium, masterKey, newPassphrase, opts);
+    const made = await keyFileForMasterKey(sodium, masterKey, newPassphrase, opts);
+    return { ...made, slotId: slotIds(made.keyFile)[0]! };
   } finally {
     sodium.memzero(masterKey);
   }

@@ -7,11 +7,17 @@ import {
   createKeyFile,
   exportPaperKey,
   importPaperKey,
+  isTestOnlyKdf,
   keyFileKeyId,
   listSlots,
+  MAX_MEMLIMIT,
+  MAX_OPSLIMIT,
+  MAX_SLOTS,
   openKeyFile,
+  paperKeyId,
   removeSlot,
 } from '../../src/crypto/keyfile.js';
+import type { SodiumBackend } from '../../src/crypto/sodium.js';
 import { keyringFromMasterKey } from '../../src/crypto/keyring.js';
 import { backends, ctx, plaintext } from './helpers.js';
 
@@ -152,6 +158,71 @@ describe('key file', () => {
   });
 });
 
+/** `sodium` with Argon2id replaced by a failure that records it was called. */
+function noArgon2(sodium: SodiumBackend): { backend: SodiumBackend; calls: () => number } {
+  let n = 0;
+  const backend = Object.create(sodium) as SodiumBackend;
+  backend.pwhashArgon2id = () => {
+    n++;
+    return Promise.reject(new Error('Argon2id ran on a key file that should have been refused unrun'));
+  };
+  return { backend, calls: () => n };
+}
+
+describe('key file reader caps', () => {
+  it('are what --kdf writes at most (moderate: opslimit 3, 256 MiB)', () => {
+    assert.equal(MAX_OPSLIMIT, 3);
+    assert.equal(MAX_MEMLIMIT, 256 * 1024 * 1024);
+  });
+
+  it('a slot costing more (opslimit 4, 64 or 1000; memlimit 256 MiB + 1 KiB, 1, 4 or 8 GiB) is KEY_FILE_CORRUPT before any Argon2id runs', async () => {
+    const { keyFile } = await createKeyFile(be.native, PASS, cheap);
+    const { keyFile: two } = await addPassphraseSlot(be.native, keyFile, PASS, 'second slot words', cheap);
+    const GiB = 1024 ** 3;
+    const costs: [string, number | null, number | null][] = [
+      ['opslimit 4 (libsodium SENSITIVE)', 4, null],
+      ['opslimit 64', 64, null],
+      ['opslimit 1000', 1000, null],
+      ['memlimit 256 MiB + 1 KiB', null, 256 * 1024 * 1024 + 1024],
+      ['memlimit 1 GiB', null, GiB],
+      ['memlimit 4 GiB', null, 4 * GiB],
+      ['memlimit 8 GiB', null, 8 * GiB],
+    ];
+    for (const [what, ops, mem] of costs) {
+      // The costly slot is the second: the first (good, cheap) one must not be tried either.
+      const bad = edit(two, (o) => {
+        const kdf = (o.slots as Record<string, Record<string, unknown>>[])[1]!.kdf!;
+        if (ops !== null) kdf.opslimit = ops;
+        if (mem !== null) kdf.memlimit = mem;
+      });
+      const spy = noArgon2(be.native);
+      const e = await rejectsWith(openKeyFile(spy.backend, bad, PASS), KeyFileError, 'KEY_FILE_CORRUPT');
+      assert.match(e.message, /slot 1: Argon2id cost out of range .*opslimit 1–3, memlimit 8192–268435456/, what);
+      assert.equal(spy.calls(), 0, `${what}: no Argon2id run`);
+      await rejectsWith(changePassphrase(spy.backend, bad, PASS, 'x y z w', cheap), KeyFileError, 'KEY_FILE_CORRUPT');
+      assert.equal(spy.calls(), 0);
+    }
+    // At the caps exactly: accepted (the slot is tried; here the spy stops it).
+    const atCap = edit(keyFile, (o) => Object.assign((o.slots as Record<string, Record<string, unknown>>[])[0]!.kdf!, { opslimit: 3, memlimit: 256 * 1024 * 1024 }));
+    const spy = noArgon2(be.native);
+    await assert.rejects(openKeyFile(spy.backend, atCap, PASS), /Argon2id ran/);
+    assert.equal(spy.calls(), 1);
+  });
+
+  it('zbk never writes a slot its readers refuse: explicit costs above the caps are KDF_PARAMS', async () => {
+    for (const params of [{ opslimit: 4, memlimit: 8192 }, { opslimit: 1, memlimit: 1024 ** 3 }]) {
+      await rejectsWith(createKeyFile(be.native, PASS, { params }), UsageError, 'KDF_PARAMS');
+    }
+  });
+
+  it('test-only costs: min and explicit values below INTERACTIVE', () => {
+    assert.equal(isTestOnlyKdf('min'), true);
+    assert.equal(isTestOnlyKdf({ opslimit: 1, memlimit: 8192 }), true);
+    assert.equal(isTestOnlyKdf({ opslimit: 2, memlimit: 64 * 1024 * 1024 }), false);
+    for (const p of ['moderate', 'interactive', undefined] as const) assert.equal(isTestOnlyKdf(p), false);
+  });
+});
+
 describe('paper key', () => {
   it('export → import round trip with a new passphrase, across backends', async () => {
     const { keyFile, keyring } = await createKeyFile(be.native, PASS, cheap);
@@ -198,6 +269,23 @@ describe('paper key', () => {
     await rejectsWith(importPaperKey(be.native, badCheck, 'p', cheap), KeyFileError, 'PAPER_KEY_CHECKSUM');
     const badId = lines.map((l) => (l.startsWith('key id: ') ? 'key id: 0000000000000000' : l)).join('\n');
     await rejectsWith(importPaperKey(be.native, badId, 'p', cheap), KeyFileError, 'PAPER_KEY_CHECKSUM');
+  });
+
+  it('import onto a key file of the same key adds a slot: the other slots keep opening; another key id or a full file is refused', async () => {
+    const { keyFile, keyring } = await createKeyFile(be.native, PASS, cheap);
+    const text = await exportPaperKey(be.native, keyFile, PASS);
+    assert.equal(paperKeyId(be.wasm, text), keyring.keyId);
+    const { keyFile: more, slotId } = await importPaperKey(be.wasm, text, 'fresh pass words', { ...cheap, addTo: keyFile });
+    assert.deepEqual(listSlots(more).map((s) => s.id), [...listSlots(keyFile).map((s) => s.id), slotId]);
+    assert.equal((await openKeyFile(be.native, more, PASS)).keyId, keyring.keyId, 'the old slot still opens');
+    assert.equal((await openKeyFile(be.native, more, 'fresh pass words', { slotId })).keyId, keyring.keyId);
+    await rejectsWith(openKeyFile(be.native, more, PASS, { slotId }), WrongPassphraseError, 'WRONG_PASSPHRASE');
+
+    const { keyFile: other } = await createKeyFile(be.native, PASS, cheap);
+    await rejectsWith(importPaperKey(be.native, text, 'fresh pass words', { ...cheap, addTo: other }), KeyFileError, 'KEY_MISMATCH');
+    let full = keyFile;
+    for (let i = 1; i < MAX_SLOTS; i++) full = (await addPassphraseSlot(be.native, full, PASS, `pass ${i}`, cheap)).keyFile;
+    await rejectsWith(importPaperKey(be.native, text, 'fresh pass words', { ...cheap, addTo: full }), UsageError, 'TOO_MANY_SLOTS');
   });
 
   it('export needs the right passphrase', async () => {
