@@ -6,9 +6,9 @@ export default class Init extends BaseCommand {
   static override summary = 'Create a repository: config file, encryption key, key file in the store, local manifest.';
   static override description = `Writes the config (mode 0600), creates a random master key wrapped by your passphrase (Argon2id), stores the key file in the store and checks access. For S3 it shows whose credentials are used and warns when no lifecycle rule aborts incomplete multipart uploads.
 
-The passphrase comes from ZBK_PASSPHRASE_FILE, else a prompt (asked twice). An existing repository is never overwritten: --connect uses it from this machine (then run "zbk manifest rebuild"), --force starts a new one and keeps the old key file aside.
+The passphrase comes from ZBK_PASSPHRASE_FILE, else a prompt (asked twice); one the zxcvbn-ts estimator scores below 3 of 4 is refused (--allow-weak-passphrase accepts it). An existing repository is never overwritten: --connect uses it from this machine (then run "zbk manifest rebuild"), --force starts a new one and keeps the old key file aside.
 
-Exit codes: 0 ok, 2 bad flags, 3 config exists / repository exists, 4 key problem, 5 store unreachable or access denied.`;
+Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min outside tests (WEAK_KDF), 3 config exists / repository exists, 4 key problem, 5 store unreachable or access denied.`;
 
   static override examples = [
     '<%= config.bin %> init --store s3://my-bucket/zbk --region eu-west-1 --dataset tank/photos',
@@ -27,7 +27,8 @@ Exit codes: 0 ok, 2 bad flags, 3 config exists / repository exists, 4 key proble
     'volume-size': Flags.string({ description: 'Plaintext bytes per object, e.g. 4GiB (keep well below the monthly free egress).' }),
     'data-storage-class': Flags.string({ description: 'Storage class of stream data.', default: undefined }),
     'checksum-calculation': Flags.string({ description: 'when_required for S3 services that reject the SDK default CRC32.', options: ['when_supported', 'when_required'] }),
-    kdf: Flags.string({ description: 'Argon2id strength of the passphrase slot (min is for tests only, and warned about).', options: ['moderate', 'interactive', 'min'], default: 'moderate' }),
+    kdf: Flags.string({ description: 'Argon2id strength of the passphrase slot (min is for tests only: refused unless ZBK_TEST_ALLOW_WEAK_KDF=1).', options: ['moderate', 'interactive', 'min'], default: 'moderate' }),
+    'allow-weak-passphrase': Flags.boolean({ description: 'Accept a passphrase the strength estimator (zxcvbn-ts) scores below 3 of 4 (a warning instead of an error).' }),
     connect: Flags.boolean({ description: 'Use an existing repository at --store from this machine (fails when there is none; with an existing config, add --force to replace it).' }),
     force: Flags.boolean({ description: 'Replace an existing config; without --connect, also start a new repository over an existing one (old key file and mirrors kept aside).' }),
     'create-lifecycle-rule': Flags.boolean({ description: 'Create a bucket lifecycle rule that aborts incomplete multipart uploads after 7 days.' }),
@@ -49,6 +50,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config exists / repository exists, 4 key proble
         dataStorageClass: flags['data-storage-class'],
         checksumCalculation: flags['checksum-calculation'] as 'when_supported' | 'when_required' | undefined,
         kdf: flags.kdf as 'moderate' | 'interactive' | 'min',
+        allowWeakPassphrase: flags['allow-weak-passphrase'],
         connect: flags.connect,
         force: flags.force,
         createLifecycleRule: flags['create-lifecycle-rule'],

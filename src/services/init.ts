@@ -16,6 +16,7 @@ import { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
 import { createContext, ensureStateDir, manifestPath, sodium, type ContextOverrides, type Logger } from './context.js';
+import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase, type PassphraseSource } from './passphrase.js';
 import { assertDatasetName } from '../zfs/names.js';
 
@@ -31,8 +32,10 @@ export interface InitOptions {
   volumeSize?: string;
   dataStorageClass?: string;
   checksumCalculation?: 'when_supported' | 'when_required';
-  /** Argon2id strength for the new key slot. */
+  /** Argon2id strength for the new key slot (`min` only with ZBK_TEST_ALLOW_WEAK_KDF=1: key-policy.ts). */
   kdf?: 'moderate' | 'interactive' | 'min';
+  /** Accept a new passphrase the estimator scores below 3 (a warning instead of WEAK_PASSPHRASE). */
+  allowWeakPassphrase?: boolean;
   /** Use an existing repository from this machine (no new key). */
   connect?: boolean;
   /** Overwrite an existing config / start a new repository over an existing one. */
@@ -88,6 +91,8 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
     warnings.push(m);
     log.warn(m);
   };
+  // A test-only KDF is a usage error, before the config, the store or a passphrase is touched.
+  if (!o.connect) assertKdfAllowed(o.kdf);
   // --connect does not imply replacing a config: it would lose its datasets, hooks and retention.
   if (existsSync(o.configPath) && !o.force) {
     throw new ConfigError(
@@ -136,6 +141,9 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
     }
     // Asked (and checked) before anything is written.
     const pass = await newPassphrase(passphrase);
+    // Strength by estimate (zxcvbn-ts, score >= 3), not by length: key-policy.ts. Never names the passphrase.
+    const weakPass = await checkNewPassphrase(pass, { allowWeak: o.allowWeakPassphrase, context: [o.store, ...(o.datasets ?? [])] });
+    if (weakPass) warn(weakPass);
     if (existing) {
       const aside = replacedKeyFileKey(ctx.now());
       await ctx.store.put(aside, existing, { storageClass: config.store.metaStorageClass });

@@ -1,7 +1,9 @@
 /**
  * A throwaway zbk repository for end-to-end tests: config, passphrase file,
  * state dir and (for file:// stores) the store directory, all in one temp
- * dir, initialised through the CLI with cheap Argon2 parameters.
+ * dir, initialised through the CLI with cheap Argon2 parameters (`--kdf min`,
+ * allowed by ZBK_TEST_ALLOW_WEAK_KDF=1 in its environment). The passphrase is
+ * one the strength estimator accepts.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -35,7 +37,8 @@ export async function createTestRepo(opts: TestRepoOptions = {}): Promise<TestRe
   const stateDir = join(dir, 'state');
   const pass = join(dir, 'passphrase');
   writeFileSync(pass, 'correct horse battery staple\n', { mode: 0o600 });
-  const env: Record<string, string> = { ZBK_CONFIG: configPath, ZBK_PASSPHRASE_FILE: pass, ...opts.extraEnv };
+  // --kdf min (cheap Argon2) is refused outside tests: this variable allows it.
+  const env: Record<string, string> = { ZBK_CONFIG: configPath, ZBK_PASSPHRASE_FILE: pass, ZBK_TEST_ALLOW_WEAK_KDF: '1', ...opts.extraEnv };
   const storeUrl = opts.storeUrl ?? `file://${join(dir, 'store')}`;
   const args = ['init', '--store', storeUrl, '--state-dir', stateDir, '--kdf', 'min', '--part-size', opts.partSize ?? '5MiB', '--volume-size', opts.volumeSize ?? '10MiB'];
   if (opts.endpoint) args.push('--endpoint', opts.endpoint, '--path-style', '--region', 'us-east-1');

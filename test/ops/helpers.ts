@@ -1,6 +1,7 @@
 /**
  * A throwaway zbk repository for CLI tests: temp dir, 0600 passphrase file,
- * `zbk init --kdf min` on a file:// store, and a runner that spawns the real
+ * `zbk init --kdf min` (allowed by ZBK_TEST_ALLOW_WEAK_KDF=1 in the env) on a
+ * file:// store, and a runner that spawns the real
  * CLI with the repository's environment. Everything is removed by `cleanup`.
  */
 import assert from 'node:assert/strict';
@@ -44,7 +45,8 @@ export async function createRepo(opts: { init?: boolean; datasets?: string[]; in
   writeFileSync(passphraseFile, `${PASSPHRASE}\n`, { mode: 0o600 });
   const storeDir = join(dir, 'store');
   const stateDir = join(dir, 'state');
-  const env = { ZBK_CONFIG: configPath, ZBK_PASSPHRASE_FILE: passphraseFile, HOME: dir };
+  // --kdf min (cheap Argon2) is refused outside tests: this variable allows it.
+  const env: Record<string, string> = { ZBK_CONFIG: configPath, ZBK_PASSPHRASE_FILE: passphraseFile, HOME: dir, ZBK_TEST_ALLOW_WEAK_KDF: '1' };
   const repo: TestRepo = {
     dir,
     configPath,
