@@ -7,8 +7,14 @@ PyNaCl (Debian: apt-get install python3-nacl). It shares no code with zbk.
 
 DIR is a directory laid out as the bucket's keys under the repository prefix:
 what `aws s3 sync s3://bucket/prefix DIR` gives (after thawing the archived
-volumes), or a zbk file:// store directory (whose multipart volumes are
-descriptors plus part files: FORMAT.md section 2; both are read).
+volumes), or a zbk file:// store directory. A file:// store of layout 2
+(the marker file .zbk-layout holds "2") is plain files, one per object at its
+key, like a synced bucket; its sidecars (*.zbk-meta.json) and the names
+starting with .zbk- (.zbk-layout, .zbk-migrate.lock, .zbk-uploads/,
+.zbk-tmp-*) are not objects and are ignored. A store of layout 1, written
+by older zbk versions and not yet opened by a current one (say an old USB
+disk), keeps multipart volumes as descriptors plus part files (FORMAT.md
+section 2); those are read too.
 
     zbk-recover.py DIR list [--json]               datasets, snapshots, chains
     zbk-recover.py DIR keys DATASET@SNAPSHOT       the volume keys a restore needs (to thaw)
@@ -240,6 +246,7 @@ def seal_container(key, magic, key_id, prefix, context_ad, plaintext):
 # ---------------------------------------------------------------------------
 # The directory (FORMAT.md section 2)
 
+# The first line of a layout-1 file-store descriptor (older zbk; layout 2 has none).
 COMPOSITE_MAGIC = b"zbk-local-composite-v1\n"
 STREAM_KEY = re.compile(r"^streams/([0-9a-f]{32})\.zbks$")
 VOLUME_KEY = re.compile(r"^data/([0-9a-f]{32})/(\d{6})\.zbkv$")
@@ -249,7 +256,7 @@ DATA_DIR = re.compile(r"^\.zbk-mp-[0-9a-f]{32}$")
 
 
 class ObjectReader:
-    """Sequential reader over one object: a plain file, or a file-store descriptor's part files."""
+    """Sequential reader over one object: a plain file, or a layout-1 file-store descriptor's part files."""
 
     def __init__(self, pieces, key):
         self.pieces = pieces  # [(path, size)]
@@ -358,7 +365,9 @@ class Repo:
             r.close()
 
     def keys(self, prefix):
-        """Object keys under `prefix` (e.g. 'streams/'), sorted; skips file-store internals."""
+        """Object keys under `prefix` (e.g. 'streams/'), sorted; skips file-store internals
+        (sidecars, and every name starting with .zbk-: .zbk-layout, .zbk-migrate.lock,
+        .zbk-uploads/, .zbk-tmp-*, layout 1's .zbk-mp-*/)."""
         base = self.path(prefix.rstrip("/")) if prefix else self.root
         out = []
         for dirpath, dirnames, filenames in os.walk(base):

@@ -15,12 +15,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadSodium, openKeyFile, sealedPartSize } from '../../src/crypto/index.js';
 import { LocalStore } from '../../src/store/local-store.js';
+import { writeV1Composite } from '../store/local-v1.js';
 import { datasetRepo, mountOf } from '../e2e/fixture.js';
 import { repoRoot } from '../helpers/paths.js';
 import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
@@ -276,24 +277,40 @@ test('zbk-recover.py decodes, lists and restores what zbk pushed, and refuses ev
     return () => renameSync(aside, rec);
   }, full.streamId, 3, 0);
 
-  await t.test('tamper: a byte flipped in a part file of the file:// store itself', async () => {
-    const key = join(storeDir, full.volumes[1]!);
-    const desc = readFileSync(key, 'utf8');
-    assert.match(desc, /^zbk-local-composite-v1\n/, 'the store keeps volumes as descriptors');
-    const parsed = JSON.parse(desc.split('\n')[1]!) as { dir: string; parts: { file: string }[] };
-    const partFile = join(dirname(key), parsed.dir, parsed.parts[1]!.file);
-    const copy = `${partFile}.orig`;
-    copyFileSync(partFile, copy);
+  await t.test('tamper: a byte flipped in a volume file of the file:// store itself', async () => {
+    const path = join(storeDir, full.volumes[1]!);
+    const before = readFileSync(path);
+    assert.ok(before.equals(readFileSync(vol(full, 1))), 'the store keeps each volume as one plain file, its bytes');
+    const b = Buffer.from(before);
+    b[sealedPart + 5000] = b[sealedPart + 5000]! ^ 1;
+    writeFileSync(path, b);
     try {
-      const b = readFileSync(partFile);
-      b[5000] = b[5000]! ^ 1;
-      rmSync(partFile); // a hard link shared with nothing else now: write a new file
-      writeFileSync(partFile, b);
       const r = await recover(storeDir, ['cat', full.streamId]);
       assert.equal(r.code, 6, r.stderr);
       assert.ok(r.stdout.equals(fullTruth.subarray(0, VOLUME + PART)));
     } finally {
-      renameSync(copy, partFile);
+      writeFileSync(path, before);
+    }
+  });
+
+  await t.test('a file:// store in the layout of older zbk (descriptors and part files) still decodes', async () => {
+    const old = mkdtempSync(join(tmpdir(), 'zbk-recover-v1-'));
+    try {
+      cpSync(plain, old, { recursive: true });
+      for (const key of full.volumes) {
+        const bytes = readFileSync(join(old, key));
+        rmSync(join(old, key));
+        const parts = [];
+        for (let off = 0; off < bytes.length; off += sealedPart) parts.push(bytes.subarray(off, off + sealedPart));
+        writeV1Composite(old, key, parts);
+      }
+      assert.match(readFileSync(join(old, full.volumes[0]!), 'utf8'), /^zbk-local-composite-v1\n/);
+      writeFileSync(join(old, '.zbk-migrate.lock'), '1 host\n');
+      const r = await recover(old, ['cat', full.streamId]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.stdout.equals(fullTruth));
+    } finally {
+      rmSync(old, { recursive: true, force: true });
     }
   });
 
