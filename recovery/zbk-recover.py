@@ -1125,8 +1125,11 @@ def cmd_selftest(path):
           and opened(two.hex(), PART_MAGIC, part_ad(sid, 2, 4, False), k.data) == two_plain)
     check("blob_stream_record", opened(v["blob_stream_record"], BLOB_MAGIC, blob_ad(KIND_STREAM), k.meta) == b'{"v":1}')
     meta = base64.urlsafe_b64decode(v["volume_metadata"] + "=" * (-len(v["volume_metadata"]) % 4))
+    # The JSON padded with spaces to min(ceil(j / 256) * 256, 1447) bytes (FORMAT.md section 13).
+    j = len(meta_json.encode())
+    padded = meta_json.encode() + b" " * (min(-(-j // 256) * 256, 1447) - j)
     check("volume_metadata", meta[:5] == b"ZBKM\x01" and meta[5:13] == k.key_id
-          and aead_open(k.meta, meta[13:37], meta[:37], meta[37:]) == meta_json.encode())
+          and aead_open(k.meta, meta[13:37], meta[:37], meta[37:]) == padded)
     check("opaque_name", blake2b(b"dataset\0tank/photos", 16, key=k.names).hex() == v["opaque_name"])
 
     # The stream vector as a repository directory, read by the same code as a real one.
