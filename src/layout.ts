@@ -6,6 +6,7 @@
  *   zbk.key                          key file (JSON), metadata class
  *   zbk.key.prev                     the key file before the last passphrase change
  *   zbk.key.replaced-<time>          a key file replaced by init --force or key import
+ *   zbk.lease                        writer lease (sealed), metadata class
  *   manifest/s<seq>-<time>-<rand>.zbkm  sealed manifest mirror, metadata class
  *   streams/<streamId>.zbks          sealed stream record, metadata class
  *   data/<streamId>/<volume>.zbkv    volume (sealed parts), data class;
@@ -17,6 +18,8 @@ export const KEY_FILE_KEY = 'zbk.key';
 export function replacedKeyFileKey(at: Date): string {
   return `${KEY_FILE_KEY}.replaced-${at.toISOString().replace(/[-:.]/g, '')}`;
 }
+/** The writer lease (sealed blob `zbk-lease-v1`): which machine may write the repository now. */
+export const LEASE_KEY = 'zbk.lease';
 export const MANIFEST_PREFIX = 'manifest/';
 export const STREAMS_PREFIX = 'streams/';
 export const DATA_PREFIX = 'data/';
@@ -26,6 +29,7 @@ export const VOLUME_META_HEADER = 'zbk-meta';
 /** Blob kinds bound into sealed blobs' associated data. */
 export const BLOB_MANIFEST = 'zbk-manifest-v1';
 export const BLOB_STREAM_RECORD = 'zbk-stream-v1';
+export const BLOB_LEASE = 'zbk-lease-v1';
 
 export function volumeKey(streamIdHex: string, volumeIndex: number): string {
   return `${DATA_PREFIX}${streamIdHex}/${String(volumeIndex).padStart(6, '0')}.zbkv`;

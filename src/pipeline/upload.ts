@@ -11,8 +11,8 @@ import type { Readable } from 'node:stream';
 import { ZbkKeyring } from '../crypto/keyring.js';
 import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
-import { volumeKey, type VolumeRecord } from '../layout.js';
-import { NoSuchUploadError, NotFoundError, PermanentStoreError } from '../store/errors.js';
+import { VOLUME_META_HEADER, volumeKey, type VolumeRecord } from '../layout.js';
+import { NoSuchUploadError, NotFoundError } from '../store/errors.js';
 import type { ObjectInfo, ObjectStore, UploadedPart } from '../store/object-store.js';
 import { AbortError, ResumeMismatchError } from './errors.js';
 import { readParts, type StreamPart } from './parts.js';
@@ -397,9 +397,9 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
         if (!(err instanceof NoSuchUploadError)) throw err;
       }
       // The upload is gone: either it was completed just before a crash, or it was aborted/expired.
-      // A torn object at the key (the local store's INCOMPLETE_WRITE, left by an older version
-      // that removed the upload before the object's metadata landed) is not a completed
-      // volume either: upload the volume afresh, which replaces it.
+      // An object at the key without an ETag or without its sealed metadata (a local store's
+      // torn write: the data renamed, its sidecar never written) is not known to be the
+      // completed volume: upload the volume afresh, which replaces it.
       const info = await headOrNull(store, key, true);
       if (info) {
         v.mode = 'adopt';
@@ -658,13 +658,15 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   return result;
 }
 
-/** `head`, or null when the object is missing (or, with `tornIsMissing`, its write was torn). */
+/** `head`, or null when the object is missing (or, with `tornIsMissing`, has no ETag or no sealed metadata). */
 async function headOrNull(store: ObjectStore, key: string, tornIsMissing = false): Promise<ObjectInfo | null> {
+  let info: ObjectInfo;
   try {
-    return await store.head(key);
+    info = await store.head(key);
   } catch (err) {
     if (err instanceof NotFoundError) return null;
-    if (tornIsMissing && err instanceof PermanentStoreError && err.code === 'INCOMPLETE_WRITE') return null;
     throw err;
   }
+  if (tornIsMissing && (info.etag === undefined || !info.metadata[VOLUME_META_HEADER])) return null;
+  return info;
 }

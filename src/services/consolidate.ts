@@ -30,6 +30,7 @@ import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
+import { underWriterLease } from './lease/with-lease.js';
 import { crashPoint } from './crash-point.js';
 import { deleteUnneeded, finishPendingDeletion } from './consolidate-delete.js';
 import { planDataset, type DatasetPlan } from './consolidate-report.js';
@@ -116,7 +117,8 @@ export class ConsolidateService {
   private readonly warnings: string[] = [];
   private readonly prices: PriceTable;
 
-  constructor(private readonly ctx: ServiceContext) {
+  /** Not readonly: a locked section swaps in the context whose store is guarded by the writer lease. */
+  constructor(private ctx: ServiceContext) {
     this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
   }
 
@@ -317,7 +319,16 @@ export class ConsolidateService {
       onWait: (h) => this.ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),
     });
     try {
-      return await this.withManifest(keyring, fn);
+      // Each locked section writes under the writer lease; the push of a new full between them takes its own.
+      return await underWriterLease(this.ctx, keyring, 'zbk consolidate --apply', async (leased) => {
+        const outer = this.ctx;
+        this.ctx = leased;
+        try {
+          return await this.withManifest(keyring, fn);
+        } finally {
+          this.ctx = outer;
+        }
+      });
     } finally {
       lock.release();
     }

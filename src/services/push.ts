@@ -28,6 +28,7 @@ import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/u
 import type { SendOptions, Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
+import { underWriterLease } from './lease/with-lease.js';
 import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
@@ -141,7 +142,8 @@ function resumeStateOf(manifest: Manifest, stream: StreamWithVolumes): ResumeSta
 export class PushService {
   private readonly warnings: string[] = [];
 
-  constructor(private readonly ctx: ServiceContext) {}
+  /** Not readonly: a run swaps in the context whose store is guarded by the writer lease. */
+  constructor(private ctx: ServiceContext) {}
 
   /**
    * Every failure of a (non-dry) run is recorded in the state dir and sent
@@ -168,12 +170,24 @@ export class PushService {
     try {
       manifest = openManifest(this.ctx, keyring);
       const m = manifest;
-      const orphanUploadsAborted = opts.dryRun ? 0 : await this.abortOrphans(m);
-      const results: DatasetPushResult[] = [];
-      for (const dataset of opts.datasets) {
-        results.push(await this.pushDatasetWithHooks(m, keyring, dataset, opts));
-      }
-      return { results, orphanUploadsAborted, warnings: this.warnings };
+      const work = async (): Promise<PushResult> => {
+        const orphanUploadsAborted = opts.dryRun ? 0 : await this.abortOrphans(m);
+        const results: DatasetPushResult[] = [];
+        for (const dataset of opts.datasets) {
+          results.push(await this.pushDatasetWithHooks(m, keyring, dataset, opts));
+        }
+        return { results, orphanUploadsAborted, warnings: this.warnings };
+      };
+      if (opts.dryRun) return await work();
+      return await underWriterLease(this.ctx, keyring, 'zbk push', async (leased) => {
+        const outer = this.ctx;
+        this.ctx = leased;
+        try {
+          return await work();
+        } finally {
+          this.ctx = outer;
+        }
+      });
     } finally {
       manifest?.close();
       lock.release();

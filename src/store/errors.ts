@@ -81,3 +81,10 @@ export class PermanentStoreError extends StoreError {
     super(message, code, false, options);
   }
 }
+
+/** A conditional write's condition did not hold (S3: 412 PreconditionFailed): nothing was written. */
+export class PreconditionFailedError extends PermanentStoreError {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`conditional write of ${key} refused: the object changed (or appeared, or is gone) since it was read`, 'PRECONDITION_FAILED', options);
+  }
+}

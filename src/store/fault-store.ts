@@ -19,6 +19,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  PutCondition,
 } from './object-store.js';
 import { AccessDeniedError, TransientStoreError } from './errors.js';
 import { type StoreMethod, zeroCounts } from './internal.js';
@@ -108,6 +109,10 @@ export class FaultInjectingStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
     return this.run('put', () => this.inner.put(key, body, options));
+  }
+
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    return this.run('putConditional', () => this.inner.putConditional(key, body, condition, options));
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {

@@ -11,6 +11,7 @@ import { PermanentStoreError } from './errors.js';
 /** Every method of `ObjectStore` (for counters and fault rules). */
 export type StoreMethod =
   | 'put'
+  | 'putConditional'
   | 'get'
   | 'getBytes'
   | 'head'
@@ -26,6 +27,7 @@ export type StoreMethod =
 
 export const STORE_METHODS: readonly StoreMethod[] = [
   'put',
+  'putConditional',
   'get',
   'getBytes',
   'head',

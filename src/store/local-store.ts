@@ -84,7 +84,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, type Dirent, type Stats } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type {
@@ -93,12 +93,13 @@ import type {
   MultipartUploadInfo,
   ObjectInfo,
   ObjectStore,
+  PutCondition,
   PutOptions,
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
 } from './object-store.js';
-import { AccessDeniedError, NoSuchUploadError, NotFoundError, PermanentStoreError, StoreError, TransientStoreError } from './errors.js';
+import { AccessDeniedError, NoSuchUploadError, NotFoundError, PermanentStoreError, PreconditionFailedError, StoreError, TransientStoreError } from './errors.js';
 import {
   DEFAULT_MIN_PART_SIZE,
   checkCompleteParts,
@@ -215,6 +216,37 @@ export class LocalStore implements ObjectStore {
     await this.ensureMarker(key);
     await this.mkdirFor(key, path);
     await this.commitObject(key, path, body.length, (fh) => fh.writeFile(body), { storageClass, metadata, etag: md5Hex(body) });
+  }
+
+  /**
+   * Conditional put: the check and the write run under a lock file beside
+   * the key (`.zbk-lock-<name>`, created exclusively), so of two writers with
+   * one condition only one writes — also across processes and machines
+   * sharing the directory, where the file system honours O_EXCL (local disks,
+   * NFSv3+). A lock older than LOCK_STALE_MS is a crashed writer's and taken.
+   */
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    await this.ready();
+    const path = this.pathOf(key);
+    await this.ensureMarker(key);
+    await this.mkdirFor(key, path);
+    const lock = join(dirname(path), `${RESERVED}lock-${basename(path)}`);
+    await takeLockFile(lock, key);
+    try {
+      let etag: string | undefined;
+      let exists = true;
+      try {
+        etag = (await this.head(key)).etag;
+      } catch (err) {
+        if (!(err instanceof NotFoundError)) throw err;
+        exists = false;
+      }
+      if ('ifNoneMatch' in condition ? exists : etag === undefined || etag !== condition.ifMatch) throw new PreconditionFailedError(key);
+      await this.put(key, body, options);
+      return md5Hex(body);
+    } finally {
+      await unlink(lock).catch(() => undefined);
+    }
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
@@ -1161,5 +1193,29 @@ function mapFsError(err: unknown, key: string): StoreError {
       return new TransientStoreError(`local store: temporary failure for ${key} (${code})`, { cause: err });
     default:
       return new PermanentStoreError(`local store: I/O error for ${key} (${code || 'unknown'})`, 'IO', { cause: err });
+  }
+}
+
+/** A lock file left by a writer that died is taken after this long (a conditional put takes milliseconds). */
+const LOCK_STALE_MS = 30_000;
+
+/** Create `lock` exclusively, waiting (up to ~10 s) while another writer holds it. */
+async function takeLockFile(lock: string, key: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      const fh = await open(lock, 'wx', 0o600);
+      await fh.writeFile(`${process.pid}\n`);
+      await fh.close();
+      return;
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw mapFsError(err, key);
+    }
+    try {
+      if (Date.now() - (await stat(lock)).mtimeMs > LOCK_STALE_MS) await unlink(lock);
+    } catch {
+      // released meanwhile
+    }
+    if (i >= 200) throw new TransientStoreError(`local store: ${key} is locked by another writer (${lock})`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -18,8 +18,9 @@ import type {
   RestoreState,
   RestoreTier,
   UploadedPart,
+  PutCondition,
 } from './object-store.js';
-import { ArchivedError, NoSuchUploadError, NotFoundError, RestoreInProgressError } from './errors.js';
+import { ArchivedError, NoSuchUploadError, NotFoundError, RestoreInProgressError, PreconditionFailedError } from './errors.js';
 import {
   DEFAULT_MIN_PART_SIZE,
   checkCompleteParts,
@@ -127,6 +128,18 @@ export class MemoryStore implements ObjectStore {
     const { storageClass, metadata } = normalizePutOptions(options);
     const data = Buffer.from(body); // copy: the caller may reuse its buffer
     this.objects.set(key, { data, storageClass, metadata, lastModified: this.now(), etag: md5Hex(data) });
+  }
+
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    this.counts.putConditional++;
+    validateKey(key);
+    const cur = this.objects.get(key);
+    if ('ifNoneMatch' in condition ? cur !== undefined : cur?.etag !== condition.ifMatch) throw new PreconditionFailedError(key);
+    const { storageClass, metadata } = normalizePutOptions(options);
+    const data = Buffer.from(body);
+    const etag = md5Hex(data);
+    this.objects.set(key, { data, storageClass, metadata, lastModified: this.now(), etag });
+    return etag;
   }
 
   async get(key: string, range?: ByteRange): Promise<Readable> {

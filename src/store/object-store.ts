@@ -61,6 +61,9 @@ export interface PutOptions {
   metadata?: Record<string, string>;
 }
 
+/** The condition of `putConditional`. */
+export type PutCondition = { ifNoneMatch: '*' } | { ifMatch: string };
+
 /** An acknowledged part of a multipart upload. */
 export interface UploadedPart {
   /** 1-based, ≤ 10,000. */
@@ -107,6 +110,18 @@ export interface ObjectStore {
    * Idempotent. Overwrites an existing object.
    */
   put(key: string, body: Uint8Array, options?: PutOptions): Promise<void>;
+
+  /**
+   * Write a small object only if `condition` holds when it is stored:
+   * `{ ifNoneMatch: '*' }` — no object exists at the key; `{ ifMatch }` — the
+   * object's current ETag is that one. Otherwise throws
+   * PreconditionFailedError and changes nothing (also for `ifMatch` on a
+   * missing object). Atomic against other conditional writes of the key.
+   * Returns the stored object's ETag. Not idempotent: a repeat after a lost
+   * reply fails its own condition, so callers tell success by reading back
+   * what they wrote (e.g. a random id inside). Used for the writer lease.
+   */
+  putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string>;
 
   /**
    * Read an object (or an inclusive byte range of it) as a stream.

@@ -30,6 +30,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  PutCondition,
 } from './object-store.js';
 import type { RetryConfig } from '../config/config.js';
 import { NoSuchUploadError, StoreError, StoreUnreachableError } from './errors.js';
@@ -76,6 +77,11 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
     return this.retry('put', key, () => this.inner.put(key, body, options));
+  }
+
+  /** Retried like any call: a repeat after a lost reply fails its condition (see the contract). */
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    return this.retry('putConditional', key, () => this.inner.putConditional(key, body, condition, options));
   }
 
   /** Retries opening the stream only; see the module comment. */

@@ -50,6 +50,7 @@ import type {
   RestoreState,
   RestoreTier,
   UploadedPart,
+  PutCondition,
 } from './object-store.js';
 import {
   AccessDeniedError,
@@ -61,6 +62,7 @@ import {
   StoreError,
   StoreUnreachableError,
   TransientStoreError,
+  PreconditionFailedError,
 } from './errors.js';
 import { compareKeys, isArchiveClass, normalizePutOptions, sha256Base64, validateKey, validatePrefix } from './internal.js';
 import { parseStoreUrl } from './store-url.js';
@@ -144,6 +146,31 @@ export class S3Store implements ObjectStore, IdentityProvider {
         }),
       ),
     );
+  }
+
+  /** PutObject with If-None-Match / If-Match (S3 since 2024; S3-compatible stores vary: see docs/OPERATIONS.md). */
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    const { storageClass, metadata } = normalizePutOptions(options);
+    try {
+      const out = await this.send('putConditional', key, () =>
+        this.s3.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.full(key),
+            Body: body,
+            StorageClass: storageClass as SdkStorageClass,
+            Metadata: metadata,
+            ChecksumSHA256: sha256Base64(body),
+            ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: `"${condition.ifMatch}"` }),
+          }),
+        ),
+      );
+      return unquote(out.ETag ?? '');
+    } catch (err) {
+      // If-Match on a missing key answers 404: for the caller, the object it read is not there.
+      if (err instanceof NotFoundError && 'ifMatch' in condition) throw new PreconditionFailedError(key, { cause: err });
+      throw err;
+    }
   }
 
   /**
@@ -643,6 +670,9 @@ export function toStoreError(err: unknown, op: string, key: string, uploadId?: s
   }
 
   if (name === 'NoSuchUpload') return new NoSuchUploadError(key, uploadId ?? '');
+  if (name === 'PreconditionFailed' || status === 412) return new PreconditionFailedError(key, opts);
+  // Two conditional writes of one key at once: S3 asks to repeat (the repeat then meets its condition or not).
+  if (name === 'ConditionalRequestConflict') return new TransientStoreError(what, opts);
   const permanent = PERMANENT_CODES[name];
   if (permanent) return new PermanentStoreError(what, permanent, opts);
   if (name === 'NoSuchKey' || name === 'NotFound' || (status === 404 && name !== 'NoSuchBucket')) return new NotFoundError(key);

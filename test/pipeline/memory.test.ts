@@ -45,6 +45,9 @@ class DiscardStore implements ObjectStore {
   put(): Promise<void> {
     throw new Error('not used');
   }
+  putConditional(): Promise<string> {
+    throw new Error('not used');
+  }
   get(): Promise<Readable> {
     throw new Error('not used');
   }

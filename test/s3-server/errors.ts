@@ -33,3 +33,5 @@ export const badDigest = (message: string): S3Error => new S3Error(400, 'BadDige
 export const invalidObjectState = (storageClass: string): S3Error =>
   new S3Error(403, 'InvalidObjectState', "The operation is not valid for the object's storage class", [['StorageClass', storageClass]]);
 export const accessDenied = (): S3Error => new S3Error(403, 'AccessDenied', 'Access Denied');
+export const preconditionFailed = (condition: string): S3Error =>
+  new S3Error(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', [['Condition', condition]]);

@@ -1,7 +1,7 @@
 /** Object operations: Put/Get/Head/Delete, DeleteObjects, ListObjectsV2, RestoreObject. */
 import { receiveBody, receiveSmallBody } from './body.js';
 import { hdr, type Reply, type RequestContext } from './context.js';
-import { invalidArgument, invalidObjectState, malformedXml, noSuchKey, S3Error } from './errors.js';
+import { invalidArgument, invalidObjectState, malformedXml, noSuchKey, preconditionFailed, S3Error } from './errors.js';
 import { ARCHIVE_CLASSES, restoreExpiry, restorePhase, type StoredObject } from './model.js';
 import { checksumHeaders, objectHeaders, parseRange, storageClassOf, userMetadataOf } from './object-meta.js';
 import { readBlob } from './persist.js';
@@ -26,6 +26,23 @@ export async function putObject(ctx: RequestContext): Promise<Reply> {
   const got = await receiveBody(req, state.persist.newSink(), ctx.onBytesIn);
   // The bucket may have gone while the body streamed; S3 would answer NoSuchBucket.
   state.bucket(ctx.bucket);
+  // Conditional writes (If-None-Match: *, If-Match: "etag") are decided when the object would be
+  // stored, as S3 does: of two racing writers with one condition, exactly one wins.
+  const current = state.bucket(ctx.bucket).objects.get(ctx.key);
+  const ifNoneMatch = hdr(req, 'if-none-match');
+  const ifMatch = hdr(req, 'if-match');
+  const refuse = (e: S3Error): never => {
+    state.persist.dropBlob(got.blob);
+    throw e;
+  };
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== '*') refuse(new S3Error(501, 'NotImplemented', 'only If-None-Match: * is supported'));
+    if (current) refuse(preconditionFailed('If-None-Match'));
+  }
+  if (ifMatch !== undefined) {
+    if (!current) refuse(noSuchKey(ctx.key));
+    if (current!.etag !== ifMatch && current!.etag !== `"${ifMatch.replace(/"/g, '')}"`) refuse(preconditionFailed('If-Match'));
+  }
   const o: StoredObject = {
     key: ctx.key,
     size: got.size,

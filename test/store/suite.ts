@@ -14,6 +14,7 @@ import {
   NoSuchUploadError,
   NotFoundError,
   PermanentStoreError,
+  PreconditionFailedError,
   RestoreInProgressError,
   StoreError,
 } from '../../src/store/errors.js';
@@ -104,6 +105,29 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         await store.put(`${p}empty`, new Uint8Array(0));
         assert.equal((await store.getBytes(`${p}empty`)).length, 0);
         assert.equal((await store.head(`${p}empty`)).size, 0);
+      }));
+
+    it('putConditional: if-none-match creates once; if-match replaces only the version read; a refused write changes nothing', () =>
+      withStore(async ({ store }, p) => {
+        const k = `${p}lease`;
+        const first = await store.putConditional(k, Buffer.from('one'), { ifNoneMatch: '*' });
+        assert.equal((await store.head(k)).etag, first);
+        await assert.rejects(store.putConditional(k, Buffer.from('two'), { ifNoneMatch: '*' }), PreconditionFailedError);
+        assert.equal(Buffer.from(await store.getBytes(k)).toString(), 'one');
+        const second = await store.putConditional(k, Buffer.from('two'), { ifMatch: first });
+        assert.notEqual(second, first);
+        await assert.rejects(store.putConditional(k, Buffer.from('three'), { ifMatch: first }), PreconditionFailedError, 'a stale ETag loses');
+        assert.equal(Buffer.from(await store.getBytes(k)).toString(), 'two');
+        await assert.rejects(store.putConditional(`${p}missing`, Buffer.from('x'), { ifMatch: first }), PreconditionFailedError);
+        await assert.rejects(store.head(`${p}missing`), NotFoundError);
+        // Two writers racing on one version: exactly one wins.
+        const race = await Promise.allSettled([
+          store.putConditional(k, Buffer.from('A'), { ifMatch: second }),
+          store.putConditional(k, Buffer.from('B'), { ifMatch: second }),
+        ]);
+        assert.deepEqual(race.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+        const winner = race[0]!.status === 'fulfilled' ? 'A' : 'B';
+        assert.equal(Buffer.from(await store.getBytes(k)).toString(), winner);
       }));
 
     it('ranged get returns exactly the inclusive range and clamps the end', () =>

@@ -24,6 +24,9 @@ export class OfflineStore implements ObjectStore {
   put(key: string): Promise<void> {
     return Promise.reject(new NeedsFetchError(key));
   }
+  putConditional(key: string): Promise<string> {
+    return Promise.reject(new NeedsFetchError(key));
+  }
   get(key: string): Promise<Readable> {
     return Promise.reject(new NeedsFetchError(key));
   }

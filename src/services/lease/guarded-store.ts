@@ -1,0 +1,86 @@
+/**
+ * A store whose writes need the writer lease: every call that changes the
+ * store first asserts the lease is still held (LeaseLostError otherwise), so
+ * a writer that lost it stops before its next write — before a stream
+ * record, a mirror or a deletion lands — without each use case checking.
+ * Reads pass through.
+ */
+import type { Readable } from 'node:stream';
+import type {
+  ByteRange,
+  ListEntry,
+  MultipartUploadInfo,
+  ObjectInfo,
+  ObjectStore,
+  PutCondition,
+  PutOptions,
+  RestoreOutcome,
+  RestoreTier,
+  UploadedPart,
+} from '../../store/object-store.js';
+import type { IdentityProvider } from '../../store/object-store.js';
+
+export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider> {
+  constructor(
+    private readonly inner: ObjectStore & Partial<IdentityProvider>,
+    private readonly assertHeld: () => void,
+  ) {}
+
+  get url(): string {
+    return this.inner.url;
+  }
+
+  get callerIdentity(): IdentityProvider['callerIdentity'] | undefined {
+    return this.inner.callerIdentity?.bind(this.inner);
+  }
+
+  async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    this.assertHeld();
+    return this.inner.put(key, body, options);
+  }
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    this.assertHeld();
+    return this.inner.putConditional(key, body, condition, options);
+  }
+  get(key: string, range?: ByteRange): Promise<Readable> {
+    return this.inner.get(key, range);
+  }
+  getBytes(key: string): Promise<Uint8Array> {
+    return this.inner.getBytes(key);
+  }
+  head(key: string): Promise<ObjectInfo> {
+    return this.inner.head(key);
+  }
+  list(prefix: string): AsyncIterable<ListEntry> {
+    return this.inner.list(prefix);
+  }
+  async deleteMany(keys: readonly string[]): Promise<void> {
+    this.assertHeld();
+    return this.inner.deleteMany(keys);
+  }
+  async createMultipartUpload(key: string, options?: PutOptions): Promise<string> {
+    this.assertHeld();
+    return this.inner.createMultipartUpload(key, options);
+  }
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
+    this.assertHeld();
+    return this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256);
+  }
+  listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
+    return this.inner.listParts(key, uploadId);
+  }
+  async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
+    this.assertHeld();
+    return this.inner.completeMultipartUpload(key, uploadId, parts);
+  }
+  async abortMultipartUpload(key: string, uploadId: string): Promise<void> {
+    this.assertHeld();
+    return this.inner.abortMultipartUpload(key, uploadId);
+  }
+  listMultipartUploads(prefix: string): Promise<MultipartUploadInfo[]> {
+    return this.inner.listMultipartUploads(prefix);
+  }
+  requestRestore(key: string, days: number, tier: RestoreTier): Promise<RestoreOutcome> {
+    return this.inner.requestRestore(key, days, tier);
+  }
+}
