@@ -29,7 +29,7 @@ fi
 trap 'bash scripts/openzfs/stop || true' EXIT
 # A hang (a package download, the module build, the guest) must fail the run with a message
 # inside CI's 90 minutes, not be killed by it in silence: the lane gets 50 of them.
-timeout --foreground --kill-after=60 50m npm run test:openzfs || {
+timeout --kill-after=60 50m npm run test:openzfs || {
   rc=$?
   [ "$rc" -ne 124 ] || echo "test.sh: the OpenZFS lane did not finish within 50 min (setup, guest or suite hung): stopped" >&2
   exit "$rc"
