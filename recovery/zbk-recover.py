@@ -431,7 +431,8 @@ def parse_key_file(data, name):
         if not (isinstance(k, dict) and k.get("alg") == "argon2id13" and isinstance(s.get("id"), str) and re.fullmatch(r"[0-9a-f]{8}", s["id"])):
             raise bad
         ops, mem = k.get("opslimit"), k.get("memlimit")
-        if not (type(ops) is int and 1 <= ops <= 64 and type(mem) is int and 8192 <= mem <= 4 * 1024 ** 3):
+        # FORMAT.md section 6: the most zbk writes (MODERATE); a hostile key file cannot stall us.
+        if not (type(ops) is int and 1 <= ops <= 3 and type(mem) is int and 8192 <= mem <= 256 * 1024 ** 2):
             raise bad
         salt, nonce, wrapped = b64(k.get("salt"), 16), b64(s.get("nonce"), 24), b64(s.get("wrappedKey"), 48)
         if salt is None or nonce is None or wrapped is None:
@@ -513,8 +514,10 @@ def decode_paper_key(text):
 class KeyStore:
     """Master keys by key id: from the paper key, or the key files opened with the passphrase.
 
-    The key files tried: zbk.key, zbk.key.prev (the previous passphrase),
-    zbk.key.replaced-* (other repositories whose objects may remain). Others
+    The key files tried: zbk.key, zbk.key.next (a passphrase change cut
+    short: the newest passphrase), zbk.key.prev (left by older zbk: the
+    previous passphrase), zbk.key.replaced-* (other repositories whose
+    objects may remain). Others
     than the first that opens are tried only when data sealed with their
     key id is met.
     """
@@ -529,7 +532,7 @@ class KeyStore:
             k = Keys(paper_key, "paper key")
             self.keys[k.key_id] = k
             return
-        names = [n for n in ["zbk.key", "zbk.key.prev"] if repo.exists(n)]
+        names = [n for n in ["zbk.key", "zbk.key.next", "zbk.key.prev"] if repo.exists(n)]
         names += sorted((n for n in os.listdir(repo.root) if n.startswith("zbk.key.replaced-") and not n.endswith(".zbk-meta.json")), reverse=True)
         self.files = names
         if not names:

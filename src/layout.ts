@@ -4,7 +4,8 @@
  * ids are random, so the store learns only sizes and timing.
  *
  *   zbk.key                          key file (JSON), metadata class
- *   zbk.key.prev                     the key file before the last passphrase change
+ *   zbk.key.next                     a new key file, confirmed before it replaces zbk.key
+ *   zbk.key.prev                     written by older zbk (the previous passphrase); deleted by key passwd
  *   zbk.key.replaced-<time>          a key file replaced by init --force or key import
  *   zbk.lease                        writer lease (sealed), metadata class
  *   manifest/s<seq>-<time>-<rand>.zbkm  sealed manifest mirror, metadata class

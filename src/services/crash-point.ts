@@ -14,6 +14,8 @@
  *   `consolidate-superseded`, `consolidate-before-mirror`,
  *   `consolidate-objects-deleted`, `consolidate-volumes-marked`,
  *   `consolidate-records-deleted`, `consolidate-delete-recorded`.
+ * - key passwd / key import: `key-next-confirmed` (zbk.key.next written and
+ *   opened), `key-file-replaced` (zbk.key replaced, zbk.key.next not yet gone).
  */
 const seen = new Map<string, number>();
 
