@@ -250,7 +250,9 @@ def seal_container(key, magic, key_id, prefix, context_ad, plaintext):
 COMPOSITE_MAGIC = b"zbk-local-composite-v1\n"
 STREAM_KEY = re.compile(r"^streams/([0-9a-f]{32})\.zbks$")
 VOLUME_KEY = re.compile(r"^data/([0-9a-f]{32})/(\d{6})\.zbkv$")
-MIRROR_KEY = re.compile(r"^manifest/\d{8}T\d{6}Z-[0-9a-f]+\.zbkm$")
+# manifest/s<12-digit sequence>-<time>-<rand>.zbkm, or manifest/<time>-<rand>.zbkm before sequences
+# (sequence 0). Reverse key order is newest claimed sequence first ("s" sorts after digits).
+MIRROR_KEY = re.compile(r"^manifest/(?:s(\d{12})-)?\d{8}T\d{6}Z-[0-9a-f]+\.zbkm$")
 PART_FILE = re.compile(r"^\d{5}\.[0-9a-f]{32}\.[0-9a-f]{64}$")
 DATA_DIR = re.compile(r"^\.zbk-mp-[0-9a-f]{32}$")
 
@@ -1037,6 +1039,23 @@ def cmd_restore(repo, keystore, args):
     print(f"done: {target}@{last['name']}", file=sys.stderr)
 
 
+def mirror_stamp(path):
+    """(mirror.key, mirror.seq) sealed in a mirror database, or None (a mirror from before sequences)."""
+    import sqlite3
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = dict(con.execute("SELECT key, value FROM kv WHERE key IN ('mirror.key', 'mirror.seq')").fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    try:
+        key, seq = json.loads(rows["mirror.key"]), json.loads(rows["mirror.seq"])
+    except (KeyError, ValueError):
+        return None
+    return (key, seq) if isinstance(key, str) and isinstance(seq, int) else None
+
+
 def cmd_manifest(repo, keystore, args):
     mirrors = sorted((k for k in repo.keys("manifest/") if MIRROR_KEY.match(k)), reverse=True)
     skipped = []
@@ -1056,8 +1075,18 @@ def cmd_manifest(repo, keystore, args):
         if not plain.startswith(b"SQLite format 3\0"):
             skipped.append(f"{key}: not an SQLite database")
             continue
-        with open(args.out, "wb") as f:
+        tmp = args.out + ".part"
+        with open(tmp, "wb") as f:
             f.write(plain)
+        # FORMAT.md section 14: the mirror seals its own key and sequence; a copy under another
+        # name (renamed, or replayed as a newer one) is refused.
+        claimed = MIRROR_KEY.match(key).group(1)
+        stamp = mirror_stamp(tmp)
+        if (claimed is None and stamp is not None) or (claimed is not None and (stamp is None or stamp != (key, int(claimed)))):
+            os.unlink(tmp)
+            skipped.append(f"{key}: its name does not match the key and sequence sealed inside (renamed or replayed copy)")
+            continue
+        os.replace(tmp, args.out)
         print(f"{key} -> {args.out} ({len(plain)} bytes, SQLite)", file=sys.stderr)
         return
     raise Fail(EXIT_MISSING, "no manifest mirror opens" + (": " + "; ".join(skipped) if skipped else " (none in DIR); it is optional: list/cat/restore use the stream records"))
