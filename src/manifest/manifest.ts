@@ -300,6 +300,17 @@ export class Manifest {
     return this.repository()!;
   }
 
+  /**
+   * Record that the repository (same key) now lives at `storeUrl`: a bucket
+   * copied or moved elsewhere (`cp -r` of a file:// store, `aws s3 sync`,
+   * another endpoint). The key id is the repository's identity, not its URL.
+   */
+  relocateRepository(storeUrl: string, keyId: string): void {
+    const cur = this.repository();
+    if (!cur || cur.keyId !== keyId) throw new ManifestError(`cannot relocate: this manifest belongs to key ${cur?.keyId ?? '(none)'}, not ${keyId}`, 'REPOSITORY_MISMATCH');
+    this.db.prepare('UPDATE repository SET store_url = ? WHERE id = 1').run(storeUrl);
+  }
+
   /** The repository this manifest belongs to, or null before `initRepository`. */
   repository(): RepositoryRow | null {
     const r = this.db.prepare('SELECT store_url, key_id, created_at FROM repository WHERE id = 1').get() as

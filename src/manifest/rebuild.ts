@@ -311,6 +311,11 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
     if (!mirror.bytes) removeDbFiles(tmp);
     // With a mirror, tmp already holds it (validated last); else create fresh.
     m = Manifest.open(tmp, { now });
+    // A mirror of this key written where the repository was before (a copied or moved bucket):
+    // the repository is the key, so record where it is now.
+    const was = m.repository();
+    const relocated = was && was.keyId === keyring.keyId && was.storeUrl !== store.url ? was.storeUrl : null;
+    if (relocated) m.relocateRepository(store.url, keyring.keyId);
     m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
     // The next mirror written continues after both, so it sorts after every authentic one seen.
     const seq = Math.max(lastSeenSeq, mirror.seq ?? 0);
@@ -344,6 +349,7 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
       skippedMirrors: mirror.skipped,
       warnings: collected.warnings,
     };
+    if (relocated) report.warnings.push(`the mirror was written when this repository was at ${relocated}; it is now recorded at ${store.url} (a copied or moved bucket)`);
     const refused = mirror.skipped.filter((x) => x.refused);
     if (refused.length > 0) {
       report.warnings.unshift(`${refused.length} authentic mirror(s) refused (rolled back, or dated in the future): ${refused[0]!.reason}`);
