@@ -3,8 +3,14 @@
  * MANIFEST_CORRUPT (never replaced by a fresh database), and a new database
  * is created fully migrated under a temporary name and then linked into
  * place, so a legitimate manifest is never an empty or half-initialised file.
+ *
+ * File modes: the database, its -wal and -shm are 0600 whatever the umask.
+ * A new database file is created 0600 before SQLite opens it (SQLite gives
+ * the -wal and -shm it creates the database file's mode), and an existing
+ * one wider than 0600 (from an older zbk: 0644 under umask 022) is narrowed
+ * when opened, with its -wal and -shm.
  */
-import { closeSync, existsSync, fstatSync, linkSync, openSync, readSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
 import { corruptMessage } from './errors.js';
@@ -42,6 +48,27 @@ export function checkHeader(path: string): void {
   }
 }
 
+/** An empty file at `path`, mode 0600 whatever the umask (SQLite takes an empty file as a new database). */
+function createPrivate(path: string): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Narrow the database file and its -wal/-shm to 0600 where group or others have bits. Best effort: not our file, or a read-only filesystem, stays as it is. */
+function narrowModes(path: string): void {
+  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(p).mode & 0o077) !== 0) chmodSync(p, 0o600);
+    } catch {
+      // missing, not ours (EPERM) or read-only (EROFS): opening decides
+    }
+  }
+}
+
 function isSqliteCorruption(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB)/.test(code);
@@ -66,6 +93,7 @@ export function quickCheck(db: Database.Database, path: string): void {
  */
 export function openExisting(path: string, readonly: boolean): Database.Database {
   checkHeader(path);
+  narrowModes(path);
   let db: Database.Database;
   try {
     db = new Database(path, { readonly, fileMustExist: true, timeout: 10_000 });
@@ -90,6 +118,7 @@ export function openExisting(path: string, readonly: boolean): Database.Database
 export function createFresh(path: string): void {
   const tmp = `${path}.new-${process.pid}-${Date.now()}`;
   try {
+    createPrivate(tmp);
     const db = new Database(tmp);
     try {
       db.pragma('journal_mode = DELETE');
