@@ -121,7 +121,7 @@ export interface ZbkConfig {
    * Set only when `state_dir` is not configured: the default of zbk before
    * state directories were per repository (`<base>`, e.g. /var/lib/zbk).
    * A manifest of this repository found there is moved into `stateDir`
-   * once (src/services/context.ts, `moveLegacyState`); one of another
+   * once (src/services/context.ts, `settleStateDir`); one of another
    * repository is left alone.
    */
   legacyStateDir?: string;
