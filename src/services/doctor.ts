@@ -9,12 +9,12 @@
  * the manifest lock, exactly like push does) and adds the lifecycle rule
  * that aborts stale uploads on S3.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import type { Keyring } from '../crypto/types.js';
 import { ConfigFileError, configTooOpen, type DatasetConfig } from '../config/config.js';
 import { openKeyFile } from '../crypto/index.js';
 import { KEY_FILE_KEY } from '../layout.js';
-import { manifestPath, openManifest, sodium, type ServiceContext } from './context.js';
+import { manifestPath, nearestExisting, openManifest, sodium, type ServiceContext } from './context.js';
 import { passphraseFileRef, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
 import { s3Checks, orphanCheck, mirrorFreshness, clockSkewCheck } from './doctor-store.js';
 import { NotFoundError } from '../store/errors.js';
@@ -22,6 +22,7 @@ import { ConfigError } from '../errors.js';
 import type { ZfsCapabilities } from '../zfs/types.js';
 import { describeProtection } from './push/base-protection.js';
 import { rawForNewChain } from './push/send-flags.js';
+import { formatBytesPair } from '../cli/format.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
@@ -82,6 +83,39 @@ function passphraseSourceCheck(ctx: ServiceContext): DoctorCheck {
   } catch (err) {
     return row('passphrase source', 'fail', messageOf(err), 'create the file with the passphrase on its first line, mode 0600');
   }
+}
+
+/**
+ * Free space where a restore stages volumes (`[restore] staging_dir`,
+ * default `<state_dir>/restore`; the nearest existing parent while it does
+ * not exist yet) against one whole volume (`[upload] volume_size`) plus
+ * 10% (sealing and filesystem overhead): a restore stages a volume
+ * completely before it is received. Below that a warning, not a failure:
+ * pushes do not need the space, and a restore may be far away.
+ */
+export function stagingSpaceCheck(ctx: ServiceContext): DoctorCheck {
+  const name = 'restore staging space';
+  const { stagingDir } = ctx.config.restore;
+  const need = Math.ceil(ctx.config.upload.volumeSize * 1.1);
+  const dir = nearestExisting(stagingDir);
+  let free: number;
+  try {
+    const s = statfsSync(dir);
+    free = s.bavail * s.bsize;
+  } catch (err) {
+    return row(name, 'warn', `cannot read the free space of ${dir}: ${messageOf(err)}`, 'check that the staging directory can be created');
+  }
+  const [freeText, needText] = formatBytesPair(free, need);
+  const where = dir === stagingDir ? stagingDir : `${stagingDir} (on the filesystem of ${dir})`;
+  if (free < need) {
+    return row(
+      name,
+      'warn',
+      `${freeText} free in ${where}; a restore stages whole volumes there and needs at least ${needText} (volume_size plus 10%)`,
+      `free space there, or set [restore] staging_dir to a filesystem with ${needText} or more`,
+    );
+  }
+  return row(name, 'ok', `${freeText} free in ${where} (a volume needs ${needText})`);
 }
 
 async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
@@ -192,7 +226,7 @@ export function configFailure(path: string, err: ConfigError): DoctorResult {
 
 /** Run every check. Never throws for a failed check; only for programming errors. */
 export async function doctor(ctx: ServiceContext, opts: DoctorOptions = {}): Promise<DoctorResult> {
-  const checks: DoctorCheck[] = [configCheck(ctx), passphraseSourceCheck(ctx)];
+  const checks: DoctorCheck[] = [configCheck(ctx), passphraseSourceCheck(ctx), stagingSpaceCheck(ctx)];
   checks.push(...(await zfsCheck(ctx)));
   const keyring = await storeAndKeyChecks(ctx, checks);
   const storeOk = checks.find((c) => c.name === 'store')?.status === 'ok';
