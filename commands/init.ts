@@ -8,7 +8,7 @@ export default class Init extends BaseCommand {
 
 The passphrase comes from ZBK_PASSPHRASE_FILE, else a prompt (asked twice); one the zxcvbn-ts estimator scores below 3 of 4 is refused (--allow-weak-passphrase accepts it). An existing repository is never overwritten: --connect uses it from this machine (then run "zbk manifest rebuild"), --force starts a new one and keeps the old key file aside.
 
-Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min outside tests (WEAK_KDF), 3 config exists / repository exists, 4 key problem, 5 store unreachable or access denied.`;
+Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min outside tests (WEAK_KDF), 3 config exists / repository exists / another repository's manifest in the state directory (FOREIGN_MANIFEST) / state directory or config not writable or full, 4 key problem, 5 store unreachable or access denied.`;
 
   static override examples = [
     '<%= config.bin %> init --store s3://my-bucket/zbk --region eu-west-1 --dataset tank/photos',
@@ -22,7 +22,7 @@ Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min ou
     region: Flags.string({ description: 'AWS region of the bucket.' }),
     'path-style': Flags.boolean({ description: 'Use path-style S3 addressing (most non-AWS endpoints need it).' }),
     dataset: Flags.string({ description: 'Dataset to back up (repeatable).', multiple: true }),
-    'state-dir': Flags.string({ description: 'Directory for the local manifest (default /var/lib/zbk for root).' }),
+    'state-dir': Flags.string({ description: 'Directory for the local manifest (default: one per repository, /var/lib/zbk/<repository id> for root, else ~/.local/state/zbk/<repository id>).' }),
     'part-size': Flags.string({ description: 'Plaintext bytes per uploaded part, e.g. 64MiB.' }),
     'volume-size': Flags.string({ description: 'Plaintext bytes per object, e.g. 4GiB (keep well below the monthly free egress).' }),
     'data-storage-class': Flags.string({ description: 'Storage class of stream data.', default: undefined }),

@@ -6,16 +6,35 @@
  * `--connect` (use it from this machine) or `--force` (start a new
  * repository; the old key file is kept as `zbk.key.replaced-<time>`, since
  * without it the old data could never be read again).
+ *
+ * Everything local is checked before the store is written: the config can
+ * be written and the state directory is writable with room for the
+ * manifest (before the store is even read), no other repository's manifest
+ * is in it (once the store was read). A failing local check leaves the
+ * store untouched.
  */
 import { existsSync, renameSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { configFromObject, writeConfigFile, type ZbkConfig } from '../config/config.js';
 import { createKeyFile, openKeyFile, weakKdfWarning } from '../crypto/index.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, ManifestError } from '../errors.js';
 import { KEY_FILE_KEY, replacedKeyFileKey } from '../layout.js';
-import { Manifest } from '../manifest/manifest.js';
+import type { RepositoryRow } from '../manifest/types.js';
 import { writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
-import { createContext, ensureStateDir, manifestPath, sodium, type ContextOverrides, type Logger } from './context.js';
+import {
+  assertStateDirWritable,
+  createContext,
+  manifestOwner,
+  manifestPath,
+  nearestExisting,
+  openManifestFile,
+  probeWritable,
+  sodium,
+  type ContextOverrides,
+  type Logger,
+  type ServiceContext,
+} from './context.js';
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase, type PassphraseSource } from './passphrase.js';
 import { assertDatasetName } from '../zfs/names.js';
@@ -105,6 +124,7 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   // Validate dataset names now, not at the first push.
   for (const d of config.datasets) assertDatasetName(d.name);
   const ctx = createContext(config, passphrase, { ...o.overrides, log });
+  checkLocalPaths(ctx, o);
 
   // Access checks first: nothing is written before we know the store works.
   let identity: InitResult['identity'] = null;
@@ -128,9 +148,11 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   if (!existing && o.connect) {
     throw new ConfigError(`there is no zbk repository at ${ctx.store.url} (no key file): check the store URL and prefix, or run without --connect to create one`, 'NO_REPOSITORY');
   }
+  const localRepository = checkLocalManifest(ctx, o);
   if (existing && o.connect) {
     const keyring = await openKeyFile(so, existing, await passphrase.get('open'));
     keyId = keyring.keyId;
+    if (localRepository && localRepository.keyId !== keyId) throw foreignManifest(manifestPath(ctx.config), localRepository, `the repository at ${ctx.store.url} has key ${keyId}`);
     log.info(`connected to the existing repository (key ${keyId}); run "zbk manifest rebuild" next`);
   } else {
     if (existing && !o.force) {
@@ -155,14 +177,16 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
     await ctx.store.put(KEY_FILE_KEY, made.keyFile, { storageClass: config.store.metaStorageClass });
     keyId = made.keyring.keyId;
     created = true;
-    ensureStateDir(config);
-    const mpath = manifestPath(config);
+    const mpath = manifestPath(ctx.config);
+    // Only this store's own earlier manifest (--force) or one recording no repository: checkLocalManifest refused any other.
     if (existsSync(mpath)) {
       const aside = `${mpath}.replaced-${Date.now()}`;
+      // Its WAL goes with it: SQLite would take a -wal left behind as the new manifest's.
+      for (const suffix of ['-wal', '-shm']) if (existsSync(mpath + suffix)) renameSync(mpath + suffix, aside + suffix);
       renameSync(mpath, aside);
       warn(`the previous local manifest was moved to ${aside}`);
     }
-    const manifest = Manifest.open(mpath, { now: ctx.now });
+    const manifest = openManifestFile(mpath, ctx.now);
     try {
       manifest.initRepository({ storeUrl: ctx.store.url, keyId, createdAt: ctx.now() });
       await writeMirror(manifest, ctx.store, made.keyring, { keep: config.mirrors, storageClass: config.store.metaStorageClass, now: ctx.now });
@@ -184,5 +208,64 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   }
 
   writeConfigFile(o.configPath, doc);
-  return { configPath: o.configPath, store: ctx.store.url, keyId, created, identity, lifecycleRule, manifestPath: manifestPath(config), warnings };
+  return { configPath: o.configPath, store: ctx.store.url, keyId, created, identity, lifecycleRule, manifestPath: manifestPath(ctx.config), warnings };
+}
+
+/** Free bytes the state directory needs for a new manifest (about 150 kB with its WAL and shared memory), with room to spare. */
+const MANIFEST_ROOM = 1024 * 1024;
+
+/**
+ * What init checks on this machine before it reads the store: the config
+ * file's directory takes files, and the state directory is writable with
+ * room for the manifest (one line naming it, exit 3).
+ */
+function checkLocalPaths(ctx: ServiceContext, o: InitOptions): void {
+  const configDir = nearestExisting(dirname(o.configPath));
+  const code = probeWritable(configDir);
+  if (code !== null) throw new ConfigError(`cannot write the config ${o.configPath}: ${configDir} does not take files (${code}); pass --config with a writable path`, 'CONFIG_NOT_WRITABLE');
+  assertStateDirWritable(ctx.config, MANIFEST_ROOM);
+}
+
+/**
+ * After the store was read (so a mistyped store is NO_REPOSITORY first)
+ * and before it is written: a manifest already in the state directory is
+ * not another repository's. Returns the repository it records (null: none
+ * there, or none recorded). The passphrase source is read before the first
+ * write too (newPassphrase, or opening the key file with --connect).
+ *
+ * Another repository's manifest — another store URL, or this store with
+ * another key — is refused (exit 3, FOREIGN_MANIFEST) and never moved
+ * aside. This store's earlier manifest is replaced only by `--force`
+ * starting a new repository (kept aside as `manifest.db.replaced-<time>`,
+ * as before); `--connect` keeps it when its key is the store's (checked
+ * once the key file is open).
+ */
+function checkLocalManifest(ctx: ServiceContext, o: InitOptions): RepositoryRow | null {
+  const path = manifestPath(ctx.config);
+  if (!existsSync(path)) return null;
+  let owner: RepositoryRow | null;
+  try {
+    owner = manifestOwner(path);
+  } catch (err) {
+    if (err instanceof ManifestError && err.code === 'MANIFEST_OUTDATED') {
+      throw new ConfigError(`${path} is a manifest of an older zbk, perhaps of another repository: it stays; move it away, or set state_dir to another directory`, 'FOREIGN_MANIFEST');
+    }
+    throw err;
+  }
+  if (!owner) return null;
+  if (owner.storeUrl !== ctx.store.url) throw foreignManifest(path, owner, `this config's store is ${ctx.store.url}`);
+  if (!o.force && !o.connect) {
+    throw new ConfigError(
+      `${path} is the manifest of an earlier repository at ${owner.storeUrl} (key ${owner.keyId}): pass --force to start a new repository (it is kept aside), or --connect to use the one in the store`,
+      'FOREIGN_MANIFEST',
+    );
+  }
+  return owner;
+}
+
+function foreignManifest(path: string, owner: RepositoryRow, why: string): ConfigError {
+  return new ConfigError(
+    `${path} is the manifest of another repository (${owner.storeUrl}, key ${owner.keyId}; ${why}): it stays; set state_dir to another directory, or move it away`,
+    'FOREIGN_MANIFEST',
+  );
 }
