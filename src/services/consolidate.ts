@@ -24,12 +24,12 @@ import type { Keyring } from '../crypto/types.js';
 import { priceTable, priceTableWarnings, type PriceTable } from '../cost/prices.js';
 import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from '../errors.js';
 import { AbortError } from '../pipeline/errors.js';
-import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
+import { describeHolder, type Lock } from '../manifest/lock.js';
 import { resolveChain } from '../manifest/chain.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
-import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
+import { lockManifest, openKeyring, openManifest, type ServiceContext } from './context.js';
 import { underWriterLease } from './lease/with-lease.js';
 import { crashPoint } from './crash-point.js';
 import { deleteUnneeded, finishPendingDeletion } from './consolidate-delete.js';
@@ -313,7 +313,7 @@ export class ConsolidateService {
   }
 
   private async locked<T>(opts: ConsolidateOptions, keyring: Keyring, fn: (m: Manifest) => Promise<T>): Promise<T> {
-    const lock: Lock = await acquireLock(manifestPath(this.ctx.config), {
+    const lock: Lock = await lockManifest(this.ctx.config, {
       wait: opts.wait ?? true,
       command: 'zbk consolidate',
       onWait: (h) => this.ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),

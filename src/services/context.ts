@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { normalizedStoreUrl, type ZbkConfig } from '../config/config.js';
 import { ConfigError, ManifestError, ZbkError } from '../errors.js';
-import { lockPathFor } from '../manifest/lock.js';
+import { acquireLock, lockPathFor, type AcquireOptions, type Lock } from '../manifest/lock.js';
 import { PUSH_STATUS_FILE } from './push-status.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import type { ObjectStore, IdentityProvider } from '../store/object-store.js';
@@ -80,6 +80,18 @@ export function manifestPath(config: ZbkConfig): string {
 /** The manifest's process lock (`manifest.db.lock`, src/manifest/lock.ts). */
 export function lockPath(config: ZbkConfig): string {
   return lockPathFor(manifestPath(config));
+}
+
+/**
+ * Take the manifest lock of this repository's state dir. A read-only or full
+ * state dir is one line naming it (`stateDirFault`, exit 3), not a raw errno.
+ */
+export async function lockManifest(config: ZbkConfig, opts: AcquireOptions): Promise<Lock> {
+  try {
+    return await acquireLock(manifestPath(config), opts);
+  } catch (err) {
+    throw stateDirFault(err, lockPath(config)) ?? err;
+  }
 }
 
 let sodiumPromise: Promise<SodiumBackend> | null = null;

@@ -3,11 +3,10 @@
  * lifecycle rule, orphan uploads, mirror freshness and clock skew.
  */
 import type { Manifest } from '../manifest/manifest.js';
-import { acquireLock } from '../manifest/lock.js';
 import { listMirrors } from '../manifest/mirror.js';
 import type { OpenedStore } from '../store/open-store.js';
 import type { S3Store } from '../store/s3-store.js';
-import { manifestPath, type ServiceContext } from './context.js';
+import { lockManifest, type ServiceContext } from './context.js';
 import { abortOrphanUploads, findOrphanUploads } from './orphans.js';
 import { messageOf, row, type DoctorCheck, type DoctorOptions } from './doctor.js';
 
@@ -67,7 +66,7 @@ export async function orphanCheck(ctx: ServiceContext, manifest: Manifest, opts:
     if (!opts.fix) return row('orphan uploads', 'warn', detail, 'zbk doctor --fix (or the next zbk push) aborts them');
     let lock;
     try {
-      lock = await acquireLock(manifestPath(ctx.config), { wait: false, command: 'zbk doctor --fix' });
+      lock = await lockManifest(ctx.config, { wait: false, command: 'zbk doctor --fix' });
     } catch {
       return row('orphan uploads', 'warn', `${detail}; another zbk holds the manifest lock`, 'run "zbk doctor --fix" again when it has finished');
     }

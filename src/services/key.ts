@@ -46,10 +46,9 @@ import {
 import type { Keyring } from '../crypto/types.js';
 import { ConfigError, IntegrityError, KeyFileError, LockedError, UsageError } from '../errors.js';
 import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX, replacedKeyFileKey } from '../layout.js';
-import { acquireLock } from '../manifest/lock.js';
 import { listMirrors, writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
-import { manifestPath, openManifest, readKeyFile, sodium, type ServiceContext } from './context.js';
+import { lockManifest, manifestPath, openManifest, readKeyFile, sodium, type ServiceContext } from './context.js';
 import { crashPoint } from './crash-point.js';
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase as readNewPassphrase, readPassphraseFile, type PassphrasePrompt, type PassphraseSource } from './passphrase.js';
@@ -172,7 +171,7 @@ async function mirrorAfter(ctx: ServiceContext, keyring: Keyring, warnings: stri
   // The key change is already complete: never hang on (or fail for) a push holding the lock.
   let lock;
   try {
-    lock = await acquireLock(manifestPath(ctx.config), { wait: true, timeoutMs: 30_000, command: 'zbk key' });
+    lock = await lockManifest(ctx.config, { wait: true, timeoutMs: 30_000, command: 'zbk key' });
   } catch (err) {
     if (!(err instanceof LockedError)) throw err;
     warnings.push('the manifest is busy (another zbk holds it): no mirror written now; the next push writes one');

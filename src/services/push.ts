@@ -18,7 +18,7 @@ import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { sealedPartSize } from '../crypto/index.js';
 import { OperationError, UsageError } from '../errors.js';
 import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
-import { acquireLock, describeHolder, type Lock } from '../manifest/lock.js';
+import { describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { writeMirror } from '../manifest/mirror.js';
 import type { StreamRow, StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
@@ -27,7 +27,7 @@ import { ResumeMismatchError } from '../pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/upload.js';
 import type { SendOptions, Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
-import { manifestPath, openKeyring, openManifest, type ServiceContext } from './context.js';
+import { lockManifest, openKeyring, openManifest, type ServiceContext } from './context.js';
 import { underWriterLease } from './lease/with-lease.js';
 import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
@@ -237,7 +237,7 @@ export class PushService {
   }
 
   private async lock(opts: PushOptions): Promise<Lock> {
-    return acquireLock(manifestPath(this.ctx.config), {
+    return lockManifest(this.ctx.config, {
       wait: opts.wait ?? true,
       command: 'zbk push',
       onWait: (h) => this.ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),

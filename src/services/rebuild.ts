@@ -4,8 +4,8 @@
  * A thin use case over `rebuildManifest`: open the key, take the manifest
  * lock, rebuild, report.
  */
-import { ensureStateDir, manifestPath, openKeyring, type ServiceContext } from './context.js';
-import { acquireLock, describeHolder } from '../manifest/lock.js';
+import { ensureStateDir, lockManifest, manifestPath, openKeyring, type ServiceContext } from './context.js';
+import { describeHolder } from '../manifest/lock.js';
 import { rebuildManifest, type RebuildReport } from '../manifest/rebuild.js';
 
 export interface RebuildOptions {
@@ -27,7 +27,7 @@ export async function rebuild(ctx: ServiceContext, opts: RebuildOptions = {}): P
   const keyring = await openKeyring(ctx);
   ensureStateDir(ctx.config);
   const path = manifestPath(ctx.config);
-  const lock = await acquireLock(path, {
+  const lock = await lockManifest(ctx.config, {
     wait: opts.wait ?? true,
     command: 'zbk manifest rebuild',
     onWait: (h) => ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),

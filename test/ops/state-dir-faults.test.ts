@@ -57,6 +57,18 @@ test('state dir read-only under an existing manifest: status fails with one line
   assert.equal(json.json.error.code, 'STATE_DIR_READ_ONLY');
 });
 
+test('state dir read-only: commands that take the manifest lock first (consolidate --apply, manifest rebuild) fail with the same one line, exit 3', async (t) => {
+  if (!requireRoot(t)) return;
+  const { repo, state } = await repoOnTmpfs(t, '2m');
+  state.remount('ro');
+  for (const args of [['consolidate', '--apply'], ['manifest', 'rebuild', '--force']]) {
+    const r = await repo.runJson<JsonError>(args);
+    assert.equal(r.code, 3, JSON.stringify(r.json));
+    assert.equal(r.json.error.code, 'STATE_DIR_READ_ONLY', `${args.join(' ')}: ${r.json.error.message}`);
+    assert.match(r.json.error.message, new RegExp(`the state directory ${state.dir} is not writable \\(EROFS`));
+  }
+});
+
 test('state dir full while the manifest is written: STATE_DIR_FULL naming the path, exit 3', async (t) => {
   if (!requireRoot(t)) return;
   const { repo, state } = await repoOnTmpfs(t, '2m');

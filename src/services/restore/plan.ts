@@ -6,11 +6,11 @@
 import { BYTES_PER_GB, priceTable } from '../../cost/prices.js';
 import { formatUSDPair } from '../../cli/format.js';
 import { UsageError } from '../../errors.js';
-import { acquireLock, describeHolder } from '../../manifest/lock.js';
+import { describeHolder } from '../../manifest/lock.js';
 import { SnapshotNotPushedError } from '../../manifest/errors.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { planRestore, type RestoreMode, type RestorePlan } from '../../planner/restore-plan.js';
-import { manifestPath, openManifest, type ServiceContext } from '../context.js';
+import { lockManifest, openManifest, type ServiceContext } from '../context.js';
 import { chainVolumes, isLocalStore, listJobs, loadJob, monthOf, saveJob, type JobStream, type JobVolume, type RestoreJob } from './job.js';
 
 export interface RestorePlanServiceOptions {
@@ -171,7 +171,7 @@ function describeChain(job: RestoreJob): RestorePlanResult['chain'] {
 
 /** Plan the restore of `opts.dataset` and save it (unless `dryRun`). Needs no passphrase: the plan spends nothing. */
 export async function restorePlan(ctx: ServiceContext, opts: RestorePlanServiceOptions): Promise<RestorePlanResult> {
-  const lock = await acquireLock(manifestPath(ctx.config), {
+  const lock = await lockManifest(ctx.config, {
     wait: true,
     command: 'zbk restore plan',
     onWait: (h) => ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),

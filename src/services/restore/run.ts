@@ -42,7 +42,7 @@ import type { Keyring } from '../../crypto/types.js';
 import { addDays, restoreCost } from '../../cost/model.js';
 import { BYTES_PER_GB, priceTable, type PriceTable } from '../../cost/prices.js';
 import { IntegrityError, UsageError } from '../../errors.js';
-import { acquireLock, describeHolder } from '../../manifest/lock.js';
+import { describeHolder } from '../../manifest/lock.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { AbortError } from '../../pipeline/errors.js';
 import { downloadVolume, openVolumeFiles, PlaintextFeed, type DownloadVolumeOptions, type PlaintextSink } from '../../pipeline/download.js';
@@ -50,7 +50,7 @@ import { createPartOpener, type PartOpener } from '../../pipeline/part-opener.js
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import { ArchivedError, NotFoundError, RestoreInProgressError } from '../../store/errors.js';
 import { ZfsError } from '../../zfs/errors.js';
-import { manifestPath, openKeyring, openManifest, type ServiceContext } from '../context.js';
+import { lockManifest, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { isLocalStore, listJobs, monthOf, recordOf, loadJob, saveJob, stagedPath, type JobStream, type JobVolume, type NextAction, type RestoreJob } from './job.js';
 import { markReceiveStarted, mountAdvice, receiveRestartNote } from './receive-restart.js';
 import { applyKnownDamage, blockedAction, clearMismatch, isBlocked, isStoredDamage, markDamaged, restoreBlock, type RestoreBlock } from './damage.js';
@@ -1099,7 +1099,7 @@ const WAITING_REQUEST_DAYS = 14;
 async function step(ctx: ServiceContext, opts: RestoreRunOptions, openers: OpenerCache): Promise<StepOutcome> {
   // The passphrase is checked first: nothing below may spend money with a wrong one.
   const keyring = await openKeyring(ctx);
-  const lock = await acquireLock(manifestPath(ctx.config), {
+  const lock = await lockManifest(ctx.config, {
     wait: true,
     command: 'zbk restore run',
     onWait: (h) => ctx.log.info(`waiting for ${describeHolder(h)} to finish…`),
