@@ -24,7 +24,7 @@ Exit codes: 0 ok, 3 config.`;
       zbkPath: process.argv[1] ?? 'zbk',
       configPath: config.path,
       passphraseFile: passphraseFilePath(config.passphraseFile) ?? null,
-      stateDir: config.stateDir,
+      stateDir: config.legacyStateDir ?? config.stateDir,
       pushAt: flags['push-at'],
       maxAge: flags['max-age'],
       restoreDataset: flags['restore-dataset'],

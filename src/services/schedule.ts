@@ -10,6 +10,11 @@ export interface ScheduleInput {
   configPath: string;
   /** Passphrase file to hand to the services (never its contents). */
   passphraseFile: string | null;
+  /**
+   * The directory the units may write: the state dir, or with the default
+   * per-repository state dirs their base (`/var/lib/zbk`), which also holds
+   * an older zbk's shared manifest until its first run moves it.
+   */
   stateDir: string;
   /** Daily push time, systemd OnCalendar syntax. */
   pushAt: string;
@@ -54,7 +59,8 @@ TimeoutStartSec=infinity
 Nice=10
 IOSchedulingClass=idle
 ${HARDENING}
-ReadWritePaths=${i.stateDir}
+# "-": a directory that does not exist yet must not keep the unit from starting (zbk init makes it).
+ReadWritePaths=-${i.stateDir}
 SyslogIdentifier=${name}
 `;
 }
