@@ -68,6 +68,18 @@ export class IntegrityError extends ZbkError {
   }
 }
 
+/** An object read from the store failed authentication: `key` names it (for the damage record). */
+export class ObjectIntegrityError extends IntegrityError {
+  constructor(
+    message: string,
+    readonly key: string,
+    code = 'INTEGRITY',
+    options?: { cause?: unknown },
+  ) {
+    super(message, code, options);
+  }
+}
+
 /** The passphrase does not open the key file. */
 export class WrongPassphraseError extends ZbkError {
   constructor(message = 'wrong passphrase: it does not open the key file') {

@@ -12,7 +12,7 @@ import { open, rename, stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Keyring, PartContext } from '../crypto/types.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, ObjectIntegrityError } from '../errors.js';
 import type { VolumeRecord } from '../layout.js';
 import type { ObjectStore } from '../store/object-store.js';
 import { AbortError } from './errors.js';
@@ -109,7 +109,7 @@ async function openWith(opener: PartOpener, token: number, streamId: Uint8Array,
   } catch (err) {
     if (err instanceof IntegrityError) {
       const code = where === 'downloaded' ? STORED_DATA_DAMAGED : 'INTEGRITY';
-      throw new IntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, code, { cause: err });
+      throw new ObjectIntegrityError(`part ${r.partNumber} of ${volume.key} (${where}) failed authentication: corrupted, truncated or not this stream's data`, volume.key, code, { cause: err });
     }
     throw err;
   }

@@ -11,9 +11,11 @@
 import { randomBytes } from 'node:crypto';
 import { restoreCost } from '../cost/model.js';
 import { priceTable } from '../cost/prices.js';
-import { OperationError, UsageError } from '../errors.js';
+import type { Keyring } from '../crypto/types.js';
+import { IntegrityError, ObjectIntegrityError, OperationError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
+import { chainHealth, remedyFor } from './chain-health.js';
 import { receiveChainFromStore } from './receive-chain.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
@@ -129,7 +131,11 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
   const clone = `${pool}/zbk-verify-src-${tag}`;
   const zfs = ctx.zfs;
   try {
-    await receiveChainFromStore(ctx.store, keyring, zfs, chain, scratch);
+    try {
+      await receiveChainFromStore(ctx.store, keyring, zfs, chain, scratch);
+    } catch (err) {
+      throw recordedDamage(ctx, keyring, dataset, volumes.map((v) => v.key), err);
+    }
     const received = await zfs.getSnapshot(`${scratch}@${last.to.name}`);
     if (received.guid !== last.to.guid) {
       throw new OperationError(`the restored snapshot has guid ${received.guid}, the manifest says ${last.to.guid}`, 'GUID_MISMATCH');
@@ -151,6 +157,29 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
     return { ...base, ok, outcome: ok ? 'verified' : 'different', filesCompared: diff.compared, differences: diff.differences, comparedWithLocal: true };
   } finally {
     for (const name of [clone, scratch]) await destroyScratch(ctx, name);
+  }
+}
+
+/**
+ * A volume of the drilled chain that failed authentication is damage in the
+ * store (the drill reads it from there): recorded like `zbk verify`'s
+ * findings, so `status` shows the chain broken, `check` goes CRITICAL and
+ * restores skip it; the error then says what is still restorable and the
+ * way out. Anything else is returned unchanged.
+ */
+function recordedDamage(ctx: ServiceContext, keyring: Keyring, dataset: string, keys: readonly string[], err: unknown): unknown {
+  if (!(err instanceof ObjectIntegrityError) || !keys.includes(err.key)) return err;
+  const manifest = openManifest(ctx, keyring);
+  try {
+    manifest.recordDamage({ key: err.key, problem: err.message, foundBy: 'verify', kind: 'bad', at: ctx.now() });
+    const health = chainHealth(manifest, dataset);
+    return new IntegrityError(
+      `${err.message}; recorded as damaged (zbk status shows the chain broken, zbk check is CRITICAL); ${remedyFor(dataset, health.restorable)}`,
+      'STORED_DATA_DAMAGED',
+      { cause: err },
+    );
+  } finally {
+    manifest.close();
   }
 }
 

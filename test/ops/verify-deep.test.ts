@@ -62,6 +62,13 @@ test('verify --deep restores the latest snapshot into a scratch dataset and find
   flipByte(join(dataDir, stream, vol), 5000);
   const bad = await repo.zbk(['verify', '--deep', '--json']);
   assert.equal(bad.code, 6, `a flipped byte is an integrity failure: ${bad.stdout} ${bad.stderr}`);
+  // The finding is recorded, so monitoring sees it (not only this run's exit code).
+  const err = jsonOf<{ error: { code: string; message: string } }>(bad).error;
+  assert.equal(err.code, 'STORED_DATA_DAMAGED');
+  assert.match(err.message, new RegExp(`failed authentication.*recorded as damaged.*zbk push --full ${ds}`));
+  const check = await repo.zbk(['check']);
+  assert.equal(check.code, 2, `check is CRITICAL after a failed drill: ${check.stdout}`);
+  assert.match(check.stdout, /damaged|broken/i);
 });
 
 test('verify --deep on Deep Archive shows the thaw cost and spends nothing without --yes', async (t) => {
