@@ -34,7 +34,12 @@ Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting 
     const r = await verify(ctx, { dataset: flags.dataset });
     this.say(`${r.objectsChecked} object(s) of ${r.streams} stream(s) checked in ${r.store}`);
     for (const p of r.problems) this.say(`PROBLEM ${p.key}${p.dataset ? ` (${p.dataset})` : ''}: ${p.problem}`);
-    if (r.unreferenced.length) this.note(`${r.unreferenced.length} object(s) under data/ not in the manifest (abandoned uploads?): ${r.unreferenced.slice(0, 5).join(', ')}`);
+    if (r.unreferenced.length) {
+      this.note(
+        `${r.unreferenced.length} object(s) under data/ this manifest does not know: streams pushed from another machine or state dir, or uploads abandoned before they completed. ` +
+          `Do not delete them by hand ("zbk manifest rebuild --force" brings in every stream whose record is in the store): ${r.unreferenced.slice(0, 5).join(', ')}`,
+      );
+    }
     this.say(`checked: ${r.coverage.proved}`);
     if (r.coverage.sizeAndMetadataOnly.length) this.note(`size and metadata only: ${r.coverage.sizeAndMetadataOnly.slice(0, 5).join(', ')}${r.coverage.sizeAndMetadataOnly.length > 5 ? ', …' : ''}`);
     this.say(r.coverage.needsDeep);

@@ -97,16 +97,10 @@ export async function writeMirror(db: Manifest, store: ObjectStore, keyring: Key
     throw new ManifestError(`refusing to mirror a manifest that fails its integrity check: ${check.problems.slice(0, 3).join('; ')}`, 'MANIFEST_UNHEALTHY');
   }
   const all = await listMirrors(store);
-  let base = localMirrorSeq(db);
   // Another machine (or this one before a rebuild from records) wrote newer mirrors: continue after
   // the newest that authenticates, so ours sorts after it. Names alone are never trusted.
-  for (const m of all.filter((x) => x.claimedSeq > base).reverse().slice(0, CATCH_UP_TRIES)) {
-    const stamp = await authenticStamp(store, keyring, m);
-    if (stamp) {
-      base = Math.max(base, stamp.seq);
-      break;
-    }
-  }
+  const local = localMirrorSeq(db);
+  const base = Math.max(local, (await newerAuthenticMirror(store, keyring, local, all))?.seq ?? 0);
   if (base >= MAX_MIRROR_SEQ) throw new ManifestError(`mirror sequence exhausted (${base})`, 'BAD_INPUT');
   const seq = base + 1;
   const at = (opts.now ?? (() => new Date()))();
@@ -132,6 +126,38 @@ export async function writeMirror(db: Manifest, store: ObjectStore, keyring: Key
   }
   if (pruned.length > 0) await store.deleteMany(pruned);
   return { key, size: sealed.length, seq, pruned };
+}
+
+/**
+ * The newest mirror in the store that authenticates and whose sealed
+ * sequence is above `seq`, or null: a manifest that has seen `seq` is behind
+ * it (another machine or state dir wrote since). Only names claiming more
+ * are downloaded, newest first, at most a few (planted names cost a GET each).
+ */
+export async function newerAuthenticMirror(store: ObjectStore, keyring: Keyring, seq: number, listed?: MirrorInfo[]): Promise<MirrorStamp | null> {
+  const all = listed ?? (await listMirrors(store));
+  for (const m of all.filter((x) => x.claimedSeq > seq).reverse().slice(0, CATCH_UP_TRIES)) {
+    const stamp = await authenticStamp(store, keyring, m);
+    if (stamp) return stamp;
+  }
+  return null;
+}
+
+/**
+ * A ManifestError (MANIFEST_STALE, exit 9) when the store holds an authentic
+ * mirror newer than any this manifest has seen: another machine or state dir
+ * pushed since, and a push from here would duplicate its streams and write a
+ * mirror that knows less. Null when this manifest is current.
+ */
+export async function manifestBehindStore(store: ObjectStore, keyring: Keyring, db: Manifest): Promise<ManifestError | null> {
+  const seen = localMirrorSeq(db);
+  const newer = await newerAuthenticMirror(store, keyring, seen);
+  if (!newer) return null;
+  return new ManifestError(
+    `the store holds manifest mirror ${newer.seq} (written ${newer.writtenAt.toISOString().slice(0, 19)}Z), newer than this machine's manifest (mirror ${seen}): ` +
+      `another machine or state dir pushed since. Run "zbk manifest rebuild --force" (this manifest is moved aside) to bring it up to date, then push`,
+    'MANIFEST_STALE',
+  );
 }
 
 /** The stamp of the mirror at `m`, if it opens, is a manifest and its stamp matches its name; else null. */

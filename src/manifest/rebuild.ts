@@ -31,7 +31,7 @@ import { NotFoundError, StoreError } from '../store/errors.js';
 import type { ListEntry, ObjectStore } from '../store/object-store.js';
 import { textToU64 } from './guid.js';
 import { type ImportStreamInput, Manifest } from './manifest.js';
-import { MIRROR_SEQ_KV, localMirrorSeq, readNewestMirror, type SkippedMirror } from './mirror.js';
+import { MIRROR_SEQ_KV, localMirrorSeq, newerAuthenticMirror, readNewestMirror, type SkippedMirror } from './mirror.js';
 
 export interface RebuildOptions {
   store: ObjectStore;
@@ -318,7 +318,9 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
     if (relocated) m.relocateRepository(store.url, keyring.keyId);
     m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
     // The next mirror written continues after both, so it sorts after every authentic one seen.
-    const seq = Math.max(lastSeenSeq, mirror.seq ?? 0);
+    // From the records alone (mirrors ignored), this manifest is as new as the newest mirror.
+    const newest = opts.ignoreMirrors ? ((await newerAuthenticMirror(store, keyring, 0))?.seq ?? 0) : 0;
+    const seq = Math.max(lastSeenSeq, mirror.seq ?? 0, newest);
     if (seq > localMirrorSeq(m)) m.setValue(MIRROR_SEQ_KV, seq);
 
     const known = new Set(m.streams().filter((s) => s.state !== 'uploading' && s.state !== 'abandoned').map((s) => s.streamId));

@@ -20,7 +20,7 @@ import { OperationError, UsageError } from '../errors.js';
 import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
 import { describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
-import { writeMirror } from '../manifest/mirror.js';
+import { manifestBehindStore, writeMirror } from '../manifest/mirror.js';
 import type { StreamRow, StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
 import { snapshotRefsOf, volumeRecordOf } from '../manifest/records.js';
 import { ResumeMismatchError } from '../pipeline/errors.js';
@@ -178,8 +178,15 @@ export class PushService {
         }
         return { results, orphanUploadsAborted, warnings: this.warnings };
       };
-      if (opts.dryRun) return await work();
+      if (opts.dryRun) {
+        const stale = await manifestBehindStore(this.ctx.store, keyring, m);
+        if (stale) this.warn(stale.message);
+        return await work();
+      }
       return await underWriterLease(this.ctx, keyring, 'zbk push', async (leased) => {
+        // Under the lease: nobody else writes a newer mirror between this check and the push.
+        const stale = await manifestBehindStore(leased.store, keyring, m);
+        if (stale) throw stale;
         const outer = this.ctx;
         this.ctx = leased;
         try {

@@ -6,7 +6,7 @@
  * its lease lost.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
@@ -16,7 +16,7 @@ import { LeaseLostError, WriterLease } from '../../src/services/lease/writer-lea
 import { passphraseSource } from '../../src/services/passphrase.js';
 import type { PushResult } from '../../src/services/push.js';
 import { LocalStore } from '../../src/store/local-store.js';
-import { jsonOf } from '../helpers/cli.js';
+import { jsonOf, runZbk } from '../helpers/cli.js';
 import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
 import { datasetRepo } from '../e2e/fixture.js';
 
@@ -58,4 +58,39 @@ test('a push while another machine holds the writer lease is refused (exit 8) an
   assert.equal(jsonOf<LeaseStatus>(await repo.zbk(['lease', '--json'])).state, 'free', 'the push released the lease');
   await other.renew();
   assert.throws(() => other.assertHeld(), LeaseLostError, 'the old holder stops before its next write');
+});
+
+test('a machine whose manifest is behind the store (another machine pushed since) is refused with MANIFEST_STALE until it rebuilds; no duplicate stream', async (t) => {
+  if (!requireZfs(t)) return;
+  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'two' });
+  writeRandomFiles(mnt, { files: 1, bytesEach: 256 * 1024, seed: 'stale-a' });
+  await pool.zfs.snapshot(`${ds}@s1`);
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+
+  // Machine B: the same store and key, its own state dir, its manifest rebuilt from the bucket.
+  const text = readFileSync(repo.configPath, 'utf8');
+  const configB = join(repo.dir, 'b.toml');
+  writeFileSync(configB, text.replace(/^state_dir = .*$/m, `state_dir = "${join(repo.dir, 'b-state')}"`), { mode: 0o600 });
+  const envB = { ...repo.env, ZBK_CONFIG: configB };
+  assert.equal((await runZbk(['manifest', 'rebuild'], envB)).code, 0);
+
+  // A pushes again; B has not seen it.
+  writeRandomFiles(join(mnt, 'more'), { files: 1, bytesEach: 128 * 1024, seed: 'stale-b' });
+  await pool.zfs.snapshot(`${ds}@s2`);
+  assert.equal((await repo.zbk(['push', ds])).code, 0);
+  const records = (): string[] => readdirSync(join(repo.dir, 'store', 'streams'));
+  const before = records();
+
+  const stale = await runZbk(['push', ds, '--json'], envB);
+  assert.equal(stale.code, 9, stale.stderr);
+  const err = jsonOf<{ error: { code: string; message: string } }>(stale).error;
+  assert.equal(err.code, 'MANIFEST_STALE');
+  assert.match(err.message, /newer than this machine's manifest .*zbk manifest rebuild --force/);
+  assert.deepEqual(records(), before, 'no stream was pushed from the stale manifest');
+
+  assert.equal((await runZbk(['manifest', 'rebuild', '--force'], envB)).code, 0);
+  const ok = await runZbk(['push', ds, '--json'], envB);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.equal(jsonOf<PushResult>(ok).results[0]!.kind, 'none', 'B now knows @s2 was pushed: nothing to send');
+  assert.deepEqual(records(), before);
 });
