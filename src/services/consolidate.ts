@@ -328,7 +328,7 @@ export class ConsolidateService {
         } finally {
           this.ctx = outer;
         }
-      });
+      }, { wait: opts.wait ?? true });
     } finally {
       lock.release();
     }

@@ -194,7 +194,7 @@ export class PushService {
         } finally {
           this.ctx = outer;
         }
-      });
+      }, { wait: opts.wait ?? true });
     } finally {
       manifest?.close();
       lock.release();

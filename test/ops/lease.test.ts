@@ -43,7 +43,7 @@ describe('writer lease', () => {
     await assert.rejects(WriterLease.acquire(b, 'zbk push', { renew: false }), (e: unknown) => {
       assert.ok(e instanceof LeaseHeldError);
       assert.equal(e.exitCode, 8);
-      assert.match(e.message, /being written by another machine: .* \(zbk push, pid \d+\) since .* until .*zbk lease break/);
+      assert.match(e.message, /being written by another state directory on this host: .* \(zbk push, pid \d+\) since .* until .*zbk lease break --yes/);
       return true;
     });
     // The same machine (another process after the manifest lock) may take it again.
@@ -131,5 +131,25 @@ describe('writer lease', () => {
     l.assertHeld();
     await l.release();
     assert.match(warnings.join('\n'), /cannot do conditional writes .*not enforced/);
+  });
+
+  it('without --no-wait, a writer waits while another holds the lease and takes it once released', async () => {
+    const store = new MemoryStore();
+    const a = machine(store);
+    const la = await WriterLease.acquire(a, 'zbk push', { renew: false });
+    let waited: string | null = null;
+    const waiting = WriterLease.acquire(machine(store), 'zbk push', {
+      renew: false,
+      wait: true,
+      pollMs: 5,
+      onWait: (r) => {
+        waited = r.command;
+        void la.release();
+      },
+    });
+    const lb = await waiting;
+    assert.equal(waited, 'zbk push', 'it said whom it waited for');
+    lb.assertHeld();
+    await lb.release();
   });
 });

@@ -6,9 +6,15 @@
 import type { Keyring } from '../../crypto/types.js';
 import type { ServiceContext } from '../context.js';
 import { LeaseGuardedStore } from './guarded-store.js';
-import { WriterLease } from './writer-lease.js';
+import { WriterLease, describeLease } from './writer-lease.js';
 
-export async function underWriterLease<T>(ctx: ServiceContext, keyring: Keyring, command: string, fn: (leased: ServiceContext) => Promise<T>): Promise<T> {
+export async function underWriterLease<T>(
+  ctx: ServiceContext,
+  keyring: Keyring,
+  command: string,
+  fn: (leased: ServiceContext) => Promise<T>,
+  opts: { wait?: boolean } = {},
+): Promise<T> {
   const lease = await WriterLease.acquire(
     {
       store: ctx.store,
@@ -19,6 +25,7 @@ export async function underWriterLease<T>(ctx: ServiceContext, keyring: Keyring,
       warn: (m) => ctx.log.warn(m),
     },
     command,
+    { wait: opts.wait ?? true, onWait: (r) => ctx.log.info(`waiting for the writer lease of ${describeLease(r)}…`) },
   );
   try {
     return await fn({ ...ctx, store: new LeaseGuardedStore(ctx.store, () => lease.assertHeld()) });

@@ -44,6 +44,21 @@ export const LEASE_TTL_MS = 60 * 60_000;
 /** A working writer renews this often (a few renewals may fail before the lease lapses). */
 export const LEASE_RENEW_MS = 10 * 60_000;
 const MAX_RACES = 5;
+/** How often a writer waiting for another machine's lease looks again. */
+export const LEASE_POLL_MS = 30_000;
+
+export interface AcquireLeaseOptions {
+  /** Take it from another machine whatever its state (`zbk lease break`). */
+  takeOver?: boolean;
+  /** Renew it in the background (default true). */
+  renew?: boolean;
+  /** Wait while another machine holds it (like the manifest lock without --no-wait) instead of failing. */
+  wait?: boolean;
+  /** Called once when the first attempt finds it held and `wait` is set. */
+  onWait?: (held: LeaseRecord) => void;
+  /** Poll interval while waiting (default LEASE_POLL_MS). */
+  pollMs?: number;
+}
 
 /** What the lease object holds (sealed). */
 export interface LeaseRecord {
@@ -178,7 +193,7 @@ export class WriterLease {
    * LeaseHeldError. `takeOver` takes it from another machine whatever its
    * state (`zbk lease break`).
    */
-  static async acquire(env: LeaseEnv, command: string, opts: { takeOver?: boolean; renew?: boolean } = {}): Promise<WriterLease> {
+  static async acquire(env: LeaseEnv, command: string, opts: AcquireLeaseOptions = {}): Promise<WriterLease> {
     try {
       return await WriterLease.take(env, command, opts);
     } catch (err) {
@@ -191,15 +206,24 @@ export class WriterLease {
     }
   }
 
-  private static async take(env: LeaseEnv, command: string, opts: { takeOver?: boolean; renew?: boolean }): Promise<WriterLease> {
+  private static async take(env: LeaseEnv, command: string, opts: AcquireLeaseOptions): Promise<WriterLease> {
     const holder = holderId(env.stateDir);
+    let waited = false;
     for (let i = 0; i < MAX_RACES; i++) {
       const cur = await readLease(env);
       const now = env.now();
       if (cur && !opts.takeOver && !takeable(cur.record, holder, now)) {
         const r = cur.record!;
+        if (opts.wait) {
+          if (!waited) opts.onWait?.(r);
+          waited = true;
+          i--; // waiting is not a race
+          await new Promise((res) => setTimeout(res, opts.pollMs ?? LEASE_POLL_MS));
+          continue;
+        }
+        const who = r.host === hostname() ? `another state directory on this host: ${describeLease(r)}` : `another machine: ${describeLease(r)}`;
         throw new LeaseHeldError(
-          `the repository is being written by another machine: ${describeLease(r)}. Wait until it finishes (or the lease expires), or, if that machine is gone for good, run "zbk lease break"`,
+          `the repository is being written by ${who}. Wait until it finishes (or the lease expires; without --no-wait zbk waits), or, if that writer is gone for good, run "zbk lease break --yes"`,
           r,
         );
       }
