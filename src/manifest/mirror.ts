@@ -16,6 +16,7 @@
  * mirrors.
  */
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Keyring } from '../crypto/types.js';
 import { ManifestError } from '../errors.js';
@@ -33,6 +34,23 @@ const MIRROR_AT_KV = 'mirror.written_at';
 const FUTURE_SLACK_MS = 24 * 3_600_000;
 /** Listed names claiming a newer sequence than ours: at most this many are downloaded to catch up. */
 const CATCH_UP_TRIES = 3;
+/** A mirror larger than this is not downloaded by a rebuild (a planted giant object must not exhaust memory). */
+export const MAX_MIRROR_BYTES = 2 * 1024 ** 3;
+
+/**
+ * The largest mirror worth downloading to compare with `db`: a mirror is a
+ * compacted copy of a manifest like it, so a few times its size (and at
+ * least 64 MiB). A planted giant object then costs no egress on every push.
+ */
+function mirrorSizeBound(db: Manifest): number {
+  let size = 0;
+  try {
+    size = statSync(db.path).size;
+  } catch {
+    // an in-memory or vanished file: the floor applies
+  }
+  return Math.min(MAX_MIRROR_BYTES, Math.max(64 * 1024 ** 2, 4 * size));
+}
 
 export interface WriteMirrorOptions {
   /** Mirrors to keep, newest first, including the new one (≥ 1). Default 10. */
@@ -100,7 +118,7 @@ export async function writeMirror(db: Manifest, store: ObjectStore, keyring: Key
   // Another machine (or this one before a rebuild from records) wrote newer mirrors: continue after
   // the newest that authenticates, so ours sorts after it. Names alone are never trusted.
   const local = localMirrorSeq(db);
-  const base = Math.max(local, (await newerAuthenticMirror(store, keyring, local, all))?.seq ?? 0);
+  const base = Math.max(local, (await newerAuthenticMirror(store, keyring, local, all, mirrorSizeBound(db)))?.seq ?? 0);
   if (base >= MAX_MIRROR_SEQ) throw new ManifestError(`mirror sequence exhausted (${base})`, 'BAD_INPUT');
   const seq = base + 1;
   const at = (opts.now ?? (() => new Date()))();
@@ -134,9 +152,9 @@ export async function writeMirror(db: Manifest, store: ObjectStore, keyring: Key
  * it (another machine or state dir wrote since). Only names claiming more
  * are downloaded, newest first, at most a few (planted names cost a GET each).
  */
-export async function newerAuthenticMirror(store: ObjectStore, keyring: Keyring, seq: number, listed?: MirrorInfo[]): Promise<MirrorStamp | null> {
+export async function newerAuthenticMirror(store: ObjectStore, keyring: Keyring, seq: number, listed?: MirrorInfo[], maxBytes = MAX_MIRROR_BYTES): Promise<MirrorStamp | null> {
   const all = listed ?? (await listMirrors(store));
-  for (const m of all.filter((x) => x.claimedSeq > seq).reverse().slice(0, CATCH_UP_TRIES)) {
+  for (const m of all.filter((x) => x.claimedSeq > seq && x.size <= maxBytes).reverse().slice(0, CATCH_UP_TRIES)) {
     const stamp = await authenticStamp(store, keyring, m);
     if (stamp) return stamp;
   }
@@ -151,7 +169,7 @@ export async function newerAuthenticMirror(store: ObjectStore, keyring: Keyring,
  */
 export async function manifestBehindStore(store: ObjectStore, keyring: Keyring, db: Manifest): Promise<ManifestError | null> {
   const seen = localMirrorSeq(db);
-  const newer = await newerAuthenticMirror(store, keyring, seen);
+  const newer = await newerAuthenticMirror(store, keyring, seen, undefined, mirrorSizeBound(db));
   if (!newer) return null;
   return new ManifestError(
     `the store holds manifest mirror ${newer.seq} (written ${newer.writtenAt.toISOString().slice(0, 19)}Z), newer than this machine's manifest (mirror ${seen}): ` +
@@ -281,6 +299,10 @@ export async function readNewestMirror(store: ObjectStore, keyring: Keyring, opt
   const skipped: SkippedMirror[] = [];
   const mirrors = await listMirrors(store);
   for (const m of mirrors.reverse()) {
+    if (m.size > MAX_MIRROR_BYTES) {
+      skipped.push({ key: m.key, reason: `${m.size} bytes, more than any mirror zbk writes (${MAX_MIRROR_BYTES}): not downloaded` });
+      continue;
+    }
     let sealed: Uint8Array;
     try {
       sealed = await store.getBytes(m.key);

@@ -138,6 +138,7 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
   const placed = new Set<string>();
   const streams: ImportStreamInput[] = [];
   const noMetadata: string[] = [];
+  const badMetadata: string[] = [];
   const headFailed: string[] = [];
 
   for await (const e of store.list(STREAMS_PREFIX)) {
@@ -188,16 +189,18 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
       if (sealedMeta === undefined || sealedMeta === '') {
         if (headOk) noMetadata.push(v.key);
       } else {
-        let meta: VolumeMetadata;
+        // Metadata that does not open or names another volume is a warning, not a reason to drop
+        // the stream: it can be garbled or swapped on its own, and the sealed record is the authority
+        // (a restore authenticates every part against it).
+        let meta: VolumeMetadata | null = null;
         try {
           meta = keyring.openVolumeMetadata(sealedMeta);
         } catch (err) {
-          problem = `volume ${v.key} metadata does not open: ${(err as Error).message}`;
-          break;
+          badMetadata.push(`${v.key} (does not open: ${(err as Error).message})`);
         }
-        problem = metadataMismatch(meta, rec, v.index);
-        if (problem) break;
-        volumeSize = Math.max(volumeSize, meta.volumeSize);
+        const disagrees = meta ? metadataMismatch(meta, rec, v.index) : null;
+        if (disagrees) badMetadata.push(`${v.key} (${disagrees})`);
+        else if (meta) volumeSize = Math.max(volumeSize, meta.volumeSize);
       }
       // Without metadata the configured volume size is not known; every volume but the last is full.
       volumeSize = Math.max(volumeSize, v.plaintextSize);
@@ -254,6 +257,9 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
     warnings.push(
       `${noMetadata.length} volume(s) have no zbk metadata (copied by a tool that drops user metadata?), e.g. ${noMetadata[0]}: placed from their sealed stream records; "zbk verify" reports them until they are pushed again`,
     );
+  }
+  if (badMetadata.length > 0) {
+    warnings.push(`${badMetadata.length} volume(s) carry metadata that does not match their stream record, placed from the record (zbk verify reports them): ${badMetadata.slice(0, 3).join('; ')}`);
   }
   if (headFailed.length > 0) warnings.push(`HEAD failed for ${headFailed.length} volume(s), placed from their stream records without a metadata check: ${headFailed.slice(0, 3).join('; ')}`);
   return { streams, unplaced, warnings, listed };

@@ -104,8 +104,11 @@ async function volumeCheck(ctx: ServiceContext, keyring: Keyring, s: StreamRow, 
   // Absent metadata is no finding: tools that copy buckets (aws s3 sync of a file:// store, some
   // migrations) drop user metadata, and it is only a second index of what the sealed record says.
   // The ETag below still tells whether the bytes are the pushed ones. Present, it must be right.
+  // Metadata that does not open or names another volume is reported, but it is not proof that the
+  // data is damaged (it can be swapped or garbled on its own): a mismatch, which a restore settles
+  // by authenticating the parts, instead of damage that makes restores skip an intact volume.
   const meta = (info.metadata[VOLUME_META_HEADER] ?? '') === '' ? null : sealedMetadataProblem(keyring, s, v, info);
-  if (meta) return fail(meta, info);
+  if (meta) return fail(meta, info, 'mismatch');
   if (v.etag !== null && info.etag === undefined) {
     return fail(`the store reports no ETag, the push recorded ${v.etag}: whether it was replaced cannot be told (a restore authenticates it)`, info, 'mismatch');
   }

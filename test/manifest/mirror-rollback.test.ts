@@ -188,6 +188,25 @@ describe('manifest mirror: sequence numbers', () => {
   });
 });
 
+describe('manifest mirror: planted giant objects', () => {
+  it('a planted huge object under a newer mirror name is not downloaded by a push (catch-up) nor by a rebuild', async () => {
+    const { m, store, path } = await repo();
+    const first = await writeMirror(m, store, keyring, opts(10));
+    const giant = manifestMirrorKey(999_999, day(11), 'ff');
+    await store.put(giant, new Uint8Array(70 * 1024 * 1024));
+    store.resetCounts();
+    const next = await writeMirror(m, store, keyring, opts(12));
+    assert.equal(next.seq, first.seq + 1);
+    assert.equal(store.counts.getBytes, 0, 'the giant was not fetched to catch up');
+    m.close();
+    const { MAX_MIRROR_BYTES } = await import('../../src/manifest/mirror.js');
+    assert.ok(70 * 1024 * 1024 < MAX_MIRROR_BYTES, 'a rebuild would still try it (within its bound) and skip it as not authentic');
+    const report = await rebuildManifest({ store, keyring, targetPath: path, force: true, now: () => day(13) });
+    assert.equal(report.source, 'mirror');
+    assert.equal(report.mirrorKey, next.key);
+  });
+});
+
 describe('manifest rebuild without volume metadata', () => {
   it('a bucket copied by a tool that drops user metadata rebuilds from the records, with a warning; HEAD errors do not stop it', async () => {
     // Not archived, so the test can copy the volumes' bytes (as a sync tool would after a thaw).
@@ -216,4 +235,19 @@ describe('manifest rebuild without volume metadata', () => {
     assert.deepEqual(again.unplaced, []);
     assert.match(again.warnings.join('\n'), /HEAD failed for 2 volume\(s\)/);
   });
+
+  it('metadata swapped between volumes keeps no stream out: placed from the records, with a warning', async () => {
+    const { m, store, path } = await repo(false);
+    m.close();
+    const keys = store.keys().filter((k) => k.startsWith(DATA_PREFIX)).sort();
+    assert.ok(keys.length >= 2);
+    const a = await store.head(keys[0]!);
+    const b = await store.head(keys[1]!);
+    await store.put(keys[1]!, await store.getBytes(keys[1]!), { storageClass: b.storageClass, metadata: a.metadata });
+    const report = await rebuildManifest({ store, keyring, targetPath: path, force: true });
+    assert.deepEqual(report.unplaced, []);
+    assert.equal(report.streams, 2);
+    assert.match(report.warnings.join('\n'), /1 volume\(s\) carry metadata that does not match their stream record/);
+  });
 });
+

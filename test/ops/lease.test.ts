@@ -4,7 +4,7 @@
  * injected, so expiry is tested without waiting.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
@@ -13,6 +13,7 @@ import { LeaseGuardedStore } from '../../src/services/lease/guarded-store.js';
 import { LEASE_TTL_MS, LeaseHeldError, LeaseLostError, WriterLease, readLease, type LeaseEnv } from '../../src/services/lease/writer-lease.js';
 import { FaultInjectingStore } from '../../src/store/fault-store.js';
 import { PermanentStoreError } from '../../src/store/errors.js';
+import { LocalStore } from '../../src/store/local-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { RetryingStore } from '../../src/store/retry-store.js';
@@ -151,5 +152,38 @@ describe('writer lease', () => {
     assert.equal(waited, 'zbk push', 'it said whom it waited for');
     lb.assertHeld();
     await lb.release();
+  });
+
+  it('a lease broken by another machine is noticed at the next commit point (one HEAD), not only at the next renewal', async () => {
+    const store = new MemoryStore();
+    const la = await WriterLease.acquire(machine(store), 'zbk push', { renew: false });
+    const guarded = new LeaseGuardedStore(store, () => la.assertHeld(), () => la.confirm());
+    await guarded.put('streams/a.zbks', new Uint8Array(1));
+    await WriterLease.acquire(machine(store), 'zbk lease break', { takeOver: true, renew: false });
+    await assert.rejects(guarded.put('streams/b.zbks', new Uint8Array(1)), (e: unknown) => e instanceof LeaseLostError && /taken by .*zbk lease break/.test(e.message));
+    await assert.rejects(store.head('streams/b.zbks'), /not found/);
+  });
+
+  it('a lease object the store reports no ETag for (a file:// file without its sidecar) does not switch the lease off', async (t) => {
+    const dir = join(tmp.dir, `local${n++}`);
+    const store = new LocalStore(dir);
+    await store.put('zbk.key', new Uint8Array(1)); // the store exists
+    writeFileSync(join(dir, LEASE_KEY), 'junk');
+    const warnings: string[] = [];
+    const la = await WriterLease.acquire(machine(store, warnings), 'zbk push', { renew: false });
+    t.after(() => la.release());
+    await assert.rejects(WriterLease.acquire(machine(store), 'zbk push', { renew: false }), LeaseHeldError, 'the second machine is still refused');
+    assert.doesNotMatch(warnings.join('\n'), /not enforced/);
+  });
+
+  it('an oversized lease object is not downloaded: taken over as not a lease', async () => {
+    const store = new MemoryStore();
+    await store.put(LEASE_KEY, new Uint8Array(5 * 1024 * 1024));
+    store.resetCounts();
+    const warnings: string[] = [];
+    const l = await WriterLease.acquire(machine(store, warnings), 'zbk push', { renew: false });
+    l.assertHeld();
+    assert.equal(store.counts.getBytes, 0, 'nothing downloaded');
+    assert.match(warnings.join('\n'), /does not open with this key/);
   });
 });

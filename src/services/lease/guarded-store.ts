@@ -1,9 +1,11 @@
 /**
  * A store whose writes need the writer lease: every call that changes the
  * store first asserts the lease is still held (LeaseLostError otherwise), so
- * a writer that lost it stops before its next write — before a stream
- * record, a mirror or a deletion lands — without each use case checking.
- * Reads pass through.
+ * a writer that lost it stops before its next write without each use case
+ * checking. Whole-object writes and deletions (stream records, mirrors,
+ * consolidation's deletions: the commit points) also confirm it against the
+ * store (one HEAD); part uploads check the local state only. Reads pass
+ * through.
  */
 import type { Readable } from 'node:stream';
 import type {
@@ -24,6 +26,7 @@ export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider>
   constructor(
     private readonly inner: ObjectStore & Partial<IdentityProvider>,
     private readonly assertHeld: () => void,
+    private readonly confirm: () => Promise<void> = async () => assertHeld(),
   ) {}
 
   get url(): string {
@@ -35,11 +38,11 @@ export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider>
   }
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
-    this.assertHeld();
+    await this.confirm();
     return this.inner.put(key, body, options);
   }
   async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
-    this.assertHeld();
+    await this.confirm();
     return this.inner.putConditional(key, body, condition, options);
   }
   get(key: string, range?: ByteRange): Promise<Readable> {
@@ -55,7 +58,7 @@ export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider>
     return this.inner.list(prefix);
   }
   async deleteMany(keys: readonly string[]): Promise<void> {
-    this.assertHeld();
+    await this.confirm();
     return this.inner.deleteMany(keys);
   }
   async createMultipartUpload(key: string, options?: PutOptions): Promise<string> {

@@ -28,7 +28,7 @@ export async function underWriterLease<T>(
     { wait: opts.wait ?? true, onWait: (r) => ctx.log.info(`waiting for the writer lease of ${describeLease(r)}…`) },
   );
   try {
-    return await fn({ ...ctx, store: new LeaseGuardedStore(ctx.store, () => lease.assertHeld()) });
+    return await fn({ ...ctx, store: new LeaseGuardedStore(ctx.store, () => lease.assertHeld(), () => lease.confirm()) });
   } finally {
     await lease.release();
   }

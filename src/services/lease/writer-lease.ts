@@ -101,25 +101,33 @@ export interface LeaseEnv {
   warn: (message: string) => void;
 }
 
-/** The current lease object: its record (null when it does not open) and ETag; null when absent. */
-export async function readLease(env: Pick<LeaseEnv, 'store' | 'keyring'>): Promise<{ record: LeaseRecord | null; etag: string } | null> {
+/** A lease object is a few hundred bytes; anything much larger is not ours and is not downloaded. */
+const MAX_LEASE_BYTES = 64 * 1024;
+
+/**
+ * The current lease object: its record (null when it does not open, or is
+ * too large to be one) and its ETag (null when the store reports none: a
+ * file:// object without its sidecar); null when absent.
+ */
+export async function readLease(env: Pick<LeaseEnv, 'store' | 'keyring'>): Promise<{ record: LeaseRecord | null; etag: string | null } | null> {
   let etag: string | undefined;
   let bytes: Uint8Array;
   try {
     // HEAD first: the ETag a conditional write is made against is never newer than what was read,
     // so a change in between makes that write fail and the loop look again.
-    etag = (await env.store.head(LEASE_KEY)).etag;
+    const info = await env.store.head(LEASE_KEY);
+    etag = info.etag;
+    if (info.size > MAX_LEASE_BYTES) return { record: null, etag: etag ?? null };
     bytes = await env.store.getBytes(LEASE_KEY);
   } catch (err) {
     if (err instanceof NotFoundError) return null;
     throw err;
   }
-  if (etag === undefined) throw new ZbkError('the store reports no ETag for the writer lease: it cannot do conditional writes', 'LEASE_UNSUPPORTED', ExitCode.STORE);
   try {
     const r = JSON.parse(Buffer.from(env.keyring.openBlob(BLOB_LEASE, bytes)).toString('utf8')) as LeaseRecord;
-    return { record: r.v === 1 && typeof r.holder === 'string' && typeof r.expiresAt === 'string' ? r : null, etag };
+    return { record: r.v === 1 && typeof r.holder === 'string' && typeof r.expiresAt === 'string' ? r : null, etag: etag ?? null };
   } catch {
-    return { record: null, etag };
+    return { record: null, etag: etag ?? null };
   }
 }
 
@@ -198,7 +206,7 @@ export class WriterLease {
       return await WriterLease.take(env, command, opts);
     } catch (err) {
       // S3-compatible stores without conditional writes answer 501: zbk still works there, unguarded.
-      if (!(err instanceof ZbkError && (err.code === 'NOT_IMPLEMENTED' || err.code === 'LEASE_UNSUPPORTED'))) throw err;
+      if (!(err instanceof ZbkError && err.code === 'NOT_IMPLEMENTED')) throw err;
       env.warn(`this store cannot do conditional writes (${err.message}): the writer lease is not enforced; make sure only one machine writes this repository`);
       const none = new WriterLease(env, unguardedRecord(command, env.now()), '');
       none.unguarded = true;
@@ -211,6 +219,13 @@ export class WriterLease {
     let waited = false;
     for (let i = 0; i < MAX_RACES; i++) {
       const cur = await readLease(env);
+      if (cur && cur.etag === null) {
+        // No ETag to replace it conditionally against: a file:// object without its sidecar, so not
+        // written by a conditional put in this store (junk, or a lease copied from elsewhere) — not a
+        // lease of this store: remove it and take the lease afresh.
+        await env.store.deleteMany([LEASE_KEY]);
+        continue;
+      }
       const now = env.now();
       if (cur && !opts.takeOver && !takeable(cur.record, holder, now)) {
         const r = cur.record!;
@@ -243,7 +258,7 @@ export class WriterLease {
         released: false,
         writeId: randomBytes(8).toString('hex'),
       };
-      const etag = await writeLease(env, record, cur ? { ifMatch: cur.etag } : { ifNoneMatch: '*' });
+      const etag = await writeLease(env, record, cur ? { ifMatch: cur.etag! } : { ifNoneMatch: '*' });
       if (etag === null) continue; // another machine wrote it meanwhile: look again
       const lease = new WriterLease(env, record, etag);
       if (opts.renew !== false) lease.startRenewing();
@@ -259,6 +274,27 @@ export class WriterLease {
       this.lost = `the writer lease expired at ${this.record.expiresAt} (it could not be renewed)`;
     }
     if (this.lost !== null) throw new LeaseLostError(`stopped: ${this.lost}; nothing more was written. Another machine may be writing the repository`);
+  }
+
+  /**
+   * `assertHeld`, and the lease object in the store is still the one this
+   * writer last wrote (one HEAD): a lease broken by another machine is
+   * noticed before a commit point (a stream record, a mirror, a deletion),
+   * not only at the next renewal. A store error leaves the local verdict.
+   */
+  async confirm(): Promise<void> {
+    this.assertHeld();
+    if (this.unguarded) return;
+    let etag: string | undefined;
+    try {
+      etag = (await this.env.store.head(LEASE_KEY)).etag;
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) return;
+    }
+    if (etag === this.etag) return;
+    const cur = await readLease(this.env).catch(() => null);
+    this.lost = cur?.record ? `the writer lease was taken by ${describeLease(cur.record)}` : 'the writer lease was removed from the store';
+    this.assertHeld();
   }
 
   /** Renew now (also called by the timer). A lease taken by another machine is marked lost. */
