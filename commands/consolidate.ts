@@ -9,7 +9,7 @@ export default class Consolidate extends BaseCommand {
 
 With --apply: pushes the new full, verifies it in the store, marks the streams it replaces superseded, deletes unneeded objects that are past their minimum duration, and mirrors the manifest. Younger objects stay scheduled: run "zbk consolidate --apply" again later (a monthly timer is enough) to delete them once free. Nothing a kept snapshot needs is ever deleted, and nothing is deleted early unless --allow-early-delete is given (the charge is shown in the report first). A run killed at any point is finished by the next --apply. Push never deletes anything.
 
-Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity (new full failed verification), 7 zfs, 8 locked (--no-wait), 9 manifest.`;
+Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity (new full failed verification), 7 zfs, 8 locked or writer lease held (--no-wait) or lost, 9 manifest.`;
   static override examples = [
     '<%= config.bin %> consolidate',
     '<%= config.bin %> consolidate tank/photos --apply',

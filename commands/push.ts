@@ -29,7 +29,7 @@ With no dataset arguments, pushes every [[dataset]] in the config.
 
 Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor in ZFS) are neither recorded nor alerted. --dry-run records and sends nothing.
 
-Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked (--no-wait), 9 manifest.`;
+Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked or another writer holds the writer lease (--no-wait; LEASE_HELD), or the lease was lost (LEASE_LOST), 9 manifest (MANIFEST_STALE: another machine pushed since, run "zbk manifest rebuild --force").`;
 
   static override examples = [
     '<%= config.bin %> push tank/photos',

@@ -46,10 +46,12 @@ import {
 import type { Keyring } from '../crypto/types.js';
 import { ConfigError, IntegrityError, KeyFileError, LockedError, UsageError } from '../errors.js';
 import { BLOB_MANIFEST, BLOB_STREAM_RECORD, KEY_FILE_KEY, STREAMS_PREFIX, replacedKeyFileKey } from '../layout.js';
-import { listMirrors, writeMirror } from '../manifest/mirror.js';
+import { listMirrors, manifestBehindStore, writeMirror } from '../manifest/mirror.js';
 import { NotFoundError } from '../store/errors.js';
 import { lockManifest, manifestPath, openManifest, readKeyFile, sodium, type ServiceContext } from './context.js';
 import { crashPoint } from './crash-point.js';
+import { LeaseHeldError } from './lease/writer-lease.js';
+import { underWriterLease } from './lease/with-lease.js';
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase as readNewPassphrase, readPassphraseFile, type PassphrasePrompt, type PassphraseSource } from './passphrase.js';
 
@@ -181,12 +183,28 @@ async function mirrorAfter(ctx: ServiceContext, keyring: Keyring, warnings: stri
     const manifest = openManifest(ctx, keyring);
     try {
       manifest.logEvent('key-changed', null, { keyId: keyring.keyId });
-      const m = await writeMirror(manifest, ctx.store, keyring, { keep: ctx.config.mirrors, storageClass: ctx.config.store.metaStorageClass, now: ctx.now });
-      return m.key;
+      // A mirror from a manifest behind the store would know less than the newest one; and only the
+      // holder of the writer lease writes (never wait for a push here).
+      const stale = await manifestBehindStore(ctx.store, keyring, manifest);
+      if (stale) {
+        warnings.push(`no mirror written: ${stale.message}`);
+        return null;
+      }
+      return await underWriterLease(
+        ctx,
+        keyring,
+        'zbk key',
+        async (leased) => (await writeMirror(manifest, leased.store, keyring, { keep: ctx.config.mirrors, storageClass: ctx.config.store.metaStorageClass, now: ctx.now })).key,
+        { wait: false },
+      );
     } finally {
       manifest.close();
     }
   } catch (err) {
+    if (err instanceof LeaseHeldError) {
+      warnings.push('another writer holds the writer lease: no mirror written now; the next push writes one');
+      return null;
+    }
     // The key change itself is complete; a missing mirror is caught up by the next push.
     warnings.push(`could not write the manifest mirror: ${err instanceof Error ? err.message : String(err)}`);
     return null;
