@@ -41,10 +41,26 @@
  * read of its 2 bytes (local/convert-v1.ts). A directory without the marker
  * and without layout-1 artifacts (new, or a copy of a bucket) gets the
  * marker when writable (at the latest on first write) and is used
- * read-only without it.
+ * read-only without it. A descriptor whose parts are missing or are not
+ * regular files (a symlink to a file outside, a FIFO) is left as it is and
+ * reported (`onWarning`, one line naming it).
  *
  * Objects are never archived: `requestRestore` answers 'not-archived' and
  * `head` reports `{ state: 'not-archived' }` whatever class was recorded.
+ *
+ * The directory may be writable by others than the machine (a NAS share, a
+ * USB disk), so nothing in it is trusted to stay inside it (local/files.ts):
+ * the root may be a symlink (resolved once, on first use: realpath), but
+ * below it no link is followed — every file is opened O_NOFOLLOW|O_NONBLOCK
+ * and must be a regular file, every directory from the root to a key (and
+ * `.zbk-uploads/<id>`) is lstat'ed and must be a real one, missing ones are
+ * made one mkdir at a time. A symlink where an object, sidecar, part file,
+ * upload record or directory should be is PermanentStoreError
+ * 'SYMLINK', a FIFO, socket or device 'NOT_A_REGULAR_FILE', for reads,
+ * writes and deletes alike, the message naming the path in the store (a
+ * write does not replace it either: it is tampering a human should see);
+ * `list` and `listMultipartUploads` skip such entries (they are no objects)
+ * but fail on a link where the directory they list should be.
  *
  * Two limits of a file system: a key cannot be both an object and a
  * "directory" of other keys (`a` and `a/b`) — the second write fails with
@@ -53,7 +69,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, realpath, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -85,10 +101,25 @@ import {
   verifyChecksum,
 } from './internal.js';
 import { MIGRATE_WAIT_MS, openLayout, type Migration, type MigrateStep } from './local/convert-v1.js';
-import { concatFiles, fsyncDir, hasErrno, isErrno, keyConflict, mapFsError, takeLockFile, tempPath, writeAtomic } from './local/files.js';
+import {
+  concatFiles,
+  existingEntry,
+  fsyncDir,
+  hasErrno,
+  isErrno,
+  keyConflict,
+  mapFsError,
+  openRegular,
+  readOptional,
+  readRegular,
+  realDirs,
+  takeLockFile,
+  tempPath,
+  writeAtomic,
+} from './local/files.js';
 import { LAYOUT, LAYOUT_FILE, META_SUFFIX, RESERVED, UPLOADS, UPLOAD_ID } from './local/layout.js';
 import { committedSidecar, fingerprintOf, inspect, parseSidecar, type ObjectMeta, type Sidecar } from './local/sidecar.js';
-import { diskParts, removeUpload, uploadRecord, type UploadRecord } from './local/uploads.js';
+import { diskParts, readUploadRecord, removeUpload, uploadPath, uploadRecord, type UploadRecord } from './local/uploads.js';
 
 export type { MigrateStep } from './local/convert-v1.js';
 
@@ -101,12 +132,17 @@ export interface LocalStoreOptions {
   testHookMigrate?: (step: MigrateStep, path: string) => Promise<void> | void;
   /** How long to wait for another process converting the store (default 10 minutes). */
   migrateWaitMs?: number;
+  /** One line about a layout-1 object left unconverted (default: `zbk: warning: …` on stderr). */
+  onWarning?: (message: string) => void;
 }
 
 export class LocalStore implements ObjectStore {
   readonly url: string;
+  /** The directory as given (absolute), for the URL. */
   readonly root: string;
   readonly minPartSize: number;
+  /** The root's real path (realpath on first use, or once it is created): every path is named from it. */
+  private base: string;
   private readonly testHookBeforeCommit: (() => Promise<void> | void) | undefined;
   private readonly testHookMigrate: ((step: MigrateStep, path: string) => Promise<void> | void) | undefined;
   /** What the conversion of a layout-1 directory needs from this instance. */
@@ -119,12 +155,14 @@ export class LocalStore implements ObjectStore {
   /** @param dir absolute path of the store's directory (created on first write). */
   constructor(dir: string, options: LocalStoreOptions = {}) {
     this.root = resolve(dir);
+    this.base = this.root;
     this.url = pathToFileURL(this.root).href;
     this.minPartSize = options.minPartSize ?? DEFAULT_MIN_PART_SIZE;
     this.testHookBeforeCommit = options.testHookBeforeCommit;
     this.testHookMigrate = options.testHookMigrate;
     this.migration = {
       waitMs: options.migrateWaitMs ?? MIGRATE_WAIT_MS,
+      warn: options.onWarning ?? ((m) => void process.stderr.write(`zbk: warning: ${m}\n`)),
       hook: this.testHookMigrate,
       commit: (key, path, size, fill, meta) => this.commitObject(key, path, size, fill, meta, { sidecarFirst: true }),
     };
@@ -135,8 +173,7 @@ export class LocalStore implements ObjectStore {
     await this.ready();
     const path = this.pathOf(key);
     const { storageClass, metadata } = normalizePutOptions(options);
-    await this.ensureMarker(key);
-    await this.mkdirFor(key, path);
+    await this.prepareWrite(key, path);
     await this.commitObject(key, path, body.length, (fh) => fh.writeFile(body), { storageClass, metadata, etag: md5Hex(body) });
   }
 
@@ -150,8 +187,7 @@ export class LocalStore implements ObjectStore {
   async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
     await this.ready();
     const path = this.pathOf(key);
-    await this.ensureMarker(key);
-    await this.mkdirFor(key, path);
+    await this.prepareWrite(key, path);
     const lock = join(dirname(path), `${RESERVED}lock-${basename(path)}`);
     await takeLockFile(lock, key);
     try {
@@ -173,16 +209,15 @@ export class LocalStore implements ObjectStore {
 
   async get(key: string, range?: ByteRange): Promise<Readable> {
     await this.ready();
-    const path = this.pathOf(key);
+    const path = await this.readPath(key);
     let fh: FileHandle;
     try {
-      fh = await open(path, 'r');
+      fh = await openRegular(this.base, path);
     } catch (err) {
       throw mapFsError(err, key);
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new NotFoundError(key);
       if (range === undefined) return createReadStream('', { fd: fh, autoClose: true });
       const r = resolveRange(range, st.size);
       // The stream owns the descriptor: a concurrent replace (rename) does not
@@ -196,9 +231,9 @@ export class LocalStore implements ObjectStore {
 
   async getBytes(key: string): Promise<Uint8Array> {
     await this.ready();
-    const path = this.pathOf(key);
+    const path = await this.readPath(key);
     try {
-      return new Uint8Array(await readFile(path));
+      return new Uint8Array(await readRegular(this.base, path));
     } catch (err) {
       throw mapFsError(err, key);
     }
@@ -211,11 +246,11 @@ export class LocalStore implements ObjectStore {
    */
   async head(key: string): Promise<ObjectInfo> {
     await this.ready();
-    const path = this.pathOf(key);
+    const path = await this.readPath(key);
     let st: Stats;
     let side: Sidecar | undefined;
     try {
-      ({ st, side } = await inspect(path));
+      ({ st, side } = await inspect(this.base, path));
     } catch (err) {
       throw mapFsError(err, key);
     }
@@ -241,17 +276,18 @@ export class LocalStore implements ObjectStore {
     yield* found;
   }
 
-  /** Idempotent; removes emptied directories (best effort). */
+  /** Idempotent; removes emptied directories (best effort). A symlink or special file at a key or its sidecar is not removed: SYMLINK / NOT_A_REGULAR_FILE. */
   async deleteMany(keys: readonly string[]): Promise<void> {
     await this.ready();
     const paths = keys.map((k) => [k, this.pathOf(k)] as const);
     for (const [key, path] of paths) {
-      for (const p of [path, path + META_SUFFIX]) {
-        try {
-          await unlink(p);
-        } catch (err) {
-          if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR') && !isErrno(err, 'EISDIR')) throw mapFsError(err, key);
+      try {
+        if (!(await this.dirsExist(dirname(path)))) continue;
+        for (const p of [path, path + META_SUFFIX]) {
+          if ((await existingEntry(this.base, p))?.isFile()) await unlink(p);
         }
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw mapFsError(err, key);
       }
       await this.pruneDirs(dirname(path));
     }
@@ -263,10 +299,10 @@ export class LocalStore implements ObjectStore {
     const { storageClass, metadata } = normalizePutOptions(options);
     await this.ensureMarker(key);
     const uploadId = randomBytes(16).toString('hex');
-    const dir = join(this.root, UPLOADS, uploadId);
+    const dir = uploadPath(this.base, uploadId);
     const rec: UploadRecord = { key, storageClass, metadata, initiated: new Date().toISOString() };
     try {
-      await mkdir(dir, { recursive: true });
+      await realDirs(this.base, dir, true);
       await writeAtomic(dir, join(dir, 'upload.json'), Buffer.from(JSON.stringify(rec)));
       await fsyncDir(dirname(dir));
     } catch (err) {
@@ -301,7 +337,7 @@ export class LocalStore implements ObjectStore {
   async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
     await this.ready();
     const dir = await this.uploadDir(key, uploadId);
-    return (await diskParts(key, uploadId, dir)).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
+    return (await diskParts(this.base, key, uploadId, dir)).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
   }
 
   /**
@@ -314,15 +350,14 @@ export class LocalStore implements ObjectStore {
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
     await this.ready();
     const dir = await this.uploadDir(key, uploadId);
-    const rec = await uploadRecord(key, uploadId, dir);
-    const stored = new Map((await diskParts(key, uploadId, dir)).map((p) => [p.partNumber, p]));
+    const rec = await uploadRecord(this.base, key, uploadId, dir);
+    const stored = new Map((await diskParts(this.base, key, uploadId, dir)).map((p) => [p.partNumber, p]));
     const chosen = checkCompleteParts(parts, stored, this.minPartSize);
     const path = this.pathOf(key);
-    await this.ensureMarker(key);
-    await this.mkdirFor(key, path);
+    await this.prepareWrite(key, path);
     const size = chosen.reduce((n, p) => n + p.size, 0);
     const etag = multipartEtag(chosen.map((p) => p.etag));
-    const done = await committedSidecar(path, etag, size);
+    const done = await committedSidecar(this.base, path, etag, size);
     if (done && (done.storageClass !== rec.storageClass || JSON.stringify(sorted(done.metadata)) !== JSON.stringify(sorted(rec.metadata)))) {
       // The bytes are this upload's (its ETag names the parts) under another sidecar: a layout-1
       // complete torn before its sidecar landed, converted without it. Give it the upload's.
@@ -335,7 +370,7 @@ export class LocalStore implements ObjectStore {
     } else if (!done) {
       const fill = async (fh: FileHandle): Promise<void> => {
         try {
-          await concatFiles(fh, chosen.map((p) => join(dir, p.file)));
+          await concatFiles(fh, this.base, chosen.map((p) => join(dir, p.file)));
         } catch (err) {
           if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
           throw err;
@@ -352,13 +387,12 @@ export class LocalStore implements ObjectStore {
     await this.ready();
     this.pathOf(key);
     if (!UPLOAD_ID.test(uploadId)) return;
-    const dir = join(this.root, UPLOADS, uploadId);
+    const dir = uploadPath(this.base, uploadId);
     try {
-      const rec = JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as UploadRecord;
-      if (rec.key !== key) return;
+      const rec = await readUploadRecord(this.base, dir);
+      if (rec?.key !== key) return;
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return;
-      if (!(err instanceof SyntaxError)) throw mapFsError(err, key);
+      if (!(err instanceof SyntaxError)) throw mapFsError(err, key); // a torn record: the upload goes
     }
     await removeUpload(key, dir);
   }
@@ -368,19 +402,20 @@ export class LocalStore implements ObjectStore {
     validatePrefix(prefix);
     let ids: string[];
     try {
-      ids = await readdir(join(this.root, UPLOADS));
+      await realDirs(this.base, join(this.base, UPLOADS));
+      ids = await readdir(join(this.base, UPLOADS));
     } catch (err) {
-      if (isErrno(err, 'ENOENT')) return [];
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return [];
       throw mapFsError(err, prefix);
     }
     const out: MultipartUploadInfo[] = [];
     for (const id of ids) {
       if (!UPLOAD_ID.test(id)) continue;
       try {
-        const rec = JSON.parse(await readFile(join(this.root, UPLOADS, id, 'upload.json'), 'utf8')) as UploadRecord;
-        if (rec.key.startsWith(prefix)) out.push({ key: rec.key, uploadId: id, initiated: new Date(rec.initiated) });
+        const rec = await readUploadRecord(this.base, uploadPath(this.base, id));
+        if (rec?.key.startsWith(prefix)) out.push({ key: rec.key, uploadId: id, initiated: new Date(rec.initiated) });
       } catch {
-        // Aborted concurrently, or a directory left by a crash before upload.json landed.
+        // A torn record (a crash before upload.json landed), or not an upload (a link, a special file).
       }
     }
     return out.sort((a, b) => compareKeys(a.key, b.key) || a.initiated.getTime() - b.initiated.getTime());
@@ -390,12 +425,11 @@ export class LocalStore implements ObjectStore {
   async requestRestore(key: string, days: number, _tier: RestoreTier): Promise<RestoreOutcome> {
     await this.ready();
     validateRestoreDays(days);
-    const path = this.pathOf(key);
+    const path = await this.readPath(key);
     try {
-      const st = await stat(path);
-      if (!st.isFile()) throw new NotFoundError(key);
+      await (await openRegular(this.base, path)).close();
     } catch (err) {
-      throw err instanceof StoreError ? err : mapFsError(err, key);
+      throw mapFsError(err, key);
     }
     return 'not-archived';
   }
@@ -406,14 +440,44 @@ export class LocalStore implements ObjectStore {
     if (key.endsWith(META_SUFFIX) || key.split('/').some((s) => s.startsWith(RESERVED))) {
       throw new PermanentStoreError(`invalid object key (reserved by the local store): ${JSON.stringify(key)}`, 'INVALID_KEY');
     }
-    const path = join(this.root, ...key.split('/'));
-    if (!path.startsWith(this.root + sep)) throw new PermanentStoreError(`invalid object key: ${JSON.stringify(key)}`, 'INVALID_KEY');
+    const path = join(this.base, ...key.split('/'));
+    if (!path.startsWith(this.base + sep)) throw new PermanentStoreError(`invalid object key: ${JSON.stringify(key)}`, 'INVALID_KEY');
     return path;
   }
 
-  private async mkdirFor(key: string, path: string): Promise<void> {
+  /** `pathOf(key)` once its directories are checked (a missing one makes the key not found). @throws SYMLINK */
+  private async readPath(key: string): Promise<string> {
+    const path = this.pathOf(key);
     try {
-      await mkdir(dirname(path), { recursive: true });
+      await realDirs(this.base, dirname(path));
+    } catch (err) {
+      throw mapFsError(err, key);
+    }
+    return path;
+  }
+
+  /** Whether the directories down to `dir` exist (and are real: else SYMLINK). */
+  private async dirsExist(dir: string): Promise<boolean> {
+    try {
+      await realDirs(this.base, dir);
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return false;
+      throw err;
+    }
+  }
+
+  /**
+   * Before a write of `key`: the marker, the key's directories (made one at
+   * a time, none a link), and neither the key nor its sidecar a link or a
+   * special file. @throws KEY_CONFLICT, SYMLINK, NOT_A_REGULAR_FILE
+   */
+  private async prepareWrite(key: string, path: string): Promise<void> {
+    await this.ensureMarker(key);
+    try {
+      await realDirs(this.base, dirname(path), true);
+      if ((await existingEntry(this.base, path))?.isDirectory()) throw keyConflict(key);
+      await existingEntry(this.base, path + META_SUFFIX);
     } catch (err) {
       if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) throw keyConflict(key);
       throw mapFsError(err, key);
@@ -470,15 +534,17 @@ export class LocalStore implements ObjectStore {
   private async uploadDir(key: string, uploadId: string): Promise<string> {
     this.pathOf(key);
     if (!UPLOAD_ID.test(uploadId)) throw new NoSuchUploadError(key, uploadId);
-    const dir = join(this.root, UPLOADS, uploadId);
-    await uploadRecord(key, uploadId, dir);
+    const dir = uploadPath(this.base, uploadId);
+    await uploadRecord(this.base, key, uploadId, dir);
     return dir;
   }
 
+  /** List directory `rel` (its directories checked: a link is SYMLINK), descending only into real directories, listing only regular files. */
   private async walk(rel: string, prefix: string, out: ListEntry[]): Promise<void> {
-    const abs = rel === '' ? this.root : join(this.root, ...rel.split('/'));
+    const abs = rel === '' ? this.base : join(this.base, ...rel.split('/'));
     let entries;
     try {
+      await realDirs(this.base, abs);
       entries = await readdir(abs, { withFileTypes: true });
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return;
@@ -493,10 +559,11 @@ export class LocalStore implements ObjectStore {
         if (dirKey.startsWith(prefix) || prefix.startsWith(dirKey)) await this.walk(key, prefix, out);
       } else if (e.isFile() && key.startsWith(prefix)) {
         try {
-          const st = await stat(join(abs, e.name));
+          const st = await lstat(join(abs, e.name));
+          if (!st.isFile()) continue;
           // The class of a sidecar of the right size, without checking its fingerprint
           // (that would read 8 KiB of every object): head is the authority.
-          const side = parseSidecar(await readFile(join(abs, e.name + META_SUFFIX), 'utf8').catch(() => undefined));
+          const side = parseSidecar(await readOptional(this.base, join(abs, e.name + META_SUFFIX)).catch(() => undefined));
           const storageClass = side && side.size === st.size ? side.storageClass : 'STANDARD';
           out.push({ key, size: st.size, storageClass, lastModified: st.mtime });
         } catch {
@@ -507,7 +574,7 @@ export class LocalStore implements ObjectStore {
   }
 
   private async pruneDirs(dir: string): Promise<void> {
-    while (dir.startsWith(this.root + sep)) {
+    while (dir.startsWith(this.base + sep)) {
       try {
         await rmdir(dir);
       } catch {
@@ -522,9 +589,10 @@ export class LocalStore implements ObjectStore {
   /** Settles once the directory is in layout 2 (or readable as such); a failure is retried by the next call. */
   private ready(): Promise<void> {
     if (!this.opened) {
-      const p = openLayout(this.root, this.migration).then((pending) => {
-        this.markerPending = pending;
-      });
+      const p = (async () => {
+        await this.resolveRoot();
+        this.markerPending = await openLayout(this.base, this.migration);
+      })();
       this.opened = p;
       p.catch(() => {
         if (this.opened === p) this.opened = undefined;
@@ -533,13 +601,23 @@ export class LocalStore implements ObjectStore {
     return this.opened;
   }
 
+  /** The root's real path once it exists (the root itself may be a link; nothing below it may). */
+  private async resolveRoot(): Promise<void> {
+    try {
+      this.base = await realpath(this.root);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw mapFsError(err, LAYOUT_FILE);
+    }
+  }
+
   /** Write the marker if the open could not (new directory, or read-only then). */
   private async ensureMarker(key: string): Promise<void> {
     if (!this.markerPending) return;
     this.markerWrite ??= (async () => {
       try {
         await mkdir(this.root, { recursive: true });
-        await writeAtomic(this.root, join(this.root, LAYOUT_FILE), Buffer.from(LAYOUT));
+        await this.resolveRoot();
+        await writeAtomic(this.base, join(this.base, LAYOUT_FILE), Buffer.from(LAYOUT));
         this.markerPending = false;
       } finally {
         this.markerWrite = undefined;

@@ -53,7 +53,7 @@ export function sha256b64(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('base64');
 }
 
-async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const x of it) out.push(x);
   return out;

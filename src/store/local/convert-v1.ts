@@ -7,9 +7,7 @@
  * data file's inode) is converted on first use of an instance (every public
  * method awaits `ready`; with the marker present, one read of its 2 bytes).
  * Without the marker the tree is walked once under the lock `.zbk-migrate.lock`
- * (`wx`, holding "<pid> <host>"; a dead pid's lock is taken over; while a
- * live process holds it, the marker is polled up to 10 minutes, then
- * TransientStoreError): each descriptor's parts are concatenated into a temp
+ * (below): each descriptor's parts are concatenated into a temp
  * file, its size checked, its v2 sidecar renamed in place first and then
  * the data (so a kill between the two leaves the descriptor, and the re-run
  * finds the metadata in the v2 sidecar that describes what it builds), then
@@ -18,16 +16,27 @@
  * leftover temp files and unreferenced `.zbk-mp-*` directories are removed;
  * then the marker is written. Every step is idempotent, so a killed
  * conversion is finished by the next open. A descriptor whose part files are
- * missing or have other sizes is left as it is (its `.zbk-mp-*` directory
- * too): the object then has the descriptor's size, which `zbk verify`
- * reports. Uploads in flight are untouched (same format in both layouts).
- * Two processes taking over the same dead lock at the same instant can
- * both convert; the steps being idempotent, the cost is work done twice.
- * A layout-1 store on a read-only directory is refused with a one-line
- * command that converts a writable copy. A directory without the marker
- * and without layout-1 artifacts (new, or a copy of a bucket) gets the
- * marker when writable (at the latest on first write) and is used
- * read-only without it.
+ * missing, have other sizes or are not regular files, or whose `.zbk-mp-*`
+ * is not a real directory, is left as it is (its `.zbk-mp-*` too) and
+ * reported (one warning line naming it): the object then has the
+ * descriptor's size, which `zbk verify` reports. Uploads in flight are
+ * untouched (same format in both layouts). A layout-1 store on a read-only
+ * directory is refused with a one-line command that converts a writable
+ * copy. A directory without the marker and without layout-1 artifacts (new,
+ * or a copy of a bucket) gets the marker when writable (at the latest on
+ * first write) and is used read-only without it.
+ *
+ * Nothing is read through a link (files.ts): the walk descends only real
+ * directories, lstat decides what a part is (a part that is a symlink would
+ * copy a file from outside the store, a FIFO would hang the copy), every
+ * file is opened O_NOFOLLOW|O_NONBLOCK, and a marker that is a link or a
+ * special file is SYMLINK / NOT_A_REGULAR_FILE.
+ *
+ * The lock: created `wx`, holding "<pid> <host>" (read without following a
+ * link); a dead pid's lock is taken over; while a live process holds it,
+ * the marker is polled up to 10 minutes, then TransientStoreError. Two
+ * processes taking over the same dead lock at the same instant can both
+ * convert; the steps being idempotent, the cost is work done twice.
  *
  * The objects themselves are written by the store (`CommitFn`, its commit
  * with the sidecar renamed first), so a converted object is committed the
@@ -35,12 +44,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Dirent, Stats } from 'node:fs';
-import { open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { AccessDeniedError, PermanentStoreError, StoreError, TransientStoreError } from '../errors.js';
 import { multipartEtag } from '../internal.js';
-import { concatFiles, fsyncDir, hasErrno, isErrno, mapFsError, writeAtomic, writeNew } from './files.js';
+import { concatFiles, fsyncDir, hasErrno, isErrno, mapFsError, openRegular, readOptional, readRegular, storeName, writeAtomic, writeNew } from './files.js';
 import { LAYOUT, LAYOUT_FILE, META_SUFFIX, PART_FILE, RESERVED } from './layout.js';
 import { fingerprintOf, objectMeta, parseJson, parseSidecar, type ObjectMeta, type Sidecar } from './sidecar.js';
 
@@ -73,6 +82,8 @@ export type CommitFn = (key: string, path: string, size: number, fill: (fh: File
 export interface Migration {
   /** How long to wait for another process converting the store. */
   waitMs: number;
+  /** One line about a descriptor left unconverted. */
+  warn: (message: string) => void;
   /** Tests only: called at the steps of the conversion. */
   hook: ((step: MigrateStep, path: string) => Promise<void> | void) | undefined;
   commit: CommitFn;
@@ -109,7 +120,7 @@ export async function openLayout(root: string, migration: Migration): Promise<bo
 async function hasMarker(root: string): Promise<boolean> {
   const marker = join(root, LAYOUT_FILE);
   try {
-    const text = await readFile(marker, 'latin1');
+    const text = (await readRegular(root, marker)).toString('latin1');
     if (text === LAYOUT || text.trim() === LAYOUT.trim()) return true;
     throw new PermanentStoreError(
       `local store ${root} has layout ${JSON.stringify(text.trim().slice(0, 20))} (${marker}); this zbk reads layout 2: use the zbk that wrote it`,
@@ -141,7 +152,7 @@ async function convertUnderLock(root: string, migration: Migration): Promise<boo
   }
   try {
     if (await hasMarker(root)) return false;
-    await new Conversion(root, true, migration.hook, migration.commit).run();
+    await new Conversion(root, true, migration).run();
     await writeAtomic(root, join(root, LAYOUT_FILE), Buffer.from(LAYOUT));
     return false;
   } finally {
@@ -165,15 +176,15 @@ async function acquireLock(root: string, lock: string, migration: Migration): Pr
       if (isErrno(err, 'EROFS') || isErrno(err, 'EACCES') || isErrno(err, 'EPERM')) return 'read-only';
       if (!isErrno(err, 'EEXIST')) throw err; // mapped by migrate()
     }
-    const holder = await readLock(lock);
+    const holder = await readLock(root, lock);
     if (holder && !holder.alive) {
-      await takeOver(lock, holder.text);
+      await takeOver(root, lock, holder.text);
       continue;
     }
     if (await hasMarker(root)) return 'done';
     if (Date.now() >= deadline) {
       throw new TransientStoreError(
-        `local store ${root}: another zbk (${holder?.text.trim() || 'unknown pid'}) is converting it to the current layout and has not finished in ${Math.round(migration.waitMs / 1000)} s; if no zbk is running, remove ${lock}`,
+        `local store ${root}: another zbk (${holder?.text.trim().slice(0, 100) || 'unknown pid'}) is converting it to the current layout and has not finished in ${Math.round(migration.waitMs / 1000)} s; if no zbk is running, remove ${lock}`,
       );
     }
     await new Promise((r) => setTimeout(r, MIGRATE_POLL_MS));
@@ -194,8 +205,7 @@ class Conversion {
   constructor(
     private readonly root: string,
     private readonly convert: boolean,
-    private readonly hook?: (step: MigrateStep, path: string) => Promise<void> | void,
-    private readonly commit?: CommitFn,
+    private readonly migration?: Migration,
   ) {}
 
   async run(): Promise<boolean> {
@@ -234,7 +244,7 @@ class Conversion {
       }
       if (e.name.endsWith(META_SUFFIX)) {
         // A sidecar without its data file (a delete killed between the two unlinks).
-        if (!names.has(e.name.slice(0, -META_SUFFIX.length)) && (await readV1Sidecar(path))) {
+        if (!names.has(e.name.slice(0, -META_SUFFIX.length)) && (await this.v1Sidecar(path))) {
           this.found = true;
           if (this.convert) await unlink(path);
         }
@@ -246,12 +256,13 @@ class Conversion {
   }
 
   private async object(path: string): Promise<void> {
-    await this.hook?.('object', path);
+    await this.migration?.hook?.('object', path);
     let st: Stats;
     let desc: V1Descriptor | undefined;
     try {
-      st = await stat(path);
-      desc = st.size >= V1_MAGIC.length && st.size <= V1_MAX_DESCRIPTOR ? await readDescriptor(path) : undefined;
+      st = await lstat(path);
+      if (!st.isFile()) return; // replaced meanwhile
+      desc = st.size >= V1_MAGIC.length && st.size <= V1_MAX_DESCRIPTOR ? await readDescriptor(this.root, path) : undefined;
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return; // deleted meanwhile (a read-only scan runs beside writers)
       throw err;
@@ -259,15 +270,15 @@ class Conversion {
     const sidecar = path + META_SUFFIX;
     if (desc) {
       this.found = true;
-      if (this.convert) await this.composite(path, desc, await readFile(sidecar, 'utf8').catch(() => undefined));
+      if (this.convert) await this.composite(path, desc, await readOptional(this.root, sidecar).catch(() => undefined));
       return;
     }
-    const v1 = await readV1Sidecar(sidecar);
+    const v1 = await this.v1Sidecar(sidecar);
     if (!v1) return;
     this.found = true;
     if (!this.convert) return;
     if (v1.ino === st.ino && v1.size === st.size && !v1.composite) {
-      const fingerprint = await fingerprintFile(path, st.size);
+      const fingerprint = await fingerprintFile(this.root, path, st.size);
       const side: Sidecar = { v: 2, storageClass: v1.storageClass, metadata: v1.metadata, etag: v1.etag, size: st.size, fingerprint };
       await writeAtomic(dirname(path), sidecar, Buffer.from(JSON.stringify(side)));
     } else {
@@ -281,12 +292,14 @@ class Conversion {
   private async composite(path: string, desc: V1Descriptor, sideText: string | undefined): Promise<void> {
     const partsDir = join(dirname(path), desc.dir);
     const files = desc.parts.map((p) => join(partsDir, p.file));
-    for (const [i, f] of files.entries()) {
-      const size = await stat(f).then((s) => s.size, () => -1);
-      if (size !== desc.parts[i]!.size) {
-        this.kept.add(partsDir); // damaged before the conversion: left for a human (and zbk verify)
-        return;
-      }
+    const problem = await partsProblem(partsDir, files, desc);
+    if (problem) {
+      // Damaged (or tampered with) before the conversion: left for a human (and zbk verify).
+      this.kept.add(partsDir);
+      this.migration!.warn(
+        `local store: ${storeName(this.root, path)} is left in the layout of an older zbk (not converted): ${problem}; zbk verify reports the object; restore its parts, or delete it and push again`,
+      );
+      return;
     }
     const size = desc.parts.reduce((n, p) => n + p.size, 0);
     const v1 = parseV1Sidecar(sideText);
@@ -298,9 +311,29 @@ class Conversion {
       return { storageClass: 'STANDARD', metadata: {}, etag: multipartEtag(desc.parts.map((p) => PART_FILE.exec(p.file)![2]!)) };
     };
     const key = relative(this.root, path).split(sep).join('/');
-    await this.commit!(key, path, size, (fh) => concatFiles(fh, files), meta);
+    await this.migration!.commit(key, path, size, (fh) => concatFiles(fh, this.root, files), meta);
     await rm(partsDir, { recursive: true, force: true });
   }
+
+  /** The v1 sidecar at `path`, or undefined (also for a link or special file: never read). */
+  private async v1Sidecar(path: string): Promise<V1Sidecar | undefined> {
+    return parseV1Sidecar(await readOptional(this.root, path).catch(() => undefined));
+  }
+}
+
+/** Why a descriptor's parts cannot be converted, or undefined: `partsDir` a real directory, each part a regular file of its size. */
+async function partsProblem(partsDir: string, files: readonly string[], desc: V1Descriptor): Promise<string | undefined> {
+  const what = (st: Stats | undefined): string =>
+    st === undefined ? 'missing' : st.isSymbolicLink() ? 'a symbolic link' : st.isDirectory() ? 'a directory' : st.isFile() ? '' : 'not a regular file';
+  const dirSt = await lstat(partsDir).catch(() => undefined);
+  if (!dirSt?.isDirectory()) return `its part directory ${desc.dir} is ${what(dirSt) || 'not a directory'}`;
+  for (const [i, f] of files.entries()) {
+    const st = await lstat(f).catch(() => undefined);
+    const want = desc.parts[i]!.size;
+    if (!st?.isFile()) return `its part ${desc.dir}/${desc.parts[i]!.file} is ${what(st)}`;
+    if (st.size !== want) return `its part ${desc.dir}/${desc.parts[i]!.file} has ${st.size} bytes, not ${want}`;
+  }
+  return undefined;
 }
 
 interface V1Descriptor {
@@ -316,8 +349,8 @@ interface V1Sidecar extends ObjectMeta {
 }
 
 /** The layout-1 descriptor in the file (read whole only when it starts with the magic line), or undefined. */
-async function readDescriptor(path: string): Promise<V1Descriptor | undefined> {
-  const fh = await open(path, 'r');
+async function readDescriptor(root: string, path: string): Promise<V1Descriptor | undefined> {
+  const fh = await openRegular(root, path);
   try {
     const head = Buffer.alloc(V1_MAGIC.length);
     const { bytesRead } = await fh.read(head, 0, head.length, 0);
@@ -349,12 +382,8 @@ function parseV1Sidecar(text: string | undefined): V1Sidecar | undefined {
   return o && o.v === 1 && objectMeta(o) && typeof o.ino === 'number' ? (o as unknown as V1Sidecar) : undefined;
 }
 
-async function readV1Sidecar(path: string): Promise<V1Sidecar | undefined> {
-  return parseV1Sidecar(await readFile(path, 'utf8').catch(() => undefined));
-}
-
-async function fingerprintFile(path: string, size: number): Promise<string> {
-  const fh = await open(path, 'r');
+async function fingerprintFile(root: string, path: string, size: number): Promise<string> {
+  const fh = await openRegular(root, path);
   try {
     const fp = await fingerprintOf(fh, size);
     if (fp === undefined) throw new PermanentStoreError(`${path} changed while it was converted`, 'IO');
@@ -365,13 +394,14 @@ async function fingerprintFile(path: string, size: number): Promise<string> {
 }
 
 /** The lock's text and whether its owner may still run (another host's: assumed alive). */
-async function readLock(lock: string): Promise<{ text: string; alive: boolean } | undefined> {
+async function readLock(root: string, lock: string): Promise<{ text: string; alive: boolean } | undefined> {
   let text: string;
   let mtimeMs: number;
   try {
-    [text, mtimeMs] = await Promise.all([readFile(lock, 'utf8'), stat(lock).then((s) => s.mtimeMs)]);
+    mtimeMs = (await lstat(lock)).mtimeMs;
+    text = (await readRegular(root, lock)).toString('utf8');
   } catch {
-    return undefined; // released meanwhile
+    return undefined; // released (or replaced) meanwhile
   }
   const m = /^(\d+) (\S*)\n$/.exec(text);
   if (!m) return { text, alive: Date.now() - mtimeMs < LOCK_GRACE_MS };
@@ -391,14 +421,14 @@ async function readLock(lock: string): Promise<{ text: string; alive: boolean } 
  * Move a dead owner's lock aside. If what was moved is not that lock (a
  * process took it over and locked it meanwhile), put it back.
  */
-async function takeOver(lock: string, deadText: string): Promise<void> {
+async function takeOver(root: string, lock: string, deadText: string): Promise<void> {
   const aside = `${lock}.stale-${randomBytes(8).toString('hex')}`;
   try {
     await rename(lock, aside);
   } catch {
     return; // gone meanwhile
   }
-  const moved = await readFile(aside, 'utf8').catch(() => deadText);
+  const moved = await readRegular(root, aside).then((b) => b.toString('utf8'), () => deadText);
   if (moved !== deadText) await rename(aside, lock).catch(() => undefined);
   else await unlink(aside).catch(() => undefined);
 }

@@ -1,18 +1,48 @@
 /**
  * File-system helpers of the local store: durable writes (temp file beside
  * the target, fsync, rename, fsync of the directory), copying part files,
- * the lock file of a conditional put, and the translation of errno errors
- * into the store's typed errors.
+ * the lock file of a conditional put, the translation of errno errors into
+ * the store's typed errors, and opening what is under the root without
+ * following links or blocking.
+ *
+ * Whoever can write to the store's directory (a NAS share, a USB disk) but
+ * not to the machine must not make zbk read or write outside it, nor hang
+ * it. The root itself may be a symlink: the store resolves it once
+ * (realpath, on first use) and names everything from the real path. Below it:
+ *   - every file zbk reads is opened O_RDONLY|O_NOFOLLOW|O_NONBLOCK and must
+ *     then be a regular file (fstat) — `openRegular`. A symlink is
+ *     PermanentStoreError 'SYMLINK'; a FIFO, socket or device
+ *     'NOT_A_REGULAR_FILE' (O_NONBLOCK: a FIFO opens at once instead of
+ *     waiting for a writer; on a regular file it changes nothing); a
+ *     directory is EISDIR (a key that is a "directory" of other keys is no
+ *     object: NotFound).
+ *   - every directory from the root down to a key (and `.zbk-uploads/<id>`,
+ *     `.zbk-mp-*`) is lstat'ed segment by segment and must be a directory —
+ *     `realDirs`: a symlink is 'SYMLINK', anything else ENOTDIR. A write
+ *     creates missing segments one at a time (mkdir -p would follow a link).
+ *   - files are created O_EXCL (never through a link) and renamed into place
+ *     (a rename replaces a link, never writes through it); a write or delete
+ *     refuses a key or sidecar that is a symlink or a special file
+ *     (`existingEntry`) rather than replace it silently: such a file is
+ *     tampering a human should see. Listings skip entries that are neither
+ *     directories nor regular files (they are no objects, no uploads).
+ * Messages name the path relative to the store. Node has no openat(): a
+ * directory swapped for a symlink between its lstat and the open below it
+ * is not seen. That is a race with a running zbk, not a planted file; the
+ * final component is always opened O_NOFOLLOW, so a file outside is read
+ * only through a directory swapped at that instant.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { AccessDeniedError, NotFoundError, PermanentStoreError, StoreError, TransientStoreError } from '../errors.js';
 import { RESERVED } from './layout.js';
 
 const COPY_BUFFER = 8 * 1024 * 1024;
 /** A lock file left by a writer that died is taken after this long (a conditional put takes milliseconds). */
 const LOCK_STALE_MS = 30_000;
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** A fresh temp file name in `dir` (same directory as the target, so the final rename is atomic). */
 export function tempPath(dir: string): string {
@@ -47,7 +77,7 @@ export async function writeAtomic(dir: string, path: string, data: Uint8Array, s
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     await fh.sync();
   } finally {
@@ -55,11 +85,11 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Append the files, in order, to `fh` (one 8 MiB buffer). */
-export async function concatFiles(fh: FileHandle, files: readonly string[]): Promise<void> {
+/** Append the files under `root`, in order, to `fh` (one 8 MiB buffer); each must be a regular file (openRegular). */
+export async function concatFiles(fh: FileHandle, root: string, files: readonly string[]): Promise<void> {
   const buf = Buffer.allocUnsafe(COPY_BUFFER);
   for (const file of files) {
-    const src = await open(file, 'r');
+    const src = await openRegular(root, file);
     try {
       for (;;) {
         const { bytesRead } = await src.read(buf, 0, buf.length, null);
@@ -98,6 +128,127 @@ export function keyConflict(key: string): PermanentStoreError {
   return new PermanentStoreError(`key ${key} conflicts with an existing object or key prefix in the local store`, 'KEY_CONFLICT');
 }
 
+// ---- Never following links, never blocking (see the module comment) ----
+
+/** `path` relative to the store's root, with `/`, for messages. */
+export function storeName(root: string, path: string): string {
+  return relative(root, path).split(sep).join('/') || '.';
+}
+
+export function symlinkError(root: string, path: string): PermanentStoreError {
+  return new PermanentStoreError(
+    `local store: ${storeName(root, path)} is a symbolic link; zbk never follows links inside the store (remove it, or put the real file or directory there)`,
+    'SYMLINK',
+  );
+}
+
+/** The error for an entry that is neither a regular file nor a directory, by its (l)stat. */
+export function notRegularError(root: string, path: string, st: Stats): PermanentStoreError {
+  if (st.isSymbolicLink()) return symlinkError(root, path);
+  const kind = st.isFIFO() ? 'a FIFO' : st.isSocket() ? 'a socket' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isDirectory() ? 'a directory' : 'not a file';
+  return new PermanentStoreError(`local store: ${storeName(root, path)} is not a regular file (${kind}); zbk reads and writes only regular files in the store`, 'NOT_A_REGULAR_FILE');
+}
+
+function errnoError(code: string, path: string): Error {
+  return Object.assign(new Error(`${code}: ${path}`), { code });
+}
+
+/**
+ * Open a file under `root` for reading: never through a symlink, never
+ * blocking, and only a regular file (else SYMLINK / NOT_A_REGULAR_FILE; a
+ * directory is EISDIR). Directories above it are the caller's (realDirs).
+ */
+export async function openRegular(root: string, path: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, READ_FLAGS);
+  } catch (err) {
+    // O_NOFOLLOW on a link: ELOOP (Linux, macOS), EMLINK (FreeBSD), EFTYPE (NetBSD).
+    if (isErrno(err, 'ELOOP') || isErrno(err, 'EMLINK') || isErrno(err, 'EFTYPE')) {
+      if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) throw symlinkError(root, path);
+    }
+    throw err;
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isFile()) return fh;
+    throw st.isDirectory() ? errnoError('EISDIR', path) : notRegularError(root, path, st);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** The whole of a regular file under `root` (openRegular). */
+export async function readRegular(root: string, path: string): Promise<Buffer> {
+  const fh = await openRegular(root, path);
+  try {
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A small file that may be missing or unreadable (a sidecar, a record): its text, or undefined; a link or special file still throws. */
+export async function readOptional(root: string, path: string): Promise<string | undefined> {
+  try {
+    return (await readRegular(root, path)).toString('utf8');
+  } catch (err) {
+    if (hasErrno(err)) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * Check each directory below `root` down to `dir` (lstat): a symlink is
+ * SYMLINK, a missing one ENOENT (with `create`: made, one mkdir at a time),
+ * anything else ENOTDIR.
+ */
+export async function realDirs(root: string, dir: string, create = false): Promise<void> {
+  let cur = root;
+  for (const seg of relative(root, dir).split(sep)) {
+    if (seg === '') continue;
+    cur = join(cur, seg);
+    for (;;) {
+      let st: Stats;
+      try {
+        st = await lstat(cur);
+      } catch (err) {
+        if (!create || !isErrno(err, 'ENOENT')) throw err;
+        try {
+          await mkdir(cur);
+          break;
+        } catch (e) {
+          if (!isErrno(e, 'EEXIST')) throw e;
+          continue; // made meanwhile: look at what it is
+        }
+      }
+      if (st.isDirectory()) break;
+      if (st.isSymbolicLink()) throw symlinkError(root, cur);
+      throw errnoError('ENOTDIR', cur);
+    }
+  }
+}
+
+/**
+ * What is at `path` before a write or delete replaces it: undefined when
+ * nothing, its lstat for a regular file or a directory (the caller's
+ * conflict); a symlink or special file is SYMLINK / NOT_A_REGULAR_FILE.
+ */
+export async function existingEntry(root: string, path: string): Promise<Stats | undefined> {
+  let st: Stats;
+  try {
+    st = await lstat(path);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+  if (st.isFile() || st.isDirectory()) return st;
+  throw notRegularError(root, path, st);
+}
+
+// ---- Errors ----
+
 /** An error from the file system (it carries an errno code), not one of ours or a test's. */
 export function hasErrno(err: unknown): boolean {
   return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string' && !(err instanceof StoreError);
@@ -106,7 +257,6 @@ export function hasErrno(err: unknown): boolean {
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === code;
 }
-
 /** Translate a file-system error into the store's typed errors. */
 export function mapFsError(err: unknown, key: string): StoreError {
   if (err instanceof StoreError) return err;

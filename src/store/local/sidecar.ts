@@ -16,10 +16,17 @@
  * A torn write is thus detected by content; one that replaces an object by
  * another of the same size with the same first and last 4 KiB is not (zbk's
  * sealed objects start with a random nonce prefix).
+ *
+ * Both files are opened without following links and without blocking
+ * (files.ts): a data file or sidecar that is a symlink, a FIFO or another
+ * special file makes `head` fail (SYMLINK / NOT_A_REGULAR_FILE) instead of
+ * being read; `list`, which does not read the fingerprint, takes such a
+ * sidecar as missing.
  */
 import { createHash } from 'node:crypto';
 import type { Stats } from 'node:fs';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegular, readOptional } from './files.js';
 import { META_SUFFIX } from './layout.js';
 
 /** Bytes from each end of the data file that go into a sidecar's fingerprint. */
@@ -68,13 +75,12 @@ export function parseSidecar(text: string | undefined): Sidecar | undefined {
   return o && o.v === 2 && objectMeta(o) && typeof o.fingerprint === 'string' ? (o as unknown as Sidecar) : undefined;
 }
 
-/** The data file's stat and its sidecar when that describes it (fs errors are thrown). */
-export async function inspect(path: string): Promise<{ st: Stats; side: Sidecar | undefined }> {
-  const fh = await open(path, 'r');
+/** The data file's stat and its sidecar when that describes it (fs errors are thrown; the directories are the caller's). */
+export async function inspect(root: string, path: string): Promise<{ st: Stats; side: Sidecar | undefined }> {
+  const fh = await openRegular(root, path);
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
-    const side = parseSidecar(await readFile(path + META_SUFFIX, 'utf8').catch(() => undefined));
+    const side = parseSidecar(await readOptional(root, path + META_SUFFIX));
     if (!side || side.size !== st.size) return { st, side: undefined };
     return { st, side: (await fingerprintOf(fh, st.size)) === side.fingerprint ? side : undefined };
   } finally {
@@ -83,9 +89,9 @@ export async function inspect(path: string): Promise<{ st: Stats; side: Sidecar 
 }
 
 /** The sidecar of the object at `path` when it describes it with this ETag and size (the object is committed). */
-export async function committedSidecar(path: string, etag: string, size: number): Promise<Sidecar | undefined> {
+export async function committedSidecar(root: string, path: string, etag: string, size: number): Promise<Sidecar | undefined> {
   try {
-    const { side } = await inspect(path);
+    const { side } = await inspect(root, path);
     return side !== undefined && side.etag === etag && side.size === size ? side : undefined;
   } catch {
     return undefined;

@@ -4,14 +4,21 @@
  * and one file per part named `<nnnnn>.<etag>.<sha256hex>` (PART_FILE), so
  * one rename makes a part durable with its identity and a new instance
  * lists parts from disk.
+ *
+ * Nothing here follows a link (files.ts): `.zbk-uploads` and the upload's
+ * directory must be real directories, the record and every part file
+ * regular files; a symlink or special file there is SYMLINK /
+ * NOT_A_REGULAR_FILE for the upload's operations (a part file linked to a
+ * file outside would otherwise be copied into the completed object).
+ * `listMultipartUploads` skips an id that is no real directory.
  */
 import type { Stats } from 'node:fs';
-import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, readdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NoSuchUploadError } from '../errors.js';
 import type { UploadedPart } from '../object-store.js';
-import { fsyncDir, isErrno, mapFsError } from './files.js';
-import { PART_FILE } from './layout.js';
+import { fsyncDir, isErrno, mapFsError, notRegularError, readRegular, realDirs } from './files.js';
+import { PART_FILE, UPLOADS } from './layout.js';
 
 export interface UploadRecord {
   key: string;
@@ -24,6 +31,11 @@ export interface DiskPart extends UploadedPart {
   checksumSha256: string;
   file: string;
   mtimeMs: number;
+}
+
+/** The directory of upload `uploadId` (not checked). */
+export function uploadPath(root: string, uploadId: string): string {
+  return join(root, UPLOADS, uploadId);
 }
 
 /**
@@ -45,20 +57,36 @@ export async function removeUpload(key: string, dir: string): Promise<void> {
   }
 }
 
-export async function uploadRecord(key: string, uploadId: string, dir: string): Promise<UploadRecord> {
-  let rec: UploadRecord;
+/**
+ * The record in upload directory `dir`, or undefined when there is none;
+ * the directories are checked (realDirs). @throws SyntaxError for a torn
+ * record, SYMLINK / NOT_A_REGULAR_FILE, errno errors
+ */
+export async function readUploadRecord(root: string, dir: string): Promise<UploadRecord | undefined> {
   try {
-    rec = JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as UploadRecord;
+    await realDirs(root, dir);
+    return JSON.parse((await readRegular(root, join(dir, 'upload.json'))).toString('utf8')) as UploadRecord;
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) throw new NoSuchUploadError(key, uploadId);
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw err;
+  }
+}
+
+/** The record of upload `uploadId` of `key`. @throws NoSuchUploadError */
+export async function uploadRecord(root: string, key: string, uploadId: string, dir: string): Promise<UploadRecord> {
+  let rec: UploadRecord | undefined;
+  try {
+    rec = await readUploadRecord(root, dir);
+  } catch (err) {
+    if (err instanceof SyntaxError) throw new NoSuchUploadError(key, uploadId);
     throw mapFsError(err, key);
   }
-  if (rec.key !== key) throw new NoSuchUploadError(key, uploadId);
+  if (rec?.key !== key) throw new NoSuchUploadError(key, uploadId);
   return rec;
 }
 
 /** Parts from the directory; if a replaced part left two files (crash), the newest wins. */
-export async function diskParts(key: string, uploadId: string, dir: string): Promise<DiskPart[]> {
+export async function diskParts(root: string, key: string, uploadId: string, dir: string): Promise<DiskPart[]> {
   const byNumber = new Map<number, DiskPart>();
   let names: string[];
   try {
@@ -72,10 +100,11 @@ export async function diskParts(key: string, uploadId: string, dir: string): Pro
     if (!m) continue;
     let st: Stats;
     try {
-      st = await stat(join(dir, file));
+      st = await lstat(join(dir, file));
     } catch {
       continue; // replaced concurrently
     }
+    if (!st.isFile()) throw notRegularError(root, join(dir, file), st);
     const part: DiskPart = {
       partNumber: Number(m[1]),
       size: st.size,
