@@ -60,7 +60,10 @@
  * writes and deletes alike, the message naming the path in the store (a
  * write does not replace it either: it is tampering a human should see);
  * `list` and `listMultipartUploads` skip such entries (they are no objects)
- * but fail on a link where the directory they list should be.
+ * but fail on a link where the directory they list should be. The lock file
+ * of a conditional put (`.zbk-lock-<name>`) is stale, and taken, when it is
+ * not a regular file, is dated more than a minute ahead, or is older than
+ * 30 s.
  *
  * Two limits of a file system: a key cannot be both an object and a
  * "directory" of other keys (`a` and `a/b`) — the second write fails with
@@ -182,14 +185,16 @@ export class LocalStore implements ObjectStore {
    * the key (`.zbk-lock-<name>`, created exclusively), so of two writers with
    * one condition only one writes — also across processes and machines
    * sharing the directory, where the file system honours O_EXCL (local disks,
-   * NFSv3+). A lock older than LOCK_STALE_MS is a crashed writer's and taken.
+   * NFSv3+). A lock older than 30 s is a crashed writer's and taken; so is
+   * one dated more than a minute ahead, or one that is not a regular file
+   * (local/files.ts takeLockFile).
    */
   async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
     await this.ready();
     const path = this.pathOf(key);
     await this.prepareWrite(key, path);
     const lock = join(dirname(path), `${RESERVED}lock-${basename(path)}`);
-    await takeLockFile(lock, key);
+    await takeLockFile(this.base, lock, key);
     try {
       let etag: string | undefined;
       let exists = true;

@@ -6,7 +6,8 @@
  * directory, `.zbk-uploads`, a layout-1 part or part directory, the marker,
  * a lock) are never followed: SYMLINK for the operation, skipped by
  * listings, refused (left as is, reported) by the layout-1 conversion;
- * FIFOs never block an open: NOT_A_REGULAR_FILE.
+ * FIFOs never block an open: NOT_A_REGULAR_FILE. A conditional put's lock
+ * file dated in the future, or not a regular file, is stale.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -25,6 +26,7 @@ import {
   rmSync,
   symlinkSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -313,6 +315,46 @@ describe('LocalStore on a directory others can write to: layout-1 conversion', (
       const later: string[] = [];
       await new LocalStore(dir, { onWarning: (m) => void later.push(m) }).head('zbk.key');
       assert.deepEqual(later, []);
+    }));
+});
+
+describe('LocalStore on a directory others can write to: lock files', () => {
+  it('a conditional put lock dated in the future, a symlink or a FIFO is stale and taken at once; a directory there is NOT_A_REGULAR_FILE at once', () =>
+    withDirs(async (dir, outside) => {
+      const s = new LocalStore(dir);
+      await s.put('other', Buffer.from('o'));
+      const lock = join(dir, '.zbk-lock-lease');
+      const quick = async (what: string, fn: () => Promise<unknown>): Promise<void> => {
+        const t0 = Date.now();
+        await fn();
+        assert.ok(Date.now() - t0 < 2000, `${what}: taken at once (${Date.now() - t0} ms)`);
+        assert.ok(!existsSync(lock), `${what}: the lock is released`);
+        await s.deleteMany(['lease']);
+      };
+      writeFileSync(lock, '1\n');
+      const future = new Date('2100-01-01T00:00:00Z');
+      utimesSync(lock, future, future);
+      await quick('dated 2100', () => s.putConditional('lease', Buffer.from('1'), { ifNoneMatch: '*' }));
+      writeFileSync(lock, '1\n');
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(lock, old, old);
+      await quick('a minute old', () => s.putConditional('lease', Buffer.from('2'), { ifNoneMatch: '*' }));
+      symlinkSync(join(outside, 'secret'), lock);
+      await quick('a symlink', () => s.putConditional('lease', Buffer.from('3'), { ifNoneMatch: '*' }));
+      assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), SECRET, 'the link target is not written');
+      mkfifo(lock);
+      await quick('a FIFO', () => s.putConditional('lease', Buffer.from('4'), { ifNoneMatch: '*' }));
+      mkdirSync(lock);
+      const t0 = Date.now();
+      await assert.rejects(s.putConditional('lease', Buffer.from('5'), { ifNoneMatch: '*' }), isCode('NOT_A_REGULAR_FILE', '.zbk-lock-lease'));
+      assert.ok(Date.now() - t0 < 2000);
+      // A fresh lock (a live writer) is still waited for.
+      rmSync(lock, { recursive: true });
+      writeFileSync(lock, '1\n');
+      const waiting = s.putConditional('lease', Buffer.from('6'), { ifNoneMatch: '*' });
+      setTimeout(() => unlinkSync(lock), 300);
+      await waiting;
+      assert.equal(Buffer.from(await s.getBytes('lease')).toString(), '6');
     }));
 });
 

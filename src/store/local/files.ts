@@ -34,7 +34,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { lstat, mkdir, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, mkdir, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { AccessDeniedError, NotFoundError, PermanentStoreError, StoreError, TransientStoreError } from '../errors.js';
 import { RESERVED } from './layout.js';
@@ -42,6 +42,8 @@ import { RESERVED } from './layout.js';
 const COPY_BUFFER = 8 * 1024 * 1024;
 /** A lock file left by a writer that died is taken after this long (a conditional put takes milliseconds). */
 const LOCK_STALE_MS = 30_000;
+/** A lock file whose mtime is further ahead than this is not a writer's (clock skew is smaller): stale. */
+const LOCK_FUTURE_MS = 60_000;
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** A fresh temp file name in `dir` (same directory as the target, so the final rename is atomic). */
@@ -103,8 +105,15 @@ export async function concatFiles(fh: FileHandle, root: string, files: readonly 
   }
 }
 
-/** Create `lock` exclusively, waiting (up to ~10 s) while another writer holds it. */
-export async function takeLockFile(lock: string, key: string): Promise<void> {
+/**
+ * Create `lock` exclusively, waiting (up to ~10 s) while another writer
+ * holds it. A lock is stale, and removed, when its mtime is older than
+ * LOCK_STALE_MS or more than LOCK_FUTURE_MS ahead (a lock dated in 2100
+ * would otherwise block every conditional put until it times out), or when
+ * it is not a regular file (a symlink, a FIFO: no writer makes those); one
+ * that cannot be removed (a directory) is 'NOT_A_REGULAR_FILE'.
+ */
+export async function takeLockFile(root: string, lock: string, key: string): Promise<void> {
   for (let i = 0; ; i++) {
     try {
       const fh = await open(lock, 'wx', 0o600);
@@ -114,10 +123,14 @@ export async function takeLockFile(lock: string, key: string): Promise<void> {
     } catch (err) {
       if (!isErrno(err, 'EEXIST')) throw mapFsError(err, key);
     }
+    let st: Stats | undefined;
     try {
-      if (Date.now() - (await stat(lock)).mtimeMs > LOCK_STALE_MS) await unlink(lock);
-    } catch {
-      // released meanwhile
+      st = await lstat(lock);
+      const age = Date.now() - st.mtimeMs;
+      if (!st.isFile() || age > LOCK_STALE_MS || age < -LOCK_FUTURE_MS) await unlink(lock);
+    } catch (err) {
+      // Released meanwhile, or not removable:
+      if (st && !st.isFile() && !isErrno(err, 'ENOENT')) throw notRegularError(root, lock, st);
     }
     if (i >= 200) throw new TransientStoreError(`local store: ${key} is locked by another writer (${lock})`);
     await new Promise((r) => setTimeout(r, 50));
