@@ -1,5 +1,4 @@
 /** Data types of the zfs adapter. */
-import type { Readable } from 'node:stream';
 
 /** What the installed ZFS can do. Detected once; the rest of zbk asks, never guesses. */
 export interface ZfsCapabilities {
@@ -80,23 +79,14 @@ export interface SendOptions {
   embeddedData?: boolean;
 }
 
-/** A running `zfs send`. */
-export interface SendStream {
-  /**
-   * The send stream. It ends only after zfs exited 0; if zfs fails, the stream
-   * is destroyed with the ZfsError, so a pipeline never mistakes a truncated
-   * stream for a complete one. Destroying it kills zfs.
-   */
-  stream: Readable;
-  /** Resolves when zfs exited 0 (the stream then ends after its buffered data); rejects with a ZfsError otherwise. Safe to ignore. */
-  done: Promise<void>;
-  /** Kill zfs and destroy the stream (idempotent). `done` then rejects with code ZFS_KILLED. */
-  kill(): void;
-  /** The spawned command line. */
-  argv: string[];
-  /** Process id of the zfs process (undefined if it could not start). */
-  pid: number | undefined;
-}
+/**
+ * A running `zfs send`, in the shape every snapshot source's send has
+ * (src/source/types.ts). It ends only after zfs exited 0; if zfs fails, the
+ * stream is destroyed with the ZfsError, so a pipeline never mistakes a
+ * truncated stream for a complete one. Destroying it kills zfs; after
+ * `kill()`, `done` rejects with code ZFS_KILLED.
+ */
+export type { SendStream } from '../source/types.js';
 
 export interface ReceiveOptions {
   /** `-F`: roll back the target to its latest snapshot first (needed when it was modified, e.g. atime). */
