@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
 bash scripts/install-zfs-fuse.sh
+bash scripts/install-btrfs.sh
 apt-get install -y -qq python3-nacl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-nacl >/dev/null; }
 if [ -n "${CI:-}" ] || [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
