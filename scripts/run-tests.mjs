@@ -17,7 +17,7 @@ const unit = args.includes('--unit');
 const openzfs = args.includes('--openzfs');
 const root = join(process.cwd(), 'dist', 'test');
 // Areas whose tests need ZFS or spawn the CLI end to end.
-const heavy = new Set(['zfs', 'e2e', 'ops', 'restore', 'consolidate', 'openzfs', 'recovery']);
+const heavy = new Set(['zfs', 'btrfs', 'e2e', 'ops', 'restore', 'consolidate', 'openzfs', 'recovery']);
 
 /**
  * Test pools a killed test process left in the shared guest (its exit hooks
