@@ -60,10 +60,12 @@
  * writes and deletes alike, the message naming the path in the store (a
  * write does not replace it either: it is tampering a human should see);
  * `list` and `listMultipartUploads` skip such entries (they are no objects)
- * but fail on a link where the directory they list should be. The lock file
- * of a conditional put (`.zbk-lock-<name>`) is stale, and taken, when it is
- * not a regular file, is dated more than a minute ahead, or is older than
- * 30 s.
+ * but fail on a link where the directory they list should be. A lock file
+ * is stale, and taken, when it is not a regular file, is dated more than a
+ * minute ahead, or is older than its limit: 30 s for a conditional put's
+ * `.zbk-lock-<name>`, 3 minutes for `.zbk-migrate.lock` whatever host it
+ * names (its holder touches it every 30 s; another host's lock used to
+ * count as alive, and one left there made every command wait 10 minutes).
  *
  * Two limits of a file system: a key cannot be both an object and a
  * "directory" of other keys (`a` and `a/b`) — the second write fails with
@@ -103,7 +105,7 @@ import {
   validateRestoreDays,
   verifyChecksum,
 } from './internal.js';
-import { MIGRATE_WAIT_MS, openLayout, type Migration, type MigrateStep } from './local/convert-v1.js';
+import { MIGRATE_LOCK_STALE_MS, MIGRATE_WAIT_MS, openLayout, type Migration, type MigrateStep } from './local/convert-v1.js';
 import {
   concatFiles,
   existingEntry,
@@ -135,6 +137,8 @@ export interface LocalStoreOptions {
   testHookMigrate?: (step: MigrateStep, path: string) => Promise<void> | void;
   /** How long to wait for another process converting the store (default 10 minutes). */
   migrateWaitMs?: number;
+  /** How long a `.zbk-migrate.lock` nobody touches stays another process's (default 3 minutes; tests). */
+  migrateLockStaleMs?: number;
   /** One line about a layout-1 object left unconverted (default: `zbk: warning: …` on stderr). */
   onWarning?: (message: string) => void;
 }
@@ -165,6 +169,7 @@ export class LocalStore implements ObjectStore {
     this.testHookMigrate = options.testHookMigrate;
     this.migration = {
       waitMs: options.migrateWaitMs ?? MIGRATE_WAIT_MS,
+      lockStaleMs: options.migrateLockStaleMs ?? MIGRATE_LOCK_STALE_MS,
       warn: options.onWarning ?? ((m) => void process.stderr.write(`zbk: warning: ${m}\n`)),
       hook: this.testHookMigrate,
       commit: (key, path, size, fill, meta) => this.commitObject(key, path, size, fill, meta, { sidecarFirst: true }),

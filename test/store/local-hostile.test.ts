@@ -3,11 +3,13 @@
  * USB disk) but who cannot write to the machine: nothing placed there makes
  * zbk read or write outside the store, or hang. Symlinks (at a key, a
  * sidecar, a directory on the way to a key, a part file, an upload
- * directory, `.zbk-uploads`, a layout-1 part or part directory, the marker,
- * a lock) are never followed: SYMLINK for the operation, skipped by
+ * directory, `.zbk-uploads`, a layout-1 part or part directory, the
+ * marker) are never followed: SYMLINK for the operation, skipped by
  * listings, refused (left as is, reported) by the layout-1 conversion;
- * FIFOs never block an open: NOT_A_REGULAR_FILE. A conditional put's lock
- * file dated in the future, or not a regular file, is stale.
+ * FIFOs never block an open: NOT_A_REGULAR_FILE. Lock files dated in the
+ * future, or not regular files (never read through a link), are stale; a
+ * migrate lock naming another host is taken once nobody has touched it for
+ * the stale limit, and the converting process keeps its own touched.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -24,19 +26,20 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { NotFoundError, StoreError } from '../../src/store/errors.js';
-import { LocalStore } from '../../src/store/local-store.js';
+import { LocalStore, type LocalStoreOptions } from '../../src/store/local-store.js';
 import type { UploadedPart } from '../../src/store/object-store.js';
 import { collect, readAll, sha256b64 } from './suite.js';
-import { V1_MAGIC, buildV1Store, v1Part, writeV1Composite } from './local-v1.js';
+import { V1_MAGIC, assertNoV1Artifacts, buildV1Store, v1Part, writeV1Composite } from './local-v1.js';
 
 const SECRET = 'TOP-SECRET-PASSPHRASE'; // 21 bytes
 
@@ -355,6 +358,89 @@ describe('LocalStore on a directory others can write to: lock files', () => {
       setTimeout(() => unlinkSync(lock), 300);
       await waiting;
       assert.equal(Buffer.from(await s.getBytes('lease')).toString(), '6');
+    }));
+
+  it('a migrate lock naming another host: taken at once when untouched for the stale limit (marker deleted too), dated ahead, or a symlink; a fresh one once it stays untouched that long', () =>
+    withDirs(async (dir, outside) => {
+      const lockAt = (d: string): string => join(d, '.zbk-migrate.lock');
+      const quick = async (what: string, d: string, options: LocalStoreOptions, max: number): Promise<void> => {
+        const t0 = Date.now();
+        await new LocalStore(d, { migrateWaitMs: 20_000, ...options }).head('zbk.key');
+        assert.ok(Date.now() - t0 < max, `${what}: ${Date.now() - t0} ms`);
+        assert.equal(readFileSync(join(d, '.zbk-layout'), 'utf8'), '2\n', what);
+        assert.ok(!existsSync(lockAt(d)), `${what}: the lock is gone`);
+        assertNoV1Artifacts(d);
+      };
+      const cases: [string, (lock: string) => void][] = [
+        [
+          'untouched for 10 minutes',
+          (lock) => {
+            writeFileSync(lock, `4242 not-${hostname()}\n`);
+            const t = new Date(Date.now() - 10 * 60_000);
+            utimesSync(lock, t, t);
+          },
+        ],
+        [
+          'dated 2100',
+          (lock) => {
+            writeFileSync(lock, `4242 not-${hostname()}\n`);
+            const t = new Date('2100-01-01T00:00:00Z');
+            utimesSync(lock, t, t);
+          },
+        ],
+        ['a symlink', (lock) => symlinkSync(join(outside, 'secret'), lock)],
+      ];
+      for (const [i, [what, plant]] of cases.entries()) {
+        const d = join(dir, `case${i}`);
+        mkdirSync(d);
+        buildV1Store(d);
+        plant(lockAt(d));
+        await quick(what, d, {}, 3000);
+      }
+      assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), SECRET);
+
+      // A converted store whose marker was deleted, with an old lock of another host beside it.
+      const d = join(dir, 'deleted-marker');
+      const s = new LocalStore(d);
+      await s.put('zbk.key', Buffer.from('k'));
+      unlinkSync(join(d, '.zbk-layout'));
+      writeFileSync(lockAt(d), `4242 not-${hostname()}\n`);
+      const t = new Date(Date.now() - 10 * 60_000);
+      utimesSync(lockAt(d), t, t);
+      await quick('marker deleted', d, {}, 3000);
+
+      // A fresh lock of another host that nobody touches: waited for, then taken after the stale limit.
+      const f = join(dir, 'fresh');
+      mkdirSync(f);
+      buildV1Store(f);
+      writeFileSync(lockAt(f), `4242 not-${hostname()}\n`);
+      const t0 = Date.now();
+      await quick('fresh, untouched', f, { migrateLockStaleMs: 800 }, 5000);
+      assert.ok(Date.now() - t0 >= 700, 'waited for the stale limit');
+    }));
+
+  it('the converting process keeps its migrate lock touched, so that a long conversion is not taken over', () =>
+    withDirs(async (dir) => {
+      buildV1Store(dir);
+      const lock = join(dir, '.zbk-migrate.lock');
+      let checked = false;
+      const s = new LocalStore(dir, {
+        migrateLockStaleMs: 600,
+        testHookMigrate: async (step) => {
+          if (step !== 'object' || checked) return;
+          checked = true;
+          const t = new Date(Date.now() - 60 * 60_000);
+          utimesSync(lock, t, t);
+          await new Promise((r) => setTimeout(r, 400));
+          const age = Date.now() - statSync(lock).mtimeMs;
+          assert.ok(age < 300, `touched ${age} ms ago`);
+          assert.equal(readFileSync(lock, 'utf8'), `${process.pid} ${hostname()}\n`);
+        },
+      });
+      await s.head('zbk.key');
+      assert.ok(checked);
+      assert.ok(!existsSync(lock));
+      assertNoV1Artifacts(dir);
     }));
 });
 

@@ -32,11 +32,22 @@
  * file is opened O_NOFOLLOW|O_NONBLOCK, and a marker that is a link or a
  * special file is SYMLINK / NOT_A_REGULAR_FILE.
  *
- * The lock: created `wx`, holding "<pid> <host>" (read without following a
- * link); a dead pid's lock is taken over; while a live process holds it,
- * the marker is polled up to 10 minutes, then TransientStoreError. Two
- * processes taking over the same dead lock at the same instant can both
- * convert; the steps being idempotent, the cost is work done twice.
+ * The lock: created `wx`, holding "<pid> <host>", kept open while the
+ * conversion runs and its mtime refreshed every 30 s. While another process
+ * holds it the marker is polled up to 10 minutes, then TransientStoreError.
+ * It is stale, and taken over (moved aside, then removed), when its pid is
+ * dead on this host; when nobody touched it for 3 minutes
+ * (MIGRATE_LOCK_STALE_MS), whatever host or pid it names; when its mtime is
+ * more than a minute ahead; or when it is not a regular file (never read
+ * through a link). Another host's lock used to count as alive forever, so
+ * one left by a crash there, or planted with the marker deleted, made every
+ * command wait 10 minutes and fail; now the first command waits at most 3
+ * minutes and takes it. The price: a conversion that really runs that long
+ * without touching the lock (an older zbk, a host whose clock is 3 minutes
+ * behind) gets a second one beside it — like two processes taking over one
+ * dead lock at the same instant, which the idempotent steps make work done
+ * twice (or a step failing, finished by the next open), never a wrong
+ * object. A process removes the lock at the end only if it is still its own.
  *
  * The objects themselves are written by the store (`CommitFn`, its commit
  * with the sidecar renamed first), so a converted object is committed the
@@ -49,7 +60,7 @@ import { hostname } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
 import { AccessDeniedError, PermanentStoreError, StoreError, TransientStoreError } from '../errors.js';
 import { multipartEtag } from '../internal.js';
-import { concatFiles, fsyncDir, hasErrno, isErrno, mapFsError, openRegular, readOptional, readRegular, storeName, writeAtomic, writeNew } from './files.js';
+import { LOCK_FUTURE_MS, concatFiles, createNew, fsyncDir, hasErrno, isErrno, mapFsError, openRegular, readOptional, readRegular, storeName, writeAtomic } from './files.js';
 import { LAYOUT, LAYOUT_FILE, META_SUFFIX, PART_FILE, RESERVED } from './layout.js';
 import { fingerprintOf, objectMeta, parseJson, parseSidecar, type ObjectMeta, type Sidecar } from './sidecar.js';
 
@@ -57,6 +68,8 @@ const LOCK_FILE = '.zbk-migrate.lock';
 /** How long to wait, by default, for another process converting the store. */
 export const MIGRATE_WAIT_MS = 10 * 60_000;
 const MIGRATE_POLL_MS = 250;
+/** A migrate lock nobody touched for this long is stale, whoever it names (its holder touches it every sixth of this). */
+export const MIGRATE_LOCK_STALE_MS = 3 * 60_000;
 /** An empty or garbled lock younger than this may be one whose owner is writing its pid. */
 const LOCK_GRACE_MS = 10_000;
 
@@ -82,6 +95,8 @@ export type CommitFn = (key: string, path: string, size: number, fill: (fh: File
 export interface Migration {
   /** How long to wait for another process converting the store. */
   waitMs: number;
+  /** How long a lock nobody touches stays another process's (MIGRATE_LOCK_STALE_MS). */
+  lockStaleMs: number;
   /** One line about a descriptor left unconverted. */
   warn: (message: string) => void;
   /** Tests only: called at the steps of the conversion. */
@@ -156,7 +171,32 @@ async function convertUnderLock(root: string, migration: Migration): Promise<boo
     await writeAtomic(root, join(root, LAYOUT_FILE), Buffer.from(LAYOUT));
     return false;
   } finally {
-    await unlink(lock).catch(() => undefined);
+    await held.release();
+  }
+}
+
+/** The migrate lock while this process holds it: its mtime is refreshed so that waiters see it alive. */
+class HeldLock {
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly path: string,
+    private readonly fh: FileHandle,
+    touchMs: number,
+  ) {
+    this.timer = setInterval(() => {
+      const now = new Date();
+      fh.utimes(now, now).catch(() => undefined);
+    }, touchMs);
+    this.timer.unref();
+  }
+
+  /** Remove the lock if it is still this one (not another process's that took it over as stale). */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    const [mine, there] = await Promise.all([this.fh.stat(), lstat(this.path)]).catch(() => [undefined, undefined]);
+    await this.fh.close().catch(() => undefined);
+    if (mine && there && mine.ino === there.ino && mine.dev === there.dev) await unlink(this.path).catch(() => undefined);
   }
 }
 
@@ -164,19 +204,18 @@ async function convertUnderLock(root: string, migration: Migration): Promise<boo
  * Take `.zbk-migrate.lock`: 'held'; 'done' when the marker appeared while
  * another process held it; 'read-only' when the directory is not writable.
  */
-async function acquireLock(root: string, lock: string, migration: Migration): Promise<'held' | 'done' | 'read-only'> {
+async function acquireLock(root: string, lock: string, migration: Migration): Promise<HeldLock | 'done' | 'read-only'> {
   const deadline = Date.now() + migration.waitMs;
   const mine = `${process.pid} ${hostname()}\n`;
   for (;;) {
     try {
       await migration.hook?.('lock', lock);
-      await writeNew(lock, Buffer.from(mine), 0o644);
-      return 'held';
+      return new HeldLock(lock, await createNew(lock, Buffer.from(mine), 0o644), Math.max(10, Math.floor(migration.lockStaleMs / 6)));
     } catch (err) {
       if (isErrno(err, 'EROFS') || isErrno(err, 'EACCES') || isErrno(err, 'EPERM')) return 'read-only';
       if (!isErrno(err, 'EEXIST')) throw err; // mapped by migrate()
     }
-    const holder = await readLock(root, lock);
+    const holder = await readLock(root, lock, migration.lockStaleMs);
     if (holder && !holder.alive) {
       await takeOver(root, lock, holder.text);
       continue;
@@ -393,18 +432,26 @@ async function fingerprintFile(root: string, path: string, size: number): Promis
   }
 }
 
-/** The lock's text and whether its owner may still run (another host's: assumed alive). */
-async function readLock(root: string, lock: string): Promise<{ text: string; alive: boolean } | undefined> {
+/**
+ * The lock's text and whether its owner may still run: not when it is not a
+ * regular file, is untouched for `staleMs` or dated more than a minute
+ * ahead, or names a dead pid of this host; another host's fresh lock is
+ * assumed alive.
+ */
+async function readLock(root: string, lock: string, staleMs: number): Promise<{ text: string; alive: boolean } | undefined> {
   let text: string;
-  let mtimeMs: number;
+  let st: Stats;
   try {
-    mtimeMs = (await lstat(lock)).mtimeMs;
+    st = await lstat(lock);
+    if (!st.isFile()) return { text: '', alive: false }; // a link or a FIFO is no zbk's lock: never read
     text = (await readRegular(root, lock)).toString('utf8');
   } catch {
     return undefined; // released (or replaced) meanwhile
   }
+  const age = Date.now() - st.mtimeMs;
+  if (age > staleMs || age < -LOCK_FUTURE_MS) return { text, alive: false };
   const m = /^(\d+) (\S*)\n$/.exec(text);
-  if (!m) return { text, alive: Date.now() - mtimeMs < LOCK_GRACE_MS };
+  if (!m) return { text, alive: age < LOCK_GRACE_MS };
   const pid = Number(m[1]);
   if (m[2] !== hostname()) return { text, alive: true };
   // Our own pid: conversions in this process are shared per root, so it is an earlier process's.

@@ -43,7 +43,7 @@ const COPY_BUFFER = 8 * 1024 * 1024;
 /** A lock file left by a writer that died is taken after this long (a conditional put takes milliseconds). */
 const LOCK_STALE_MS = 30_000;
 /** A lock file whose mtime is further ahead than this is not a writer's (clock skew is smaller): stale. */
-const LOCK_FUTURE_MS = 60_000;
+export const LOCK_FUTURE_MS = 60_000;
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** A fresh temp file name in `dir` (same directory as the target, so the final rename is atomic). */
@@ -51,8 +51,8 @@ export function tempPath(dir: string): string {
   return join(dir, `${RESERVED}tmp-${randomBytes(8).toString('hex')}`);
 }
 
-/** Create `path` (it must not exist: EEXIST), write `data`, fsync; on a failure after the create, remove it. */
-export async function writeNew(path: string, data: Uint8Array, mode: number): Promise<void> {
+/** Create `path` (it must not exist: EEXIST), write `data`, fsync, and return it open; on a failure after the create, remove it. */
+export async function createNew(path: string, data: Uint8Array, mode: number): Promise<FileHandle> {
   const fh = await open(path, 'wx', mode);
   try {
     await fh.writeFile(data);
@@ -62,7 +62,12 @@ export async function writeNew(path: string, data: Uint8Array, mode: number): Pr
     await unlink(path).catch(() => undefined);
     throw err;
   }
-  await fh.close();
+  return fh;
+}
+
+/** createNew, closed. */
+export async function writeNew(path: string, data: Uint8Array, mode: number): Promise<void> {
+  await (await createNew(path, data, mode)).close();
 }
 
 /** Temp file in `dir`, fsync, rename to `path`, and (unless told not to) fsync `dir`. */
