@@ -133,8 +133,24 @@ export class S3Store implements ObjectStore, IdentityProvider {
   }
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {
+    await this.putObject('put', key, body, options, {});
+  }
+
+  /** PutObject with If-None-Match / If-Match (S3 since 2024; S3-compatible stores vary: see docs/OPERATIONS.md). */
+  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
+    try {
+      return await this.putObject('putConditional', key, body, options, 'ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: `"${condition.ifMatch}"` });
+    } catch (err) {
+      // If-Match on a missing key answers 404: for the caller, the object it read is not there.
+      if (err instanceof NotFoundError && 'ifMatch' in condition) throw new PreconditionFailedError(key, { cause: err });
+      throw err;
+    }
+  }
+
+  /** One PutObject with the SHA-256 checksum, plus `extra` headers; returns the ETag. */
+  private async putObject(op: string, key: string, body: Uint8Array, options: PutOptions | undefined, extra: { IfNoneMatch?: string; IfMatch?: string }): Promise<string> {
     const { storageClass, metadata } = normalizePutOptions(options);
-    await this.send('put', key, () =>
+    const out = await this.send(op, key, () =>
       this.s3.send(
         new PutObjectCommand({
           Bucket: this.bucket,
@@ -143,34 +159,11 @@ export class S3Store implements ObjectStore, IdentityProvider {
           StorageClass: storageClass as SdkStorageClass,
           Metadata: metadata,
           ChecksumSHA256: sha256Base64(body),
+          ...extra,
         }),
       ),
     );
-  }
-
-  /** PutObject with If-None-Match / If-Match (S3 since 2024; S3-compatible stores vary: see docs/OPERATIONS.md). */
-  async putConditional(key: string, body: Uint8Array, condition: PutCondition, options?: PutOptions): Promise<string> {
-    const { storageClass, metadata } = normalizePutOptions(options);
-    try {
-      const out = await this.send('putConditional', key, () =>
-        this.s3.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: this.full(key),
-            Body: body,
-            StorageClass: storageClass as SdkStorageClass,
-            Metadata: metadata,
-            ChecksumSHA256: sha256Base64(body),
-            ...('ifNoneMatch' in condition ? { IfNoneMatch: '*' } : { IfMatch: `"${condition.ifMatch}"` }),
-          }),
-        ),
-      );
-      return unquote(out.ETag ?? '');
-    } catch (err) {
-      // If-Match on a missing key answers 404: for the caller, the object it read is not there.
-      if (err instanceof NotFoundError && 'ifMatch' in condition) throw new PreconditionFailedError(key, { cause: err });
-      throw err;
-    }
+    return unquote(out.ETag ?? '');
   }
 
   /**
