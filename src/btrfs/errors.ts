@@ -5,8 +5,7 @@
  * matched below are btrfs-progs 6.2's under LC_ALL=C, captured in
  * test/fixtures/btrfs/*-stderr.txt.
  */
-import { ExitCode, ZbkError } from '../errors.js';
-import { oneLine, STDERR_TAIL_BYTES } from '../zfs/errors.js';
+import { failureSummary, STDERR_TAIL_BYTES, ToolError, type ToolErrorDetails } from '../source/errors.js';
 import type { ChildErrors, ChildOutcome } from '../source/child.js';
 
 export { STDERR_TAIL_BYTES };
@@ -25,31 +24,12 @@ export type BtrfsErrorCode =
   | 'BTRFS_PARSE'
   | 'BTRFS_KILLED';
 
-export interface BtrfsErrorDetails {
-  argv?: string[];
-  exitStatus?: number | null;
-  signal?: NodeJS.Signals | null;
-  stderrTail?: string;
-  cause?: unknown;
-}
+export type BtrfsErrorDetails = ToolErrorDetails;
 
 /** A `btrfs` command failed, or its output could not be understood. Exit code 7 (that of a failed snapshot tool). */
-export class BtrfsError extends ZbkError {
-  override readonly code: BtrfsErrorCode;
-  /** The command line that was spawned (paths and flags only). */
-  readonly argv: string[];
-  readonly exitStatus: number | null;
-  readonly signal: NodeJS.Signals | null;
-  /** The last {@link STDERR_TAIL_BYTES} bytes of stderr. */
-  readonly stderrTail: string;
-
+export class BtrfsError extends ToolError<BtrfsErrorCode> {
   constructor(message: string, code: BtrfsErrorCode = 'BTRFS_FAILED', details: BtrfsErrorDetails = {}) {
-    super(message, code, ExitCode.ZFS, details.cause === undefined ? undefined : { cause: details.cause });
-    this.code = code;
-    this.argv = details.argv ?? [];
-    this.exitStatus = details.exitStatus ?? null;
-    this.signal = details.signal ?? null;
-    this.stderrTail = details.stderrTail ?? '';
+    super(message, code, details);
   }
 }
 
@@ -67,9 +47,7 @@ const RULES: ReadonlyArray<{ re: RegExp; code: BtrfsErrorCode; hint: string }> =
 /** Map a failed command to the most specific error by what btrfs wrote on stderr. `what` names the operation and its object. */
 export function classifyBtrfsFailure(what: string, details: BtrfsErrorDetails): BtrfsError {
   const stderr = details.stderrTail ?? '';
-  const said = oneLine(stderr);
-  const how = details.signal ? `killed by ${details.signal}` : `exit status ${details.exitStatus ?? 'unknown'}`;
-  const base = `${what} failed (${how})${said ? `: ${said}` : ''}`;
+  const base = failureSummary(what, details);
   const rule = RULES.find((r) => r.re.test(stderr));
   if (rule) return new BtrfsError(`${base} — ${rule.hint}`, rule.code, details);
   if (details.signal) return new BtrfsError(base, 'BTRFS_KILLED', details);

@@ -3,10 +3,10 @@
  * is a `ZfsError` carrying the argv, exit status and the tail of stderr, so a
  * user (and `--json` output) sees what zfs itself said.
  */
-import { ExitCode, ZbkError } from '../errors.js';
+import { failureSummary, oneLine, STDERR_TAIL_BYTES, ToolError, type ToolErrorDetails } from '../source/errors.js';
 
-/** How much of zfs's stderr is kept on an error. */
-export const STDERR_TAIL_BYTES = 2048;
+/** How much of zfs's stderr is kept on an error; `oneLine` collapses it for a message. */
+export { oneLine, STDERR_TAIL_BYTES };
 
 /** Codes of ZfsError; stable for scripts and `--json` output. */
 export type ZfsErrorCode =
@@ -20,31 +20,15 @@ export type ZfsErrorCode =
   | 'ZFS_KILLED'
   | 'ZFS_NOT_READY';
 
-export interface ZfsErrorDetails {
-  argv?: string[];
-  exitStatus?: number | null;
-  signal?: NodeJS.Signals | null;
-  stderrTail?: string;
-  cause?: unknown;
-}
+export type ZfsErrorDetails = ToolErrorDetails;
 
-/** A `zfs`/`zpool` command failed, or its output could not be understood. Exit code 7. */
-export class ZfsError extends ZbkError {
-  override readonly code: ZfsErrorCode;
-  /** The full command line that was spawned (never contains secrets: only names and flags). */
-  readonly argv: string[];
-  readonly exitStatus: number | null;
-  readonly signal: NodeJS.Signals | null;
-  /** The last {@link STDERR_TAIL_BYTES} bytes of stderr. */
-  readonly stderrTail: string;
-
+/**
+ * A `zfs`/`zpool` command failed, or its output could not be understood. Exit code 7.
+ * `argv` is the full command line that was spawned (never contains secrets: only names and flags).
+ */
+export class ZfsError extends ToolError<ZfsErrorCode> {
   constructor(message: string, code: ZfsErrorCode = 'ZFS_FAILED', details: ZfsErrorDetails = {}) {
-    super(message, code, ExitCode.ZFS, details.cause === undefined ? undefined : { cause: details.cause });
-    this.code = code;
-    this.argv = details.argv ?? [];
-    this.exitStatus = details.exitStatus ?? null;
-    this.signal = details.signal ?? null;
-    this.stderrTail = details.stderrTail ?? '';
+    super(message, code, details);
   }
 }
 
@@ -83,17 +67,6 @@ export class ZfsUnsupportedError extends ZfsError {
   }
 }
 
-/** Collapse zfs's (multi-line) stderr to one line for a message. */
-export function oneLine(stderr: string, max = 400): string {
-  const s = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l.length > 0 && !/^usage:/i.test(l))
-    .slice(0, 3)
-    .join(' / ');
-  return s.length > max ? `${s.slice(0, max)}…` : s;
-}
-
 /**
  * Map a failed command to the most specific error class by what zfs wrote on
  * stderr. OpenZFS 2.3 refuses a held destroy with "it's being held" (captured in
@@ -102,9 +75,7 @@ export function oneLine(stderr: string, max = 400): string {
  */
 export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsError {
   const stderr = details.stderrTail ?? '';
-  const said = oneLine(stderr);
-  const how = details.signal ? `killed by ${details.signal}` : `exit status ${details.exitStatus ?? 'unknown'}`;
-  const base = `${what} failed (${how})${said ? `: ${said}` : ''}`;
+  const base = failureSummary(what, details);
   if (/does not exist|no such pool|no such dataset|could not find any snapshots/i.test(stderr)) {
     return new ZfsNotFoundError(`${base} — check the name with "zfs list -t all"`, details);
   }
@@ -117,3 +88,4 @@ export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsE
   if (details.signal) return new ZfsError(base, 'ZFS_KILLED', details);
   return new ZfsError(base, 'ZFS_FAILED', details);
 }
+
