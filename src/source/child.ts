@@ -5,17 +5,35 @@
  * after the tool exited 0, and a receive that feeds a stream into stdin
  * and kills the tool before closing stdin when the input fails.
  *
- * Each source supplies its typed errors through {@link ChildErrors}.
- * src/btrfs uses this module; src/zfs has its own copies of the same logic
- * (run.ts, send.ts, Zfs.receive), which can move onto it when push and
- * restore switch to the SnapshotSource interface.
+ * Each source supplies its typed errors through {@link ChildErrors}:
+ * src/zfs (run.ts) and src/btrfs both spawn through this module.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
 import { childEnvironment } from '../child-env.js';
-import { STDERR_TAIL_BYTES } from '../zfs/errors.js';
-import { TailBuffer } from '../zfs/run.js';
+import { STDERR_TAIL_BYTES } from './errors.js';
 import type { SendStream } from './types.js';
+
+/** Keeps only the last `max` bytes written to it. */
+export class TailBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(private readonly max = STDERR_TAIL_BYTES) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - this.chunks[0]!.length >= this.max) {
+      this.size -= this.chunks.shift()!.length;
+    }
+  }
+
+  toString(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.max)).toString('utf8');
+  }
+}
 
 /** How a finished (or failed) process went. */
 export interface ChildOutcome {
@@ -41,13 +59,15 @@ export interface ChildErrors {
   failed(what: string, outcome: ChildOutcome): Error;
   /** It was killed because its consumer (or its input) went away. */
   stopped(what: string, outcome: ChildOutcome): Error;
-  /** Anything else (too much output, trailing input), with the message to show. */
+  /** Anything else (too much output; trailing input unless `trailingInput` is given), with the message to show. */
   other(message: string, outcome: Partial<ChildOutcome> & { cause?: unknown }): Error;
+  /** It exited 0 before reading all of its input (`cause`: the write error); default: `other` with a generic message. */
+  trailingInput?(what: string, outcome: ChildOutcome & { cause: unknown }): Error;
 }
 
-/** stderr kept by `runChild`. */
+/** stderr kept by `runChild` (usage texts run to a few KiB); errors carry only the last STDERR_TAIL_BYTES. */
 const RUN_STDERR_BYTES = 64 * 1024;
-/** Largest stdout accepted from a listing command. */
+/** Largest stdout accepted from a listing command (a pool with 100k snapshots is ~10 MiB). */
 const MAX_STDOUT = 256 * 1024 * 1024;
 
 /**
@@ -108,7 +128,10 @@ export function runChild(argv: string[], env: Record<string, string>, errors: Ch
 /**
  * Spawn a send command and wrap it: its stdout is piped into a PassThrough
  * whose end is withheld until the tool exited 0; any other exit destroys it
- * with the typed error. Destroying (or finishing early with) the stream
+ * with the typed error. Without that, a send that dies halfway looks like
+ * a short but complete stream to whoever reads it — the one mistake a
+ * backup tool cannot make. Buffering is the pipe's plus the default
+ * highWaterMark: bounded. Destroying (or finishing early with) the stream
  * kills the tool.
  */
 export function spawnCompleteStream(argv: string[], env: Record<string, string>, what: string, errors: ChildErrors): SendStream {
@@ -138,13 +161,14 @@ export function spawnCompleteStream(argv: string[], env: Record<string, string>,
   }
   const { child, stderr } = handle;
   const stdout = child.stdout!;
-  // Read errors surface through the exit status.
+  // Read errors surface through the exit status; keep them from being uncaught.
   stdout.on('error', () => undefined);
   stdout.pipe(stream, { end: false });
   let spawnError: Error | null = null;
   child.once('error', (err: NodeJS.ErrnoException) => {
     spawnError ??= errors.spawnFailed(argv, err);
   });
+  // The consumer destroyed (or finished early with) the stream: the tool must not linger.
   stream.once('close', () => {
     if (exited) return;
     killedByUs = true;
@@ -233,7 +257,10 @@ export function pipeIntoChild(
       if (inputError) return reject(inputError);
       const outcome: ChildOutcome = { argv, exitStatus: code, signal, stderrTail: stderr.toString() };
       if (code !== 0) return reject(errors.failed(what, outcome));
-      if (writeError) return reject(errors.other(`${what}: the tool exited before reading all input — the stream has trailing data or is corrupt`, { ...outcome, cause: writeError }));
+      if (writeError) {
+        const o = { ...outcome, cause: writeError };
+        return reject(errors.trailingInput ? errors.trailingInput(what, o) : errors.other(`${what}: the tool exited before reading all input — the stream has trailing data or is corrupt`, o));
+      }
       resolve({ ...outcome, stdoutTail: stdout.toString() });
     });
   });

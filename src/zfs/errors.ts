@@ -3,6 +3,7 @@
  * is a `ZfsError` carrying the argv, exit status and the tail of stderr, so a
  * user (and `--json` output) sees what zfs itself said.
  */
+import type { ChildErrors, ChildOutcome } from '../source/child.js';
 import { failureSummary, oneLine, STDERR_TAIL_BYTES, ToolError, type ToolErrorDetails } from '../source/errors.js';
 
 /** How much of zfs's stderr is kept on an error; `oneLine` collapses it for a message. */
@@ -89,3 +90,23 @@ export function classifyZfsFailure(what: string, details: ZfsErrorDetails): ZfsE
   return new ZfsError(base, 'ZFS_FAILED', details);
 }
 
+/** The error for a spawn that failed before the program ran (ENOENT, EACCES). */
+export function spawnFailure(argv: string[], err: NodeJS.ErrnoException): ZfsError {
+  const prog = JSON.stringify(argv[0]);
+  if (err.code === 'ENOENT') {
+    return new ZfsMissingError(
+      `cannot run ${prog}: not found — install ZFS or set [zfs] zfs/zpool in the config to the right command`,
+      { argv, cause: err },
+    );
+  }
+  return new ZfsMissingError(`cannot run ${prog}: ${err.message} — check the [zfs] commands in the config`, { argv, cause: err });
+}
+
+/** ZfsErrors for src/source/child.ts. */
+export const zfsChildErrors: ChildErrors = {
+  spawnFailed: spawnFailure,
+  failed: (what: string, o: ChildOutcome) => classifyZfsFailure(what, o),
+  stopped: (what: string, o: ChildOutcome) => new ZfsError(`${what} was stopped before it finished (the stream was closed)`, 'ZFS_KILLED', o),
+  other: (message, o) => new ZfsError(message, 'ZFS_FAILED', o),
+  trailingInput: (what, o) => new ZfsError(`${what}: zfs exited before reading all input — the stream has trailing data or is corrupt`, 'ZFS_FAILED', o),
+};

@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { detectCapabilities } from './capabilities.js';
-import { classifyZfsFailure, STDERR_TAIL_BYTES, ZfsError, ZfsUnsupportedError } from './errors.js';
+import { classifyZfsFailure, ZfsError, ZfsUnsupportedError } from './errors.js';
 import {
   assertAnyName,
   assertBookmarkName,
@@ -26,8 +26,7 @@ import {
   snapshotFromProps,
   snapshotsFromProperties,
 } from './parse.js';
-import { run, spawnFailure, start, type RunResult } from './run.js';
-import { spawnSend } from './send.js';
+import { pipeInto, run, spawnSend, type RunResult } from './run.js';
 import type { Bookmark, ReceiveOptions, SendOptions, SendStream, Snapshot, ZfsCapabilities } from './types.js';
 
 /** The commands to run, as argv prefixes, e.g. `{ zfs: ['sudo', 'zfs'], zpool: ['sudo', 'zpool'] }`. */
@@ -78,8 +77,7 @@ export class Zfs {
   }
 
   private failure(r: RunResult, what: string): ZfsError {
-    const stderrTail = r.stderr.slice(-STDERR_TAIL_BYTES);
-    return classifyZfsFailure(what, { argv: r.argv, exitStatus: r.exitStatus, signal: r.signal, stderrTail });
+    return classifyZfsFailure(what, { argv: r.argv, exitStatus: r.exitStatus, signal: r.signal, stderrTail: r.stderrTail });
   }
 
   private async getRows(names: string[], props: string, extra: string[], what: string) {
@@ -272,69 +270,8 @@ export class Zfs {
       throw gone;
     }
 
-    let handle: ReturnType<typeof start>;
     try {
-      handle = start(argv, 'pipe');
-    } catch (err) {
-      input.destroy();
-      throw spawnFailure(argv, err as NodeJS.ErrnoException);
-    }
-    const { child, stderr } = handle;
-    const stdin = child.stdin!;
-
-    const received = new Promise<void>((resolve, reject) => {
-      let inputError: unknown = null;
-      let writeError: unknown = null;
-      let spawnError: ZfsError | null = null;
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        spawnError ??= spawnFailure(argv, err);
-      });
-      const onInputError = (err: unknown): void => {
-        inputError ??= err;
-        // Kill before stdin closes, so zfs never takes a cut stream for a whole one.
-        child.kill('SIGTERM');
-        stdin.destroy();
-      };
-      input.once('error', onInputError);
-      stdin.on('error', (err) => {
-        writeError ??= err;
-        input.unpipe(stdin);
-        input.destroy();
-      });
-      const onWritten = opts.onWritten;
-      if (onWritten) {
-        // pipe() by hand, to learn when each chunk has left this process.
-        input.on('data', (chunk: Buffer) => {
-          if (stdin.destroyed) return;
-          const n = chunk.length;
-          const ok = stdin.write(chunk, (err) => {
-            if (!err) onWritten(n);
-          });
-          if (!ok) input.pause();
-        });
-        stdin.on('drain', () => input.resume());
-        if (input.readableEnded) stdin.end();
-        else input.once('end', () => stdin.end());
-      } else {
-        input.pipe(stdin);
-      }
-
-      child.once('close', (code, signal) => {
-        input.off('error', onInputError);
-        input.on('error', () => undefined);
-        if (!input.readableEnded) input.destroy();
-        if (spawnError) return reject(spawnError);
-        if (inputError) return reject(inputError);
-        const details = { argv, exitStatus: code, signal, stderrTail: stderr.toString() };
-        if (code !== 0) return reject(classifyZfsFailure(what, details));
-        if (writeError) {
-          return reject(new ZfsError(`${what}: zfs exited before reading all input — the stream has trailing data or is corrupt`, 'ZFS_FAILED', { ...details, cause: writeError }));
-        }
-        resolve();
-      });
-    });
-    try {
-      await received;
+      await pipeInto(argv, input, what, opts.onWritten);
     } catch (err) {
       // zfs-fuse's daemon discards a cut-off receive asynchronously, after the
       // client process is gone: wait until a dataset this receive created is
