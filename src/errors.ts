@@ -25,9 +25,9 @@ export const ExitCode = {
   INTEGRITY: 6,
   /** A `zfs`/`zpool` command failed. */
   ZFS: 7,
-  /** Another zbk process holds the manifest lock (`--no-wait`). */
+  /** Another zbk process holds the manifest lock, or another machine the writer lease (`--no-wait`), or the lease was lost. */
   LOCKED: 8,
-  /** The local manifest database is corrupt or from a newer zbk. */
+  /** The local manifest database is corrupt, from a newer zbk, or behind the store (MANIFEST_STALE). */
   MANIFEST: 9,
   /** Interrupted by a signal. */
   INTERRUPTED: 130,
