@@ -9,7 +9,6 @@
 import { existsSync } from 'node:fs';
 import { addDays } from '../../cost/model.js';
 import type { PlaintextSink } from '../../pipeline/download.js';
-import { NotFoundError } from '../../store/errors.js';
 import { mayDownload, unmetered } from './egress.js';
 import type { JobVolume } from './job.js';
 import { download, verifyOffline } from './staging.js';
@@ -36,14 +35,8 @@ export async function advanceVolume(step: RestoreStep, v: JobVolume, sink?: Plai
     if (v.phase !== 'downloading') v.phase = 'scheduled';
     return;
   }
-  let info;
-  try {
-    info = await step.ctx.store.head(v.key);
-  } catch (err) {
-    if (!(err instanceof NotFoundError)) throw err;
-    step.damaged(v, 'missing from the store', null);
-    return;
-  }
+  const info = await step.headOrDamaged(v);
+  if (!info) return;
   let readable: boolean;
   switch (info.restore.state) {
     case 'not-archived':

@@ -4,7 +4,6 @@
  * is named, and recorded as damaged (./damage.ts), before anything is spent
  * on a chain that cannot be restored.
  */
-import { NotFoundError } from '../../store/errors.js';
 import type { RestoreStep } from './step.js';
 
 /** HEAD every volume not yet received or known damaged; then the job records that it was done. */
@@ -12,14 +11,8 @@ export async function preflight(step: RestoreStep): Promise<void> {
   for (const v of step.job.volumes) {
     if (v.phase === 'received' || v.phase === 'damaged') continue;
     step.checkAbort();
-    let info;
-    try {
-      info = await step.ctx.store.head(v.key);
-    } catch (err) {
-      if (!(err instanceof NotFoundError)) throw err;
-      step.damaged(v, 'missing from the store', null);
-      continue;
-    }
+    const info = await step.headOrDamaged(v);
+    if (!info) continue;
     if (info.size !== v.storedSize) step.damaged(v, `is ${info.size} bytes in the store, the manifest says ${v.storedSize}`, info.etag ?? null);
   }
   step.job.preflightDone = true;

@@ -11,6 +11,8 @@ import { priceTable, type PriceTable } from '../../cost/prices.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { PlaintextFeed } from '../../pipeline/download.js';
 import { AbortError } from '../../pipeline/errors.js';
+import { NotFoundError } from '../../store/errors.js';
+import type { ObjectInfo } from '../../store/object-store.js';
 import type { PartOpener } from '../../pipeline/part-opener.js';
 import type { RestoreMonth } from '../../planner/restore-plan.js';
 import type { ServiceContext } from '../context.js';
@@ -130,6 +132,17 @@ export class RestoreStep {
     this.out.damaged.push(v.key);
     this.ctx.log.warn(`${this.describe(v)}: ${problem}: it cannot be restored and is not fetched again`);
     this.save();
+  }
+
+  /** HEAD `v`'s object; a missing one is damaged for good (recorded) and null is returned. */
+  async headOrDamaged(v: JobVolume): Promise<ObjectInfo | null> {
+    try {
+      return await this.ctx.store.head(v.key);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      this.damaged(v, 'missing from the store', null);
+      return null;
+    }
   }
 
   /**
