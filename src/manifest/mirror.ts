@@ -178,33 +178,68 @@ export async function manifestBehindStore(store: ObjectStore, keyring: Keyring, 
   );
 }
 
-/** The stamp of the mirror at `m`, if it opens, is a manifest and its stamp matches its name; else null. */
-async function authenticStamp(store: ObjectStore, keyring: Keyring, m: MirrorInfo): Promise<MirrorStamp | null> {
+/** A mirror fetched and checked: its plaintext and sealed stamp, or why it cannot be used. */
+type ExaminedMirror = { plain: Uint8Array; stamp: MirrorStamp | null; reason: null } | { reason: string };
+
+/**
+ * Fetch the mirror at `m`, open it, check it is a healthy manifest whose
+ * sealed stamp matches its name. Gone since the listing is a reason; any
+ * other store failure is thrown: it is not a property of the mirror, and
+ * falling back to an older one would silently lose recent state.
+ */
+async function examineMirror(store: ObjectStore, keyring: Keyring, m: MirrorInfo): Promise<ExaminedMirror> {
   let sealed: Uint8Array;
   try {
     sealed = await store.getBytes(m.key);
   } catch (err) {
-    if (err instanceof NotFoundError) return null;
+    if (err instanceof NotFoundError) return { reason: 'deleted while reading' };
     throw err;
   }
   let plain: Uint8Array;
   try {
     plain = keyring.openBlob(BLOB_MANIFEST, sealed);
-  } catch {
-    return null; // not ours, or damaged
+  } catch (err) {
+    return { reason: `does not decrypt: ${(err as Error).message}` };
   }
-  if (manifestBytesProblem(plain)) return null;
-  const stamp = mirrorStamp(plain);
-  return stamp && stampMatches(stamp, m) === null ? stamp : null;
+  const { problem, stamp } = inspectMirrorBytes(plain);
+  const reason = problem ?? stampMatches(stamp, m);
+  return reason ? { reason } : { plain, stamp, reason: null };
 }
 
-/** The stamp sealed in a mirror's database, or null (a mirror written before stamps). */
-export function mirrorStamp(bytes: Uint8Array): MirrorStamp | null {
+/** The stamp of the mirror at `m` if it is an authentic, healthy mirror stored under its own name; else null. */
+async function authenticStamp(store: ObjectStore, keyring: Keyring, m: MirrorInfo): Promise<MirrorStamp | null> {
+  const e = await examineMirror(store, keyring, m);
+  return e.reason === null ? e.stamp : null;
+}
+
+/**
+ * Whether `bytes` is a usable manifest database (opens, passes quick_check,
+ * has a schema this zbk knows: else `problem` says why), and the stamp it
+ * seals (null: a mirror written before stamps). One open of the database.
+ */
+export function inspectMirrorBytes(bytes: Uint8Array): { problem: string | null; stamp: MirrorStamp | null } {
+  if (Buffer.from(bytes.subarray(0, 16)).toString('latin1') !== 'SQLite format 3\0') return { problem: 'not an SQLite database', stamp: null };
   let mem: Database.Database | undefined;
   try {
-    mem = new Database(Buffer.from(bytes), { readonly: true });
+    mem = new Database(Buffer.from(bytes));
+    const qc = (mem.pragma('quick_check') as Record<string, unknown>[]).map((r) => String(Object.values(r)[0]));
+    if (qc.length !== 1 || qc[0] !== 'ok') return { problem: `quick_check: ${qc.slice(0, 2).join('; ')}`, stamp: null };
+    const v = schemaVersion(mem);
+    if (v > SCHEMA_VERSION) return { problem: `written by a newer zbk (schema ${v})`, stamp: null };
+    if (v < 1) return { problem: 'not a zbk manifest (no schema)', stamp: null };
+    return { problem: null, stamp: stampOf(mem) };
+  } catch (err) {
+    return { problem: `does not open: ${(err as Error).message}`, stamp: null };
+  } finally {
+    mem?.close();
+  }
+}
+
+/** The stamp sealed in an opened mirror database, or null. */
+function stampOf(mem: Database.Database): MirrorStamp | null {
+  try {
     const get = (k: string): unknown => {
-      const r = mem!.prepare('SELECT value FROM kv WHERE key = ?').get(k) as { value: string } | undefined;
+      const r = mem.prepare('SELECT value FROM kv WHERE key = ?').get(k) as { value: string } | undefined;
       return r ? (JSON.parse(r.value) as unknown) : undefined;
     };
     const seq = get(MIRROR_SEQ_KV);
@@ -214,9 +249,7 @@ export function mirrorStamp(bytes: Uint8Array): MirrorStamp | null {
     const writtenAt = new Date(at);
     return Number.isNaN(writtenAt.getTime()) ? null : { seq, key, writtenAt };
   } catch {
-    return null;
-  } finally {
-    mem?.close();
+    return null; // no kv table (not a manifest of ours), or a value that is not JSON
   }
 }
 
@@ -241,28 +274,6 @@ async function sealedWithKey(store: ObjectStore, key: string, keyId: string): Pr
   for await (const c of stream) chunks.push(c as Buffer);
   const header = Buffer.concat(chunks);
   return header.length >= 16 && header.subarray(8, 16).toString('hex') === keyId;
-}
-
-/**
- * Check that `bytes` is a usable manifest database: opens, passes
- * quick_check, and has a schema this zbk knows. Returns a reason or null.
- */
-export function manifestBytesProblem(bytes: Uint8Array): string | null {
-  if (Buffer.from(bytes.subarray(0, 16)).toString('latin1') !== 'SQLite format 3\0') return 'not an SQLite database';
-  let mem: Database.Database | undefined;
-  try {
-    mem = new Database(Buffer.from(bytes));
-    const qc = (mem.pragma('quick_check') as Record<string, unknown>[]).map((r) => String(Object.values(r)[0]));
-    if (qc.length !== 1 || qc[0] !== 'ok') return `quick_check: ${qc.slice(0, 2).join('; ')}`;
-    const v = schemaVersion(mem);
-    if (v > SCHEMA_VERSION) return `written by a newer zbk (schema ${v})`;
-    if (v < 1) return 'not a zbk manifest (no schema)';
-    return null;
-  } catch (err) {
-    return `does not open: ${(err as Error).message}`;
-  } finally {
-    mem?.close();
-  }
 }
 
 /** Result of `readNewestMirror`: `bytes`/`key` are null when no mirror is usable. */
@@ -303,37 +314,12 @@ export async function readNewestMirror(store: ObjectStore, keyring: Keyring, opt
       skipped.push({ key: m.key, reason: `${m.size} bytes, more than any mirror zbk writes (${MAX_MIRROR_BYTES}): not downloaded` });
       continue;
     }
-    let sealed: Uint8Array;
-    try {
-      sealed = await store.getBytes(m.key);
-    } catch (err) {
-      // Gone since the listing: skip. Any other store failure is not a
-      // property of the mirror: falling back to an older one would silently
-      // lose recent state, so let it surface.
-      if (err instanceof NotFoundError) {
-        skipped.push({ key: m.key, reason: 'deleted while reading' });
-        continue;
-      }
-      throw err;
-    }
-    let plain: Uint8Array;
-    try {
-      plain = keyring.openBlob(BLOB_MANIFEST, sealed);
-    } catch (err) {
-      skipped.push({ key: m.key, reason: `does not decrypt: ${(err as Error).message}` });
+    const e = await examineMirror(store, keyring, m);
+    if (e.reason !== null) {
+      skipped.push({ key: m.key, reason: e.reason });
       continue;
     }
-    const bad = manifestBytesProblem(plain);
-    if (bad) {
-      skipped.push({ key: m.key, reason: bad });
-      continue;
-    }
-    const stamp = mirrorStamp(plain);
-    const misnamed = stampMatches(stamp, m);
-    if (misnamed) {
-      skipped.push({ key: m.key, reason: misnamed });
-      continue;
-    }
+    const { plain, stamp } = e;
     const seq = stamp?.seq ?? 0;
     if (stamp && stamp.writtenAt.getTime() > now.getTime() + FUTURE_SLACK_MS) {
       skipped.push({ key: m.key, reason: `dated ${stamp.writtenAt.toISOString()}, in the future (a clock set wrong where it was written?)`, refused: true });

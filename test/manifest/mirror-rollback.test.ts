@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
 import { DATA_PREFIX, legacyManifestMirrorKey, manifestMirrorKey } from '../../src/layout.js';
 import { Manifest } from '../../src/manifest/manifest.js';
-import { listMirrors, localMirrorSeq, mirrorStamp, readNewestMirror, writeMirror } from '../../src/manifest/mirror.js';
+import { listMirrors, localMirrorSeq, inspectMirrorBytes, readNewestMirror, writeMirror } from '../../src/manifest/mirror.js';
 import { rebuildManifest } from '../../src/manifest/rebuild.js';
 import { FaultInjectingStore } from '../../src/store/fault-store.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
@@ -48,7 +48,7 @@ describe('manifest mirror: sequence numbers', () => {
       for (let i = 0; i < 3; i++) w.push(await writeMirror(m, store, keyring, opts(10 + i)));
       assert.deepEqual(w.map((x) => x.seq), [1, 2, 3]);
       assert.equal(localMirrorSeq(m), 3);
-      const stamp = mirrorStamp(keyring.openBlob('zbk-manifest-v1', await store.getBytes(w[2]!.key)));
+      const stamp = inspectMirrorBytes(keyring.openBlob('zbk-manifest-v1', await store.getBytes(w[2]!.key))).stamp;
       assert.equal(stamp?.seq, 3);
       assert.equal(stamp?.key, w[2]!.key);
       assert.deepEqual(stamp?.writtenAt, day(12));
