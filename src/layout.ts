@@ -118,4 +118,12 @@ export interface StreamRecord {
    * the field ignore it.
    */
   sendFlags?: string[];
+  /**
+   * The snapshot source, absent for ZFS: `"btrfs"` for a stream of `btrfs
+   * send` (then `dataset` is the subvolume's absolute path, `guid`s are the
+   * UUIDs of zbk's pins as 128-bit decimals, `createtxg` the snapshot's
+   * otransid, and `sendFlags` btrfs's). Version-1 readers ignore it; zbk
+   * also tells the source by the dataset name (a path starts with `/`).
+   */
+  source?: 'btrfs';
 }

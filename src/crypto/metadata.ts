@@ -33,6 +33,8 @@ export function paddedMetadataLength(jsonLength: number): number {
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const DECIMAL = /^[0-9]{1,20}$/;
+/** A snapshot identity: a ZFS guid, or a btrfs pin's UUID as a 128-bit decimal (39 digits). */
+const ID = /^[0-9]{1,39}$/;
 
 function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -41,7 +43,7 @@ function isUint(v: unknown): v is number {
 function snapRef(v: unknown): { name: string; guid: string } | null {
   if (typeof v !== 'object' || v === null) return null;
   const o = v as Record<string, unknown>;
-  if (typeof o.name !== 'string' || typeof o.guid !== 'string' || !DECIMAL.test(o.guid)) return null;
+  if (typeof o.name !== 'string' || typeof o.guid !== 'string' || !ID.test(o.guid)) return null;
   return { name: o.name, guid: o.guid };
 }
 

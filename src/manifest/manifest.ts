@@ -12,7 +12,7 @@ import { ManifestError } from '../errors.js';
 import { streamRecordKey, volumeKey } from '../layout.js';
 import { bestChains, resolveChain } from './chain.js';
 import { DamagedChainError, SnapshotNotPushedError } from './errors.js';
-import { textToU64, u64ToText } from './guid.js';
+import { idToText, textToId, textToU64, u64ToText } from './guid.js';
 import { createFresh, openExisting } from './open.js';
 import { SCHEMA_VERSION, migrate, schemaVersion } from './schema.js';
 import type {
@@ -119,8 +119,8 @@ const STREAM_FROM = `streams s JOIN datasets d ON d.id = s.dataset_id`;
 
 const HEX32 = /^[0-9a-f]{32}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
-/** One `zfs send` option as recorded, e.g. `-w` (long spellings allowed for flags a later zbk may use). */
-const SEND_FLAG = /^--?[A-Za-z][A-Za-z0-9-]*$/;
+/** One send option as recorded: `zfs send -w`, `btrfs send --proto=2` (long spellings, with a simple value). */
+const SEND_FLAG = /^--?[A-Za-z][A-Za-z0-9-]*(=[A-Za-z0-9.-]+)?$/;
 
 function d(s: string): Date;
 function d(s: string | null): Date | null;
@@ -133,8 +133,8 @@ function toStream(r: StreamDbRow): StreamRow {
     streamId: r.stream_id,
     dataset: r.dataset,
     kind: r.kind,
-    from: r.from_guid === null ? null : { name: r.from_name!, guid: textToU64(r.from_guid, 'from guid') },
-    to: { name: r.to_name, guid: textToU64(r.to_guid, 'to guid'), createtxg: textToU64(r.to_createtxg, 'createtxg'), creation: r.to_creation },
+    from: r.from_guid === null ? null : { name: r.from_name!, guid: textToId(r.from_guid, 'from guid') },
+    to: { name: r.to_name, guid: textToId(r.to_guid, 'to guid'), createtxg: textToU64(r.to_createtxg, 'createtxg'), creation: r.to_creation },
     plaintextSize: r.plaintext_size,
     storedSize: r.stored_size,
     state: r.state,
@@ -152,7 +152,7 @@ function toStream(r: StreamDbRow): StreamRow {
 function sendFlagsFromText(text: string, streamId: string): string[] {
   const v = JSON.parse(text) as unknown;
   if (!Array.isArray(v) || !v.every((f) => typeof f === 'string' && SEND_FLAG.test(f))) {
-    throw new ManifestError(`stream ${streamId} records send flags that are not a list of zfs send options: ${text}`, 'MANIFEST_CORRUPT');
+    throw new ManifestError(`stream ${streamId} records send flags that are not a list of send options: ${text}`, 'MANIFEST_CORRUPT');
   }
   return v as string[];
 }
@@ -161,7 +161,7 @@ function sendFlagsFromText(text: string, streamId: string): string[] {
 function sendFlagsText(flags: readonly string[] | null | undefined): string | null {
   if (flags === null || flags === undefined) return null;
   if (!flags.every((f) => typeof f === 'string' && SEND_FLAG.test(f))) {
-    throw new ManifestError(`send flags must be zfs send options like "-w", got ${JSON.stringify(flags)}`, 'BAD_INPUT');
+    throw new ManifestError(`send flags must be send options like "-w" or "--proto=2", got ${JSON.stringify(flags)}`, 'BAD_INPUT');
   }
   return JSON.stringify(flags);
 }
@@ -360,7 +360,7 @@ export class Manifest {
       .all(dataset) as { name: string; guid: string; createtxg: string | null; creation: number | null }[];
     return rows
       .filter((r) => r.createtxg !== null)
-      .map((r) => ({ dataset, name: r.name, guid: textToU64(r.guid), createtxg: textToU64(r.createtxg!), creation: r.creation ?? 0 }));
+      .map((r) => ({ dataset, name: r.name, guid: textToId(r.guid), createtxg: textToU64(r.createtxg!), creation: r.creation ?? 0 }));
   }
 
   // ----------------------------------------------------------- push lifecycle
@@ -376,9 +376,9 @@ export class Manifest {
     checkStreamId(input.streamId);
     checkSize(input.volumeSize, 'volumeSize');
     checkSize(input.partSize, 'partSize');
-    const toGuid = u64ToText(input.to.guid, 'to guid');
+    const toGuid = idToText(input.to.guid, 'to guid');
     const createtxg = u64ToText(input.to.createtxg, 'createtxg');
-    const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
+    const fromGuid = input.from ? idToText(input.from.guid, 'from guid') : null;
     const flags = sendFlagsText(input.sendFlags);
     this.db.transaction(() => {
       const dsId = this.ensureDataset(input.dataset, input.datasetOpaqueId);
@@ -585,11 +585,11 @@ export class Manifest {
         `INSERT INTO snapshots (dataset_id, name, guid, createtxg, creation) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (dataset_id, guid) DO UPDATE SET name = excluded.name, createtxg = excluded.createtxg, creation = excluded.creation`,
       )
-      .run(dsId, s.to.name, u64ToText(s.to.guid), u64ToText(s.to.createtxg), s.to.creation);
+      .run(dsId, s.to.name, idToText(s.to.guid), u64ToText(s.to.createtxg), s.to.creation);
     if (s.from) {
       this.db
         .prepare(`INSERT INTO snapshots (dataset_id, name, guid) VALUES (?, ?, ?) ON CONFLICT (dataset_id, guid) DO NOTHING`)
-        .run(dsId, s.from.name, u64ToText(s.from.guid));
+        .run(dsId, s.from.name, idToText(s.from.guid));
     }
   }
 
@@ -635,7 +635,7 @@ export class Manifest {
       if (existing && existing.state !== 'uploading' && existing.state !== 'abandoned') return false;
       if (existing) this.db.prepare('DELETE FROM streams WHERE stream_id = ?').run(input.streamId);
       const dsId = this.ensureDataset(input.dataset);
-      const fromGuid = input.from ? u64ToText(input.from.guid, 'from guid') : null;
+      const fromGuid = input.from ? idToText(input.from.guid, 'from guid') : null;
       this.db
         .prepare(
           `INSERT INTO streams (stream_id, dataset_id, kind, from_guid, from_name, to_guid, to_name, to_createtxg, to_creation,
@@ -644,7 +644,7 @@ export class Manifest {
         )
         .run(
           input.streamId, dsId, fromGuid === null ? 'full' : 'incremental', fromGuid, input.from?.name ?? null,
-          u64ToText(input.to.guid, 'to guid'), input.to.name, u64ToText(input.to.createtxg, 'createtxg'), input.to.creation,
+          idToText(input.to.guid, 'to guid'), input.to.name, u64ToText(input.to.createtxg, 'createtxg'), input.to.creation,
           input.plaintextSize, input.storedSize, input.volumeSize, input.partSize, input.startedAt.toISOString(), input.completedAt.toISOString(),
           sendFlagsText(input.sendFlags),
         );
@@ -718,7 +718,7 @@ export class Manifest {
          WHERE d.name = ? AND s.state = 'complete' ORDER BY length(s.to_createtxg) DESC, s.to_createtxg DESC LIMIT 1`,
       )
       .get(dataset) as { to_name: string; to_guid: string; to_createtxg: string; to_creation: number } | undefined;
-    return r ? { dataset, name: r.to_name, guid: textToU64(r.to_guid), createtxg: textToU64(r.to_createtxg), creation: r.to_creation } : null;
+    return r ? { dataset, name: r.to_name, guid: textToId(r.to_guid), createtxg: textToU64(r.to_createtxg), creation: r.to_creation } : null;
   }
 
   /**

@@ -29,7 +29,7 @@ import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, pa
 import type { StreamRecord } from '../layout.js';
 import { NotFoundError, StoreError } from '../store/errors.js';
 import type { ListEntry, ObjectStore } from '../store/object-store.js';
-import { textToU64 } from './guid.js';
+import { textToId, textToU64 } from './guid.js';
 import { type ImportStreamInput, Manifest } from './manifest.js';
 import { MIRROR_SEQ_KV, localMirrorSeq, newerAuthenticMirror, readNewestMirror, type SkippedMirror } from './mirror.js';
 
@@ -219,8 +219,8 @@ async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream
     streams.push({
       streamId: rec.streamId,
       dataset: rec.dataset,
-      from: rec.from ? { name: rec.from.name, guid: textToU64(rec.from.guid) } : null,
-      to: { name: rec.to.name, guid: textToU64(rec.to.guid), createtxg: textToU64(rec.to.createtxg), creation: rec.to.creation },
+      from: rec.from ? { name: rec.from.name, guid: textToId(rec.from.guid) } : null,
+      to: { name: rec.to.name, guid: textToId(rec.to.guid), createtxg: textToU64(rec.to.createtxg), creation: rec.to.creation },
       plaintextSize: rec.plaintextSize,
       storedSize: rec.storedSize,
       volumeSize,

@@ -24,6 +24,7 @@ import { loadSodium, openKeyFile, type SodiumBackend } from '../crypto/index.js'
 import { Manifest } from '../manifest/manifest.js';
 import type { RepositoryRow } from '../manifest/types.js';
 import { Zfs } from '../zfs/index.js';
+import { Btrfs } from '../btrfs/btrfs.js';
 import { openStore, retryModeFromEnv } from '../store/open-store.js';
 import { clockFromEnv } from './consolidate-clock.js';
 
@@ -40,6 +41,8 @@ export interface ServiceContext {
   config: ZbkConfig;
   store: ObjectStore & Partial<IdentityProvider>;
   zfs: Zfs;
+  /** The btrfs adapter, for datasets named by an absolute path (src/services/push/source.ts). */
+  btrfs: Btrfs;
   now: () => Date;
   log: Logger;
   passphrase: PassphraseSource;
@@ -48,6 +51,7 @@ export interface ServiceContext {
 export interface ContextOverrides {
   store?: ObjectStore & Partial<IdentityProvider>;
   zfs?: Zfs;
+  btrfs?: Btrfs;
   now?: () => Date;
   log?: Logger;
 }
@@ -65,6 +69,7 @@ export function createContext(config: ZbkConfig, passphrase: PassphraseSource, o
         onRetry: (e) => log.info(`retrying: ${e.error.message} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
       }),
     zfs: overrides.zfs ?? new Zfs({ zfs: config.zfs.zfs, zpool: config.zfs.zpool }),
+    btrfs: overrides.btrfs ?? new Btrfs(),
     now: overrides.now ?? clockFromEnv(),
     log,
     passphrase,

@@ -37,7 +37,7 @@ import {
 } from './context.js';
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase, type PassphraseSource } from './passphrase.js';
-import { assertDatasetName } from '../zfs/names.js';
+import { assertSourceDatasetName } from './push/source.js';
 
 export interface InitOptions {
   configPath: string;
@@ -122,7 +122,7 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   const doc = buildConfigDoc(o);
   const config: ZbkConfig = configFromObject(doc, o.configPath);
   // Validate dataset names now, not at the first push.
-  for (const d of config.datasets) assertDatasetName(d.name);
+  for (const d of config.datasets) assertSourceDatasetName(d.name);
   const ctx = createContext(config, passphrase, { ...o.overrides, log });
   checkLocalPaths(ctx, o);
 

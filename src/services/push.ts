@@ -25,7 +25,6 @@ import type { StreamRow, StreamWithVolumes, SnapshotRow } from '../manifest/type
 import { snapshotRefsOf, volumeRecordOf } from '../manifest/records.js';
 import { ResumeMismatchError } from '../pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/upload.js';
-import type { SendOptions, Snapshot } from '../zfs/types.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { lockManifest, openKeyring, openManifest, type ServiceContext } from './context.js';
 import { underWriterLease } from './lease/with-lease.js';
@@ -34,9 +33,11 @@ import { abortOrphanUploads } from './orphans.js';
 import { runHookCommand, sendWebhook } from './hooks.js';
 import { failureFacts, failureHookEnv, isInvocationError, markReported, recordPushFailure, recordPushSuccess, reportEarlyPushFailure } from './push/failure.js';
 import { chainHealth } from './chain-health.js';
-import { BaseProtection, type BaseRef } from './push/base-protection.js';
+import type { BaseRef } from './push/base-protection.js';
 import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type SentStream } from './push/result.js';
-import { chooseSendFlags, isRaw, legacySendFlags, sendOptionsFor, type FlagChoice } from './push/send-flags.js';
+import type { FlagChoice } from './push/send-flags.js';
+import { snapshotLabel, type PushSnapshot, type PushSource } from './push/source.js';
+import { pushSourceFor } from './push/sources.js';
 
 export { BASE_HOLD_TAG, SEND_HOLD_TAG } from './push/base-protection.js';
 export type { DatasetPushResult } from './push/result.js';
@@ -86,24 +87,16 @@ export interface PushResult {
   warnings: string[];
 }
 
-/** The flags a stream is sent with, and the send options that make zfs use exactly those. */
-interface SendChoice {
-  flags: string[];
-  options: Pick<SendOptions, 'raw' | 'compressed' | 'largeBlocks' | 'embeddedData'>;
-}
-
 function hex(b: Uint8Array): string {
   return Buffer.from(b).toString('hex');
 }
 
-function full(dataset: string, short: string): string {
-  return `${dataset}@${short}`;
-}
+const full = snapshotLabel;
 
-/** Choose the snapshot to push: --snapshot, else the newest matching the configured pattern. */
-function chooseTarget(snapshots: Snapshot[], dataset: string, wanted: string | undefined, pattern: string | undefined): Snapshot {
+/** Choose the snapshot to push: --snapshot (its short name, or its full name), else the newest matching the configured pattern. */
+function chooseTarget(snapshots: PushSnapshot[], dataset: string, wanted: string | undefined, pattern: string | undefined): PushSnapshot {
   if (wanted) {
-    const s = snapshots.find((x) => x.shortName === wanted);
+    const s = snapshots.find((x) => x.shortName === wanted || x.name === wanted);
     if (!s) throw new UsageError(`snapshot ${full(dataset, wanted)} does not exist`, 'NO_SUCH_SNAPSHOT');
     return s;
   }
@@ -112,7 +105,7 @@ function chooseTarget(snapshots: Snapshot[], dataset: string, wanted: string | u
   const newest = eligible[eligible.length - 1];
   if (!newest) {
     throw new UsageError(
-      re ? `no snapshot of ${dataset} matches the configured pattern ${pattern}` : `${dataset} has no snapshots: create one first (zfs snapshot ${dataset}@name)`,
+      re ? `no snapshot of ${dataset} matches the configured pattern ${pattern}` : `${dataset} has no snapshots: create one first (zbk snapshot ${dataset})`,
       'NO_SNAPSHOTS',
     );
   }
@@ -138,6 +131,19 @@ function resumeStateOf(manifest: Manifest, stream: StreamWithVolumes): ResumeSta
   }
   return { volumes };
 }
+
+/** Stands in for the manifest in the checks made before the lock, which only list snapshots. */
+const NO_MANIFEST = {
+  lastPushedSnapshot(): never {
+    throw new Error('internal: the source port was used without a manifest');
+  },
+  getValue(): never {
+    throw new Error('internal: the source port was used without a manifest');
+  },
+  setValue(): never {
+    throw new Error('internal: the source port was used without a manifest');
+  },
+};
 
 export class PushService {
   private readonly warnings: string[] = [];
@@ -210,9 +216,9 @@ export class PushService {
   private async checkRequestedSnapshot(opts: PushOptions): Promise<void> {
     if (!opts.snapshot) return;
     for (const dataset of opts.datasets) {
-      let snapshots: Snapshot[];
+      let snapshots: PushSnapshot[];
       try {
-        snapshots = await this.ctx.zfs.listSnapshots(dataset);
+        snapshots = await this.source(null, dataset).listSnapshots(dataset);
       } catch (err) {
         if (isInvocationError(err)) throw err;
         continue;
@@ -234,7 +240,7 @@ export class PushService {
       if (configured.has(dataset)) continue;
       let exists: boolean;
       try {
-        exists = await this.ctx.zfs.exists(dataset);
+        exists = await this.source(null, dataset).exists(dataset);
       } catch (err) {
         if (isInvocationError(err)) throw err;
         continue;
@@ -318,23 +324,27 @@ export class PushService {
     this.ctx.log.warn(message);
   }
 
-  /** zbk's protection of this dataset's snapshots (stateless: the manifest records the holds). */
-  private protection(manifest: Manifest): BaseProtection {
-    return new BaseProtection(this.ctx.zfs, manifest, this.ctx.config.zfs.protectBase, (m) => this.warn(m));
+  /**
+   * The source port of `dataset` (stateless: the manifest records ZFS holds,
+   * btrfs pins are subvolumes). Without a manifest (the checks before the
+   * lock) only its listing methods may be used.
+   */
+  private source(manifest: Manifest | null, dataset: string): PushSource {
+    const m = manifest ?? (NO_MANIFEST as unknown as Manifest);
+    return pushSourceFor(this.ctx, m, dataset, (msg) => this.warn(msg));
   }
 
   private async pushDataset(manifest: Manifest, keyring: Keyring, dataset: string, opts: PushOptions): Promise<DatasetPushResult> {
     const started = Date.now();
-    const zfs = this.ctx.zfs;
-    const protection = this.protection(manifest);
-    const snapshots = await zfs.listSnapshots(dataset);
+    const source = this.source(manifest, dataset);
+    const snapshots = await source.listSnapshots(dataset);
     const pattern = this.ctx.config.datasets.find((d) => d.name === dataset)?.snapshotPattern;
     const target = chooseTarget(snapshots, dataset, opts.snapshot, pattern);
     const inFlight = manifest.findInFlightStream(dataset);
     // Holds a killed run left behind are released (but not those of the upload about to
     // resume); the last pushed base is protected (bookmark, or hold).
     if (!opts.dryRun) {
-      await protection.reconcile(dataset, inFlight);
+      await source.reconcile(dataset, inFlight);
       crashPoint('holds-reconciled');
     }
 
@@ -342,19 +352,19 @@ export class PushService {
     let resumed = false;
     let partsSkipped = 0;
     if (inFlight && !opts.dryRun) {
-      const toOk = snapshots.some((s) => s.guid === inFlight.to.guid && s.shortName === inFlight.to.name);
-      const fromOk = inFlight.from === null || (await protection.resolveBase(dataset, inFlight.from)) !== null;
+      const toOk = (await source.resolveTarget(dataset, inFlight.to)) !== null;
+      const fromOk = inFlight.from === null || (await source.resolveBase(dataset, inFlight.from)) !== null;
       if (toOk && fromOk) {
         this.ctx.log.info(`${dataset}: resuming the interrupted upload of @${inFlight.to.name}`);
-        const r = await this.sendStream(manifest, keyring, inFlight, opts, resumeStateOf(manifest, inFlight));
+        const r = await this.sendStream(manifest, source, keyring, inFlight, opts, resumeStateOf(manifest, inFlight));
         resumed = true;
         partsSkipped += r.upload.partsSkipped;
         // A requested full stream still has to be sent after an incremental was resumed.
-        if (inFlight.to.guid === target.guid && (!opts.full || inFlight.from === null)) {
+        if (inFlight.to.guid === (await source.pushedIdentity(dataset, target)) && (!opts.full || inFlight.from === null)) {
           return pushedResult(this.ctx.config, dataset, inFlight, r, started, { resumed, partsSkipped, reason: null });
         }
       } else {
-        this.warn(`${dataset}: the interrupted upload of @${inFlight.to.name} cannot resume (its snapshot is gone); discarding it`);
+        this.warn(`${dataset}: the interrupted upload of ${full(dataset, inFlight.to.name)} cannot resume (its snapshot is gone); discarding it`);
         await this.discardStream(manifest, inFlight.streamId, 'snapshot destroyed before the upload finished');
       }
     }
@@ -362,12 +372,13 @@ export class PushService {
     // 2. Base of the incremental: the last pushed snapshot, if it still exists here with the same
     //    guid (or, on OpenZFS, zbk's bookmark of it).
     const last: SnapshotRow | null = manifest.lastPushedSnapshot(dataset);
-    if (last && last.guid === target.guid && !opts.full) {
+    const targetId = await source.pushedIdentity(dataset, target);
+    if (last && targetId !== null && last.guid === targetId && !opts.full) {
       return nothingResult(dataset, target, started, 'already pushed', resumed, partsSkipped);
     }
     if (opts.full && opts.fullUnlessMadeSince) {
       const before = new Set(opts.fullUnlessMadeSince);
-      const made = manifest.streams(dataset).some((x) => x.state === 'complete' && x.kind === 'full' && x.to.guid === target.guid && !before.has(x.streamId));
+      const made = targetId !== null && manifest.streams(dataset).some((x) => x.state === 'complete' && x.kind === 'full' && x.to.guid === targetId && !before.has(x.streamId));
       if (made) return nothingResult(dataset, target, started, `a full stream of @${target.shortName} was pushed meanwhile`, resumed, partsSkipped);
     }
     let base: BaseRef | null = null;
@@ -379,12 +390,12 @@ export class PushService {
     } else if (last.createtxg >= target.createtxg) {
       return nothingResult(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
     } else {
-      base = await protection.resolveBase(dataset, last);
+      base = await source.resolveBase(dataset, last);
       if (!base) reason = `the last pushed snapshot @${last.name} no longer exists locally`;
       else if (base.sendFrom.includes('#')) this.ctx.log.info(`${dataset}: @${last.name} is gone; sending incrementally from zbk's bookmark of it`);
     }
     // 3. The send flags: an incremental keeps its chain's raw-ness, unless the config insists otherwise.
-    const choice = await this.chooseFlags(manifest, dataset, base);
+    const choice = await this.chooseFlags(manifest, source, dataset, base);
     if (choice.fullBecause) {
       base = null;
       reason = choice.fullBecause;
@@ -392,16 +403,18 @@ export class PushService {
     if (reason) this.ctx.log.info(`${dataset}: sending a full stream: ${reason}`);
     if (base) this.warnIfChainBroken(manifest, dataset);
 
-    if (opts.dryRun) return this.dryRun(dataset, target, base, reason, choice.flags, started);
-    if (opts.full && opts.onFullEstimate) opts.onFullEstimate(await this.dryRun(dataset, target, null, reason, choice.flags, started));
+    if (opts.dryRun) return this.dryRun(source, dataset, target, base, reason, choice.flags, started);
+    if (opts.full && opts.onFullEstimate) opts.onFullEstimate(await this.dryRun(source, dataset, target, null, reason, choice.flags, started));
 
-    // 4. A new stream.
+    // 4. A new stream (its target made sendable first: btrfs pins it).
+    const toId = await source.prepareTarget(dataset, target);
+    crashPoint('target-prepared');
     const streamId = hex(randomBytes(16));
     const row = manifest.beginStream({
       streamId,
       dataset,
       from: base ? { name: base.name, guid: base.guid } : null,
-      to: { name: target.shortName, guid: target.guid, createtxg: target.createtxg, creation: target.creation },
+      to: { name: target.shortName, guid: toId, createtxg: target.createtxg, creation: target.creation },
       volumeSize: this.ctx.config.upload.volumeSize,
       partSize: this.ctx.config.upload.partSize,
       startedAt: this.ctx.now(),
@@ -411,7 +424,7 @@ export class PushService {
     const stream = manifest.stream(row.streamId);
     if (!stream) throw new OperationError(`internal: stream ${streamId} vanished from the manifest`);
     const withVolumes: StreamWithVolumes = { ...stream, volumes: [] };
-    const r = await this.sendStream(manifest, keyring, withVolumes, opts, undefined);
+    const r = await this.sendStream(manifest, source, keyring, withVolumes, opts, undefined);
     partsSkipped += r.upload.partsSkipped;
     return pushedResult(this.ctx.config, dataset, withVolumes, r, started, { resumed, partsSkipped, reason });
   }
@@ -428,11 +441,8 @@ export class PushService {
    * per the dataset's `raw` setting and the raw-ness of the stream that ends
    * at the base in the chain a restore would use.
    */
-  private async chooseFlags(manifest: Manifest, dataset: string, base: BaseRef | null): Promise<FlagChoice> {
-    const setting = this.ctx.config.datasets.find((d) => d.name === dataset)?.raw ?? 'auto';
-    const caps = await this.ctx.zfs.capabilities();
-    const chainRaw = base ? isRaw(this.streamEndingAt(manifest, dataset, base.guid)?.sendFlags ?? null) : null;
-    return chooseSendFlags(this.ctx.zfs, caps, dataset, setting, chainRaw);
+  private async chooseFlags(manifest: Manifest, source: PushSource, dataset: string, base: BaseRef | null): Promise<FlagChoice> {
+    return source.chooseFlags(dataset, base ? (this.streamEndingAt(manifest, dataset, base.guid)?.sendFlags ?? null) : undefined);
   }
 
   /** The complete stream ending at `guid` that a restore of it would use. */
@@ -460,18 +470,6 @@ export class PushService {
   }
 
   /**
-   * The flags `stream` is sent with: those recorded when it began (a resume
-   * re-sends exactly these, or fails with SEND_FLAGS_UNAVAILABLE where this
-   * ZFS cannot), or for a stream an older zbk began without recording them,
-   * what that zbk sent (`-c -L -e` where supported).
-   */
-  private async sendChoice(stream: StreamRow): Promise<SendChoice> {
-    const caps = await this.ctx.zfs.capabilities();
-    const flags = stream.sendFlags ?? legacySendFlags(caps);
-    return { flags, options: sendOptionsFor(flags, caps, `the upload of ${full(stream.dataset, stream.to.name)}`) };
-  }
-
-  /**
    * Run `zfs send` for a stream row and upload it (resuming when `resume` is
    * given). On a resume whose bytes differ from what was checkpointed, the
    * old upload is discarded and the stream restarts afresh under a new id,
@@ -479,17 +477,18 @@ export class PushService {
    */
   private async sendStream(
     manifest: Manifest,
+    source: PushSource,
     keyring: Keyring,
     stream: StreamWithVolumes,
     opts: PushOptions,
     resume: ResumeState | undefined,
   ): Promise<SentStream> {
     const ds = stream.dataset;
-    const send = await this.sendChoice(stream);
-    const held = [stream.to.name, ...(stream.from ? [stream.from.name] : [])];
-    return this.protection(manifest).whileSending(ds, held, async () => {
+    // Those recorded when it began: a resume re-sends exactly these, or fails with SEND_FLAGS_UNAVAILABLE.
+    const flags = await source.sendFlagsOf(stream);
+    return source.whileSending(ds, stream, async () => {
       try {
-        return await this.uploadOnce(manifest, keyring, stream, opts, resume, send);
+        return await this.uploadOnce(manifest, source, keyring, stream, opts, resume, flags);
       } catch (err) {
         if (!(err instanceof ResumeMismatchError)) throw err;
         // The re-run send produced different bytes than the checkpoints: never
@@ -505,29 +504,32 @@ export class PushService {
           partSize: this.ctx.config.upload.partSize,
           startedAt: this.ctx.now(),
           datasetOpaqueId: keyring.opaqueName('dataset', ds),
-          sendFlags: send.flags,
+          sendFlags: flags,
         });
         Object.assign(stream, fresh, { volumes: [] });
-        return await this.uploadOnce(manifest, keyring, stream, opts, undefined, send);
+        return await this.uploadOnce(manifest, source, keyring, stream, opts, undefined, flags);
       }
     });
   }
 
   private async uploadOnce(
     manifest: Manifest,
+    source: PushSource,
     keyring: Keyring,
     stream: StreamWithVolumes,
     opts: PushOptions,
     resume: ResumeState | undefined,
-    choice: SendChoice,
+    flags: string[],
   ): Promise<SentStream> {
-    const { zfs, store, config } = this.ctx;
+    const { store, config } = this.ctx;
     const ds = stream.dataset;
-    const base = stream.from ? await this.protection(manifest).resolveBase(ds, stream.from) : null;
-    if (stream.from && !base) throw new OperationError(`${ds}: the base @${stream.from.name} of this stream is gone; run the push again to send a full stream`, 'BASE_GONE');
-    const sendOpts: SendOptions = { snapshot: full(ds, stream.to.name), ...(base ? { from: base.sendFrom } : {}), ...choice.options };
-    const estimate = await zfs.estimateSendSize(sendOpts).catch(() => null);
-    const send = await zfs.openSend(sendOpts);
+    const base = stream.from ? await source.resolveBase(ds, stream.from) : null;
+    if (stream.from && !base) throw new OperationError(`${ds}: the base ${full(ds, stream.from.name)} of this stream is gone; run the push again to send a full stream`, 'BASE_GONE');
+    const what = await source.resolveTarget(ds, stream.to);
+    if (what === null) throw new OperationError(`${ds}: ${full(ds, stream.to.name)} is gone; run the push again`, 'NO_SUCH_SNAPSHOT');
+    const request = { snapshot: what, ...(base ? { from: base.sendFrom } : {}), flags };
+    const estimate = await source.estimate(request);
+    const send = await source.openSend(request);
     send.done.catch(() => undefined);
     const streamIdBytes = Buffer.from(stream.streamId, 'hex');
     const meta = (volumeIndex: number): Record<string, string> => {
@@ -601,8 +603,8 @@ export class PushService {
       throw err;
     }
 
-    await this.commitStream(manifest, keyring, stream, result, choice.flags);
-    return { upload: result, estimatedBytes: estimate, sendFlags: choice.flags };
+    await this.commitStream(manifest, source, keyring, stream, result, flags);
+    return { upload: result, estimatedBytes: estimate, sendFlags: flags };
   }
 
   /**
@@ -610,7 +612,7 @@ export class PushService {
    * bucket means "complete"), then the manifest, then the base protection
    * moves to the new base, then the mirror.
    */
-  private async commitStream(manifest: Manifest, keyring: Keyring, stream: StreamRow, result: UploadResult, sendFlags: string[]): Promise<void> {
+  private async commitStream(manifest: Manifest, source: PushSource, keyring: Keyring, stream: StreamRow, result: UploadResult, sendFlags: string[]): Promise<void> {
     const { store, config } = this.ctx;
     const completedAt = this.ctx.now();
     const record: StreamRecord = {
@@ -624,13 +626,14 @@ export class PushService {
       startedAt: stream.startedAt.toISOString(),
       completedAt: completedAt.toISOString(),
       sendFlags,
+      ...(source.kind === 'zfs' ? {} : { source: source.kind }),
     };
     const sealed = keyring.sealBlob(BLOB_STREAM_RECORD, Buffer.from(JSON.stringify(record), 'utf8'));
     await store.put(streamRecordKey(stream.streamId), sealed, { storageClass: config.store.metaStorageClass });
     crashPoint('stream-record-written');
     manifest.completeStream(stream.streamId, { plaintextSize: result.plaintextSize, storedSize: result.storedSize, completedAt, sendFlags });
     crashPoint('stream-committed');
-    await this.protection(manifest).reconcile(stream.dataset, null);
+    await source.reconcile(stream.dataset, null);
     crashPoint('holds-moved');
     await this.mirror(manifest, keyring);
   }
@@ -649,15 +652,16 @@ export class PushService {
   }
 
   private async dryRun(
+    source: PushSource,
     dataset: string,
-    target: Snapshot,
+    target: PushSnapshot,
     base: BaseRef | null,
     reason: string | null,
     sendFlags: string[],
     started: number,
   ): Promise<DatasetPushResult> {
-    const options = sendOptionsFor(sendFlags, await this.ctx.zfs.capabilities(), `the push of ${target.name}`);
-    const estimate = await this.ctx.zfs.estimateSendSize({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}), ...options }).catch(() => null);
+    // btrfs estimates nothing (null), so what is sent (the pin, made only when pushing) does not matter here.
+    const estimate = await source.estimate({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}), flags: sendFlags });
     return dryRunResult(this.ctx.config, { dataset, target, base: base?.name ?? null, reason, sendFlags, estimate, started });
   }
 }

@@ -4,7 +4,7 @@ import { estimatePushCost } from '../../cost/model.js';
 import { priceTable, type StorageClass } from '../../cost/prices.js';
 import type { StreamRow } from '../../manifest/types.js';
 import type { UploadResult } from '../../pipeline/upload.js';
-import type { Snapshot } from '../../zfs/types.js';
+import type { PushSnapshot as Snapshot } from './source.js';
 
 export interface DatasetPushResult {
   dataset: string;
