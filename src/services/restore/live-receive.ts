@@ -17,7 +17,7 @@ import { egressUsed, monthCap, partialSize, unmetered } from './egress.js';
 import { monthOf, type JobVolume } from './job.js';
 import { explainReceiveFailure, finishReceive } from './receive.js';
 import type { LiveReceive, RestoreStep } from './step.js';
-import { receiveFlags } from './target.js';
+import { receiveFlags, targetPort } from './target.js';
 
 /**
  * The live receive `v` belongs to: the running one, or a new one when `v`
@@ -39,7 +39,7 @@ export async function liveFor(step: RestoreStep, v: JobVolume): Promise<LiveRece
   // plaintext buffers (queued, being written into zfs's pipe, being opened); see BENCHMARKS.md.
   const feed = new PlaintextFeed({ highWaterMark: Math.max(...vols.map((u) => u.partSize)), poolSize: 3, allocate: (n) => step.opener.allocate(n) });
   step.ctx.log.info(`receiving @${s.to.name} into ${step.target} while its volumes download`);
-  const done = step.ctx.zfs.receive(step.target, feed.readable, { ...flags, onWritten: (n) => feed.written(n) }).catch((err: unknown) => {
+  const done = targetPort(step).receive(step, feed.readable, flags, (n) => feed.written(n)).catch((err: unknown) => {
     throw explainReceiveFailure(step, err, si);
   });
   done.catch(() => undefined); // awaited in afterLiveVolume/abortLive

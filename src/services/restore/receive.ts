@@ -9,18 +9,17 @@
 import { copyFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { sealedPartSize } from '../../crypto/index.js';
-import { IntegrityError, UsageError } from '../../errors.js';
+import { IntegrityError } from '../../errors.js';
 import { openVolumeFiles } from '../../pipeline/download.js';
-import { ZfsError } from '../../zfs/errors.js';
 import { clearMismatch } from './damage.js';
 import { recordOf, type JobStream, type JobVolume } from './job.js';
 import { removeStaged, verifyOffline } from './staging.js';
 import type { RestoreStep } from './step.js';
-import { receiveFlags } from './target.js';
+import { receiveFlags, targetPort } from './target.js';
 
 /** Receive every stream, in chain order, whose volumes are all staged. */
 export async function receiveReady(step: RestoreStep): Promise<void> {
-  const zfs = step.ctx.zfs;
+  const port = targetPort(step);
   for (let si = 0; si < step.job.streams.length; si++) {
     const s = step.job.streams[si]!;
     if (s.received) continue;
@@ -37,7 +36,7 @@ export async function receiveReady(step: RestoreStep): Promise<void> {
     });
     step.ctx.log.info(`receiving @${s.to.name} into ${step.target}`);
     try {
-      await zfs.receive(step.target, input, flags);
+      await port.receive(step, input, flags);
     } catch (err) {
       if (err instanceof IntegrityError) await quarantine(step, s, vols, err);
       throw explainReceiveFailure(step, err, si);
@@ -46,24 +45,14 @@ export async function receiveReady(step: RestoreStep): Promise<void> {
   }
 }
 
-/**
- * zfs's refusal of an incremental because the target changed since the last
- * receive (mounted and read, or written) as a clear error; others as they are.
- */
+/** A receive's failure as the user should read it (./target-port.ts). */
 export function explainReceiveFailure(step: RestoreStep, err: unknown, si: number): unknown {
-  if (si === 0 || !(err instanceof ZfsError) || !/modified\s+since most recent snapshot/i.test(err.stderrTail)) return err;
-  return new UsageError(
-    `${step.target} was changed since its last receive (mounted and read, or written): unmount it and leave it alone until the restore is done (it is mounted at the end), or pass --force to roll those changes back`,
-    'TARGET_MODIFIED',
-  );
+  return targetPort(step).explainFailure(step, err, si);
 }
 
-/** After `zfs receive` of `s` succeeded: check the snapshot, record it, delete the staged files. */
+/** After a receive of `s` succeeded: check the snapshot (and put it in place), record it, delete the staged files. */
 export async function finishReceive(step: RestoreStep, s: JobStream, vols: JobVolume[]): Promise<void> {
-  const got = await step.ctx.zfs.getSnapshot(`${step.target}@${s.to.name}`);
-  if (got.guid.toString() !== s.to.guid) {
-    throw new IntegrityError(`${step.target}@${s.to.name} has guid ${got.guid}, the pushed snapshot ${s.to.guid}`, 'RECEIVE_MISMATCH');
-  }
+  await targetPort(step).confirm(step, s);
   s.received = true;
   s.receivedAt = step.ctx.now().toISOString();
   for (const v of vols) {

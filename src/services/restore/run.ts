@@ -55,9 +55,8 @@ import { nextAction } from './next-action.js';
 import { buildJob } from './plan.js';
 import { preflight } from './preflight.js';
 import { receiveReady } from './receive.js';
-import { mountAdvice } from './receive-restart.js';
 import { RestoreStep, type RestoreRunOptions, type StepOutcome } from './step.js';
-import { claimTarget, syncReceived } from './target.js';
+import { claimTarget, syncReceived, targetHoldsSnapshot, targetPort } from './target.js';
 import { extendExpiring } from './thaw.js';
 
 export type { RestoreRunOptions } from './step.js';
@@ -119,8 +118,7 @@ async function advanceJob(step: RestoreStep): Promise<StepOutcome> {
   step.out.blocked = restoreBlock(step.manifest, step.job);
   if (step.out.done && !step.job.finishedAt) {
     step.job.finishedAt = step.now.toISOString();
-    // zfs-fuse does not always mount a received dataset by itself.
-    await step.ctx.zfs.mount(step.target).catch(async (err: unknown) => step.ctx.log.warn(await mountAdvice(step.ctx.zfs, step.target, err)));
+    await targetPort(step).finish(step);
     step.manifest.logEvent('restore-finished', step.job.dataset, { target: step.target, snapshot: step.job.snapshot.name });
   }
   step.job.next = step.out.next;
@@ -134,9 +132,7 @@ async function advanceJob(step: RestoreStep): Promise<StepOutcome> {
  * again. Restoring anew takes a new "zbk restore plan".
  */
 async function finished(step: RestoreStep): Promise<StepOutcome> {
-  const zfs = step.ctx.zfs;
-  const has = (await zfs.exists(step.target)) && (await zfs.listSnapshots(step.target)).some((s) => s.guid.toString() === step.job.snapshot.guid);
-  if (!has) {
+  if (!(await targetHoldsSnapshot(step))) {
     step.ctx.log.warn(
       `the restore of ${step.job.dataset} finished at ${step.job.finishedAt}, but ${step.target} no longer has @${step.job.snapshot.name}: nothing is fetched again; run "zbk restore plan ${step.job.dataset}" to restore it anew`,
     );
