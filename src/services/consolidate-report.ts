@@ -11,6 +11,7 @@ import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationS
 import type { ServiceContext } from './context.js';
 import { costClass, deletionSchedule, type DeletionSchedule } from './consolidate-schedule.js';
 import { retentionOf } from './consolidate-retention.js';
+import { pushSourceFor } from './push/sources.js';
 
 export interface KeptSnapshot {
   name: string;
@@ -87,9 +88,8 @@ export async function planDataset(ctx: ServiceContext, manifest: Manifest, datas
   let blocked: string | null = null;
   if (manifest.findInFlightStream(dataset)) blocked = 'a push of this dataset is in flight: run "zbk push" to finish it first';
   // The new full is sent from the local snapshot: it must still exist, with the same guid.
-  const local = await ctx.zfs
-    .listSnapshots(dataset)
-    .then((l) => l.find((s) => s.guid === last.guid) ?? null)
+  const local = await pushSourceFor(ctx, dataset)
+    .findLocal(dataset, last)
     .catch(() => null);
   if (!local) blocked ??= `the latest pushed snapshot @${last.name} is not on this machine (a new full is sent from it)`;
 

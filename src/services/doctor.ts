@@ -22,6 +22,9 @@ import { ConfigError } from '../errors.js';
 import type { ZfsCapabilities } from '../zfs/types.js';
 import { describeProtection } from './push/base-protection.js';
 import { rawForNewChain } from './push/send-flags.js';
+import { resolveBtrfsDataset } from './push/btrfs-source.js';
+import { sourceKindOf } from './push/source.js';
+import { PIN_ROOT } from '../btrfs/btrfs.js';
 import { formatBytesPair } from '../cli/format.js';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -118,8 +121,35 @@ export function stagingSpaceCheck(ctx: ServiceContext): DoctorCheck {
   return row(name, 'ok', `${freeText} free in ${where} (a volume needs ${needText})`);
 }
 
-async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
+/** btrfs-progs and each configured btrfs dataset (a subvolume named by its real path). */
+async function btrfsCheck(ctx: ServiceContext, datasets: DatasetConfig[]): Promise<DoctorCheck[]> {
   const out: DoctorCheck[] = [];
+  try {
+    const c = await ctx.btrfs.btrfsCapabilities();
+    const proto = c.sendFlags.length > 0 ? `send ${c.sendFlags.join(' ')}` : `send protocol 1 only (kernel writes ${c.kernelSendProto})`;
+    out.push(row('btrfs', 'ok', `btrfs-progs ${c.version ?? '?'}; ${proto}; base protection: zbk's read-only pin snapshot in <mount>/${PIN_ROOT}/<dataset uuid>/`));
+  } catch (err) {
+    out.push(row('btrfs', 'fail', `btrfs does not run: ${messageOf(err)}`, 'install btrfs-progs (apt install btrfs-progs)'));
+    return out;
+  }
+  for (const d of datasets) {
+    const name = `dataset ${d.name}`;
+    try {
+      await resolveBtrfsDataset(ctx.btrfs, d.name);
+      out.push(row(name, 'ok', 'a btrfs subvolume'));
+    } catch (err) {
+      out.push(row(name, 'fail', messageOf(err), 'name the subvolume by its real absolute path in the [[dataset]] entry'));
+    }
+  }
+  return out;
+}
+
+/** The snapshot tools the configured datasets need (ZFS unless every dataset is on btrfs), and each dataset. */
+async function sourceChecks(ctx: ServiceContext): Promise<DoctorCheck[]> {
+  const btrfsDatasets = ctx.config.datasets.filter((d) => sourceKindOf(d.name) === 'btrfs');
+  const zfsDatasets = ctx.config.datasets.filter((d) => sourceKindOf(d.name) === 'zfs');
+  if (btrfsDatasets.length > 0 && zfsDatasets.length === 0) return btrfsCheck(ctx, btrfsDatasets);
+  const out: DoctorCheck[] = btrfsDatasets.length > 0 ? await btrfsCheck(ctx, btrfsDatasets) : [];
   let c: ZfsCapabilities;
   try {
     c = await ctx.zfs.capabilities();
@@ -134,7 +164,7 @@ async function zfsCheck(ctx: ServiceContext): Promise<DoctorCheck[]> {
   if (ctx.config.datasets.length === 0) {
     out.push(row('datasets', 'warn', 'no [[dataset]] configured: "zbk push" needs dataset arguments', 'add [[dataset]] name = "pool/ds" to the config'));
   }
-  for (const d of ctx.config.datasets) out.push(await datasetCheck(ctx, c, d));
+  for (const d of zfsDatasets) out.push(await datasetCheck(ctx, c, d));
   return out;
 }
 
@@ -227,7 +257,7 @@ export function configFailure(path: string, err: ConfigError): DoctorResult {
 /** Run every check. Never throws for a failed check; only for programming errors. */
 export async function doctor(ctx: ServiceContext, opts: DoctorOptions = {}): Promise<DoctorResult> {
   const checks: DoctorCheck[] = [configCheck(ctx), passphraseSourceCheck(ctx), stagingSpaceCheck(ctx)];
-  checks.push(...(await zfsCheck(ctx)));
+  checks.push(...(await sourceChecks(ctx)));
   const keyring = await storeAndKeyChecks(ctx, checks);
   const storeOk = checks.find((c) => c.name === 'store')?.status === 'ok';
   if (storeOk) checks.push(...(await s3Checks(ctx, opts)));

@@ -132,19 +132,6 @@ function resumeStateOf(manifest: Manifest, stream: StreamWithVolumes): ResumeSta
   return { volumes };
 }
 
-/** Stands in for the manifest in the checks made before the lock, which only list snapshots. */
-const NO_MANIFEST = {
-  lastPushedSnapshot(): never {
-    throw new Error('internal: the source port was used without a manifest');
-  },
-  getValue(): never {
-    throw new Error('internal: the source port was used without a manifest');
-  },
-  setValue(): never {
-    throw new Error('internal: the source port was used without a manifest');
-  },
-};
-
 export class PushService {
   private readonly warnings: string[] = [];
 
@@ -330,8 +317,7 @@ export class PushService {
    * lock) only its listing methods may be used.
    */
   private source(manifest: Manifest | null, dataset: string): PushSource {
-    const m = manifest ?? (NO_MANIFEST as unknown as Manifest);
-    return pushSourceFor(this.ctx, m, dataset, (msg) => this.warn(msg));
+    return pushSourceFor(this.ctx, dataset, manifest ?? undefined, (msg) => this.warn(msg));
   }
 
   private async pushDataset(manifest: Manifest, keyring: Keyring, dataset: string, opts: PushOptions): Promise<DatasetPushResult> {

@@ -1,11 +1,11 @@
 /**
  * Receive a chain of streams straight from a store whose objects are
- * readable now (local store, thawed copies) into `target`: each stream's
- * volumes are read with ranged GETs, every part authenticated before its
- * plaintext reaches `zfs receive`. The full stream creates `target`;
- * incrementals are received on top (`-F`: zfs-fuse counts atime updates as
- * modifications). Used by the restore drill and by tests.
+ * readable now (local store, thawed copies): each stream's volumes are read
+ * with ranged GETs, every part authenticated before its plaintext reaches
+ * the receiving tool. `receive` gets each stream's plaintext in chain order
+ * (index 0: the full stream). Used by `verify --deep` and by tests.
  */
+import type { Readable } from 'node:stream';
 import { sealedPartSize } from '../crypto/index.js';
 import type { Keyring } from '../crypto/types.js';
 import { volumeRecordsOf } from '../manifest/records.js';
@@ -14,7 +14,12 @@ import { openVolumesFromStore } from '../pipeline/download.js';
 import type { ObjectStore } from '../store/object-store.js';
 import type { Zfs } from '../zfs/zfs.js';
 
-export async function receiveChainFromStore(store: ObjectStore, keyring: Keyring, zfs: Zfs, chain: readonly StreamWithVolumes[], target: string): Promise<void> {
+export async function receiveChainFromStore(
+  store: ObjectStore,
+  keyring: Keyring,
+  chain: readonly StreamWithVolumes[],
+  receive: (plaintext: Readable, index: number, stream: StreamWithVolumes) => Promise<unknown>,
+): Promise<void> {
   for (const [i, s] of chain.entries()) {
     const plaintext = openVolumesFromStore({
       store,
@@ -23,6 +28,15 @@ export async function receiveChainFromStore(store: ObjectStore, keyring: Keyring
       volumes: volumeRecordsOf(s),
       sealedSize: sealedPartSize,
     });
-    await zfs.receive(target, plaintext, { force: i > 0 });
+    await receive(plaintext, i, s);
   }
+}
+
+/**
+ * The ZFS receiver of a chain into `target`: the full stream creates it;
+ * incrementals are received on top (`-F`: zfs-fuse counts atime updates as
+ * modifications).
+ */
+export function zfsChainReceiver(zfs: Zfs, target: string): (plaintext: Readable, index: number) => Promise<unknown> {
+  return (plaintext, i) => zfs.receive(target, plaintext, { force: i > 0 });
 }

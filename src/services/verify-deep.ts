@@ -16,7 +16,7 @@ import { IntegrityError, ObjectIntegrityError, OperationError, UsageError } from
 import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import { chainHealth, remedyFor } from './chain-health.js';
-import { receiveChainFromStore } from './receive-chain.js';
+import { receiveChainFromStore, zfsChainReceiver } from './receive-chain.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
 
@@ -132,7 +132,7 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
   const zfs = ctx.zfs;
   try {
     try {
-      await receiveChainFromStore(ctx.store, keyring, zfs, chain, scratch);
+      await receiveChainFromStore(ctx.store, keyring, chain, zfsChainReceiver(zfs, scratch));
     } catch (err) {
       throw recordedDamage(ctx, keyring, dataset, volumes.map((v) => v.key), err);
     }

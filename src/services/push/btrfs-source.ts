@@ -105,6 +105,13 @@ export class BtrfsPushSource implements PushSource {
     return (await this.pins(dataset)).find((p) => uuidToId(p.id) === id);
   }
 
+  async findLocal(dataset: string, ref: SnapshotRef): Promise<PushSnapshot | null> {
+    const pin = await this.pinWithId(dataset, ref.guid);
+    if (!pin) return null;
+    const uuid = uuidToId(pin.snapshot.id);
+    return (await this.listSnapshots(dataset)).find((s) => s.guid === uuid) ?? null;
+  }
+
   async resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null> {
     return (await this.pinWithId(dataset, to.guid))?.sendOf ?? null;
   }

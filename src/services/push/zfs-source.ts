@@ -47,6 +47,10 @@ export class ZfsPushSource implements PushSource {
     return snapshot.guid;
   }
 
+  async findLocal(dataset: string, ref: SnapshotRef): Promise<PushSnapshot | null> {
+    return (await this.listSnapshots(dataset)).find((s) => s.guid === ref.guid) ?? null;
+  }
+
   async resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null> {
     const s = (await this.zfs.listSnapshots(dataset)).find((x) => x.guid === to.guid && x.shortName === to.name);
     return s ? s.name : null;
