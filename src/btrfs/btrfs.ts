@@ -16,6 +16,10 @@
  *   when the dataset is the mount point, where its snapshots then show an
  *   empty `.zbk`). The pin is what is sent (see the module comment of
  *   src/source/types.ts).
+ * - Snapshots zbk takes itself (`zbk snapshot`): read-only snapshots of the
+ *   dataset at `<pin dir>/snapshots/<name>`; being the dataset's snapshots
+ *   (their parent UUID is its UUID), they are listed and pushed like any
+ *   other, while pins (snapshots of snapshots) never are.
  * - A restore target is a directory on btrfs; `btrfs receive` creates the
  *   stream's subvolume in it (named as the sent subvolume was).
  */
@@ -25,7 +29,7 @@ import { pipeIntoChild, runChild, spawnCompleteStream, toolEnvironment, type Chi
 import type { Pin, ReceivedSnapshot, SendRequest, SendStream, SnapshotSource, SourceCapabilities, SourceReceiveOptions, SourceSnapshot } from '../source/types.js';
 import { BTRFS_SEND_FLAGS, detectBtrfsCapabilities } from './capabilities.js';
 import { BtrfsError, btrfsChildErrors, classifyBtrfsFailure } from './errors.js';
-import { assertBtrfsPath, relativeBelow } from './paths.js';
+import { assertBtrfsName, assertBtrfsPath, relativeBelow } from './paths.js';
 import { parseMountinfo, parseReadOnlyProperty, parseReceivedName, parseSubvolumeList, parseSubvolumeShow, topLevelPath } from './parse.js';
 import type { BtrfsCapabilities, BtrfsSnapshot, MountInfo, SubvolumeInfo, SubvolumeListEntry } from './types.js';
 
@@ -44,6 +48,8 @@ export interface BtrfsOptions {
 export const PIN_ROOT = '.zbk';
 /** Name prefix of a pin inside its dataset's pin directory. */
 export const PIN_PREFIX = 'base-';
+/** The directory, inside a dataset's pin directory, of the snapshots `zbk snapshot` takes ({@link Btrfs.takeSnapshot}). */
+export const SNAPSHOT_DIR = 'snapshots';
 const PIN_NAME = /^base-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
 /** The mount a path is reached through, with the id of the subvolume it mounts. */
@@ -319,14 +325,7 @@ export class Btrfs implements SnapshotSource {
     const info = await this.show(snapshot.ref);
     if (!info.readOnly) throw new BtrfsError(`'${snapshot.ref}' is not read-only: only a read-only snapshot can be pinned and sent`, 'BTRFS_NOT_READ_ONLY');
     const dir = await this.pinDirectory(snapshot.dataset);
-    const root = dirname(dir);
-    try {
-      await lstat(root);
-    } catch (err) {
-      if (!isErrno(err, 'ENOENT')) throw err;
-      await this.createSubvolume(root);
-      await chmod(root, 0o700);
-    }
+    await this.ensurePinRoot(dirname(dir));
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const path = `${dir}/${PIN_PREFIX}${info.uuid}`;
     const exists = await lstat(path).then(
@@ -392,6 +391,37 @@ export class Btrfs implements SnapshotSource {
     const pin = (await this.listPins(dataset)).find((p) => p.id === id);
     if (pin) return pin.sendFrom;
     return (await this.listSnapshots(dataset)).find((s) => s.id === id)?.ref ?? null;
+  }
+
+  /**
+   * A read-only snapshot of the subvolume `dataset` named `name`, taken by
+   * zbk (`zbk snapshot`, for users without a snapshot tool):
+   * `<pin dir>/snapshots/<name>` (`snapshots` a directory of mode 0700,
+   * `.zbk` made as by {@link pin}). Its parent UUID is the dataset's UUID,
+   * so {@link listSnapshots} lists it like any other snapshot, by the name
+   * returned here (`.zbk/<dataset UUID>/snapshots/<name>`, relative to the
+   * mount). BTRFS_EXISTS when `name` is taken (nothing is changed then).
+   */
+  async takeSnapshot(dataset: string, name: string): Promise<{ name: string; ref: string }> {
+    assertBtrfsName(name, 'snapshot name');
+    const dir = await this.pinDirectory(dataset);
+    const path = `${dir}/${SNAPSHOT_DIR}/${name}`;
+    await this.mustNotExist(path);
+    await this.ensurePinRoot(dirname(dir));
+    await mkdir(`${dir}/${SNAPSHOT_DIR}`, { recursive: true, mode: 0o700 });
+    await this.createSnapshot(await this.realPath(dataset, 'btrfs dataset (subvolume path)'), path, { readOnly: true });
+    return { name: `${PIN_ROOT}/${basename(dir)}/${SNAPSHOT_DIR}/${name}`, ref: path };
+  }
+
+  /** zbk's directory `root` (`<mount point>/.zbk`): a subvolume of mode 0700, created when missing. */
+  private async ensurePinRoot(root: string): Promise<void> {
+    try {
+      await lstat(root);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err;
+      await this.createSubvolume(root);
+      await chmod(root, 0o700);
+    }
   }
 
   // ---- receive --------------------------------------------------------------------
