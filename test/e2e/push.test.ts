@@ -8,13 +8,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { join } from 'node:path';
-import { appendFileSync, rmSync } from 'node:fs';
+import { appendFileSync, chmodSync, rmSync, symlinkSync } from 'node:fs';
 import { requireZfs, writeRandomFiles, zfsUnderTest, type TestPool } from '../helpers/pool.js';
 import type { TestRepo } from '../helpers/repo.js';
 import { jsonOf, startZbk } from '../helpers/cli.js';
 import { hashTree } from '../helpers/tree-hash.js';
 import { datasetRepo, mountOf } from './fixture.js';
 import { restoreLatestDirect } from '../helpers/restore-direct.js';
+import { expectedProtection, requireSource, sourceRepo, sourcesUnderTest } from './source-fixture.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import { acquireLock } from '../../src/manifest/lock.js';
 import { LocalStore } from '../../src/store/local-store.js';
@@ -38,12 +39,16 @@ function streamsOf(repo: TestRepo, ds: string): { complete: number; pairs: strin
   }
 }
 
-test('full + two incremental pushes to a local store restore identically', async (t) => {
-  if (!requireZfs(t)) return;
-  const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'photos' });
+for (const kind of sourcesUnderTest) test(`[${kind}] full + two incremental pushes to a local store restore identically (contents, modes, symlinks)`, async (t) => {
+  if (!requireSource(t, kind)) return;
+  const src = await sourceRepo(t, kind, { name: 'photos' });
+  const { ds, mnt, repo } = src;
 
   writeRandomFiles(mnt, { files: 6, bytesEach: 3 * 1024 * 1024, seed: 'a' });
-  await pool.zfs.snapshot(`${ds}@s1`);
+  symlinkSync('d0/file-0.bin', join(mnt, 'latest'));
+  chmodSync(join(mnt, 'd1'), 0o750);
+  chmodSync(join(mnt, 'd1', 'file-1.bin'), 0o600);
+  await src.snapshot('s1');
   let r = await repo.zbk(['push', ds, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const first = jsonOf<PushResult>(r).results[0]!;
@@ -52,28 +57,30 @@ test('full + two incremental pushes to a local store restore identically', async
   assert.ok(first.plaintextBytes > 18 * 1024 * 1024, 'the full stream carries the files');
 
   writeRandomFiles(join(mnt, 'more'), { files: 2, bytesEach: 2 * 1024 * 1024, seed: 'b' });
-  await pool.zfs.snapshot(`${ds}@s2`);
+  await src.snapshot('s2');
   r = await repo.zbk(['push', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const second = jsonOf<PushResult>(r).results[0]!;
   assert.equal(second.kind, 'incremental');
-  assert.equal(second.base, 's1');
+  assert.equal(second.base, src.snap('s1'));
   assert.ok(second.plaintextBytes < first.plaintextBytes, 'the incremental carries only the delta');
 
   rmSync(join(mnt, 'd0'), { recursive: true });
+  chmodSync(join(mnt, 'd1', 'file-1.bin'), 0o640);
   appendFileSync(join(mnt, 'notes.txt'), 'hello\n');
-  await pool.zfs.snapshot(`${ds}@s3`);
+  await src.snapshot('s3');
   r = await repo.zbk(['push', ds]);
   assert.equal(r.code, 0, r.stderr);
+  const again = await repo.zbk(['push', ds, '--json']);
+  assert.equal(jsonOf<PushResult>(again).results[0]!.reason, 'already pushed');
 
-  assert.deepEqual(streamsOf(repo, ds).pairs, ['->s1', 's1>s2', 's2>s3']);
-  await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
+  const [s1, s2, s3] = ['s1', 's2', 's3'].map((n) => src.snap(n));
+  assert.deepEqual(streamsOf(repo, ds).pairs, [`->${s1}`, `${s1}>${s2}`, `${s2}>${s3}`]);
+  assert.deepEqual(await src.restoredTree(), await src.tree(), 'restored files differ from the source');
   // Only the newest base is protected: by zbk's hold where the ZFS has no bookmarks (zfs-fuse),
-  // else by its bookmark alone (protect_base = "bookmark", the default), so pruners are not blocked.
-  const bookmarks = (await pool.zfs.capabilities()).bookmarks;
-  assert.equal(await pool.zfs.userRefs(`${ds}@s3`), bookmarks ? 0 : 1);
-  assert.equal(await pool.zfs.userRefs(`${ds}@s1`), 0);
-  if (bookmarks) assert.deepEqual((await pool.zfs.listBookmarks(ds)).map((b) => b.shortName), ['zbk-s3']);
+  // else by its bookmark alone (protect_base = "bookmark", the default), so pruners are not blocked;
+  // on btrfs by zbk's pin of it alone.
+  assert.deepEqual(await src.protection(), await expectedProtection(src, 's3'));
 });
 
 // The OpenZFS lane streams through a ~4 MB/s guest link: fewer, smaller steps,
@@ -91,6 +98,7 @@ const killLane =
       }
     : {
         points: [
+          'target-prepared',
           'part-acked:1',
           'part-acked:2',
           'part-acked:3',
@@ -108,9 +116,10 @@ const killLane =
         maxRuns: 48,
       };
 
-test(`a push killed with SIGKILL at ${killLane.kills} moments resumes to an identical restore, no orphans, no duplicates`, async (t) => {
-  if (!requireZfs(t)) return;
-  const { pool, ds, mnt, repo } = await datasetRepo(t, { sizeMiB: 1024 });
+for (const kind of sourcesUnderTest) test(`[${kind}] a push killed with SIGKILL at ${killLane.kills} moments resumes to an identical restore, no orphans, no duplicates`, async (t) => {
+  if (!requireSource(t, kind)) return;
+  const src = await sourceRepo(t, kind, { sizeMiB: 1024 });
+  const { ds, mnt, repo } = src;
 
   // Named crash points cover the dangerous gaps exactly; timed kills cover the rest.
   // Every step has new data to send (a new snapshot), and resumes what the last step left.
@@ -125,7 +134,7 @@ test(`a push killed with SIGKILL at ${killLane.kills} moments resumes to an iden
   const step = async (crashAt: string): Promise<void> => {
     const i = runs++;
     writeRandomFiles(join(mnt, `step${i}`), { files: killLane.files, bytesEach: killLane.bytesEach, seed: `step${i}` });
-    await pool.zfs.snapshot(`${ds}@s${i}`);
+    await src.snapshot(`s${i}`);
     const started = Date.now();
     const run = startZbk(['push', ds], { ...repo.env, ...(crashAt ? { ZBK_CRASH_AT: crashAt } : {}) });
     if (!crashAt) setTimeout(() => run.child.kill('SIGKILL'), 150 + Math.floor(rand() * typicalMs * 0.9));
@@ -140,19 +149,16 @@ test(`a push killed with SIGKILL at ${killLane.kills} moments resumes to an iden
   while (kills < killLane.kills && runs < killLane.maxRuns) await step('');
   const fin = await repo.zbk(['push', ds, '--json']);
   assert.equal(fin.code, 0, fin.stderr);
-  const last = `s${runs - 1}`;
+  const last = src.snap(`s${runs - 1}`);
   assert.ok(kills >= killLane.minKills, `expected at least ${killLane.minKills} kills, got ${kills}`);
   const store = new LocalStore(join(repo.dir, 'store'));
   assert.deepEqual(await store.listMultipartUploads('data/'), [], 'no orphan multipart upload remains');
   const { pairs } = streamsOf(repo, ds);
   assert.equal(new Set(pairs).size, pairs.length, `duplicate stream rows: ${pairs.join(', ')}`);
   assert.equal(pairs[pairs.length - 1]?.endsWith(`>${last}`), true, `the chain ends at @${last}: ${pairs.join(', ')}`);
-  await assertRestoresIdentical(pool, repo, ds, `${pool.name}/restored`);
-  // No hold leaked by a killed run: only the newest base is held, once (where the ZFS has no bookmarks; else none is).
-  const baseHolds = (await pool.zfs.capabilities()).bookmarks ? 0 : 1;
-  for (const snap of await pool.zfs.listSnapshots(ds)) {
-    assert.equal(await pool.zfs.userRefs(snap.name), snap.shortName === last ? baseHolds : 0, `holds on ${snap.name}`);
-  }
+  assert.deepEqual(await src.restoredTree(), await src.tree(), 'restored files differ from the source');
+  // No hold, bookmark or pin leaked by a killed run: only the newest base is protected.
+  assert.deepEqual(await src.protection(), await expectedProtection(src, `s${runs - 1}`));
   t.diagnostic(`kills: ${kills} of ${runs} runs`);
 });
 
@@ -186,25 +192,53 @@ test('pushes through the S3 test server with 10% transient faults; a 403 stops a
   t.diagnostic(`403 surfaced after ${Date.now() - started} ms`);
 });
 
-test('a destroyed base makes the next push send full and say why; concurrent pushes do not interleave', async (t) => {
+for (const kind of sourcesUnderTest) test(`[${kind}] a base deleted by a snapshot pruner: the next push is incremental from zbk's bookmark or pin where the source has one, else full and says why`, async (t) => {
+  if (!requireSource(t, kind)) return;
+  const src = await sourceRepo(t, kind, { name: 'docs' });
+  const { ds, mnt, repo } = src;
+  const push = async (): Promise<PushResult['results'][number]> => {
+    const r = await repo.zbk(['push', ds, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    return jsonOf<PushResult>(r).results[0]!;
+  };
+
+  writeRandomFiles(mnt, { files: 3, bytesEach: 2 * 1024 * 1024, seed: 'c' });
+  await src.snapshot('s1');
+  await push();
+  writeRandomFiles(join(mnt, 'n'), { files: 1, bytesEach: 1024 * 1024, seed: 'd' });
+  await src.snapshot('s2');
+  // A pruner deletes the pushed base (on zfs-fuse, which has no bookmarks, only after a user
+  // released zbk's hold on it).
+  await src.prune('s1');
+  const afterPrune = await push();
+  const keepsBase = kind === 'btrfs' || (await src.pool!.zfs.capabilities()).bookmarks;
+  if (keepsBase) {
+    assert.equal(afterPrune.kind, 'incremental', 'sent from zbk’s bookmark or pin of the pruned base');
+    assert.equal(afterPrune.base, src.snap('s1'));
+  } else {
+    assert.equal(afterPrune.kind, 'full');
+    assert.match(afterPrune.reason ?? '', /no longer exists locally/);
+  }
+  assert.deepEqual(await src.protection(), await expectedProtection(src, 's2'));
+
+  // The base and zbk's own protection of it both gone: a full stream, and why.
+  writeRandomFiles(join(mnt, 'o'), { files: 1, bytesEach: 1024 * 1024, seed: 'd2' });
+  await src.snapshot('s3');
+  await src.prune('s2');
+  await src.dropProtection();
+  const noBase = await push();
+  assert.equal(noBase.kind, 'full');
+  assert.match(noBase.reason ?? '', /no longer exists locally/);
+  assert.deepEqual(await src.restoredTree(), await src.tree(), 'restored files differ from the source');
+});
+
+test('concurrent pushes do not interleave; foreign uploads are kept until 48 h old; a held lock waits or fails with exit 8', async (t) => {
   if (!requireZfs(t)) return;
   const { pool, ds, mnt, repo } = await datasetRepo(t, { name: 'docs' });
 
   writeRandomFiles(mnt, { files: 3, bytesEach: 2 * 1024 * 1024, seed: 'c' });
   await pool.zfs.snapshot(`${ds}@s1`);
   assert.equal((await repo.zbk(['push', ds])).code, 0);
-  writeRandomFiles(join(mnt, 'n'), { files: 1, bytesEach: 1024 * 1024, seed: 'd' });
-  await pool.zfs.snapshot(`${ds}@s2`);
-  // The base is held by zbk where the ZFS has no bookmarks: destroying it needs the hold released
-  // first (a user overriding zbk). Where it has, zbk's bookmark of it must go too for a full stream.
-  await pool.zfs.release('zbk', `${ds}@s1`);
-  await pool.zfs.destroy(`${ds}@s1`);
-  if ((await pool.zfs.capabilities()).bookmarks) await pool.zfs.destroyBookmark(`${ds}#zbk-s1`);
-  const r = await repo.zbk(['push', ds, '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const res = jsonOf<PushResult>(r).results[0]!;
-  assert.equal(res.kind, 'full');
-  assert.match(res.reason ?? '', /no longer exists locally/);
 
   // Two pushes at once: one waits for the other; both succeed; streams are not duplicated.
   writeRandomFiles(join(mnt, 'm'), { files: 2, bytesEach: 2 * 1024 * 1024, seed: 'e' });
