@@ -19,6 +19,8 @@ import { chainHealth, remedyFor } from './chain-health.js';
 import { receiveChainFromStore, zfsChainReceiver } from './receive-chain.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
+import { sourceKindOf } from './push/source.js';
+import { drillBtrfs, type DrillInput } from './verify-deep-btrfs.js';
 
 export interface DeepVerifyOptions {
   dataset?: string;
@@ -124,7 +126,13 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
     return { ...result, outcome: 'thawing', restoresRequested: requested };
   }
 
-  // 2. Receive the chain into a scratch dataset beside the source.
+  // 2. Receive the chain into scratch space beside the source, compare with the local snapshot.
+  const drill = sourceKindOf(dataset) === 'btrfs' ? drillBtrfs : drillZfs;
+  return drill({ ctx, keyring, dataset, chain, last, base, damaged: (err) => recordedDamage(ctx, keyring, dataset, volumes.map((v) => v.key), err) });
+}
+
+/** The ZFS drill: the chain received into a scratch dataset, compared with a clone of the local snapshot. */
+async function drillZfs({ ctx, keyring, dataset, chain, last, base, damaged }: DrillInput): Promise<DeepVerifyResult> {
   const pool = dataset.split('/')[0]!;
   const tag = randomBytes(4).toString('hex');
   const scratch = `${pool}/zbk-verify-${tag}`;
@@ -134,7 +142,7 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
     try {
       await receiveChainFromStore(ctx.store, keyring, chain, zfsChainReceiver(zfs, scratch));
     } catch (err) {
-      throw recordedDamage(ctx, keyring, dataset, volumes.map((v) => v.key), err);
+      throw damaged(err);
     }
     const received = await zfs.getSnapshot(`${scratch}@${last.to.name}`);
     if (received.guid !== last.to.guid) {

@@ -57,45 +57,94 @@ export function requireSource(t: TestContext, kind: SourceUnderTest): boolean {
   return kind === 'btrfs' ? requireBtrfs(t) : requireZfs(t);
 }
 
-async function facts(dir: string): Promise<TreeFacts> {
+export async function facts(dir: string): Promise<TreeFacts> {
   return { files: await hashTree(dir), modes: modesOf(dir) };
 }
 
 let restores = 0;
+
+/**
+ * A scratch ZFS pool or btrfs filesystem, destroyed after the test, on which
+ * datasets are made: what sourceRepo and the restore fixture build on.
+ */
+export interface ScratchSource {
+  kind: SourceUnderTest;
+  pool: TestPool | null;
+  fs: TestBtrfs | null;
+  /** A new dataset called `name`: its name for zbk, and where its files are written. */
+  dataset(name: string): Promise<{ ds: string; mnt: string }>;
+  /** Take a read-only snapshot of `ds` called `name` (btrfs: at `<mount>/snaps/<name>`). */
+  snapshot(ds: string, name: string): Promise<void>;
+  /** The name zbk records and reports for snapshot `name` (btrfs: its path relative to the mount). */
+  snap(name: string): string;
+  /** A restore target called `name` that does not exist yet (ZFS `pool/name`; btrfs a directory on the scratch filesystem). */
+  target(name: string): string;
+  /** Where `zbk restore run` into `target` put the files of the recorded snapshot `snap`. */
+  restoredPath(target: string, snap: string): Promise<string>;
+}
+
+async function run(args: string[]): Promise<void> {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+}
+
+export async function scratchSource(t: TestContext, kind: SourceUnderTest, opts: { sizeMiB?: number } = {}): Promise<ScratchSource> {
+  if (kind === 'btrfs') {
+    const fs = createTestBtrfs(t, { sizeMiB: opts.sizeMiB ?? 512 });
+    mkdirSync(join(fs.mountpoint, 'snaps'));
+    return {
+      kind,
+      pool: null,
+      fs,
+      dataset: async (name) => {
+        const ds = fs.subvolume(name);
+        return { ds, mnt: ds };
+      },
+      snapshot: async (ds, n) => void fs.snapshot(ds, `snaps/${n}`),
+      snap: (n) => `snaps/${n}`,
+      target: (name) => join(fs.mountpoint, name),
+      restoredPath: async (target, snap) => join(target, snap.slice(snap.lastIndexOf('/') + 1)),
+    };
+  }
+  const pool = await createTestPool({ sizeMiB: opts.sizeMiB ?? 512 });
+  t.after(() => pool.destroy());
+  return {
+    kind,
+    pool,
+    fs: null,
+    dataset: async (name) => {
+      const ds = `${pool.name}/${name}`;
+      await pool.zfs.createDataset(ds);
+      return { ds, mnt: await mountOf(pool, ds) };
+    },
+    snapshot: (ds, n) => pool.zfs.snapshot(`${ds}@${n}`),
+    snap: (n) => n,
+    target: (name) => `${pool.name}/${name}`,
+    restoredPath: async (target) => pool.zfs.mount(target).catch(() => mountOf(pool, target)),
+  };
+}
 
 export async function sourceRepo(
   t: TestContext,
   kind: SourceUnderTest,
   opts: { sizeMiB?: number; name?: string; repo?: Omit<TestRepoOptions, 'datasets'> } = {},
 ): Promise<SourceRepo> {
-  const name = opts.name ?? 'data';
-  if (kind === 'btrfs') {
-    const fs = createTestBtrfs(t, { sizeMiB: opts.sizeMiB ?? 512 });
-    const ds = fs.subvolume(name);
-    mkdirSync(join(fs.mountpoint, 'snaps'));
-    const repo = await createTestRepo({ ...opts.repo, datasets: [ds] });
-    t.after(() => repo.cleanup());
-    const sh = async (args: string[]): Promise<void> => {
-      const { spawnSync } = await import('node:child_process');
-      const r = spawnSync(args[0]!, args.slice(1), { encoding: 'utf8' });
-      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
-    };
+  const scratch = await scratchSource(t, kind, opts);
+  const { ds, mnt } = await scratch.dataset(opts.name ?? 'data');
+  const repo = await createTestRepo({ ...opts.repo, datasets: [ds] });
+  t.after(() => repo.cleanup());
+  const common = { kind, ds, mnt, repo, pool: scratch.pool, fs: scratch.fs, snapshot: (n: string) => scratch.snapshot(ds, n), snap: scratch.snap, tree: () => facts(mnt) };
+  if (scratch.fs) {
+    const fs = scratch.fs;
     const pins = () => fs.btrfs.listPins(ds);
     return {
-      kind,
-      ds,
-      mnt: ds,
-      repo,
-      pool: null,
-      fs,
-      snapshot: async (n) => void fs.snapshot(ds, `snaps/${n}`),
-      snap: (n) => `snaps/${n}`,
-      prune: (n) => sh(['btrfs', 'subvolume', 'delete', join(fs.mountpoint, 'snaps', n)]),
+      ...common,
+      prune: (n) => run(['btrfs', 'subvolume', 'delete', join(fs.mountpoint, 'snaps', n)]),
       dropProtection: async () => {
-        for (const p of await pins()) await sh(['btrfs', 'subvolume', 'delete', p.ref]);
+        for (const p of await pins()) await run(['btrfs', 'subvolume', 'delete', p.ref]);
       },
       protection: async () => (await pins()).map((p) => p.snapshot.name ?? `(pruned ${p.snapshot.id})`),
-      tree: () => facts(ds),
       restoredTree: async () => {
         const target = join(fs.mountpoint, `restored-${++restores}`);
         mkdirSync(target);
@@ -104,23 +153,10 @@ export async function sourceRepo(
       },
     };
   }
-  const pool = await createTestPool({ sizeMiB: opts.sizeMiB ?? 512 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/${name}`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await mountOf(pool, ds);
-  const repo = await createTestRepo({ ...opts.repo, datasets: [ds] });
-  t.after(() => repo.cleanup());
+  const pool = scratch.pool!;
   const zfs = pool.zfs;
   return {
-    kind,
-    ds,
-    mnt,
-    repo,
-    pool,
-    fs: null,
-    snapshot: (n) => zfs.snapshot(`${ds}@${n}`),
-    snap: (n) => n,
+    ...common,
     prune: async (n) => {
       if ((await zfs.userRefs(`${ds}@${n}`)) > 0) await zfs.release('zbk', `${ds}@${n}`);
       await zfs.destroy(`${ds}@${n}`);
@@ -135,7 +171,6 @@ export async function sourceRepo(
       for (const s of await zfs.listSnapshots(ds)) if ((await zfs.userRefs(s.name)) > 0) out.push(`held @${s.shortName}`);
       return out;
     },
-    tree: () => facts(mnt),
     restoredTree: async () => {
       const target = `${pool.name}/restored-${++restores}`;
       await restoreLatestDirect(repo.configPath, repo.env.ZBK_PASSPHRASE_FILE!, ds, target, zfs);

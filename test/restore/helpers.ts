@@ -14,9 +14,15 @@ import { loadJob, restoreRun, type RestoreJob } from '../../src/services/restore
 import { createContext, type ServiceContext } from '../../src/services/context.js';
 import { passphraseSource } from '../../src/services/passphrase.js';
 import { openStore } from '../../src/store/open-store.js';
-import { createTestPool, writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import { writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import { scratchSource, type ScratchSource, type SourceUnderTest } from '../e2e/source-fixture.js';
 import { createTestRepo, type TestRepo } from '../helpers/repo.js';
 import { startS3TestServer, TestClock, type S3TestServer } from '../s3-server/index.js';
+
+/** The restore fixture on either source (`source` says which and knows its targets). */
+export interface SourceRestoreFixture extends Omit<RestoreFixture, 'pool'> {
+  source: ScratchSource;
+}
 
 export interface RestoreFixture {
   pool: TestPool;
@@ -43,18 +49,23 @@ export interface FixtureOptions {
   names?: string[];
 }
 
+/** The ZFS restore fixture (zfs-fuse, or OpenZFS in its lane). */
 export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<RestoreFixture> {
+  const fx = await pushedSourceFixture(t, 'zfs', o);
+  return { ...fx, pool: fx.source.pool! };
+}
+
+/** A dataset on `kind` pushed (full + three incrementals) to the S3 test server with Deep Archive semantics. */
+export async function pushedSourceFixture(t: TestContext, kind: SourceUnderTest, o: FixtureOptions): Promise<SourceRestoreFixture> {
   const server = await startS3TestServer({ buckets: ['zbk'], restoreDelayMs: o.restoreDelayMs, clock: o.start ? new TestClock(o.start) : new TestClock() });
   t.after(() => server.close());
-  const pool = await createTestPool({ sizeMiB: 400 });
-  t.after(() => pool.destroy());
-  const datasets = (o.names ?? ['photos']).map((n) => `${pool.name}/${n}`);
+  const source = await scratchSource(t, kind, { sizeMiB: 400 });
+  const datasets: string[] = [];
   const mounts: string[] = [];
-  for (const ds of datasets) {
-    await pool.zfs.createDataset(ds);
-    const mount = (await pool.zfs.mountpoint(ds))!;
-    assert.ok(mount);
-    mounts.push(mount);
+  for (const n of o.names ?? ['photos']) {
+    const { ds, mnt } = await source.dataset(n);
+    datasets.push(ds);
+    mounts.push(mnt);
   }
   const dataset = datasets[0]!;
   const sourceMount = mounts[0]!;
@@ -62,7 +73,7 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
   const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets, extraEnv: env, partSize: '5MiB', volumeSize: o.volumeSize });
   t.after(() => repo.cleanup());
 
-  const snapshots = ['s1', 's2', 's3', 's4'];
+  const snapshots = ['s1', 's2', 's3', 's4'].map((n) => source.snap(n));
   for (const [d, ds] of datasets.entries()) {
     const mount = mounts[d]!;
     writeRandomFiles(mount, { files: o.fullFiles, bytesEach: 4 * 1024 * 1024, seed: `full${d === 0 ? '' : d}` });
@@ -71,9 +82,11 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
         writeRandomFiles(join(mount, `inc${i}`), { files: 1, bytesEach: 1024 * 1024 + i * 4096, seed: `inc${i}` });
         appendFileSync(join(mount, 'notes.txt'), `change ${i}\n`);
       }
-      await pool.zfs.snapshot(`${ds}@${snap}`);
+      // btrfs: a snapshot per dataset under snaps/, so the second dataset's are named apart.
+      const name = `s${i + 1}${kind === 'btrfs' && d > 0 ? `-${d}` : ''}`;
+      await source.snapshot(ds, name);
       const r = await repo.zbk(['push', ds]);
-      assert.equal(r.code, 0, `push ${ds}@${snap}: ${r.stderr}`);
+      assert.equal(r.code, 0, `push ${ds} ${snap}: ${r.stderr}`);
     }
   }
   const context = (): ServiceContext => {
@@ -83,7 +96,7 @@ export async function pushedFixture(t: TestContext, o: FixtureOptions): Promise<
       now: () => server.clock.now(),
     });
   };
-  return { pool, server, repo, dataset, datasets, sourceMount, snapshots, context };
+  return { source, server, repo, dataset, datasets, sourceMount, snapshots, context };
 }
 
 const HOUR = 3_600_000;
@@ -102,7 +115,7 @@ export function jobOf(stateDir: string, dataset: string): RestoreJob {
 
 /** Run the restore (moving the server's clock as the runs say) until done; `between` runs after every unfinished run. */
 export async function runToDone(
-  fx: RestoreFixture,
+  fx: Pick<RestoreFixture, 'dataset' | 'repo' | 'server'>,
   ctx: ServiceContext,
   target: string,
   between: (job: RestoreJob) => Promise<void> = async () => {},

@@ -1,6 +1,7 @@
 /**
  * `zbk restore run --wait` as a separate process, killed with SIGKILL in the
- * middle of a download and in the middle of `zfs receive`, then run again:
+ * middle of a download and in the middle of `zfs receive` (or `btrfs
+ * receive`, on the btrfs source), then run again:
  * the target ends identical to the source, verified bytes on disk are not
  * fetched again, and no restore is requested twice.
  */
@@ -9,10 +10,10 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { requireZfs } from '../helpers/pool.js';
+import { requireSource, sourcesUnderTest } from '../e2e/source-fixture.js';
 import { hashTree } from '../helpers/tree-hash.js';
 import { startZbk, type CliRun } from '../helpers/cli.js';
-import { pushedFixture } from './helpers.js';
+import { pushedSourceFixture } from './helpers.js';
 
 /** Files under `dir` (recursively) whose name ends with `suffix`, with sizes. */
 function filesEnding(dir: string, suffix: string): { path: string; size: number }[] {
@@ -65,12 +66,12 @@ async function until(run: CliRun, cond: () => boolean): Promise<boolean> {
   return false;
 }
 
-test('restore run killed with SIGKILL during a download and during zfs receive resumes to identical files', { timeout: 600_000 }, async (t) => {
-  if (!requireZfs(t)) return;
+for (const kind of sourcesUnderTest) test(`[${kind}] restore run killed with SIGKILL during a download and during the receive resumes to identical files`, { timeout: 600_000 }, async (t) => {
+  if (!requireSource(t, kind)) return;
   // Real-time clock: restores complete after 300 ms; 20 MiB volumes of four 5 MiB parts.
-  const fx = await pushedFixture(t, { restoreDelayMs: 300, fullFiles: 6, volumeSize: '20MiB' });
+  const fx = await pushedSourceFixture(t, kind, { restoreDelayMs: 300, fullFiles: 6, volumeSize: '20MiB' });
   const { repo, server, dataset } = fx;
-  const target = `${fx.pool.name}/restored`;
+  const target = fx.source.target('restored');
   const staging = join(repo.stateDir, 'restore');
   // Slow ranged GETs a little so the kill lands inside a volume.
   server.addFault({ operation: 'GetObject', kind: 'latency', latencyMs: 150 });
@@ -107,7 +108,7 @@ test('restore run killed with SIGKILL during a download and during zfs receive r
   r = await repo.zbk(args);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /again from its first byte: its earlier receive \(.*\) was interrupted/);
-  const dst = await hashTree(await fx.pool.zfs.mount(target));
+  const dst = await hashTree(await fx.source.restoredPath(target, fx.snapshots.at(-1)!));
   assert.deepEqual(dst, await hashTree(fx.sourceMount));
 
   // Verified bytes were not fetched twice: total egress ≤ stored bytes + what was in flight at the kill + key file reads.

@@ -15,11 +15,11 @@ import type { Zfs } from '../../zfs/zfs.js';
 import type { JobStream } from './job.js';
 
 /** The note for `stream` about to be received into `target`, or null on its first attempt. */
-export function receiveRestartNote(stream: JobStream, target: string): string | null {
+export function receiveRestartNote(stream: JobStream, target: string, why: string): string | null {
   if (stream.received || !stream.receiveStartedAt) return null;
   return (
     `receiving @${stream.to.name} into ${target} again from its first byte: its earlier receive (${stream.receiveStartedAt}) was interrupted, ` +
-    'and a zfs resume token could only be completed by a zfs send -t on the source pool; the stream is read again from staged volumes'
+    `and ${why}; the stream is read again from staged volumes`
   );
 }
 

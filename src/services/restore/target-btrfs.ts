@@ -63,6 +63,8 @@ async function requireBtrfs(btrfs: Btrfs, dir: string, what: string): Promise<vo
 }
 
 export const btrfsRestoreTarget: RestoreTargetPort = {
+  restartReason: 'btrfs receive cannot continue a cut-off stream (what it had received was deleted)',
+
   async claim(step) {
     const btrfs = step.ctx.btrfs;
     const target = assertBtrfsPath(step.opts.target, 'restore target (a directory on btrfs)');

@@ -14,6 +14,9 @@ export interface ReceivePlan {
 }
 
 export interface RestoreTargetPort {
+  /** Why an interrupted receive starts again from the stream's first byte (said when it does). */
+  readonly restartReason: string;
+
   /** First run of a job: refuse a target that exists and is not this restore's, unless --force; record what later runs check. */
   claim(step: RestoreStep): Promise<void>;
 

@@ -50,6 +50,8 @@ async function mayOverwriteTarget(step: RestoreStep): Promise<boolean> {
 }
 
 export const zfsRestoreTarget: RestoreTargetPort = {
+  restartReason: 'a zfs resume token could only be completed by a zfs send -t on the source pool',
+
   async claim(step) {
     const { target, force } = step.opts;
     if (await step.ctx.zfs.exists(target)) {

@@ -75,13 +75,14 @@ export async function targetHoldsSnapshot(step: RestoreStep): Promise<boolean> {
  * receive, records that it started.
  */
 export async function receiveFlags(step: RestoreStep, si: number): Promise<ReceivePlan> {
+  const port = targetPort(step);
   const stream = step.job.streams[si];
   if (stream) {
-    const note = receiveRestartNote(stream, step.target);
+    const note = receiveRestartNote(stream, step.target, port.restartReason);
     if (note) step.ctx.log.info(note);
     markReceiveStarted(stream, step.ctx.now());
   }
-  const plan = await targetPort(step).prepare(step, si);
+  const plan = await port.prepare(step, si);
   if (si === 0 && step.job.fullReceiveStartedAt === null) {
     step.job.fullReceiveStartedAt = step.ctx.now().toISOString();
     step.job.fullReceiveStartedWallMs = Date.now();
