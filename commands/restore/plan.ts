@@ -1,4 +1,5 @@
 import { Args, Flags } from '@oclif/core';
+import { targetWord } from '../../src/services/push/source.js';
 import { formatBytes } from '../../src/cli/format.js';
 import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
@@ -60,7 +61,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
       `mode ${result.mode}, tier ${result.tier}; ${result.monthlyCapacityGB} GB usable per month; finish by ${result.finish.slice(0, 10)}; ` +
         `peak staging disk ${fmt(result.stagingBytes)}; total ≈ $${result.totalCost.toFixed(2)}`,
     );
-    this.say(result.saved ? `plan saved${result.keptProgress ? ' (progress so far kept)' : ''}: next, "zbk restore run ${result.dataset} --target <dataset>" daily` : 'dry run: plan not saved');
+    this.say(result.saved ? `plan saved${result.keptProgress ? ' (progress so far kept)' : ''}: next, "zbk restore run ${result.dataset} --target ${targetWord(result.dataset)}" daily` : 'dry run: plan not saved');
     return result;
   }
 }

@@ -5,21 +5,24 @@ import { restoreRun, type RestoreRunResult } from '../../src/services/restore/in
 
 export default class RestoreRun extends BaseCommand {
   static override summary = 'Do the next step of the saved restore (run daily from a timer, or with --wait).';
-  static override description = `A persisted state machine over the plan saved by "zbk restore plan" (planned with the config defaults if there is none): requests the restores of this month's volumes, checks running restores, downloads restored volumes (ranged, resumable, verified part by part) into the staging dir within this month's egress allowance, and as soon as every volume of the next stream in chain order is on disk pipes it, authenticated, into "zfs receive", then deletes the staged files. Never downloads twice what is verified on disk, never requests a restore that is running or done, and requests again a copy that expired before its download. Safe to kill at any moment and run again.
+  static override description = `A persisted state machine over the plan saved by "zbk restore plan" (planned with the config defaults if there is none): requests the restores of this month's volumes, checks running restores, downloads restored volumes (ranged, resumable, verified part by part) into the staging dir within this month's egress allowance, and as soon as every volume of the next stream in chain order is on disk pipes it, authenticated, into "zfs receive" (or "btrfs receive"), then deletes the staged files. Never downloads twice what is verified on disk, never requests a restore that is running or done, and requests again a copy that expired before its download. Safe to kill at any moment and run again.
 
 The passphrase is checked before any request that costs money. The target must not exist (the first run fixes it) unless --force.
 
+A btrfs backup (a dataset named by its path) is restored into a directory on a btrfs filesystem: a new one (its parent must exist), or an empty one; one holding anything else only with --force, which never deletes what is there. Each snapshot of the chain becomes a read-only subvolume in it, checked by its received UUID and named as the snapshot (the last part of its path; the whole path with "/" as "_" where two share it).
+
 A volume whose object is missing or whose bytes from the store fail authentication becomes "damaged": recorded in the manifest, never requested or fetched again; the streams before it are still received when the restore had started, and the output (and "zbk restore status") names the snapshots still restorable and the remedy.
 
-Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (a damaged or missing object blocks the restore; a damaged staged file is kept as *.bad and fetched again), 7 zfs, 9 manifest, 130 interrupted.`;
+Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (a damaged or missing object blocks the restore; a damaged staged file is kept as *.bad and fetched again), 7 zfs or btrfs, 9 manifest, 130 interrupted.`;
   static override examples = [
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored',
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored --wait',
+    '<%= config.bin %> restore run /srv/photos --target /mnt/newdisk/photos-restored --wait',
   ];
   static override args = { dataset: Args.string({ description: 'Dataset whose saved restore to advance.', required: true }) };
   static override flags = {
-    target: Flags.string({ description: 'Dataset to receive into (must not exist unless --force).', required: true }),
-    force: Flags.boolean({ description: 'Overwrite an existing target dataset; later, roll back changes made to the target between runs (and snapshots taken there that the restore did not receive).' }),
+    target: Flags.string({ description: 'ZFS dataset to receive into (must not exist unless --force); for a btrfs backup, a directory on btrfs (new or empty unless --force).', required: true }),
+    force: Flags.boolean({ description: 'ZFS: overwrite an existing target dataset; later, roll back changes made to the target between runs (and snapshots taken there that the restore did not receive). btrfs: receive into a directory that holds other things (nothing there is deleted).' }),
     wait: Flags.boolean({ description: 'Keep going, polling running restores with backoff, until done or the plan needs a future month.' }),
     'poll-interval': Flags.integer({ description: 'First poll delay in seconds with --wait (doubles up to 15 minutes).', default: 5 }),
   };

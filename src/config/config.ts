@@ -112,6 +112,8 @@ export interface ZbkConfig {
    * or `hold` (a `zbk` hold on the last pushed snapshot, plus the bookmark).
    */
   zfs: { zfs: string[]; zpool: string[]; protectBase: ProtectBase };
+  /** `[btrfs] btrfs`: argv prefix of btrfs-progs (e.g. `["sudo", "btrfs"]`), for datasets named by an absolute path. */
+  btrfs: { btrfs: string[] };
   /**
    * Directory for the manifest database, lock and caches: `state_dir` as
    * written, else `<base>/<repository id>/` (see `defaultStateDir`).
@@ -405,6 +407,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
 
   const retry = open('retry', doc.retry, ['retry']);
   const zfs = open('zfs', doc.zfs, ['zfs']);
+  const btrfs = open('btrfs', doc.btrfs, ['btrfs']);
   const hooks = open('hooks', doc.hooks, ['hooks']);
   const restore = open('restore', doc.restore, ['restore']);
   const retention = open('retention', doc.retention, ['retention']);
@@ -473,6 +476,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
       maxTimeoutMs: retry.num('max_timeout_ms', 30000),
     },
     zfs: { zfs: zfs.argv('zfs', ['zfs']), zpool: zfs.argv('zpool', ['zpool']), protectBase },
+    btrfs: { btrfs: btrfs.argv('btrfs', ['btrfs']) },
     stateDir: resolve(stateDir),
     ...(explicitStateDir === undefined ? { legacyStateDir: defaultStateBase() } : {}),
     mirrors,

@@ -29,6 +29,7 @@ export const CONFIG_SCHEMA = {
   upload: { part_size: 'size', volume_size: 'size', parallel: 'number' },
   retry: { retries: 'number', min_timeout_ms: 'number', max_timeout_ms: 'number' },
   zfs: { zfs: 'command', zpool: 'command', protect_base: 'string' },
+  btrfs: { btrfs: 'command' },
   dataset: { name: 'string', snapshot_pattern: 'string', raw: 'raw' },
   hooks: { pre_push: 'command', post_push: 'command', timeout_seconds: 'number', on_success: 'secret', on_failure: 'secret', webhook_format: 'string', include_names: 'boolean' },
   restore: { free_egress_gb: 'number', reserve_gb: 'number', tier: 'string', staging_dir: 'string' },

@@ -69,7 +69,7 @@ export function createContext(config: ZbkConfig, passphrase: PassphraseSource, o
         onRetry: (e) => log.info(`retrying: ${e.error.message} (attempt ${e.attempt}, ${e.retriesLeft} left)`),
       }),
     zfs: overrides.zfs ?? new Zfs({ zfs: config.zfs.zfs, zpool: config.zfs.zpool }),
-    btrfs: overrides.btrfs ?? new Btrfs(),
+    btrfs: overrides.btrfs ?? new Btrfs({ command: config.btrfs.btrfs }),
     now: overrides.now ?? clockFromEnv(),
     log,
     passphrase,

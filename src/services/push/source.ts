@@ -119,6 +119,11 @@ export function assertSourceDatasetName(dataset: string): string {
   return sourceKindOf(dataset) === 'btrfs' ? assertBtrfsPath(dataset, 'btrfs dataset (subvolume path)') : assertDatasetName(dataset);
 }
 
+/** What a restore of `dataset` receives into, for hints: `<dataset>` (ZFS) or `<directory>` (btrfs). */
+export function targetWord(dataset: string): string {
+  return sourceKindOf(dataset) === 'btrfs' ? '<directory on btrfs>' : '<dataset>';
+}
+
 /** What messages call a snapshot of `dataset` by its recorded name. */
 export function snapshotLabel(dataset: string, name: string): string {
   return sourceKindOf(dataset) === 'btrfs' ? `${dataset} snapshot ${name}` : `${dataset}@${name}`;

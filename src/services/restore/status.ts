@@ -4,6 +4,7 @@
  * Reads the manifest only (no store access, no passphrase).
  */
 import { egressCost, gb } from '../../cost/model.js';
+import { targetWord } from '../push/source.js';
 import { priceTable } from '../../cost/prices.js';
 import { openManifest, type ServiceContext } from '../context.js';
 import type { Manifest } from '../../manifest/manifest.js';
@@ -104,7 +105,7 @@ function describeJob(ctx: ServiceContext, manifest: Manifest, job: RestoreJob): 
     spent: months.reduce((a, m) => a + m.spent, 0),
     finish: job.plan.finish,
     finishedAt: job.finishedAt,
-    next: job.next ?? { kind: 'poll', at: null, what: `run "zbk restore run ${job.dataset} --target <dataset>"` },
+    next: job.next ?? { kind: 'poll', at: null, what: `run "zbk restore run ${job.dataset} --target ${targetWord(job.dataset)}"` },
     // Recomputed from the manifest: a push --full since the last run changes the remedy.
     blocked: restoreBlock(manifest, job),
   };
