@@ -42,10 +42,12 @@
  * NOT_FOUND code (`ZFS_NOT_FOUND`, `BTRFS_NOT_FOUND`) means "that dataset or
  * snapshot does not exist".
  *
- * How the Zfs adapter (src/zfs/zfs.ts) maps onto this, for the wiring step
- * (push and restore still call Zfs directly):
+ * How the Zfs adapter (src/zfs/zfs.ts) maps onto this. The services reach
+ * both tools through per-source ports (src/services/push/source.ts,
+ * src/services/restore/target-port.ts), which use these methods on btrfs
+ * and the ZFS equivalents below:
  *
- * | SnapshotSource | Zfs today | callers |
+ * | SnapshotSource | Zfs | callers |
  * | --- | --- | --- |
  * | `resolveDataset` | `assertDatasetName` + `exists` | push.checkUnconfiguredDatasets |
  * | `listSnapshots` | `listSnapshots` (guid → `id` as decimal, createtxg → `order`) | push (target, resume check), base-protection |
