@@ -13,7 +13,7 @@ Exit codes: 0 ok, 3 config.`;
     'push-at': Flags.string({ description: 'systemd OnCalendar time of the daily push.', default: '*-*-* 02:30' }),
     'max-age': Flags.string({ description: 'Max age for the hourly "zbk check".', default: '26h' }),
     'restore-dataset': Flags.string({ description: 'Dataset for the restore unit.', default: '<dataset>' }),
-    'restore-target': Flags.string({ description: 'Target dataset for the restore unit.', default: '<pool>/restored' }),
+    'restore-target': Flags.string({ description: 'Target dataset (btrfs: directory) for the restore unit.', default: '<pool>/restored' }),
     nixos: Flags.boolean({ description: 'Print a NixOS configuration.nix example instead.' }),
   };
 
@@ -29,6 +29,7 @@ Exit codes: 0 ok, 3 config.`;
       maxAge: flags['max-age'],
       restoreDataset: flags['restore-dataset'],
       restoreTarget: flags['restore-target'],
+      datasets: config.datasets.map((d) => d.name),
     };
     if (flags.nixos) {
       const nix = nixosExample(input);

@@ -22,6 +22,16 @@ export interface ScheduleInput {
   /** Restore drill/recovery: dataset and target for the daily `restore run` unit. */
   restoreDataset: string;
   restoreTarget: string;
+  /** Configured dataset names: a btrfs one (an absolute path) under a directory ProtectHome hides needs that directory writable (pins, `zbk snapshot`). */
+  datasets?: readonly string[];
+}
+
+/** The directories ProtectHome= makes read-only. */
+const HOME_DIRS = ['/home', '/root', '/run/user'];
+
+/** What the units must make writable beyond the state dir: the home directories holding a btrfs dataset (or the restore target). */
+export function homeDirsWritten(paths: readonly string[]): string[] {
+  return HOME_DIRS.filter((h) => paths.some((p) => p === h || p.startsWith(`${h}/`)));
 }
 
 export interface ScheduleFile {
@@ -38,7 +48,7 @@ function env(i: ScheduleInput): string {
   return [`Environment=ZBK_CONFIG=${i.configPath}`, ...(i.passphraseFile ? [`Environment=ZBK_PASSPHRASE_FILE=${i.passphraseFile}`] : [])].join('\n');
 }
 
-const HARDENING = `# Secrets stay private; zfs needs /dev/zfs and the pool mountpoints.
+const HARDENING = `# Secrets stay private; zfs needs /dev/zfs and the pool mountpoints; btrfs writes zbk's pins on the dataset's filesystem.
 UMask=0077
 NoNewPrivileges=true
 PrivateTmp=true
@@ -61,7 +71,7 @@ IOSchedulingClass=idle
 ${HARDENING}
 # "-": a directory that does not exist yet must not keep the unit from starting (zbk init makes it).
 ReadWritePaths=-${i.stateDir}
-SyslogIdentifier=${name}
+${homeDirsWritten([...(i.datasets ?? []), i.restoreTarget]).map((d) => `# A btrfs dataset (or restore target) is below ${d}: zbk writes its pins and snapshots there.\nReadWritePaths=${d}\n`).join('')}SyslogIdentifier=${name}
 `;
 }
 
@@ -87,7 +97,7 @@ const CHECK_EXIT_NOTE =
 /** Every file, filled in. */
 export function scheduleFiles(i: ScheduleInput): ScheduleResult {
   const files: ScheduleFile[] = [
-    { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new ZFS snapshots to S3', 'push') },
+    { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new snapshots to S3', 'push') },
     { path: '/etc/systemd/system/zbk-push.timer', content: timer('zbk: daily push', i.pushAt) },
     {
       path: '/etc/systemd/system/zbk-check.service',

@@ -23,3 +23,21 @@ test('schedule: ReadWritePaths is the given state directory, prefixed "-" so a m
   assert.ok(units.length > 0);
   for (const u of units) assert.match(u.content, /^ReadWritePaths=-\/var\/lib\/zbk$/m, u.path);
 });
+
+test('schedule: a btrfs dataset below /home makes /home writable (ProtectHome=read-only would refuse its pins); ZFS datasets and /srv change nothing', () => {
+  const input = {
+    zbkPath: '/usr/bin/zbk',
+    configPath: '/etc/zbk/config.toml',
+    passphraseFile: null,
+    stateDir: '/var/lib/zbk',
+    pushAt: 'daily',
+    maxAge: '26h',
+    restoreDataset: '/home/photos',
+    restoreTarget: '/mnt/new/photos',
+  };
+  const push = (datasets: string[]): string => scheduleFiles({ ...input, datasets }).files.find((f) => f.path.endsWith('zbk-push.service'))!.content;
+  assert.match(push(['tank/photos', '/home/photos']), /^ReadWritePaths=\/home$/m);
+  assert.match(push(['tank/photos', '/home/photos']), /^ProtectHome=read-only$/m, 'the rest of /root and /run/user stays protected');
+  assert.doesNotMatch(push(['tank/photos', '/srv/photos']), /^ReadWritePaths=\/home$/m);
+  assert.doesNotMatch(push(['tank/homepool']), /^ReadWritePaths=\/(home|root)/m);
+});
