@@ -19,7 +19,7 @@
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import { IntegrityError, UsageError } from '../../errors.js';
 import { BtrfsError } from '../../btrfs/errors.js';
-import { assertBtrfsPath } from '../../btrfs/paths.js';
+import { assertBtrfsName, assertBtrfsPath } from '../../btrfs/paths.js';
 import type { Btrfs } from '../../btrfs/btrfs.js';
 import { idToUuid, uuidToId } from '../push/source.js';
 import type { JobStream, RestoreJob } from './job.js';
@@ -36,11 +36,15 @@ function parentOf(path: string): string {
   return i <= 0 ? '/' : path.slice(0, i);
 }
 
-/** The name each stream's snapshot gets in the target (see the module comment). */
+/**
+ * The name each stream's snapshot gets in the target (see the module
+ * comment). Each is one valid path component (never `.`, `..`, empty or
+ * with `/`), so a rename never leaves the target whatever the names.
+ */
 export function restoredNames(job: Pick<RestoreJob, 'streams'>): Map<string, string> {
   const names = job.streams.map((s) => s.to.name);
   const unique = new Set(names.map(basename)).size === new Set(names).size;
-  return new Map(job.streams.map((s) => [s.to.guid, unique ? basename(s.to.name) : s.to.name.replaceAll('/', '_')]));
+  return new Map(job.streams.map((s) => [s.to.guid, assertBtrfsName(unique ? basename(s.to.name) : s.to.name.replaceAll('/', '_'), 'restored snapshot name')]));
 }
 
 async function exists(path: string): Promise<boolean> {
