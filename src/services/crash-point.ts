@@ -8,7 +8,9 @@
  * - push: `part-acked` (a part checkpointed), `volume-completed-in-store`
  *   (CompleteMultipartUpload verified, not yet recorded), `stream-record-written`,
  *   `stream-committed`, `holds-moved`, `holds-reconciled` (a run's holds made to
- *   match the manifest, before it resumes or sends), `discard-uploads-aborted` (a discarded
+ *   match the manifest, before it resumes or sends), `target-prepared` (a new
+ *   stream's target made sendable — on btrfs, pinned — before its stream row
+ *   exists), `discard-uploads-aborted` (a discarded
  *   stream's uploads aborted in the store, the manifest not yet told).
  * - consolidate: `consolidate-intent-recorded`, `consolidate-verified`,
  *   `consolidate-superseded`, `consolidate-before-mirror`,
