@@ -1,6 +1,7 @@
 /**
- * `zbk consolidate` end to end through the CLI, on zfs-fuse and the S3 test
- * server, with the clock injected (ZBK_NOW + the server's TestClock):
+ * `zbk consolidate` end to end through the CLI, on each snapshot source
+ * (zfs-fuse, and real btrfs in the zfs-fuse lane: test/e2e/source-fixture.ts)
+ * and the S3 test server, with the clock injected (ZBK_NOW + the server's TestClock):
  * the report changes nothing; --apply re-bases the chain on a new full and
  * deletes nothing younger than 180 days; once the clock passes 180 days a
  * later --apply deletes the superseded objects and their stream records;
@@ -15,12 +16,12 @@ import { streamRecordKey } from '../../src/layout.js';
 import type { ConsolidateResult } from '../../src/services/consolidate.js';
 import type { CostResult } from '../../src/services/cost.js';
 import { jsonOf } from '../helpers/cli.js';
-import { requireZfs } from '../helpers/pool.js';
-import { WRITES, assertLatestRestoresIdentical, createRig, ok, pushChain, sum } from './setup.js';
+import { requireSource, sourcesUnderTest } from '../e2e/source-fixture.js';
+import { WRITES, assertLatestRestoresIdentical, createSourceRig, ok, pushChain, sum } from './setup.js';
 
-test('consolidate: report, --apply without early deletion, deletion after 180 days, identical restore, request counts', async (t) => {
-  if (!requireZfs(t)) return;
-  const rig = await createRig(t);
+for (const kind of sourcesUnderTest) test(`[${kind}] consolidate: report, --apply without early deletion, deletion after 180 days, identical restore, request counts`, async (t) => {
+  if (!requireSource(t, kind)) return;
+  const rig = await createSourceRig(t, kind);
   await pushChain(rig);
   const oldData = await rig.keys('data/');
   const oldRecords = await rig.keys('streams/');
@@ -36,7 +37,7 @@ test('consolidate: report, --apply without early deletion, deletion after 180 da
   const d = report.datasets[0]!;
   assert.equal(report.applied, false);
   assert.equal(d.plan?.recommend, true, d.plan?.reason);
-  assert.deepEqual(d.kept.map((k) => k.name), ['s3']);
+  assert.deepEqual(d.kept.map((k) => k.name), [rig.snap('s3')]);
   assert.equal(d.plan!.deleteNow.length, 0, 'nothing is old enough to delete for free');
   assert.deepEqual(d.plan!.deleteLater.map((x) => x.key).sort(), oldData, 'the whole old chain is scheduled');
   assert.equal(d.plan!.earlyDeletionCharges, 0);
@@ -59,6 +60,10 @@ test('consolidate: report, --apply without early deletion, deletion after 180 da
   // Server accounting = the model's request counts for the new full.
   const m1 = rig.manifest();
   const nf = m1.stream(a.consolidated.streamId)!;
+  // The new full is of the latest pushed snapshot, with its identity (btrfs: zbk's pin of it, sent again).
+  assert.equal(nf.kind, 'full');
+  assert.equal(nf.to.name, rig.snap('s3'));
+  assert.equal(nf.to.guid.toString(), d.latest!.guid);
   const nfVolumes = m1.volumes(nf.streamId);
   const chain = m1.chainFor(rig.ds).map((s) => s.streamId);
   const states = m1.streams(rig.ds).map((s) => `${s.streamId}:${s.state}`);
@@ -99,8 +104,8 @@ test('consolidate: report, --apply without early deletion, deletion after 180 da
   // Day 180.5: s1's objects (uploaded at day 0) are free; s2's and s3's (days 1, 2) not yet.
   const m2 = rig.manifest();
   const oldStreams = m2.streams(rig.ds).filter((s) => s.state === 'superseded');
-  const keysOf = (name: string): string[] => m2.volumes(oldStreams.find((s) => s.to.name === name)!.streamId).map((v) => v.key);
-  const s1 = { id: oldStreams.find((s) => s.to.name === 's1')!.streamId, keys: keysOf('s1') };
+  const keysOf = (name: string): string[] => m2.volumes(oldStreams.find((s) => s.to.name === rig.snap(name))!.streamId).map((v) => v.key);
+  const s1 = { id: oldStreams.find((s) => s.to.name === rig.snap('s1'))!.streamId, keys: keysOf('s1') };
   const rest = [...keysOf('s2'), ...keysOf('s3')].sort();
   m2.close();
   const mid = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(180.5, ['consolidate', '--apply', '--json']), 'apply at day 180.5'));
@@ -125,5 +130,5 @@ test('consolidate: report, --apply without early deletion, deletion after 180 da
     m3.close();
   }
 
-  await assertLatestRestoresIdentical(rig, `${rig.pool.name}/restored`);
+  await assertLatestRestoresIdentical(rig, rig.source.target('restored'));
 });

@@ -1,12 +1,14 @@
 /**
- * Shared setup of the consolidation end-to-end tests: a zfs-fuse pool, the
- * S3 test server with a frozen TestClock, and a zbk repository on it whose
- * CLI runs see the same instant through ZBK_NOW. Prices are overridden so
- * that consolidating a few MiB pays back (the decision logic is the same at
- * any scale; real prices would need hundreds of GB of test data).
+ * Shared setup of the consolidation end-to-end tests: a scratch source (a
+ * zfs-fuse pool, or a loop-mounted btrfs: test/e2e/source-fixture.ts) with
+ * one dataset, the S3 test server with a frozen TestClock, and a zbk
+ * repository on it whose CLI runs see the same instant through ZBK_NOW.
+ * Prices are overridden so that consolidating a few MiB pays back (the
+ * decision logic is the same at any scale; real prices would need hundreds
+ * of GB of test data).
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { loadConfig } from '../../src/config/config.js';
@@ -14,21 +16,26 @@ import { Manifest } from '../../src/manifest/manifest.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { ObjectStore } from '../../src/store/object-store.js';
 import { startZbk, type CliResult } from '../helpers/cli.js';
-import { createTestPool, writeRandomFiles, type TestPool } from '../helpers/pool.js';
+import { writeRandomFiles, type TestPool } from '../helpers/pool.js';
 import { createTestRepo, type TestRepo } from '../helpers/repo.js';
-import { restoreLatestDirect } from '../helpers/restore-direct.js';
-import { hashTree } from '../helpers/tree-hash.js';
+import { restoreLatestDirect, restoreLatestDirectBtrfs } from '../helpers/restore-direct.js';
+import { facts, scratchSource, type ScratchSource, type SourceUnderTest } from '../e2e/source-fixture.js';
 import { startS3TestServer, TestClock, type S3TestServer } from '../s3-server/index.js';
 
 export const DAY = 86_400_000;
 
-export interface Rig {
-  pool: TestPool;
+/** The rig on either source. */
+export interface SourceRig {
+  kind: SourceUnderTest;
+  /** The scratch pool or btrfs the dataset lives on (its restore targets too). */
+  source: ScratchSource;
   server: S3TestServer;
   repo: TestRepo;
   ds: string;
   mnt: string;
   t0: Date;
+  /** The name zbk records and reports for snapshot `name` (btrfs: its path relative to the mount). */
+  snap(name: string): string;
   /** Run zbk at T0 + `days` (the server's clock is moved there first). */
   zbkAt(days: number, args: string[], env?: Record<string, string>): Promise<CliResult>;
   /** Open the manifest read-only for assertions. */
@@ -39,17 +46,23 @@ export interface Rig {
   keys(prefix: string): Promise<string[]>;
 }
 
+/** The ZFS rig (what the consolidation tests that are not parameterized use). */
+export interface Rig extends SourceRig {
+  pool: TestPool;
+}
+
 export async function createRig(t: TestContext, opts: { retention?: string } = {}): Promise<Rig> {
+  const rig = await createSourceRig(t, 'zfs', opts);
+  return { ...rig, pool: rig.source.pool! };
+}
+
+export async function createSourceRig(t: TestContext, kind: SourceUnderTest, opts: { retention?: string } = {}): Promise<SourceRig> {
   // Midnight UTC today: close to the snapshots' real creation times (retention buckets them by month).
   const t0 = new Date(Math.floor(Date.now() / DAY) * DAY);
   const server = await startS3TestServer({ buckets: ['zbk'], clock: new TestClock(t0), restoreDelayMs: 60_000 });
   t.after(() => server.close());
-  const pool = await createTestPool({ sizeMiB: 384 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/lib`;
-  await pool.zfs.createDataset(ds);
-  const mnt = await pool.zfs.mountpoint(ds);
-  assert.ok(mnt);
+  const source = await scratchSource(t, kind, { sizeMiB: 384 });
+  const { ds, mnt } = await source.dataset('lib');
   const creds = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
   // The test process itself reads the bucket (thaw + direct restore) with the same credentials.
   Object.assign(process.env, creds);
@@ -57,13 +70,15 @@ export async function createRig(t: TestContext, opts: { retention?: string } = {
   t.after(() => repo.cleanup());
   appendFileSync(repo.configPath, `\n[prices]\ndeep_archive_gb_month = 1.0\n\n[retention]\n${opts.retention ?? 'keep_last = 1'}\n`);
   let store: ObjectStore | null = null;
-  const rig: Rig = {
-    pool,
+  const rig: SourceRig = {
+    kind,
+    source,
     server,
     repo,
     ds,
     mnt,
     t0,
+    snap: (name) => source.snap(name),
     zbkAt(days, args, env = {}) {
       const at = new Date(t0.getTime() + days * DAY);
       server.clock.set(at);
@@ -88,15 +103,16 @@ export async function createRig(t: TestContext, opts: { retention?: string } = {
  * mountpoint) deleted, `files` new 1 MiB files written under `add` (seeded
  * by its name), then snapshot @`name` and `zbk push`.
  */
-export async function pushChange(rig: Rig, day: number, name: string, change: { remove?: string; add: string; files: number }): Promise<void> {
+export async function pushChange(rig: SourceRig, day: number, name: string, change: { remove?: string; add: string; files: number }): Promise<void> {
   if (change.remove !== undefined) rmSync(join(rig.mnt, change.remove), { recursive: true });
   writeRandomFiles(join(rig.mnt, change.add), { files: change.files, bytesEach: 1024 * 1024, seed: change.add });
-  await rig.pool.zfs.snapshot(`${rig.ds}@${name}`);
+  // Through `rig.ds`, not a closure: tests push a second dataset with `{ ...rig, ds, mnt }`.
+  await rig.source.snapshot(rig.ds, name);
   ok(await rig.zbkAt(day, ['push', rig.ds]), `push ${name}`);
 }
 
 /** Three pushes at days 0–2 (full @s1 + incrementals @s2, @s3) with deletions in between, so the old chain carries dead data. */
-export async function pushChain(rig: Rig): Promise<void> {
+export async function pushChain(rig: SourceRig): Promise<void> {
   await pushChange(rig, 0, 's1', { add: 'a', files: 4 });
   await pushChange(rig, 1, 's2', { remove: join('a', 'd0'), add: 'b', files: 2 });
   await pushChange(rig, 2, 's3', { remove: 'b', add: 'c', files: 2 });
@@ -108,7 +124,7 @@ export const sum = (r: Record<string, number>, keys: string[]): number => keys.r
 export const WRITES = ['PutObject', 'CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'DeleteObject', 'DeleteObjects', 'AbortMultipartUpload', 'RestoreObject'];
 
 /** Thaw the latest snapshot's chain (RestoreObject, then let the server clock pass the restore delay). */
-export async function thawLatest(rig: Rig): Promise<void> {
+export async function thawLatest(rig: SourceRig): Promise<void> {
   const m = rig.manifest();
   let keys: string[];
   try {
@@ -120,15 +136,26 @@ export async function thawLatest(rig: Rig): Promise<void> {
   rig.server.clock.advance(2 * 60_000);
 }
 
-/** Restore the latest pushed snapshot into a new dataset and compare every file with the source. */
-export async function assertLatestRestoresIdentical(rig: Rig, target: string): Promise<void> {
+/**
+ * Restore the latest pushed snapshot into `target` (ZFS: a new dataset;
+ * btrfs: a new directory on the scratch filesystem, `rig.source.target(name)`)
+ * and compare every file (contents, symlink targets, modes) with the source.
+ */
+export async function assertLatestRestoresIdentical(rig: SourceRig, target: string): Promise<void> {
   await thawLatest(rig);
-  await restoreLatestDirect(rig.repo.configPath, rig.repo.env.ZBK_PASSPHRASE_FILE!, rig.ds, target, rig.pool.zfs);
-  const mounted = (await rig.pool.zfs.mount(target).catch(() => rig.pool.zfs.mountpoint(target))) ?? '';
-  const src = await hashTree(rig.mnt);
-  const dst = await hashTree(mounted);
-  assert.ok(src.size > 0);
-  assert.deepEqual(dst, src, 'restored files differ from the source');
+  const { configPath, env } = rig.repo;
+  let restored: string;
+  if (rig.source.fs) {
+    mkdirSync(target);
+    restored = await restoreLatestDirectBtrfs(configPath, env.ZBK_PASSPHRASE_FILE!, rig.ds, target, rig.source.fs.btrfs);
+  } else {
+    const zfs = rig.source.pool!.zfs;
+    await restoreLatestDirect(configPath, env.ZBK_PASSPHRASE_FILE!, rig.ds, target, zfs);
+    restored = (await zfs.mount(target).catch(() => zfs.mountpoint(target))) ?? '';
+  }
+  const src = await facts(rig.mnt);
+  assert.ok(src.files.size > 0);
+  assert.deepEqual(await facts(restored), src, 'restored files differ from the source');
 }
 
 /** Exit 0 or fail with the command's stderr. */

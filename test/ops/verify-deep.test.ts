@@ -1,17 +1,21 @@
 /**
- * `zbk verify --deep`, the restore drill: a good chain restores into a
- * scratch dataset identical to the local snapshot (and the scratch datasets
- * are gone afterwards); a damaged volume fails with the integrity exit code;
- * archived data is never thawed without confirmation, and the cost is shown.
+ * `zbk verify --deep`, the restore drill, on each snapshot source (zfs-fuse,
+ * and real btrfs in the zfs-fuse lane: test/e2e/source-fixture.ts): a good
+ * chain restores into scratch space (ZFS: a scratch dataset; btrfs: a
+ * scratch directory next to zbk's pins) identical to the local snapshot,
+ * and the scratch datasets or subvolumes are gone afterwards; a damaged
+ * volume fails with the integrity exit code; archived data is never thawed
+ * without confirmation, and the cost is shown.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { openSync, readSync, writeSync, closeSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { DeepVerifyResult } from '../../src/services/verify-deep.js';
 import { jsonOf } from '../helpers/cli.js';
-import { createTestPool, requireZfs, writeRandomFiles } from '../helpers/pool.js';
-import { createTestRepo } from '../helpers/repo.js';
+import { writeRandomFiles } from '../helpers/pool.js';
+import { requireSource, sourceRepo, sourcesUnderTest, type SourceRepo } from '../e2e/source-fixture.js';
 import { startS3TestServer } from '../s3-server/index.js';
 
 function flipByte(path: string, offset: number): void {
@@ -23,20 +27,52 @@ function flipByte(path: string, offset: number): void {
   closeSync(fd);
 }
 
-test('verify --deep restores the latest snapshot into a scratch dataset and finds it identical; a flipped byte fails', async (t) => {
-  if (!requireZfs(t)) return;
-  const pool = await createTestPool({ sizeMiB: 256 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/photos`;
-  await pool.zfs.createDataset(ds);
-  const mnt = (await pool.zfs.mountpoint(ds))!;
-  const repo = await createTestRepo({ datasets: [ds] });
-  t.after(() => repo.cleanup());
+/**
+ * What the drill must leave behind: exactly the user's snapshots and zbk's
+ * own protection. ZFS: no `zbk-verify-*` scratch dataset (received copy or
+ * clone) on the pool. btrfs: no subvolume anywhere on the filesystem but the
+ * dataset, the user's snapshots under snaps/ and zbk's pin of the last
+ * pushed snapshot (`btrfs subvolume list -a`), and nothing in the pin
+ * directory but that pin (the drill's scratch directory is gone too).
+ */
+async function assertNoScratchLeft(src: SourceRepo, snapshots: string[], why: string): Promise<void> {
+  if (src.pool) {
+    const { pool, ds } = src;
+    assert.equal((await pool.zfs.listSnapshots(ds)).length, snapshots.length);
+    for (const name of ['zbk-verify', 'zbk-verify-src']) {
+      assert.equal(await pool.zfs.exists(`${pool.name}/${name}-x`), false);
+    }
+    const scratch = readdirSync(pool.mountpoint).filter((n) => n.startsWith('zbk-verify'));
+    for (const n of scratch) assert.equal(await pool.zfs.exists(`${pool.name}/${n}`), false, `scratch dataset ${n} is destroyed (${why})`);
+    return;
+  }
+  const fs = src.fs!;
+  const pins = await fs.btrfs.listPins(src.ds);
+  assert.deepEqual(pins.map((p) => p.snapshot.name), [snapshots.at(-1)], 'zbk keeps its pin of the last pushed snapshot only');
+  const pinDir = await fs.btrfs.pinDirectory(src.ds);
+  assert.deepEqual(readdirSync(pinDir), pins.map((p) => p.ref.slice(pinDir.length + 1)), `nothing but the pin in ${pinDir} (${why})`);
+  const list = spawnSync('btrfs', ['subvolume', 'list', '-a', fs.mountpoint], { encoding: 'utf8' });
+  assert.equal(list.status, 0, list.stderr);
+  // `-a` paths are relative to the top level, as `<FS_TREE>/path`.
+  const paths = list.stdout
+    .trim()
+    .split('\n')
+    .map((l) => / path (?:<FS_TREE>\/)?(.*)$/.exec(l)![1]!)
+    .sort();
+  const pinRel = (p: string): string => p.slice(fs.mountpoint.length + 1);
+  const expected = [pinRel(src.ds), '.zbk', ...pins.map((p) => pinRel(p.ref)), ...snapshots].sort();
+  assert.deepEqual(paths, expected, `no scratch subvolume left (${why})`);
+}
+
+for (const kind of sourcesUnderTest) test(`[${kind}] verify --deep restores the latest snapshot into scratch space and finds it identical; a flipped byte fails`, async (t) => {
+  if (!requireSource(t, kind)) return;
+  const src = await sourceRepo(t, kind, { sizeMiB: 256, name: 'photos' });
+  const { ds, mnt, repo } = src;
   writeRandomFiles(mnt, { files: 3, bytesEach: 1_000_000, seed: 'deep1' });
-  await pool.zfs.snapshot(`${ds}@a`);
+  await src.snapshot('a');
   assert.equal((await repo.zbk(['push'])).code, 0);
   writeRandomFiles(join(mnt, 'later'), { files: 2, bytesEach: 500_000, seed: 'deep2' });
-  await pool.zfs.snapshot(`${ds}@b`);
+  await src.snapshot('b');
   assert.equal((await repo.zbk(['push'])).code, 0);
   // Files changed after the snapshot must not matter: the drill compares with the snapshot.
   writeRandomFiles(join(mnt, 'after-snapshot'), { files: 1, bytesEach: 1000, seed: 'deep3' });
@@ -45,16 +81,13 @@ test('verify --deep restores the latest snapshot into a scratch dataset and find
   assert.equal(good.code, 0, good.stdout + good.stderr);
   const r = jsonOf<DeepVerifyResult>(good);
   assert.equal(r.outcome, 'verified');
-  assert.equal(r.snapshot, 'b');
+  assert.equal(r.snapshot, src.snap('b'));
+  assert.equal(r.ok, true);
+  assert.deepEqual(r.differences, []);
   assert.equal(r.comparedWithLocal, true);
+  assert.equal(r.streams, 2, 'the full and the incremental were received');
   assert.ok(r.filesCompared >= 6, `compared ${r.filesCompared} entries`);
-  const leftovers = (await pool.zfs.listSnapshots(ds)).length;
-  assert.equal(leftovers, 2);
-  for (const name of ['zbk-verify', 'zbk-verify-src']) {
-    assert.equal(await pool.zfs.exists(`${pool.name}/${name}-x`), false);
-  }
-  const scratch = readdirSync(pool.mountpoint).filter((n) => n.startsWith('zbk-verify'));
-  for (const n of scratch) assert.equal(await pool.zfs.exists(`${pool.name}/${n}`), false, `scratch dataset ${n} is destroyed (${good.stderr})`);
+  await assertNoScratchLeft(src, ['a', 'b'].map((n) => src.snap(n)), good.stderr);
 
   const dataDir = join(repo.dir, 'store', 'data');
   const stream = readdirSync(dataDir).sort()[0]!;
@@ -69,21 +102,19 @@ test('verify --deep restores the latest snapshot into a scratch dataset and find
   const check = await repo.zbk(['check']);
   assert.equal(check.code, 2, `check is CRITICAL after a failed drill: ${check.stdout}`);
   assert.match(check.stdout, /damaged|broken/i);
+  // A drill that failed in the middle of the receive cleans up too.
+  await assertNoScratchLeft(src, ['a', 'b'].map((n) => src.snap(n)), bad.stderr);
 });
 
-test('verify --deep on Deep Archive shows the thaw cost and spends nothing without --yes', async (t) => {
-  if (!requireZfs(t)) return;
+for (const kind of sourcesUnderTest) test(`[${kind}] verify --deep on Deep Archive shows the thaw cost and spends nothing without --yes`, async (t) => {
+  if (!requireSource(t, kind)) return;
   const server = await startS3TestServer({ buckets: ['zbk'] });
   t.after(() => server.close());
-  const pool = await createTestPool({ sizeMiB: 256 });
-  t.after(() => pool.destroy());
-  const ds = `${pool.name}/photos`;
-  await pool.zfs.createDataset(ds);
-  writeRandomFiles((await pool.zfs.mountpoint(ds))!, { files: 2, bytesEach: 1_000_000, seed: 'deepA' });
-  await pool.zfs.snapshot(`${ds}@a`);
   const env = { AWS_ACCESS_KEY_ID: server.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: server.credentials.secretAccessKey, AWS_REGION: server.region };
-  const repo = await createTestRepo({ storeUrl: 's3://zbk/x', endpoint: server.endpoint, datasets: [ds], extraEnv: env });
-  t.after(() => repo.cleanup());
+  const src = await sourceRepo(t, kind, { sizeMiB: 256, name: 'photos', repo: { storeUrl: 's3://zbk/x', endpoint: server.endpoint, extraEnv: env } });
+  const { repo } = src;
+  writeRandomFiles(src.mnt, { files: 2, bytesEach: 1_000_000, seed: 'deepA' });
+  await src.snapshot('a');
   assert.equal((await repo.zbk(['push'])).code, 0);
 
   const ask = await repo.zbk(['verify', '--deep', '--json']);
