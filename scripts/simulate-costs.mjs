@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Replays synthetic 10-year workloads (src/cost/simulate.ts) under each
+// Replays synthetic 10-year workloads (src/planner/simulate.ts) under each
 // consolidation policy and prints Markdown tables (see docs/COSTS.md).
 // Needs a build first: npx tsc -p tsconfig.json && node scripts/simulate-costs.mjs
-import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable } from '../dist/src/cost/simulate.js';
+import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable } from '../dist/src/planner/simulate.js';
 import { priceTable } from '../dist/src/cost/prices.js';
 
 const prices = priceTable('us-east-1', {});

@@ -6,7 +6,7 @@ import { simulateCosts, type SimulateResult } from '../../src/services/cost-simu
 
 export default class CostSimulate extends BaseCommand {
   static override summary = 'Compare consolidation policies over years for a workload (the docs/COSTS.md table).';
-  static override description = `Deterministic simulation (src/cost/simulate.ts): a library of --initial-gb growing --growth-gb per month with --churn of it rewritten monthly, pushed daily; for each policy the storage, request and early-deletion cost over --months, and what restoring the latest snapshot would cost at the end. Uses the configured [prices] when a config exists, else the default table. Spends nothing.
+  static override description = `Deterministic simulation (src/planner/simulate.ts): a library of --initial-gb growing --growth-gb per month with --churn of it rewritten monthly, pushed daily; for each policy the storage, request and early-deletion cost over --months, and what restoring the latest snapshot would cost at the end. Uses the configured [prices] when a config exists, else the default table. Spends nothing.
 
 Exit codes: 0 ok, 2 bad flags, 3 config.`;
   static override examples = ['<%= config.bin %> cost simulate', '<%= config.bin %> cost simulate --initial-gb 2000 --growth-gb 50 --months 60'];

@@ -10,10 +10,10 @@
  * shifts ages by < 30 days). Policies act once per month, after the push.
  * Retention keeps only the latest snapshot (zbk's default `keep_last = 1`).
  */
-import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadRequestCost } from './model.js';
-import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type StorageClass } from './prices.js';
-import { chainTo, planConsolidation, type ConsolidationStream } from '../planner/consolidate-plan.js';
-import { planRestore, type RestoreVolume } from '../planner/restore-plan.js';
+import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadRequestCost } from '../cost/model.js';
+import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type StorageClass } from '../cost/prices.js';
+import { chainTo, planConsolidation, type ConsolidationStream } from './consolidate-plan.js';
+import { planRestore, type RestoreVolume } from './restore-plan.js';
 
 export interface Workload {
   months: number;

@@ -1,11 +1,11 @@
 /**
  * `zbk cost simulate`: the long-run comparison of consolidation policies
- * (src/cost/simulate.ts) for a workload the user describes, priced with the
+ * (src/planner/simulate.ts) for a workload the user describes, priced with the
  * configured table. Pure computation; no manifest, no store.
  */
 import { UsageError } from '../errors.js';
 import { priceTable, priceTableWarnings } from '../cost/prices.js';
-import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable, type SimulationResult, type Workload } from '../cost/simulate.js';
+import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable, type SimulationResult, type Workload } from '../planner/simulate.js';
 
 export interface SimulateOptions {
   /** Overrides of DEFAULT_WORKLOAD (months, initialGB, growthGBPerMonth, churnPerMonth, …). */

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { sealedPartSize } from '../../src/crypto/index.js';
-import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable } from '../../src/cost/simulate.js';
+import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable } from '../../src/planner/simulate.js';
 import { priceTable } from '../../src/cost/prices.js';
 import { clockFromEnv } from '../../src/services/consolidate-clock.js';
 import { sealedBytesOf } from '../../src/services/consolidate-report.js';

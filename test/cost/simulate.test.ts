@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { priceTable } from '../../src/cost/prices.js';
-import { DEFAULT_WORKLOAD, simulate } from '../../src/cost/simulate.js';
+import { DEFAULT_WORKLOAD, simulate } from '../../src/planner/simulate.js';
 
 const P = priceTable('us-east-1');
 const start = new Date('2027-01-01T00:00:00Z');
