@@ -18,9 +18,11 @@ section 2); those are read too.
 
     zbk-recover.py DIR list [--json]               datasets, snapshots, chains
     zbk-recover.py DIR keys DATASET@SNAPSHOT       the volume keys a restore needs (to thaw)
-    zbk-recover.py DIR cat STREAM > stream.zfs     one stream's plaintext (a zfs send stream)
+    zbk-recover.py DIR cat STREAM > stream.zfs     one stream's plaintext (a zfs or btrfs send stream)
     zbk-recover.py DIR restore DATASET@SNAPSHOT TARGET
-                                                   zfs receive the whole chain into TARGET
+                                                   zfs receive the whole chain into TARGET (a new
+                                                   dataset); for a btrfs dataset, btrfs receive it
+                                                   into the directory TARGET on btrfs
     zbk-recover.py DIR manifest OUT.db             the newest manifest mirror (SQLite), optional
     zbk-recover.py selftest [FORMAT.md]            check this decoder against the document's vectors
 
@@ -28,12 +30,31 @@ The key: the passphrase from the file ZBK_PASSPHRASE_FILE (or
 --passphrase-file FILE, or a prompt on a terminal), or --paper-key FILE (the
 sheet printed by `zbk key export`; no key file needed then).
 
+btrfs (FORMAT.md section 11b): a dataset whose records say "source": "btrfs"
+is the absolute path of a subvolume, e.g. /srv/photos, and its snapshot names
+are paths relative to the btrfs mount, e.g. /srv/photos@.snapshots/12/snapshot
+(DATASET@SNAPSHOT is split at the '@' that ends a dataset in DIR). `list`
+shows its streams as "btrfs send ..." and its snapshots by UUID (--json gives
+both the recorded decimal "guid" and "uuid", and "source": "btrfs" on the
+dataset and its streams; ZFS entries are as before). `restore` receives the
+chain with `btrfs receive TARGET` (--btrfs 'sudo btrfs'), one stream at a
+time, into TARGET: an empty directory on btrfs, created when only its parent
+exists. After each receive the new subvolume's "Received UUID" (btrfs
+subvolume show) must be the record's to.guid, else exit 6; it is then renamed
+to the last component of the snapshot's name (snaps/s2 gives s2), or, when two
+snapshots of the chain share that component (snapper's .snapshots/<n>/snapshot),
+every one to its whole name with '/' as '_' (.snapshots_12_snapshot).
+The result is read-only subvolumes; `btrfs subvolume snapshot` the last one for
+a writable copy. This script itself makes TARGET and renames in it, so run it
+as root or own TARGET's parent.
+
 Safety: before a byte of a stream is written, its record is checked and every
 volume is present with its recorded size; each sealed part is authenticated
 completely before any of its plaintext is written; the last part of a volume
 is written only after the volume's SHA-256 matched the record. A failed part
 is never written, and `zfs receive` commits nothing without the stream's end,
-which is in the last part of the last volume.
+which is in the last part of the last volume. A btrfs receive that fails or is
+cut off leaves a writable subvolume without a received UUID: it is deleted.
 
 Memory: one part's plaintext at a time (the repository's part size: 32 MiB by
 default, at most 4 GiB) plus one 256 KiB chunk, plus Argon2id's memlimit
@@ -50,7 +71,8 @@ Exit codes:
     5   no such dataset, snapshot or stream in DIR
     6   integrity failure: a byte changed, an object truncated, extended,
         swapped or replayed, a volume hash or size differing from its record
-    7   zfs receive (or another zfs command) failed
+    7   zfs receive (or another zfs command) failed; for a btrfs dataset,
+        btrfs receive (or another btrfs command) failed
     130 interrupted
 """
 
@@ -76,7 +98,7 @@ EXIT_MISSING = 3
 EXIT_KEY = 4
 EXIT_NOT_FOUND = 5
 EXIT_INTEGRITY = 6
-EXIT_ZFS = 7
+EXIT_ZFS = 7  # also btrfs
 EXIT_INTERRUPTED = 130
 
 
@@ -616,6 +638,14 @@ def check_record(r, stream_id):
         raise ValueError("to")
     if not (is_count(r.get("plaintextSize")) and is_count(r.get("storedSize"))):
         raise ValueError("sizes")
+    source = r.get("source")
+    if source is not None and not isinstance(source, str):
+        raise ValueError("source")
+    if source == "btrfs":
+        # FORMAT.md section 10: each guid is a UUID as a 128-bit integer.
+        for end in (f, t):
+            if end is not None and int(end["guid"]) >= 1 << 128:
+                raise ValueError("guid: more than 128 bits for a btrfs UUID")
     flags = r.get("sendFlags")
     if flags is not None and not (isinstance(flags, list) and all(isinstance(x, str) and x.startswith("-") for x in flags)):
         raise ValueError("sendFlags")
@@ -652,6 +682,7 @@ class Stream:
         self.frm = rec["from"]
         self.to = rec["to"]
         self.flags = rec.get("sendFlags")
+        self.source = rec.get("source")  # None: ZFS; "btrfs" (FORMAT.md section 11b)
         self.raw = "-w" in (self.flags or [])
         self.stored = rec["storedSize"]
         self.volumes = rec["volumes"]
@@ -661,9 +692,19 @@ class Stream:
     def kind(self):
         return "full" if self.frm is None else "incremental"
 
+    @property
+    def btrfs(self):
+        return self.source == "btrfs"
+
     def label(self):
         base = f"@{self.frm['name']}" if self.frm else "(full)"
         return f"{self.dataset} {base} -> @{self.to['name']}"
+
+
+def guid_uuid(guid):
+    """A btrfs record's decimal guid as the UUID it stands for (FORMAT.md section 11b)."""
+    h = f"{int(guid):032x}"
+    return f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
 def load_stream(repo, keystore, key, stream_id):
@@ -805,10 +846,19 @@ def missing_link(streams, guid):
         guid = nxt.frm["guid"]
 
 
-def parse_target(spec):
+def parse_target(spec, cat=None):
+    """(dataset, snapshot) of DATASET@SNAPSHOT. A ZFS name holds one '@'; a btrfs
+    path and snapshot path may hold more, so with the catalog the split is at
+    the '@' that ends a dataset in DIR (one a stream of it ends at, if several)."""
     if "@" not in spec:
         raise Fail(EXIT_USAGE, f"{spec!r}: give DATASET@SNAPSHOT")
     ds, snap = spec.rsplit("@", 1)
+    if cat is not None and ds not in cat.datasets():
+        known = set(cat.datasets())
+        splits = [(spec[:i], spec[i + 1:]) for i, c in enumerate(spec) if c == "@" and spec[:i] in known]
+        ending = [(d, n) for d, n in splits if any(s.dataset == d and s.to["name"] == n for s in cat.streams)]
+        if ending or splits:
+            ds, snap = (ending or splits)[-1]
     return ds, snap
 
 
@@ -895,12 +945,15 @@ def cmd_list(repo, keystore, args):
         snaps = {}
         for s in streams:
             snaps.setdefault(s.to["guid"], s.to)
+        btrfs = any(s.btrfs for s in streams)
         entry = {"name": ds, "snapshots": [], "streams": []}
+        if btrfs:
+            entry["source"] = "btrfs"
         for guid, to in sorted(snaps.items(), key=lambda kv: int(kv[1]["createtxg"])):
             b = best.get(guid)
             chain = b[2] if b else None
             entry["snapshots"].append({
-                "name": to["name"], "guid": guid, "createtxg": to["createtxg"], "creation": to["creation"],
+                "name": to["name"], "guid": guid, **({"uuid": guid_uuid(guid)} if btrfs else {}), "createtxg": to["createtxg"], "creation": to["creation"],
                 "chain": [x.id for x in chain] if chain else None,
                 "chainSnapshots": [x.to["name"] for x in chain] if chain else None,
                 "storedSize": b[0] if b else None,
@@ -912,6 +965,7 @@ def cmd_list(repo, keystore, args):
                 "streamId": s.id, "kind": s.kind, "from": s.frm, "to": s.to, "sendFlags": s.flags, "raw": s.raw,
                 "plaintextSize": s.rec["plaintextSize"], "storedSize": s.stored, "volumes": [v["key"] for v in s.volumes],
                 "keyId": s.key_id.hex(), "volumesHere": s.problem is None, "problem": s.problem[1] if s.problem else None,
+                **({"source": "btrfs"} if s.btrfs else {}),
             })
         data["datasets"].append(entry)
     data["problems"] = [{"key": k, "reason": r} for k, r, _ in cat.problems]
@@ -921,20 +975,22 @@ def cmd_list(repo, keystore, args):
     for k in data["keys"]:
         print(f"key {k['keyId']} (from {k['from']})")
     for d in data["datasets"]:
-        print(f"\n{d['name']}")
+        print(f"\n{d['name']}" + ("  (btrfs)" if "source" in d else ""))
         for sn in d["snapshots"]:
+            ident = f"uuid {sn['uuid']}" if "uuid" in sn else f"guid {sn['guid']}"
             if sn["chain"]:
                 links = " -> ".join("@" + n for n in sn["chainSnapshots"])
                 here = "volumes here" if sn["restorableHere"] else "volumes NOT all here"
-                print(f"  @{sn['name']}  guid {sn['guid']}  chain {links} ({len(sn['chain'])} stream(s), {fmt_size(sn['storedSize'])}; {here})")
+                print(f"  @{sn['name']}  {ident}  chain {links} ({len(sn['chain'])} stream(s), {fmt_size(sn['storedSize'])}; {here})")
             else:
-                print(f"  @{sn['name']}  guid {sn['guid']}  not restorable: {sn['problem']}")
+                print(f"  @{sn['name']}  {ident}  not restorable: {sn['problem']}")
         print("  streams:")
         for st in d["streams"]:
             base = f"@{st['from']['name']}" if st["from"] else "full"
             flags = " ".join(st["sendFlags"]) if st["sendFlags"] else ("(none)" if st["sendFlags"] == [] else "(unrecorded)")
             state = "volumes here" if st["volumesHere"] else st["problem"]
-            print(f"    {st['streamId']}  {base} -> @{st['to']['name']}  zfs send {flags}  {fmt_size(st['plaintextSize'])} in {len(st['volumes'])} volume(s); {state}")
+            send = "btrfs send" if "source" in st else "zfs send"
+            print(f"    {st['streamId']}  {base} -> @{st['to']['name']}  {send} {flags}  {fmt_size(st['plaintextSize'])} in {len(st['volumes'])} volume(s); {state}")
     if data["problems"]:
         print("\nnot usable:")
         for p in data["problems"]:
@@ -943,7 +999,7 @@ def cmd_list(repo, keystore, args):
 
 def cmd_keys(repo, keystore, args):
     cat = Catalog(repo, keystore)
-    ds, snap = parse_target(args.snapshot)
+    ds, snap = parse_target(args.snapshot, cat)
     for s in chain_for(cat, ds, snap, usable_only=False):
         for v in s.volumes:
             print(v["key"])
@@ -972,7 +1028,7 @@ def zfs_run(zfs, args, check=True):
     return r
 
 
-def receive(repo, keystore, s, zfs, argv):
+def receive(repo, keystore, s, zfs, argv, what="zfs receive"):
     errors = tempfile.TemporaryFile()  # not a pipe: zfs must never block on it while we write
     try:
         proc = subprocess.Popen(zfs + argv, stdin=subprocess.PIPE, stderr=errors)
@@ -983,7 +1039,7 @@ def receive(repo, keystore, s, zfs, argv):
         try:
             proc.stdin.writelines(chunks)
         except BrokenPipeError:
-            raise Fail(EXIT_ZFS, "zfs receive stopped reading")
+            raise Fail(EXIT_ZFS, f"{what} stopped reading")
     try:
         write_stream(repo, keystore, s, emit)
         proc.stdin.close()
@@ -1002,8 +1058,13 @@ def receive(repo, keystore, s, zfs, argv):
 
 def cmd_restore(repo, keystore, args):
     cat = Catalog(repo, keystore)
-    ds, snap = parse_target(args.snapshot)
+    ds, snap = parse_target(args.snapshot, cat)
     chain = chain_for(cat, ds, snap, usable_only=True)
+    sources = {s.source for s in chain}
+    if sources == {"btrfs"}:
+        return restore_btrfs(repo, keystore, ds, snap, chain, args)
+    if sources != {None}:
+        raise Fail(EXIT_FAIL, f"{ds}@{snap}: its streams are of source(s) {', '.join(sorted(str(x) for x in sources))}; this decoder receives ZFS and btrfs streams only")
     zfs = shlex.split(args.zfs)
     target = args.target
     if "@" in target or target.startswith("/") or target == "":
@@ -1037,6 +1098,116 @@ def cmd_restore(repo, keystore, args):
         if m.returncode != 0 and "already mounted" not in m.stderr:
             print(f"warning: zfs mount {target}: {m.stderr.strip()}", file=sys.stderr)
     print(f"done: {target}@{last['name']}", file=sys.stderr)
+
+
+# btrfs (FORMAT.md section 11b)
+
+def mount_type(path):
+    """The filesystem type of the mount `path` (a real path) is on, from /proc/self/mountinfo; None if unknown."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    best, kind = -1, None
+    for line in lines:
+        fields = line.split(" ")
+        if " - " not in line or len(fields) < 5:
+            continue
+        mp = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        after = line.split(" - ", 1)[1].split(" ")
+        inside = path == mp or mp == "/" or path.startswith(mp.rstrip("/") + "/")
+        if inside and len(mp) >= best:  # the last of equal mounts is the one on top
+            best, kind = len(mp), after[0]
+    return kind
+
+
+def btrfs_target(target):
+    """Check (and make) the btrfs restore target: an empty directory on btrfs, or a new one whose parent is there."""
+    target = os.path.abspath(target)
+    if os.path.lexists(target):
+        if not os.path.isdir(target):
+            raise Fail(EXIT_USAGE, f"{target} is not a directory: a btrfs dataset is restored into a new or empty directory on btrfs")
+        there = sorted(os.listdir(target))
+        if there:
+            raise Fail(EXIT_USAGE, f"{target} already holds {', '.join(there[:3])}{', ...' if len(there) > 3 else ''}: restore into a new or empty directory")
+        where, make = target, False
+    else:
+        where, make = os.path.dirname(target), True
+        if not os.path.isdir(where):
+            raise Fail(EXIT_USAGE, f"the parent directory {where} of {target} does not exist")
+    kind = mount_type(os.path.realpath(where))
+    if kind is not None and kind != "btrfs":
+        raise Fail(EXIT_USAGE, f"{where} is on {kind}, not btrfs: a btrfs dataset is restored into a directory on btrfs")
+    if make:
+        os.mkdir(target, 0o755)
+    return target
+
+
+def restored_names(chain):
+    """{to guid: name in TARGET}: the last component of each snapshot's name, or, when two of the chain share it,
+    for every one the whole name with '/' as '_' (FORMAT.md section 11b)."""
+    names = [s.to["name"] for s in chain]
+    last = [n.rsplit("/", 1)[-1] for n in names]
+    unique = len(set(last)) == len(set(names))
+    return {s.to["guid"]: (b if unique else n.replace("/", "_")) for s, n, b in zip(chain, names, last)}
+
+
+def received_uuid(btrfs, path):
+    """The "Received UUID:" of `btrfs subvolume show PATH` (lowercase), or None when it has none ("-")."""
+    r = zfs_run(btrfs, ["subvolume", "show", path])
+    m = re.search(r"^\s*Received UUID:\s*(\S+)\s*$", r.stdout, re.M)
+    if not m:
+        raise Fail(EXIT_ZFS, f"{' '.join(btrfs)} subvolume show {path} gives no Received UUID line")
+    return None if m.group(1) == "-" else m.group(1).lower()
+
+
+def restore_btrfs(repo, keystore, ds, snap, chain, args):
+    btrfs = shlex.split(args.btrfs)
+    names = restored_names(chain)
+    if len(set(names.values())) != len(names) or any(not n or n in (".", "..") for n in names.values()):
+        raise Fail(EXIT_FAIL, f"{ds}@{snap}: the snapshots of its chain do not give distinct names in the target ({', '.join(s.to['name'] for s in chain)})")
+    target = os.path.abspath(args.target)
+    print(f"restoring {ds}@{snap} into {target}: " + " -> ".join(f"@{s.to['name']} ({s.id})" for s in chain), file=sys.stderr)
+    if args.dry_run:
+        for s in chain:
+            print(" ".join(btrfs + ["receive", shlex.quote(target)]) + f"   < stream {s.id}; then the new subvolume (received UUID {guid_uuid(s.to['guid'])}) -> {shlex.quote(os.path.join(target, names[s.to['guid']]))}")
+        return
+    target = btrfs_target(target)
+    done = []
+    for s in chain:
+        final = os.path.join(target, names[s.to["guid"]])
+        want = guid_uuid(s.to["guid"])
+        print(f"  receiving {s.label()} ({fmt_size(s.rec['plaintextSize'])})", file=sys.stderr)
+        held = f"; {target} holds " + ", ".join(done) + " from the streams before it" if done else ""
+        if os.path.lexists(final):
+            raise Fail(EXIT_FAIL, f"{final} exists before its stream is received{held}")
+        before = set(os.listdir(target))
+        try:
+            receive(repo, keystore, s, btrfs, ["receive", target], what="btrfs receive")
+        except Fail as e:
+            left = sorted(set(os.listdir(target)) - before)
+            gone = []
+            for n in left:  # what the failed receive created: never a finished snapshot
+                if zfs_run(btrfs, ["subvolume", "delete", os.path.join(target, n)], check=False).returncode == 0:
+                    gone.append(n)
+            kept = [n for n in left if n not in gone]
+            e.message += (f" — what it had received ({', '.join(gone)}) was deleted" if gone else " — nothing of it is in the target")
+            if kept:
+                e.message += f"; could not delete {', '.join(os.path.join(target, n) for n in kept)}: delete it by hand"
+            e.message += held
+            raise
+        new = sorted(set(os.listdir(target)) - before)
+        if len(new) != 1:
+            raise Fail(EXIT_ZFS, f"btrfs receive into {target} of stream {s.id} succeeded but created {len(new)} entries ({', '.join(new)}), not one subvolume{held}")
+        got = os.path.join(target, new[0])
+        uuid = received_uuid(btrfs, got)
+        if uuid != want:
+            raise Fail(EXIT_INTEGRITY, f"{got}, received from stream {s.id} ({s.label()}), has received UUID {uuid or '(none)'}, but the record says {want}: "
+                       f"not the snapshot recorded (do not use it){held}")
+        os.rename(got, final)
+        done.append(names[s.to["guid"]])
+    print(f"done: {ds}@{snap} is {os.path.join(target, names[chain[-1].to['guid']])} (read-only; btrfs subvolume snapshot it for a writable copy)", file=sys.stderr)
 
 
 def mirror_stamp(path):
@@ -1202,7 +1373,7 @@ def cmd_selftest(path):
 def main(argv):
     p = argparse.ArgumentParser(prog="zbk-recover.py", description="Read a zbk repository without zbk (docs/FORMAT.md).",
                                 epilog="Exit codes: 0 ok, 1 other failure, 2 usage, 3 missing object, 4 wrong passphrase or key, "
-                                       "5 no such dataset/snapshot/stream, 6 integrity failure, 7 zfs failed, 130 interrupted.")
+                                       "5 no such dataset/snapshot/stream, 6 integrity failure, 7 zfs (or btrfs) failed, 130 interrupted.")
     p.add_argument("dir", help="the repository directory (the bucket prefix's keys as files), or 'selftest'")
     p.add_argument("command", nargs="?", help="list | keys | cat | restore | manifest")
     p.add_argument("args", nargs="*")
@@ -1210,8 +1381,9 @@ def main(argv):
     p.add_argument("--passphrase-file", metavar="FILE", help="passphrase file (first line); default $ZBK_PASSPHRASE_FILE")
     p.add_argument("--json", action="store_true", help="list: JSON output")
     p.add_argument("--zfs", default=os.environ.get("ZBK_ZFS", "zfs"), help="restore: the zfs command, e.g. 'sudo zfs' (default: zfs)")
-    p.add_argument("--no-mount", action="store_true", help="restore: leave the target unmounted")
-    p.add_argument("--dry-run", action="store_true", help="restore: print the chain and the zfs commands only")
+    p.add_argument("--btrfs", default=os.environ.get("ZBK_BTRFS", "btrfs"), help="restore of a btrfs dataset: the btrfs command, e.g. 'sudo btrfs' (default: btrfs)")
+    p.add_argument("--no-mount", action="store_true", help="restore: leave the target unmounted (ZFS)")
+    p.add_argument("--dry-run", action="store_true", help="restore: print the chain and the zfs (or btrfs) commands only")
     a = p.parse_args(argv)
 
     if a.dir == "selftest":
@@ -1220,7 +1392,7 @@ def main(argv):
         return
     need = {"list": 0, "keys": 1, "cat": 1, "restore": 2, "manifest": 1}
     if a.command not in need or len(a.args) != need[a.command]:
-        raise Fail(EXIT_USAGE, "usage: zbk-recover.py DIR list | keys DATASET@SNAPSHOT | cat STREAM | restore DATASET@SNAPSHOT TARGET | manifest OUT.db  (or: selftest [FORMAT.md]); see --help")
+        raise Fail(EXIT_USAGE, "usage: zbk-recover.py DIR list | keys DATASET@SNAPSHOT | cat STREAM | restore DATASET@SNAPSHOT TARGET (a new ZFS dataset, or a directory on btrfs) | manifest OUT.db  (or: selftest [FORMAT.md]); see --help")
     if a.command == "keys":
         a.snapshot = a.args[0]
     elif a.command == "cat":
