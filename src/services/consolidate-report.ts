@@ -3,8 +3,6 @@
  * keeps, what the planner recommends, and what is already scheduled for
  * deletion. `--apply` acts on exactly this (see consolidate.ts).
  */
-import { lstat, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { sealedPartSize } from '../crypto/index.js';
 import type { PriceTable } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -14,7 +12,6 @@ import type { ServiceContext } from './context.js';
 import { costClass, deletionSchedule, type DeletionSchedule } from './consolidate-schedule.js';
 import { retentionOf } from './consolidate-retention.js';
 import { pushSourceFor } from './push/sources.js';
-import { sourceKindOf, type PushSnapshot } from './push/source.js';
 
 export interface KeptSnapshot {
   name: string;
@@ -51,31 +48,6 @@ export function sealedBytesOf(plain: number, partSize: number): number {
   return whole * sealedPartSize(partSize) + (rest > 0 ? sealedPartSize(rest) : 0);
 }
 
-/** Apparent bytes of the regular files and symlinks below `dir` (not following symlinks). */
-async function treeBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const e of await readdir(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) total += await treeBytes(p);
-    else if (e.isFile() || e.isSymbolicLink()) total += (await lstat(p)).size;
-  }
-  return total;
-}
-
-/**
- * Plaintext bytes of a new full stream of `local`: its referenced size.
- * btrfs cannot tell one (the port reports 0: no `referenced`, no send
- * estimate), and a new full estimated at 0 bytes made every btrfs chain look
- * free to re-base (upload and storage of the new full priced at $0, so
- * consolidation was always "recommended" and its object/part counts were 0).
- * There the snapshot's files are measured instead (`local.name` is its
- * path; a walk of the tree, what a full `btrfs send` carries, its metadata aside).
- */
-async function newFullPlaintextBytes(dataset: string, local: PushSnapshot): Promise<number> {
-  if (local.referenced > 0 || sourceKindOf(dataset) !== 'btrfs') return local.referenced;
-  return treeBytes(local.name);
-}
-
 /** The dataset's complete streams as the planner sees them (guids as decimal strings). */
 export function plannerStreams(manifest: Manifest, dataset: string): ConsolidationStream[] {
   return manifest
@@ -95,7 +67,7 @@ export function plannerStreams(manifest: Manifest, dataset: string): Consolidati
     });
 }
 
-/** Plan one dataset at `ctx.now()`. Reads the manifest and `zfs list` (btrfs: the latest snapshot's file sizes); writes nothing. */
+/** Plan one dataset at `ctx.now()`. Reads the manifest and the source (its snapshots; the size of a new full, ./push/source.ts); writes nothing. */
 export async function planDataset(ctx: ServiceContext, manifest: Manifest, dataset: string, opts: PlanOptions): Promise<DatasetPlan> {
   const now = ctx.now();
   const retention = retentionOf(manifest, dataset, ctx.config.retention);
@@ -116,16 +88,15 @@ export async function planDataset(ctx: ServiceContext, manifest: Manifest, datas
   let blocked: string | null = null;
   if (manifest.findInFlightStream(dataset)) blocked = 'a push of this dataset is in flight: run "zbk push" to finish it first';
   // The new full is sent from the local snapshot: it must still exist, with the same guid.
-  const local = await pushSourceFor(ctx, dataset)
-    .findLocal(dataset, last)
-    .catch(() => null);
+  const source = pushSourceFor(ctx, dataset);
+  const local = await source.findLocal(dataset, last).catch(() => null);
   if (!local) blocked ??= `the latest pushed snapshot @${last.name} is not on this machine (a new full is sent from it)`;
 
   const streams = plannerStreams(manifest, dataset);
   const { partSize, volumeSize } = ctx.config.upload;
   // Without the local snapshot, the current chain's size stands in (the report stays meaningful).
   const chainBytes = (chainTo(last.guid.toString(), streams) ?? []).reduce((n, s) => n + s.storedBytes, 0);
-  const newFullBytes = local ? sealedBytesOf(await newFullPlaintextBytes(dataset, local), partSize) : chainBytes;
+  const newFullBytes = local ? sealedBytesOf(await source.fullStreamSize(local), partSize) : chainBytes;
   const plan = planConsolidation({
     dataset,
     streams,

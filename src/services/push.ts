@@ -648,7 +648,8 @@ export class PushService {
   ): Promise<DatasetPushResult> {
     // btrfs estimates nothing (null), so what is sent (the pin, made only when pushing) does not matter here.
     const estimate = await source.estimate({ snapshot: target.name, ...(base ? { from: base.sendFrom } : {}), flags: sendFlags });
-    return dryRunResult(this.ctx.config, { dataset, target, base: base?.name ?? null, reason, sendFlags, estimate, started });
+    const fullBytes = estimate === null && !base ? await source.fullStreamSize(target) : target.referenced;
+    return dryRunResult(this.ctx.config, { dataset, target: { ...target, referenced: fullBytes }, base: base?.name ?? null, reason, sendFlags, estimate, started });
   }
 }
 

@@ -15,6 +15,7 @@
  * A pin costs only the blocks that later change in the dataset, as the
  * user's own snapshot did.
  */
+import { lstat, readdir } from 'node:fs/promises';
 import { UsageError, OperationError } from '../../errors.js';
 import { BtrfsError } from '../../btrfs/errors.js';
 import type { Btrfs } from '../../btrfs/btrfs.js';
@@ -49,6 +50,17 @@ export async function resolveBtrfsDataset(btrfs: Btrfs, dataset: string): Promis
     throw new UsageError(`${dataset} is reached through a symlink (it is ${real}): name the subvolume by its real path in the config`, 'DATASET_SYMLINK');
   }
   return real;
+}
+
+/** Apparent bytes of the regular files and symlinks below `dir` (symlinks not followed; nested subvolumes are empty directories in a snapshot). */
+async function treeBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory()) total += await treeBytes(p);
+    else if (e.isFile() || e.isSymbolicLink()) total += (await lstat(p)).size;
+  }
+  return total;
 }
 
 export class BtrfsPushSource implements PushSource {
@@ -156,6 +168,11 @@ export class BtrfsPushSource implements PushSource {
       );
     }
     return [...flags];
+  }
+
+  /** btrfs has no referenced size nor a send estimate: the snapshot's files are measured (so a consolidation or a dry run does not price a new full at $0). */
+  fullStreamSize(snapshot: PushSnapshot): Promise<number> {
+    return treeBytes(snapshot.name);
   }
 
   async estimate(): Promise<number | null> {

@@ -103,6 +103,14 @@ export interface PushSource {
    */
   sendFlagsOf(stream: StreamRow): Promise<string[]>;
 
+  /**
+   * About how many bytes a full stream of `snapshot` carries, for prices and
+   * plans (a new full of a consolidation, a dry run): ZFS its referenced
+   * size; btrfs, which cannot tell, the apparent size of its files, measured
+   * by walking it (a full `btrfs send` carries them, plus metadata).
+   */
+  fullStreamSize(snapshot: PushSnapshot): Promise<number>;
+
   /** Estimated stream size in bytes, or null where the source cannot tell. */
   estimate(request: PushSendRequest): Promise<number | null>;
 

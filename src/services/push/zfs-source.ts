@@ -82,6 +82,10 @@ export class ZfsPushSource implements PushSource {
     return flags;
   }
 
+  async fullStreamSize(snapshot: PushSnapshot): Promise<number> {
+    return snapshot.referenced;
+  }
+
   async estimate(request: PushSendRequest): Promise<number | null> {
     return this.zfs.estimateSendSize(await this.sendOptions(request)).catch(() => null);
   }
