@@ -8,7 +8,7 @@ import type { OpenedStore } from '../store/open-store.js';
 import type { S3Store } from '../store/s3-store.js';
 import { lockManifest, type ServiceContext } from './context.js';
 import { abortOrphanUploads, findOrphanUploads } from './orphans.js';
-import { messageOf, row, type DoctorCheck, type DoctorOptions } from './doctor.js';
+import { messageOf, row, type DoctorCheck, type DoctorOptions } from './doctor-check.js';
 
 /** S3 refuses requests signed more than 15 minutes off its clock. */
 const SKEW_FAIL_SECONDS = 15 * 60;

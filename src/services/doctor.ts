@@ -17,6 +17,7 @@ import { KEY_FILE_KEY } from '../layout.js';
 import { manifestPath, nearestExisting, openManifest, sodium, type ServiceContext } from './context.js';
 import { passphraseFileRef, passphraseFileTooOpen, readPassphraseFile } from './passphrase.js';
 import { s3Checks, orphanCheck, mirrorFreshness, clockSkewCheck } from './doctor-store.js';
+import { messageOf, row, type CheckStatus, type DoctorCheck, type DoctorOptions } from './doctor-check.js';
 import { NotFoundError } from '../store/errors.js';
 import { ConfigError } from '../errors.js';
 import type { ZfsCapabilities } from '../zfs/types.js';
@@ -27,36 +28,12 @@ import { sourceKindOf } from './push/source.js';
 import { PIN_ROOT } from '../btrfs/btrfs.js';
 import { formatBytesPair } from '../cli/format.js';
 
-export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
-
-/** One row of the doctor's report. `detail` and `fix` never hold secrets. */
-export interface DoctorCheck {
-  name: string;
-  status: CheckStatus;
-  detail: string;
-  /** One-line fix for warn/fail. */
-  fix?: string;
-  /** What `--fix` changed, when it did. */
-  fixed?: string;
-}
-
-export interface DoctorOptions {
-  fix?: boolean;
-}
+export { messageOf, row, type CheckStatus, type DoctorCheck, type DoctorOptions } from './doctor-check.js';
 
 export interface DoctorResult {
   ok: boolean;
   counts: Record<CheckStatus, number>;
   checks: DoctorCheck[];
-}
-
-/** Message of any thrown value, first line only (store errors carry no secrets). */
-export function messageOf(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error';
-}
-
-export function row(name: string, status: CheckStatus, detail: string, fix?: string): DoctorCheck {
-  return fix && status !== 'ok' && status !== 'skip' ? { name, status, detail, fix } : { name, status, detail };
 }
 
 function configCheck(ctx: ServiceContext): DoctorCheck {
