@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
-import { consolidate, type ConsolidateResult, type DatasetConsolidation } from '../src/services/consolidate.js';
+import { consolidate, type ConsolidateResult, type DatasetConsolidation } from '../src/services/consolidate/run.js';
 
 export default class Consolidate extends BaseCommand {
   static override summary = 'Re-base long snapshot chains on a new full stream when that pays back; delete what no kept snapshot needs.';

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { ConfigError } from '../../src/errors.js';
-import { clockFromEnv } from '../../src/services/consolidate-clock.js';
+import { clockFromEnv } from '../../src/services/consolidate/clock.js';
 import { simulateCosts, type SimulateResult } from '../../src/services/cost-simulate.js';
 
 export default class CostSimulate extends BaseCommand {

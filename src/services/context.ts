@@ -26,7 +26,7 @@ import type { RepositoryRow } from '../manifest/types.js';
 import { Zfs } from '../zfs/index.js';
 import { Btrfs } from '../btrfs/btrfs.js';
 import { openStore, retryModeFromEnv } from '../store/open-store.js';
-import { clockFromEnv } from './consolidate-clock.js';
+import { clockFromEnv } from './consolidate/clock.js';
 
 export interface Logger {
   /** Progress and notes for humans (stderr; silent with --json). */

@@ -5,7 +5,7 @@
  * Reads the local manifest only (no passphrase, no store request — asking
  * what things cost must itself cost nothing). The projection assumes the
  * pushes of the last 90 days continue at the same rate, and that scheduled
- * deletions (superseded or pruned objects, see consolidate-schedule.ts) are
+ * deletions (superseded or pruned objects, see consolidate/schedule.ts) are
  * carried out by `zbk consolidate --apply` as soon as they are free.
  */
 import { addDays, gb, monthlyStorageCost, multipartStagingCost, storageCostBetween, type CostObject } from '../cost/model.js';
@@ -13,7 +13,7 @@ import { DAYS_PER_MONTH, priceTable, priceTableWarnings, storagePrice, type Pric
 import type { Manifest } from '../manifest/manifest.js';
 import { UsageError } from '../errors.js';
 import { openManifest, type ServiceContext } from './context.js';
-import { costClass, deletionSchedule } from './consolidate-schedule.js';
+import { costClass, deletionSchedule } from './consolidate/schedule.js';
 
 export interface CostLine {
   /** Dataset name, or a storage class, depending on the breakdown. */

@@ -11,7 +11,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { streamRecordKey } from '../../src/layout.js';
-import { PENDING_DELETE_KEY } from '../../src/services/consolidate-delete.js';
+import { PENDING_DELETE_KEY } from '../../src/services/consolidate/delete.js';
 import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
 import { DAY, assertLatestRestoresIdentical, createRig, ok, type Rig } from './setup.js';
 

@@ -1,5 +1,5 @@
 /**
- * Crash-safe deletion (consolidate-delete) against a MemoryStore: finishing
+ * Crash-safe deletion (src/services/consolidate/delete.ts) against a MemoryStore: finishing
  * an interrupted batch after retention changed, and a store that does not
  * answer for the repository.
  */
@@ -10,7 +10,7 @@ import type { Keyring } from '../../src/crypto/types.js';
 import { KEY_FILE_KEY, streamRecordKey } from '../../src/layout.js';
 import { Manifest } from '../../src/manifest/manifest.js';
 import type { StreamWithVolumes } from '../../src/manifest/types.js';
-import { finishPendingDeletion, PENDING_DELETE_KEY } from '../../src/services/consolidate-delete.js';
+import { finishPendingDeletion, PENDING_DELETE_KEY } from '../../src/services/consolidate/delete.js';
 import { ExitCode } from '../../src/errors.js';
 import { StoreError } from '../../src/store/errors.js';
 import { MemoryStore } from '../../src/store/memory-store.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ConsolidateResult } from '../../src/services/consolidate.js';
+import type { ConsolidateResult } from '../../src/services/consolidate/run.js';
 import { jsonOf } from '../helpers/cli.js';
 import { requireZfs } from '../helpers/pool.js';
 import { createRig, ok, pushChain } from './setup.js';

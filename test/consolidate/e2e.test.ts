@@ -13,7 +13,7 @@ import { test } from 'node:test';
 import { uploadRequests } from '../../src/cost/model.js';
 import { priceTable } from '../../src/cost/prices.js';
 import { streamRecordKey } from '../../src/layout.js';
-import type { ConsolidateResult } from '../../src/services/consolidate.js';
+import type { ConsolidateResult } from '../../src/services/consolidate/run.js';
 import type { CostResult } from '../../src/services/cost.js';
 import { jsonOf } from '../helpers/cli.js';
 import { requireSource, sourcesUnderTest } from '../e2e/source-fixture.js';

@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { daysBetween, earlyDeletionCharge } from '../../src/cost/model.js';
 import { priceTable } from '../../src/cost/prices.js';
 import { streamRecordKey } from '../../src/layout.js';
-import type { ConsolidateResult } from '../../src/services/consolidate.js';
+import type { ConsolidateResult } from '../../src/services/consolidate/run.js';
 import type { ListEntry } from '../../src/store/object-store.js';
 import { jsonOf } from '../helpers/cli.js';
 import { requireZfs } from '../helpers/pool.js';

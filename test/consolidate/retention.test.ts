@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ConsolidateResult } from '../../src/services/consolidate.js';
+import type { ConsolidateResult } from '../../src/services/consolidate/run.js';
 import { jsonOf } from '../helpers/cli.js';
 import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
 import { createRig, ok } from './setup.js';

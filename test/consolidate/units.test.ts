@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import { sealedPartSize } from '../../src/crypto/index.js';
 import { DEFAULT_POLICIES, DEFAULT_WORKLOAD, simulate, simulationTable } from '../../src/planner/simulate.js';
 import { priceTable } from '../../src/cost/prices.js';
-import { clockFromEnv } from '../../src/services/consolidate-clock.js';
-import { sealedBytesOf } from '../../src/services/consolidate-report.js';
+import { clockFromEnv } from '../../src/services/consolidate/clock.js';
+import { sealedBytesOf } from '../../src/services/consolidate/report.js';
 import { simulateCosts } from '../../src/services/cost-simulate.js';
 import { jsonOf, runZbk } from '../helpers/cli.js';
 

@@ -17,7 +17,7 @@ import { createTestRepo, type TestRepo } from '../helpers/repo.js';
 import type { PushResult } from '../../src/services/push.js';
 import type { SnapshotResult } from '../../src/services/snapshot.js';
 
-/** The instant the snapshot runs see (ZBK_NOW, the test clock of src/services/consolidate-clock.ts). */
+/** The instant the snapshot runs see (ZBK_NOW, the test clock of src/services/consolidate/clock.ts). */
 const NOW = '2025-01-02T03:04:05.678Z';
 const NAME = 'zbk-20250102T030405Z';
 

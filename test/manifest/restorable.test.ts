@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Keyring } from '../../src/crypto/types.js';
 import { Manifest } from '../../src/manifest/manifest.js';
-import { pushedSnapshots, retentionOf } from '../../src/services/consolidate-retention.js';
+import { pushedSnapshots, retentionOf } from '../../src/services/consolidate/retention.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { simulatePush, snap, tempDir, testKeyring } from './helpers.js';
 

@@ -8,7 +8,7 @@
  * believe objects are older than they are, and it would then delete them
  * before their minimum storage duration (an early-deletion charge).
  */
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../../errors.js';
 
 /**
  * The process clock: real time, or — when `ZBK_NOW` holds an ISO 8601

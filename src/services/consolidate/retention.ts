@@ -3,10 +3,10 @@
  * a dataset must stay restorable. Shared by `zbk consolidate` (what may go)
  * and `zbk cost` (what is scheduled to go).
  */
-import { applyRetention, type PushedSnapshot, type RetentionResult, type RetentionRules } from '../planner/retention.js';
-import type { Manifest } from '../manifest/manifest.js';
-import type { UnneededObject } from '../manifest/types.js';
-import { listJobs } from './restore/job.js';
+import { applyRetention, type PushedSnapshot, type RetentionResult, type RetentionRules } from '../../planner/retention.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import type { UnneededObject } from '../../manifest/types.js';
+import { listJobs } from '../restore/job.js';
 
 /**
  * Snapshots of `dataset` that some restorable stream ends at

@@ -4,12 +4,12 @@
  * (nothing to go stale): a superseded or pruned object is "scheduled" until
  * it is past its class's minimum storage duration, then "due".
  */
-import { daysBetween, earlyDeletionCharge, minimumDeleteDate } from '../cost/model.js';
-import { STORAGE_CLASSES, type PriceTable, type StorageClass } from '../cost/prices.js';
-import type { Manifest } from '../manifest/manifest.js';
-import type { UnneededObject } from '../manifest/types.js';
-import type { RetentionRules } from '../planner/retention.js';
-import { deletableObjects } from './consolidate-retention.js';
+import { daysBetween, earlyDeletionCharge, minimumDeleteDate } from '../../cost/model.js';
+import { STORAGE_CLASSES, type PriceTable, type StorageClass } from '../../cost/prices.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import type { UnneededObject } from '../../manifest/types.js';
+import type { RetentionRules } from '../../planner/retention.js';
+import { deletableObjects } from './retention.js';
 
 export interface ScheduledDeletion {
   key: string;

@@ -5,12 +5,12 @@
  * (what a rebuild from the bucket relies on) opens and names the snapshot.
  * HEAD and one small GET per stream: works on Deep Archive without a restore.
  */
-import type { Keyring } from '../crypto/types.js';
-import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
-import { parseStreamRecord } from '../manifest/rebuild.js';
-import type { Manifest } from '../manifest/manifest.js';
-import type { StreamWithVolumes } from '../manifest/types.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { Keyring } from '../../crypto/types.js';
+import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../../layout.js';
+import { parseStreamRecord } from '../../manifest/rebuild.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import type { StreamWithVolumes } from '../../manifest/types.js';
+import type { ObjectStore } from '../../store/object-store.js';
 
 function messageOf(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error';

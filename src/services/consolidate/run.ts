@@ -20,24 +20,24 @@
  * A run killed at any step leaves a consistent manifest; rerunning
  * `--apply` continues from the recorded intent / pending deletion.
  */
-import type { Keyring } from '../crypto/types.js';
-import { priceTable, priceTableWarnings, type PriceTable } from '../cost/prices.js';
-import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from '../errors.js';
-import { AbortError } from '../pipeline/errors.js';
-import { describeHolder, type Lock } from '../manifest/lock.js';
-import { resolveChain } from '../manifest/chain.js';
-import type { Manifest } from '../manifest/manifest.js';
-import { writeMirror } from '../manifest/mirror.js';
-import type { StreamWithVolumes } from '../manifest/types.js';
-import { lockManifest, openKeyring, openManifest, type ServiceContext } from './context.js';
-import { underWriterLease } from './lease/with-lease.js';
-import { crashPoint } from './crash-point.js';
-import { deleteUnneeded, finishPendingDeletion } from './consolidate-delete.js';
-import { planDataset, type DatasetPlan } from './consolidate-report.js';
-import { keptChainProblems, verifyStreamInStore } from './consolidate-verify.js';
-import { deletableObjects, retentionOf } from './consolidate-retention.js';
-import type { ScheduledDeletion } from './consolidate-schedule.js';
-import { push } from './push.js';
+import type { Keyring } from '../../crypto/types.js';
+import { priceTable, priceTableWarnings, type PriceTable } from '../../cost/prices.js';
+import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from '../../errors.js';
+import { AbortError } from '../../pipeline/errors.js';
+import { describeHolder, type Lock } from '../../manifest/lock.js';
+import { resolveChain } from '../../manifest/chain.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import { writeMirror } from '../../manifest/mirror.js';
+import type { StreamWithVolumes } from '../../manifest/types.js';
+import { lockManifest, openKeyring, openManifest, type ServiceContext } from '../context.js';
+import { underWriterLease } from '../lease/with-lease.js';
+import { crashPoint } from '../crash-point.js';
+import { deleteUnneeded, finishPendingDeletion } from './delete.js';
+import { planDataset, type DatasetPlan } from './report.js';
+import { keptChainProblems, verifyStreamInStore } from './verify.js';
+import { deletableObjects, retentionOf } from './retention.js';
+import type { ScheduledDeletion } from './schedule.js';
+import { push } from '../push.js';
 
 export interface ConsolidateOptions {
   /** Default: every dataset in the manifest. */

@@ -1,17 +1,17 @@
 /**
  * The read-only half of `zbk consolidate`: per dataset, what retention
  * keeps, what the planner recommends, and what is already scheduled for
- * deletion. `--apply` acts on exactly this (see consolidate.ts).
+ * deletion. `--apply` acts on exactly this (see ./run.ts).
  */
-import { sealedPartSize } from '../crypto/index.js';
-import type { PriceTable } from '../cost/prices.js';
-import type { Manifest } from '../manifest/manifest.js';
-import { parseVolumeKey } from '../layout.js';
-import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationStream } from '../planner/consolidate-plan.js';
-import type { ServiceContext } from './context.js';
-import { costClass, deletionSchedule, type DeletionSchedule } from './consolidate-schedule.js';
-import { retentionOf } from './consolidate-retention.js';
-import { pushSourceFor } from './push/sources.js';
+import { sealedPartSize } from '../../crypto/index.js';
+import type { PriceTable } from '../../cost/prices.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import { parseVolumeKey } from '../../layout.js';
+import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationStream } from '../../planner/consolidate-plan.js';
+import type { ServiceContext } from '../context.js';
+import { costClass, deletionSchedule, type DeletionSchedule } from './schedule.js';
+import { retentionOf } from './retention.js';
+import { pushSourceFor } from '../push/sources.js';
 
 export interface KeptSnapshot {
   name: string;

@@ -12,13 +12,13 @@
  * entry, and the next run finishes it before doing anything else, so the
  * manifest never keeps claiming an object the store no longer has.
  */
-import { ManifestError } from '../errors.js';
-import { KEY_FILE_KEY, streamRecordKey } from '../layout.js';
-import type { Manifest } from '../manifest/manifest.js';
-import { NotFoundError, PermanentStoreError } from '../store/errors.js';
-import type { ObjectStore } from '../store/object-store.js';
-import { crashPoint } from './crash-point.js';
-import type { ScheduledDeletion } from './consolidate-schedule.js';
+import { ManifestError } from '../../errors.js';
+import { KEY_FILE_KEY, streamRecordKey } from '../../layout.js';
+import type { Manifest } from '../../manifest/manifest.js';
+import { NotFoundError, PermanentStoreError } from '../../store/errors.js';
+import type { ObjectStore } from '../../store/object-store.js';
+import { crashPoint } from '../crash-point.js';
+import type { ScheduledDeletion } from './schedule.js';
 
 /** Manifest kv key of an unfinished deletion batch. */
 export const PENDING_DELETE_KEY = 'consolidate:pending-delete';
