@@ -1121,6 +1121,18 @@ export class Manifest {
     return rows.map((r) => ({ id: r.id, at: d(r.at), kind: r.kind, dataset: r.dataset, detail: JSON.parse(r.detail) as unknown }));
   }
 
+  /** The newest `limit` events of `kind`, newest first (e.g. the last `verified`, however many other events came since). */
+  eventsOfKind(kind: string, limit = 100): EventRow[] {
+    const rows = this.db.prepare('SELECT id, at, kind, dataset, detail FROM events WHERE kind = ? ORDER BY id DESC LIMIT ?').all(kind, limit) as {
+      id: number;
+      at: string;
+      kind: string;
+      dataset: string | null;
+      detail: string;
+    }[];
+    return rows.map((r) => ({ id: r.id, at: d(r.at), kind: r.kind, dataset: r.dataset, detail: JSON.parse(r.detail) as unknown }));
+  }
+
   // ---------------------------------------------------------------------- kv
 
   /** Read a JSON value from the generic key/value table (later features: restore plans). */

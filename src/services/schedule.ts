@@ -4,6 +4,8 @@
  * reviews what runs as root before copying it (see docs/OPERATIONS.md).
  * The templates match scripts/systemd/ and scripts/sanoid/.
  */
+import { UsageError } from '../errors.js';
+
 export interface ScheduleInput {
   /** Absolute path of the zbk executable. */
   zbkPath: string;
@@ -24,6 +26,8 @@ export interface ScheduleInput {
   restoreTarget: string;
   /** Configured dataset names: a btrfs one (an absolute path) under a directory ProtectHome hides needs that directory writable (pins, `zbk snapshot`). */
   datasets?: readonly string[];
+  /** node_exporter's textfile directory: the push unit refreshes `<dir>/zbk.prom` (`zbk metrics --textfile`) after every run. */
+  metricsTextfile?: string | null;
 }
 
 /** The directories ProtectHome= makes read-only. */
@@ -54,7 +58,33 @@ NoNewPrivileges=true
 PrivateTmp=true
 ProtectHome=read-only`;
 
-function service(i: ScheduleInput, name: string, description: string, args: string): string {
+/**
+ * The push unit's refresh of the Prometheus textfile: ExecStopPost= runs
+ * after the push whether it succeeded or failed (ExecStartPost= only after a
+ * success), "-" keeps its own failure from failing the unit, and
+ * TimeoutStopSec= gives it the store's retry budget (the default 90 s would
+ * kill it while the store is unreachable).
+ */
+function metricsRefresh(i: ScheduleInput): string {
+  const dir = i.metricsTextfile;
+  if (!dir) return '';
+  return `# Refresh ${dir}/zbk.prom (Prometheus metrics, node_exporter's textfile collector) after every push, failed ones too:
+# ExecStopPost= runs on success and on failure; "-": a failed refresh does not fail the unit (the file keeps its last content).
+ExecStopPost=-${i.zbkPath} metrics --textfile ${dir}
+TimeoutStopSec=10min
+`;
+}
+
+/** A textfile directory the units can name: absolute, and nothing systemd would split or expand. */
+export function checkMetricsTextfile(dir: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (!dir.startsWith('/') || /[\s"'\\$%;\u0000-\u001f\u007f]/.test(dir)) {
+    throw new UsageError(`--metrics-textfile ${JSON.stringify(dir)}: give an absolute directory path without spaces, quotes, "$", "%" or ";" (e.g. /var/lib/prometheus/node-exporter)`, 'BAD_TEXTFILE_DIR');
+  }
+  return dir.length > 1 ? dir.replace(/\/+$/, '') : dir;
+}
+
+function service(i: ScheduleInput, name: string, description: string, args: string, post = ''): string {
   return `[Unit]
 Description=${description}
 Wants=network-online.target
@@ -64,14 +94,14 @@ After=network-online.target zfs.target
 Type=oneshot
 ${env(i)}
 ExecStart=${i.zbkPath} ${args}
-# A push may run for hours on a slow uplink and resumes if killed.
+${post}# A push may run for hours on a slow uplink and resumes if killed.
 TimeoutStartSec=infinity
 Nice=10
 IOSchedulingClass=idle
 ${HARDENING}
 # "-": a directory that does not exist yet must not keep the unit from starting (zbk init makes it).
 ReadWritePaths=-${i.stateDir}
-${homeDirsWritten([...(i.datasets ?? []), i.restoreTarget]).map((d) => `# A btrfs dataset (or restore target) is below ${d}: zbk writes its pins and snapshots there.\nReadWritePaths=${d}\n`).join('')}SyslogIdentifier=${name}
+${post ? `ReadWritePaths=-${i.metricsTextfile}\n` : ''}${homeDirsWritten([...(i.datasets ?? []), i.restoreTarget]).map((d) => `# A btrfs dataset (or restore target) is below ${d}: zbk writes its pins and snapshots there.\nReadWritePaths=${d}\n`).join('')}SyslogIdentifier=${name}
 `;
 }
 
@@ -97,7 +127,7 @@ const CHECK_EXIT_NOTE =
 /** Every file, filled in. */
 export function scheduleFiles(i: ScheduleInput): ScheduleResult {
   const files: ScheduleFile[] = [
-    { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new snapshots to S3', 'push') },
+    { path: '/etc/systemd/system/zbk-push.service', content: service(i, 'zbk-push', 'zbk: push new snapshots to S3', 'push', metricsRefresh(i)) },
     { path: '/etc/systemd/system/zbk-push.timer', content: timer('zbk: daily push', i.pushAt) },
     {
       path: '/etc/systemd/system/zbk-check.service',
@@ -138,7 +168,7 @@ export function nixosExample(i: ScheduleInput): string {
     wants = [ "network-online.target" ];
     path = [ pkgs.zfs ];
     environment = { ZBK_CONFIG = "${i.configPath}";${i.passphraseFile ? ` ZBK_PASSPHRASE_FILE = "${i.passphraseFile}";` : ''} };
-    serviceConfig = { Type = "oneshot"; ExecStart = "${i.zbkPath} push"; UMask = "0077"; Nice = 10; };
+    serviceConfig = { Type = "oneshot"; ExecStart = "${i.zbkPath} push"; UMask = "0077"; Nice = 10;${i.metricsTextfile ? ` ExecStopPost = "-${i.zbkPath} metrics --textfile ${i.metricsTextfile}"; TimeoutStopSec = "10min";` : ''} };
     startAt = "${i.pushAt}";
   };
   systemd.services.zbk-check = {

@@ -38,6 +38,10 @@ export interface DatasetStatus {
   storedBytes: number;
   objects: number;
   monthlyCost: number;
+  /** ISO time of the last `zbk verify` that checked this dataset (run for it alone or for every dataset), or null when none did. */
+  lastVerifiedAt: string | null;
+  /** ISO upload time of the oldest of `objects` uploaded after `lastVerifiedAt` (so no `zbk verify` has checked it yet), or null when there is none. */
+  oldestUnverifiedAt: string | null;
 }
 
 export interface UploadStatus {
@@ -80,6 +84,8 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
   try {
     if (dataset !== undefined) assertKnownDataset(ctx, manifest, dataset);
     const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    // `zbk verify` logs a `verified` event for its dataset, or null for all (src/services/verify.ts).
+    const verifies = manifest.eventsOfKind('verified', 10_000);
     const names = dataset ? [dataset] : manifest.datasets().map((d) => d.name);
     const datasets: DatasetStatus[] = names.map((name) => {
       let chain: ChainEntry[] = [];
@@ -104,6 +110,11 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
       }
       const last = chain[chain.length - 1];
       const objs = costObjectsOf(manifest, name);
+      const verifiedAt = verifies.find((e) => e.dataset === null || e.dataset === name)?.at ?? null;
+      const oldestUnverified = objs.reduce<Date | null>(
+        (acc, o) => (o.uploadedAt && (verifiedAt === null || o.uploadedAt > verifiedAt) && (acc === null || o.uploadedAt < acc) ? o.uploadedAt : acc),
+        null,
+      );
       return {
         dataset: name,
         latestPushed: last?.to ?? null,
@@ -114,6 +125,8 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
         storedBytes: objs.reduce((n, o) => n + o.bytes, 0),
         objects: objs.length,
         monthlyCost: monthlyStorageCost(objs, prices).total,
+        lastVerifiedAt: verifiedAt?.toISOString() ?? null,
+        oldestUnverifiedAt: oldestUnverified?.toISOString() ?? null,
       };
     });
     // Uploads of abandoned streams are never resumed: the orphan check lists them.
