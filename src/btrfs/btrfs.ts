@@ -29,7 +29,7 @@ import { pipeIntoChild, runChild, spawnCompleteStream, toolEnvironment, type Chi
 import type { Pin, ReceivedSnapshot, SendRequest, SendStream, SnapshotSource, SourceCapabilities, SourceReceiveOptions, SourceSnapshot } from '../source/types.js';
 import { BTRFS_SEND_FLAGS, detectBtrfsCapabilities } from './capabilities.js';
 import { BtrfsError, btrfsChildErrors, classifyBtrfsFailure } from './errors.js';
-import { assertBtrfsName, assertBtrfsPath, relativeBelow } from './paths.js';
+import { assertBtrfsName, assertBtrfsPath, isValidBtrfsPath, relativeBelow } from './paths.js';
 import { parseMountinfo, parseReadOnlyProperty, parseReceivedName, parseSubvolumeList, parseSubvolumeShow, topLevelPath } from './parse.js';
 import type { BtrfsCapabilities, BtrfsSnapshot, MountInfo, SubvolumeInfo, SubvolumeListEntry } from './types.js';
 
@@ -182,6 +182,47 @@ export class Btrfs implements SnapshotSource {
     return rel === null ? null : join(mount.mountPoint, rel);
   }
 
+  /**
+   * The absolute path, under `mount`, of a listed subvolume, confirmed: the
+   * path is one zbk accepts (no white space or control characters) and
+   * `btrfs subvolume show` of it says what the list said (UUID, parent and
+   * received UUID, creation generation, id, read-only). The list's text
+   * cannot be trusted alone: a directory name can hold a line that looks like
+   * an entry (any local user can make one), so an entry is only used once
+   * the subvolume at its path is seen to be it. Null otherwise.
+   */
+  private async confirmed(mount: BtrfsMount, entry: SubvolumeListEntry): Promise<{ path: string; info: SubvolumeInfo } | null> {
+    const path = this.pathUnder(mount, entry);
+    if (path === null || !isValidBtrfsPath(path)) return null;
+    const info = await this.show(path).catch(() => null);
+    if (
+      !info ||
+      info.uuid !== entry.uuid ||
+      info.parentUuid !== entry.parentUuid ||
+      info.receivedUuid !== entry.receivedUuid ||
+      info.otransid !== entry.otransid ||
+      info.subvolumeId !== entry.subvolumeId
+    ) {
+      return null;
+    }
+    return { path, info };
+  }
+
+  /**
+   * The subvolume with UUID `uuid` on the filesystem `onPath` is on, if it
+   * is reachable under that mount (confirmed as in {@link confirmed}), with
+   * the owner of its root directory; null otherwise.
+   */
+  async findByUuid(onPath: string, uuid: string): Promise<{ path: string; info: SubvolumeInfo; uid: number } | null> {
+    const mount = await this.mountOf(await this.realPath(onPath));
+    for (const e of await this.list(mount.mountPoint)) {
+      if (e.uuid !== uuid) continue;
+      const ok = await this.confirmed(mount, e);
+      if (ok) return { ...ok, uid: (await lstat(ok.path)).uid };
+    }
+    return null;
+  }
+
   /** `btrfs subvolume create PATH` (PATH must not exist). */
   async createSubvolume(path: string): Promise<void> {
     await this.mustNotExist(path);
@@ -200,9 +241,22 @@ export class Btrfs implements SnapshotSource {
     await this.ok(['subvolume', 'snapshot', ...ro, source, dest], `btrfs subvolume snapshot of '${source}' as '${dest}'`);
   }
 
-  /** `btrfs subvolume delete PATH`. BTRFS_BUSY while it is being sent. */
-  async deleteSubvolume(path: string): Promise<void> {
+  /**
+   * `btrfs subvolume delete PATH`. BTRFS_BUSY while it is being sent.
+   * `btrfs subvolume delete` follows symlinks, so PATH must be its own real
+   * path (no symlink in it or at its end) and a directory, else nothing is
+   * deleted (BTRFS_FAILED); with `expect`, the subvolume there must be that
+   * one (its id).
+   */
+  async deleteSubvolume(path: string, expect: { subvolumeId?: bigint } = {}): Promise<void> {
     assertBtrfsPath(path, 'subvolume path');
+    const st = await lstat(path);
+    if (!st.isDirectory() || (await realpath(path)) !== path) {
+      throw new BtrfsError(`'${path}' is not a subvolume reached without symlinks: not deleted`, 'BTRFS_FAILED');
+    }
+    if (expect.subvolumeId !== undefined && (await this.show(path)).subvolumeId !== expect.subvolumeId) {
+      throw new BtrfsError(`'${path}' is not the subvolume zbk meant to delete (another one was put there): not deleted`, 'BTRFS_FAILED');
+    }
     await this.ok(['subvolume', 'delete', path], `btrfs subvolume delete of '${path}'`);
   }
 
@@ -250,8 +304,9 @@ export class Btrfs implements SnapshotSource {
     const out: BtrfsSnapshot[] = [];
     for (const e of await this.list(mount.mountPoint, { snapshotsOnly: true, readOnly: true })) {
       if (e.parentUuid !== info.uuid) continue;
-      const path = this.pathUnder(mount, e);
-      if (path === null) continue;
+      const ok = await this.confirmed(mount, e);
+      if (!ok || !ok.info.readOnly) continue;
+      const path = ok.path;
       out.push({
         dataset,
         name: relativeBelow(mount.mountPoint, path)!,
@@ -326,7 +381,7 @@ export class Btrfs implements SnapshotSource {
     if (!info.readOnly) throw new BtrfsError(`'${snapshot.ref}' is not read-only: only a read-only snapshot can be pinned and sent`, 'BTRFS_NOT_READ_ONLY');
     const dir = await this.pinDirectory(snapshot.dataset);
     await this.ensurePinRoot(dirname(dir));
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await this.ensurePrivateDir(dir);
     const path = `${dir}/${PIN_PREFIX}${info.uuid}`;
     const exists = await lstat(path).then(
       () => true,
@@ -408,20 +463,59 @@ export class Btrfs implements SnapshotSource {
     const path = `${dir}/${SNAPSHOT_DIR}/${name}`;
     await this.mustNotExist(path);
     await this.ensurePinRoot(dirname(dir));
-    await mkdir(`${dir}/${SNAPSHOT_DIR}`, { recursive: true, mode: 0o700 });
+    await this.ensurePrivateDir(dir);
+    await this.ensurePrivateDir(`${dir}/${SNAPSHOT_DIR}`);
     await this.createSnapshot(await this.realPath(dataset, 'btrfs dataset (subvolume path)'), path, { readOnly: true });
     return { name: `${PIN_ROOT}/${basename(dir)}/${SNAPSHOT_DIR}/${name}`, ref: path };
   }
 
-  /** zbk's directory `root` (`<mount point>/.zbk`): a subvolume of mode 0700, created when missing. */
+  /**
+   * A directory of zbk's own next to the dataset's pins,
+   * `<mount point>/.zbk/<dataset UUID>/<name>` (made private: see
+   * {@link ensurePrivateDir}), for scratch work on the same filesystem
+   * (the restore drill of `zbk verify --deep`).
+   */
+  async workDirectory(dataset: string, name: string): Promise<string> {
+    assertBtrfsName(name, 'work directory name');
+    const dir = await this.pinDirectory(dataset);
+    await this.ensurePinRoot(dirname(dir));
+    await this.ensurePrivateDir(dir);
+    await this.ensurePrivateDir(`${dir}/${name}`);
+    return `${dir}/${name}`;
+  }
+
+  /** zbk's directory `root` (`<mount point>/.zbk`): a subvolume of mode 0700, created when missing, else checked ({@link ensurePrivateDir}). */
   private async ensurePinRoot(root: string): Promise<void> {
+    const made = await this.ensurePrivateDir(root, () => this.createSubvolume(root));
+    if (made) await chmod(root, 0o700);
+  }
+
+  /**
+   * `dir` is a directory of zbk's own: created (by `create`, default mkdir
+   * 0700) when missing; else it must be a real directory (not a symlink),
+   * owned by the user zbk runs as, writable by nobody else. Anything else is
+   * refused (BTRFS_UNSAFE): zbk creates and deletes subvolumes in it. True
+   * when it was created now.
+   */
+  async ensurePrivateDir(dir: string, create?: () => Promise<void>): Promise<boolean> {
+    assertBtrfsPath(dir, 'zbk directory');
+    let st;
     try {
-      await lstat(root);
+      st = await lstat(dir);
     } catch (err) {
       if (!isErrno(err, 'ENOENT')) throw err;
-      await this.createSubvolume(root);
-      await chmod(root, 0o700);
+      if (create) await create();
+      else await mkdir(dir, { mode: 0o700 });
+      return true;
     }
+    const uid = process.geteuid?.() ?? st.uid;
+    if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
+      throw new BtrfsError(
+        `'${dir}' is ${st.isSymbolicLink() ? 'a symlink' : !st.isDirectory() ? 'not a directory' : st.uid !== uid ? `owned by uid ${st.uid}` : 'writable by others'}: zbk keeps its pins and snapshots only in a directory of its own — move it away (zbk makes it again)`,
+        'BTRFS_UNSAFE',
+      );
+    }
+    return false;
   }
 
   // ---- receive --------------------------------------------------------------------
@@ -432,7 +526,6 @@ export class Btrfs implements SnapshotSource {
    * received UUID as `id`). What a failed receive created is deleted.
    */
   async receive(target: string, input: Readable, opts: SourceReceiveOptions = {}): Promise<ReceivedSnapshot> {
-    const argv = [...this.command, 'receive', target];
     const what = `btrfs receive into '${target}'`;
     // Nobody else listens yet: an 'error' now would be uncaught.
     let earlyError: unknown = null;
@@ -453,6 +546,10 @@ export class Btrfs implements SnapshotSource {
       throw err;
     }
     input.off('error', onEarlyError);
+    // -C: btrfs receive chroots into the target first, so no path in the
+    // stream (a symlink followed by a write through it) reaches outside it.
+    // The real path: a symlink swapped in for the target since it was checked is not followed.
+    const argv = [...this.command, 'receive', '-C', real];
     const gone = earlyError ?? input.errored ?? (input.destroyed && !input.readableEnded ? new BtrfsError(`${what}: the input was closed before btrfs started; nothing was received`, 'BTRFS_FAILED', { argv }) : null);
     if (gone !== null) {
       input.destroy();
@@ -467,14 +564,15 @@ export class Btrfs implements SnapshotSource {
       await this.discardPartial(real, before);
       throw err;
     }
-    const name = parseReceivedName(said) ?? (await readdir(real)).find((n) => !before.has(n));
-    if (name === undefined || name === null) throw new BtrfsError(`${what} succeeded but did not say what it created`, 'BTRFS_PARSE', { argv, stderrTail: said });
+    const added = (await readdir(real)).filter((n) => !before.has(n));
+    const name = parseReceivedName(said) ?? (added.length === 1 ? added[0] : undefined);
+    if (name === undefined || name === null || !added.includes(name)) throw new BtrfsError(`${what} succeeded but did not say what it created`, 'BTRFS_PARSE', { argv, stderrTail: said });
     const path = join(real, name);
     const info = await this.show(path);
     if (!info.readOnly || info.receivedUuid === null) {
       throw new BtrfsError(`${what}: '${path}' is not a finished received subvolume (read-only, with a received UUID)`, 'BTRFS_FAILED', { argv, stderrTail: said });
     }
-    return { name, ref: path, id: info.receivedUuid, order: info.otransid, received: true };
+    return { name, ref: path, id: info.receivedUuid, order: info.otransid, received: true, uuid: info.uuid, parentUuid: info.parentUuid, subvolumeId: info.subvolumeId };
   }
 
   /** Delete what a failed receive left in `dir`: new subvolumes that are not finished (writable, or without a received UUID). */
@@ -500,8 +598,11 @@ export class Btrfs implements SnapshotSource {
     const mount = await this.mountOf(real);
     const out: Array<ReceivedSnapshot & { subvolumeId: bigint }> = [];
     for (const e of await this.list(mount.mountPoint, { readOnly: true })) {
-      const path = this.pathUnder(mount, e);
-      if (path === null || dirname(path) !== real) continue;
+      const listed = this.pathUnder(mount, e);
+      if (listed === null || dirname(listed) !== real) continue;
+      const ok = await this.confirmed(mount, e);
+      if (!ok || !ok.info.readOnly) continue;
+      const path = ok.path;
       out.push({ name: basename(path), ref: path, id: e.receivedUuid ?? e.uuid, order: e.otransid, received: e.receivedUuid !== null, subvolumeId: e.subvolumeId });
     }
     return out.sort(byOrder).map(({ subvolumeId: _s, ...r }) => r);

@@ -22,7 +22,8 @@ export type BtrfsErrorCode =
   | 'BTRFS_MISSING'
   | 'BTRFS_UNSUPPORTED'
   | 'BTRFS_PARSE'
-  | 'BTRFS_KILLED';
+  | 'BTRFS_KILLED'
+  | 'BTRFS_UNSAFE';
 
 export type BtrfsErrorDetails = ToolErrorDetails;
 

@@ -45,18 +45,25 @@ export function parseSubvolumeShow(text: string): SubvolumeInfo {
   if (fsPath === '' || fsPath.startsWith('\t')) throw parseError('btrfs subvolume show: first line is the path', fsPath);
   const fields = new Map<string, string>();
   const snapshots: string[] = [];
-  let inSnapshots = false;
+  // The fields zbk reads all come before "Snapshot(s):"; what follows (the
+  // snapshots' paths, which any name can be made to look like a field line,
+  // and the quota group) is never read as a field. A field twice before it
+  // can only be a path that pretends to be one: refused.
+  let afterSnapshots = false;
   for (const line of lines.slice(1)) {
     if (line === '') continue;
-    if (inSnapshots && line.startsWith('\t\t')) {
-      snapshots.push(line.replace(/^\t+/, ''));
+    if (afterSnapshots) {
+      if (line.startsWith('\t\t')) snapshots.push(line.replace(/^\t+/, ''));
       continue;
     }
     const m = /^\t([^\t:][^:]*):\s*(.*)$/.exec(line);
     if (!m) throw parseError('btrfs subvolume show', line);
-    inSnapshots = m[1] === 'Snapshot(s)';
-    // Later sections (the quota group) do not reuse these names.
-    if (!fields.has(m[1]!)) fields.set(m[1]!, m[2]!.trim());
+    if (m[1] === 'Snapshot(s)') {
+      afterSnapshots = true;
+      continue;
+    }
+    if (fields.has(m[1]!)) throw parseError(`btrfs subvolume show: "${m[1]}:" twice`, line);
+    fields.set(m[1]!, m[2]!.trim());
   }
   const need = (key: string): string => {
     const v = fields.get(key);
@@ -88,7 +95,10 @@ const LIST_LINE =
  * Parse `btrfs subvolume list -a [-s] [-r] -u -q -R -c -g PATH` (zbk runs it
  * with TZ=UTC0, so `otime` is UTC). btrfs prints a path as it is: a line
  * that is not an entry continues the previous entry's path (a name with a
- * newline, which zbk then refuses to send).
+ * newline, which zbk then refuses to send). A name can also hold a whole
+ * line that looks like an entry, so nothing listed here is trusted as it
+ * is: callers confirm each entry they use with `btrfs subvolume show`
+ * (Btrfs.confirmed).
  */
 export function parseSubvolumeList(text: string): SubvolumeListEntry[] {
   const out: SubvolumeListEntry[] = [];
@@ -96,24 +106,33 @@ export function parseSubvolumeList(text: string): SubvolumeListEntry[] {
   if (lines.at(-1) === '') lines.pop();
   for (const line of lines) {
     const m = LIST_LINE.exec(line);
-    if (!m) {
+    let entry: SubvolumeListEntry | null = null;
+    if (m) {
+      try {
+        entry = {
+          subvolumeId: u64(m[1]!, 'ID'),
+          generation: u64(m[2]!, 'gen'),
+          otransid: u64(m[3]!, 'cgen'),
+          topLevelId: u64(m[4]!, 'top level'),
+          otime: m[5] === undefined ? null : parseBtrfsTime(m[5], 'otime'),
+          parentUuid: uuidOrNull(m[6]!, 'parent_uuid'),
+          receivedUuid: uuidOrNull(m[7]!, 'received_uuid'),
+          uuid: uuidOrNull(m[8]!, 'uuid') ?? '',
+          path: m[9]!,
+        };
+        if (entry.uuid === '') entry = null;
+      } catch {
+        // Not something btrfs prints for an entry: part of a name (below).
+        entry = null;
+      }
+    }
+    if (!entry) {
       const prev = out.at(-1);
       if (!prev) throw parseError('btrfs subvolume list', line);
       prev.path += `\n${line}`;
       continue;
     }
-    out.push({
-      subvolumeId: u64(m[1]!, 'ID'),
-      generation: u64(m[2]!, 'gen'),
-      otransid: u64(m[3]!, 'cgen'),
-      topLevelId: u64(m[4]!, 'top level'),
-      otime: m[5] === undefined ? null : parseBtrfsTime(m[5], 'otime'),
-      parentUuid: uuidOrNull(m[6]!, 'parent_uuid'),
-      receivedUuid: uuidOrNull(m[7]!, 'received_uuid'),
-      uuid: uuidOrNull(m[8]!, 'uuid') ?? '',
-      path: m[9]!,
-    });
-    if (out.at(-1)!.uuid === '') throw parseError('btrfs subvolume list: uuid is "-"', line);
+    out.push(entry);
   }
   return out;
 }

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -17,9 +18,9 @@ async function sha256File(path: string): Promise<string> {
  * Map of relative path → fingerprint: the sha256 hex of a regular file's
  * contents, `symlink:<target>` for a symlink, `dir` for every directory (so
  * empty directories count), `other` for anything else. The root is excluded,
- * and so is the `.zfs` control directory.
+ * and so is the `.zfs` control directory, and whatever `skip` says.
  */
-export async function hashTree(dir: string): Promise<Map<string, string>> {
+export async function hashTree(dir: string, skip?: (st: Stats) => boolean): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   async function walk(rel: string): Promise<void> {
     const entries = (await readdir(join(dir, rel))).filter((n) => rel !== '' || n !== '.zfs');
@@ -28,6 +29,7 @@ export async function hashTree(dir: string): Promise<Map<string, string>> {
       const r = rel ? `${rel}/${name}` : name;
       const abs = join(dir, r);
       const st = await lstat(abs);
+      if (skip?.(st)) continue;
       if (st.isSymbolicLink()) out.set(r, `symlink:${await readlink(abs)}`);
       else if (st.isDirectory()) {
         out.set(r, 'dir');
@@ -45,9 +47,9 @@ export interface TreeDifference {
   problem: 'missing' | 'extra' | 'content';
 }
 
-/** Compare two trees; at most `limit` differences are listed. */
-export async function compareTrees(expectedDir: string, actualDir: string, limit = 50): Promise<{ compared: number; differences: TreeDifference[] }> {
-  const [want, got] = await Promise.all([hashTree(expectedDir), hashTree(actualDir)]);
+/** Compare two trees; at most `limit` differences are listed. `skip` leaves entries out of both. */
+export async function compareTrees(expectedDir: string, actualDir: string, limit = 50, skip?: (st: Stats) => boolean): Promise<{ compared: number; differences: TreeDifference[] }> {
+  const [want, got] = await Promise.all([hashTree(expectedDir, skip), hashTree(actualDir, skip)]);
   const differences: TreeDifference[] = [];
   for (const [path, h] of want) {
     const g = got.get(path);

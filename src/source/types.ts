@@ -170,6 +170,14 @@ export interface ReceivedSnapshot {
   order: bigint;
   /** False for a snapshot taken on the target itself (ZFS cannot tell: always true there). */
   received: boolean;
+  /**
+   * btrfs, after a receive: the new subvolume's own UUID, the UUID of the
+   * local subvolume it was made from (the incremental's parent as the
+   * receiver found it by received UUID; null for a full stream) and its id.
+   */
+  uuid?: string;
+  parentUuid?: string | null;
+  subvolumeId?: bigint;
 }
 
 /** What a source can do, detected once. */

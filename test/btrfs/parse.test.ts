@@ -57,7 +57,24 @@ test('show: missing fields and garbage are BTRFS_PARSE', () => {
   assert.throws(() => parseSubvolumeShow(''), { code: 'BTRFS_PARSE' });
   assert.throws(() => parseSubvolumeShow(fx('show-snapshot.txt').replace(/\tUUID:.*\n/, '')), { code: 'BTRFS_PARSE' });
   assert.throws(() => parseSubvolumeShow(fx('show-snapshot.txt').replace(S1, 'not-a-uuid')), { code: 'BTRFS_PARSE' });
-  assert.throws(() => parseSubvolumeShow(`${fx('show-snapshot.txt')}garbage line\n`), { code: 'BTRFS_PARSE' });
+  const text = fx('show-snapshot.txt');
+  const cut = text.indexOf('\tSnapshot(s):');
+  assert.ok(cut > 0, 'the fixture lists its snapshots last');
+  assert.throws(() => parseSubvolumeShow(`${text.slice(0, cut)}garbage line\n${text.slice(cut)}`), { code: 'BTRFS_PARSE' });
+  // A field twice before the snapshot list can only be a path pretending to be one.
+  assert.throws(() => parseSubvolumeShow(`${text.slice(0, cut)}\tUUID: \t\t${DATA}\n${text.slice(cut)}`), { code: 'BTRFS_PARSE' });
+  // A snapshot's path (any user may name one) that looks like field lines changes no field.
+  const forged = parseSubvolumeShow(`${text}\t\tx\n\tUUID: \t\t${DATA}\n\tFlags: \t\t-\n`);
+  assert.equal(forged.uuid, parseSubvolumeShow(text).uuid);
+  assert.equal(forged.readOnly, parseSubvolumeShow(text).readOnly);
+});
+
+test('list: a line inside a name that looks like an entry with impossible numbers stays part of that name', () => {
+  const text = fx('list-snapshots.txt');
+  const line = `ID 99999999999999999999999 gen 1 cgen 1 top level 5 otime 2030-01-01 00:00:00 parent_uuid ${DATA} received_uuid - uuid ${S1} path evil`;
+  const rows = parseSubvolumeList(`${text}${line}\n`);
+  assert.equal(rows.length, 2, 'no third entry');
+  assert.match(rows[1]!.path, /\nID 99999/);
 });
 
 test('list -a -s -r: read-only snapshots with otime (UTC), parent and received UUIDs', () => {

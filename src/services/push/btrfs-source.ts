@@ -117,11 +117,20 @@ export class BtrfsPushSource implements PushSource {
     return (await this.pins(dataset)).find((p) => uuidToId(p.id) === id);
   }
 
-  async findLocal(dataset: string, ref: SnapshotRef): Promise<PushSnapshot | null> {
+  /**
+   * Through zbk's pin of it; where the pin is gone (only the last pushed
+   * snapshot keeps one), the snapshot of that name whose creation
+   * generation is the recorded one (the same snapshot: a name reused later
+   * has another).
+   */
+  async findLocal(dataset: string, ref: SnapshotRef & { createtxg?: bigint }): Promise<PushSnapshot | null> {
+    const snaps = await this.listSnapshots(dataset);
     const pin = await this.pinWithId(dataset, ref.guid);
-    if (!pin) return null;
-    const uuid = uuidToId(pin.snapshot.id);
-    return (await this.listSnapshots(dataset)).find((s) => s.guid === uuid) ?? null;
+    if (pin) {
+      const uuid = uuidToId(pin.snapshot.id);
+      return snaps.find((s) => s.guid === uuid) ?? null;
+    }
+    return ref.createtxg === undefined ? null : (snaps.find((s) => s.shortName === ref.name && s.createtxg === ref.createtxg) ?? null);
   }
 
   async resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null> {

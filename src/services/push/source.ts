@@ -71,7 +71,7 @@ export interface PushSource {
   prepareTarget(dataset: string, snapshot: PushSnapshot): Promise<bigint>;
 
   /** The snapshot here that a stream recorded as `ref` was made of (ZFS: same guid; btrfs: the one zbk's pin with that identity stands for), or null. */
-  findLocal(dataset: string, ref: SnapshotRef): Promise<PushSnapshot | null>;
+  findLocal(dataset: string, ref: SnapshotRef & { createtxg?: bigint }): Promise<PushSnapshot | null>;
 
   /** What the tool sends for a stream's target, or null when it is gone (an interrupted upload then cannot resume). */
   resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null>;

@@ -76,6 +76,12 @@ export interface JobStream {
   receivedAt: string | null;
   /** When its first `zfs receive` started (absent: never, or a job saved before this was kept). */
   receiveStartedAt?: string | null;
+  /**
+   * btrfs: the names in the target directory just before this stream's
+   * latest receive began, so what that receive left, if it was cut off, is
+   * told from what was there before (which is never deleted).
+   */
+  receiveBefore?: string[];
 }
 
 /** Money actually committed, by calendar month of the request (USD). */

@@ -39,7 +39,7 @@ export async function liveFor(step: RestoreStep, v: JobVolume): Promise<LiveRece
   // plaintext buffers (queued, being written into zfs's pipe, being opened); see BENCHMARKS.md.
   const feed = new PlaintextFeed({ highWaterMark: Math.max(...vols.map((u) => u.partSize)), poolSize: 3, allocate: (n) => step.opener.allocate(n) });
   step.ctx.log.info(`receiving @${s.to.name} into ${step.target} while its volumes download`);
-  const done = targetPort(step).receive(step, feed.readable, flags, (n) => feed.written(n)).catch((err: unknown) => {
+  const done = targetPort(step).receive(step, si, feed.readable, flags, (n) => feed.written(n)).catch((err: unknown) => {
     throw explainReceiveFailure(step, err, si);
   });
   done.catch(() => undefined); // awaited in afterLiveVolume/abortLive

@@ -36,7 +36,7 @@ export async function receiveReady(step: RestoreStep): Promise<void> {
     });
     step.ctx.log.info(`receiving @${s.to.name} into ${step.target}`);
     try {
-      await port.receive(step, input, flags);
+      await port.receive(step, si, input, flags);
     } catch (err) {
       if (err instanceof IntegrityError) await quarantine(step, s, vols, err);
       throw explainReceiveFailure(step, err, si);

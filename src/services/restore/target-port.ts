@@ -30,8 +30,8 @@ export interface RestoreTargetPort {
   /** Checks before the receive of stream `si` (nothing this restore did not put there is overwritten without --force). */
   prepare(step: RestoreStep, si: number): Promise<ReceivePlan>;
 
-  /** Receive `input` (the stream's plaintext) into the target. */
-  receive(step: RestoreStep, input: Readable, plan: ReceivePlan, onWritten?: (bytes: number) => void): Promise<void>;
+  /** Receive `input` (the plaintext of stream `si`) into the target. */
+  receive(step: RestoreStep, si: number, input: Readable, plan: ReceivePlan, onWritten?: (bytes: number) => void): Promise<void>;
 
   /** A receive's failure as the user should read it (si: the stream's index in the chain). */
   explainFailure(step: RestoreStep, err: unknown, si: number): unknown;

@@ -98,7 +98,7 @@ export const zfsRestoreTarget: RestoreTargetPort = {
     return { force };
   },
 
-  async receive(step, input: Readable, plan, onWritten) {
+  async receive(step, _si, input: Readable, plan, onWritten) {
     await step.ctx.zfs.receive(step.target, input, { force: plan.force, unmounted: true, ...(onWritten ? { onWritten } : {}) });
   },
 
