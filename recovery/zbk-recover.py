@@ -41,9 +41,15 @@ chain with `btrfs receive TARGET` (--btrfs 'sudo btrfs'), one stream at a
 time, into TARGET: an empty directory on btrfs, created when only its parent
 exists. After each receive the new subvolume's "Received UUID" (btrfs
 subvolume show) must be the record's to.guid, else exit 6; it is then renamed
-to the last component of the snapshot's name (snaps/s2 gives s2), or, when two
-snapshots of the chain share that component (snapper's .snapshots/<n>/snapshot),
-every one to its whole name with '/' as '_' (.snapshots_12_snapshot).
+to the last '/'-separated component of the snapshot's name (snaps/s2 gives
+s2) when those components are all different across the chain and each is a
+valid name (not empty, '.' or '..', not starting with '-', no white space or
+control characters, at most 255 bytes). Otherwise (snapper's
+.snapshots/<n>/snapshot, a name used twice over time, a name starting with
+'-') every snapshot of the chain is named by its whole name with '/' as '_',
+leading '-' and '.' removed, white space as '_' ('snapshot' if nothing is
+left), cut to 200 characters, then '-' and the first 8 hex digits of its
+to.guid as a UUID (.snapshots/12/snapshot gives snapshots_12_snapshot-1a2b3c4d).
 The result is read-only subvolumes; `btrfs subvolume snapshot` the last one for
 a writable copy. This script itself makes TARGET and renames in it, so run it
 as root or own TARGET's parent.
@@ -1144,13 +1150,43 @@ def btrfs_target(target):
     return target
 
 
+# JavaScript's \s (zbk is TypeScript; FORMAT.md section 11b says "white space"): not Python's, which also has \x1c-\x1f and \x85.
+JS_SPACE = "[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+NAME_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def _utf16(s):
+    """`s` as UTF-16 code units (bytes): how zbk compares, counts and cuts names."""
+    return s.encode("utf-16-le", "surrogatepass")
+
+
+def _usv(s):
+    """`s` as the file name zbk (Node) writes: a lone surrogate becomes U+FFFD."""
+    return _utf16(s).decode("utf-16-le", "replace")
+
+
+def valid_restore_name(n):
+    """One path component zbk accepts as a subvolume name (FORMAT.md section 11b)."""
+    return (n != "" and n not in (".", "..") and "/" not in n and not n.startswith("-")
+            and not NAME_CONTROL.search(n) and not re.search(JS_SPACE, n) and len(_usv(n).encode("utf-8")) <= 255)
+
+
 def restored_names(chain):
-    """{to guid: name in TARGET}: the last component of each snapshot's name, or, when two of the chain share it,
-    for every one the whole name with '/' as '_' (FORMAT.md section 11b)."""
-    names = [s.to["name"] for s in chain]
-    last = [n.rsplit("/", 1)[-1] for n in names]
-    unique = len(set(last)) == len(set(names))
-    return {s.to["guid"]: (b if unique else n.replace("/", "_")) for s, n, b in zip(chain, names, last)}
+    """{to guid: name in TARGET} (FORMAT.md section 11b): the last '/'-separated component of each snapshot's
+    name when those are all different and valid names; otherwise, for every one, its whole name with '/' as '_',
+    leading '-' and '.' removed, white space as '_' ('snapshot' if empty), cut to 200 characters (UTF-16 code
+    units), then '-' and the first 8 hex digits of its to.guid as a UUID."""
+    last = [s.to["name"].rsplit("/", 1)[-1] for s in chain]
+    if len({_utf16(b) for b in last}) == len(last) and all(valid_restore_name(b) for b in last):
+        return {s.to["guid"]: _usv(b) for s, b in zip(chain, last)}
+    out = {}
+    for s in chain:
+        stem = re.sub(JS_SPACE, "_", re.sub(r"^[-.]+", "", s.to["name"].replace("/", "_"))) or "snapshot"
+        name = _utf16(stem)[:400].decode("utf-16-le", "surrogatepass") + "-" + guid_uuid(s.to["guid"])[:8]
+        if not valid_restore_name(name):
+            raise Fail(EXIT_FAIL, f"@{s.to['name']} gives no valid name in the target: {name!r} has a control character or more than 255 bytes")
+        out[s.to["guid"]] = _usv(name)
+    return out
 
 
 def received_uuid(btrfs, path):
@@ -1165,7 +1201,7 @@ def received_uuid(btrfs, path):
 def restore_btrfs(repo, keystore, ds, snap, chain, args):
     btrfs = shlex.split(args.btrfs)
     names = restored_names(chain)
-    if len(set(names.values())) != len(names) or any(not n or n in (".", "..") for n in names.values()):
+    if len(set(names.values())) != len(names):
         raise Fail(EXIT_FAIL, f"{ds}@{snap}: the snapshots of its chain do not give distinct names in the target ({', '.join(s.to['name'] for s in chain)})")
     target = os.path.abspath(args.target)
     print(f"restoring {ds}@{snap} into {target}: " + " -> ".join(f"@{s.to['name']} ({s.id})" for s in chain), file=sys.stderr)

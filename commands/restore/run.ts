@@ -9,7 +9,7 @@ export default class RestoreRun extends BaseCommand {
 
 The passphrase is checked before any request that costs money. The target must not exist (the first run fixes it) unless --force.
 
-A btrfs backup (a dataset named by its path) is restored into a directory on a btrfs filesystem: a new one (its parent must exist), or an empty one; one holding anything else only with --force, which never deletes what is there. Each snapshot of the chain becomes a read-only subvolume in it, checked by its received UUID and named as the snapshot (the last part of its path; the whole path with "/" as "_" where two share it).
+A btrfs backup (a dataset named by its path) is restored into a directory on a btrfs filesystem: a new one (its parent must exist), or an empty one; one holding anything else only with --force, which never deletes what is there. Each snapshot of the chain becomes a read-only subvolume in it, checked by its received UUID and named as the snapshot: the last part of its path when those of the chain are all different valid names; otherwise, for every one, the whole path with "/" as "_", leading "-" and "." dropped, white space as "_", cut to 200 characters, and "-" plus the first 8 hex digits of its UUID (snapper's .snapshots/12/snapshot as snapshots_12_snapshot-1a2b3c4d).
 
 A volume whose object is missing or whose bytes from the store fail authentication becomes "damaged": recorded in the manifest, never requested or fetched again; the streams before it are still received when the restore had started, and the output (and "zbk restore status") names the snapshots still restorable and the remedy.
 

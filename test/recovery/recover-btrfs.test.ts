@@ -8,7 +8,9 @@
  * received UUID; an occupied or non-btrfs target is refused (exit 2); a
  * record whose UUID is not what the stream carries is an integrity failure
  * (exit 6); a tampered incremental is refused with nothing of it left in the
- * target.
+ * target; a chain where a name is used twice (a rolling `snaps/latest`)
+ * restores under the names zbk's own restore gives (`restoredNames`,
+ * FORMAT.md section 11b: the whole name, `-`, 8 hex digits of the UUID).
  *
  * Needs /usr/bin/python3 with PyNaCl (Debian's python3-nacl) and btrfs (root,
  * btrfs-progs): under CI a missing one fails the test.
@@ -20,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { loadSodium, openKeyFile, sealedPartSize } from '../../src/crypto/index.js';
+import { restoredNames } from '../../src/services/restore/target-btrfs.js';
 import { requireSource, sourceRepo } from '../e2e/source-fixture.js';
 import { repoRoot } from '../helpers/paths.js';
 import { writeRandomFiles } from '../helpers/pool.js';
@@ -219,5 +222,49 @@ test('[btrfs] zbk-recover.py lists btrfs streams and restores the chain into a d
       writeFileSync(recPath, before);
     }
     assert.ok(!readdirSync(into).includes('s1'), 'the subvolume that is not the recorded snapshot is not named as it');
+  });
+
+  await t.test('a name used twice in the chain: every snapshot gets the unique name zbk gives it', async () => {
+    // A rolling name: snaps/latest is pushed, deleted, made again (newer) and pushed.
+    await src.snapshot('latest');
+    await push();
+    const l1 = await fs.btrfs.show(join(fs.mountpoint, 'snaps', 'latest'));
+    const del = spawnSync('btrfs', ['subvolume', 'delete', join(fs.mountpoint, 'snaps', 'latest')], { encoding: 'utf8' });
+    assert.equal(del.status, 0, del.stderr);
+    writeFileSync(join(mnt, 'notes.txt'), 'the second latest\n');
+    await src.snapshot('latest');
+    await push();
+    assert.notEqual((await fs.btrfs.show(join(fs.mountpoint, 'snaps', 'latest'))).uuid, l1.uuid, 'a new snapshot under the old name');
+
+    const r = await recover(storeDir, ['list', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const dd = (JSON.parse(r.stdout) as ListJson).datasets.find((x) => x.name === ds)!;
+    const latest = dd.snapshots.filter((x) => x.name === 'snaps/latest');
+    assert.equal(latest.length, 2, 'both snapshots named snaps/latest are listed');
+    const newest = latest[1]!;
+    assert.deepEqual(newest.chainSnapshots, [s1, s2, 'snaps/latest', 'snaps/latest']);
+    // The chain, walked back from the newest by the streams' from.guid.
+    const chain: ListJson['datasets'][number]['streams'] = [];
+    for (let guid: string | null = newest.guid; guid !== null; ) {
+      const s = dd.streams.find((x) => x.to.guid === guid);
+      assert.ok(s, `a stream ends at ${guid}`);
+      chain.unshift(s);
+      guid = s.from?.guid ?? null;
+    }
+    assert.deepEqual(chain.map((s) => s.to.name), newest.chainSnapshots);
+    const want = restoredNames({ streams: chain.map((s) => ({ to: { name: s.to.name, guid: s.to.guid } })) } as unknown as Parameters<typeof restoredNames>[0]);
+    assert.equal(want.size, 4);
+    assert.ok([...want.values()].every((n) => /^snaps_(s1|s2|latest)-[0-9a-f]{8}$/.test(n)), [...want.values()].join(', '));
+
+    const into = join(fs.mountpoint, 'reused');
+    const dry = await recover(storeDir, ['restore', `${ds}@snaps/latest`, into, '--dry-run']);
+    assert.equal(dry.code, 0, dry.stderr);
+    for (const n of want.values()) assert.ok(dry.stdout.includes(join(into, n)), `the dry run names ${n}: ${dry.stdout}`);
+    const got = await recover(storeDir, ['restore', `${ds}@snaps/latest`, into]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(readdirSync(into).sort(), [...want.values()].sort());
+    for (const s of chain) assert.equal(showField(join(into, want.get(s.to.guid)!), 'Received UUID'), uuidOf(s.to.guid), `${want.get(s.to.guid)} is ${s.to.name}`);
+    assert.deepEqual(await hashTree(join(into, want.get(newest.guid)!)), await hashTree(mnt));
+    assert.ok(got.stderr.includes(`is ${join(into, want.get(newest.guid)!)} (read-only`), got.stderr);
   });
 });
