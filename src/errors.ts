@@ -103,8 +103,8 @@ export class LockedError extends ZbkError {
 
 /** The local manifest is corrupt, or was written by a newer zbk. */
 export class ManifestError extends ZbkError {
-  constructor(message: string, code = 'MANIFEST') {
-    super(message, code, ExitCode.MANIFEST);
+  constructor(message: string, code = 'MANIFEST', exitCode: ExitCodeValue = ExitCode.MANIFEST) {
+    super(message, code, exitCode);
   }
 }
 

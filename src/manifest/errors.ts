@@ -1,5 +1,5 @@
 /** Typed manifest errors services can branch on. */
-import { IntegrityError, ManifestError } from '../errors.js';
+import { ExitCode, IntegrityError, ManifestError } from '../errors.js';
 
 /**
  * A restore chain has a gap: some incremental's base snapshot has no complete
@@ -22,13 +22,18 @@ export class BrokenChainError extends ManifestError {
   }
 }
 
-/** The dataset has no complete stream ending at the requested snapshot (`what`), or none at all (no `what`). */
+/**
+ * The dataset has no complete stream ending at the requested snapshot
+ * (`what`), or none at all (no `what`): bad input (exit 2, a typo in a
+ * dataset or snapshot name), not a damaged manifest.
+ */
 export class SnapshotNotPushedError extends ManifestError {
   readonly dataset: string;
   constructor(dataset: string, what?: string) {
     super(
       what === undefined ? `${dataset}: nothing has been pushed yet (no restorable stream)` : `${dataset}: ${what} has not been pushed (no restorable stream ends there)`,
       'SNAPSHOT_NOT_PUSHED',
+      ExitCode.USAGE,
     );
     this.dataset = dataset;
   }

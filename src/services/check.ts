@@ -167,9 +167,13 @@ export function formatAge(seconds: number): string {
   return `${Math.max(0, Math.floor(seconds))}s`;
 }
 
-/** A perfdata label, quoted when it holds a space (labels never hold `=` or `'` here: zfs names cannot). */
+/**
+ * A perfdata label, quoted when it holds a space, `=` or `'` (a btrfs path
+ * may hold `=` and `'`; ZFS names cannot): in single quotes, a `'` doubled,
+ * as the monitoring-plugins guidelines say.
+ */
 function perfLabel(label: string): string {
-  return /\s/.test(label) ? `'${label}'` : label;
+  return /[\s='"]/.test(label) ? `'${label.replaceAll("'", "''")}'` : label;
 }
 
 /** `label=value[uom];[warn];[crit];[min];[max]`, trailing empty fields dropped. */

@@ -74,6 +74,8 @@ test('check output: monitoring-plugins exit codes, state precedence, one line wi
   assert.equal(worstStatus('OK', 'OK'), 'OK');
   assert.equal(formatPerfDatum({ label: 'age', value: 3600, uom: 's', warn: null, crit: 93600, min: 0, max: null }), 'age=3600s;;93600;0');
   assert.equal(formatPerfDatum({ label: 'age', value: 3600, uom: 's', warn: 7200, crit: 93600, min: 0, max: 100000 }), 'age=3600s;7200;93600;0;100000');
+  // A btrfs path as a label: quoted, a single quote doubled.
+  assert.equal(formatPerfDatum({ label: "/mnt/a=b'c_age", value: 1, uom: 's', warn: null, crit: null, min: null, max: null }), "'/mnt/a=b''c_age'=1s");
   assert.equal(formatPerfDatum({ label: 'datasets', value: 2, uom: '', warn: null, crit: null, min: null, max: null }), 'datasets=2');
   assert.equal(formatPerfDatum({ label: 'a b', value: 1, uom: '', warn: null, crit: 0, min: 0, max: null }), "'a b'=1;;0;0");
   const line = formatCheckLine('WARNING', 'tank/a: x | y\nz', [

@@ -18,7 +18,7 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { UsageError, OperationError } from '../../errors.js';
 import { BtrfsError } from '../../btrfs/errors.js';
-import type { Btrfs } from '../../btrfs/btrfs.js';
+import { PIN_ROOT, type Btrfs } from '../../btrfs/btrfs.js';
 import type { BtrfsSnapshot } from '../../btrfs/types.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { StreamRow, StreamWithVolumes, SnapshotRef } from '../../manifest/types.js';
@@ -135,6 +135,19 @@ export class BtrfsPushSource implements PushSource {
 
   async resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null> {
     return (await this.pinWithId(dataset, to.guid))?.sendOf ?? null;
+  }
+
+  async localOrder(dataset: string, ref: SnapshotRef): Promise<bigint | null> {
+    const pin = await this.pinWithId(dataset, ref.guid);
+    if (!pin) return null;
+    const uuid = uuidToId(pin.snapshot.id);
+    const snap = (await this.listSnapshots(dataset)).find((s) => s.guid === uuid);
+    // The user's snapshot pruned: the pin was made after it, before any snapshot newer than it was pushed.
+    return snap ? snap.createtxg : (await this.btrfs.show(pin.ref)).otransid;
+  }
+
+  baseGoneReason(last: SnapshotRef): string {
+    return `zbk's pin of the last pushed snapshot ${last.name} (in <mount>/${PIN_ROOT}/) no longer exists locally: it was deleted, or the dataset is now on another filesystem`;
   }
 
   async resolveBase(dataset: string, base: SnapshotRef): Promise<BaseRef | null> {

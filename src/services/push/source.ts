@@ -76,6 +76,19 @@ export interface PushSource {
   /** What the tool sends for a stream's target, or null when it is gone (an interrupted upload then cannot resume). */
   resolveTarget(dataset: string, to: SnapshotRef): Promise<string | null>;
 
+  /**
+   * The creation order, on this source now, of the snapshot a recorded ref
+   * stands for (ZFS: the snapshot's or zbk's bookmark's createtxg; btrfs: the
+   * user's snapshot's otransid, else its pin's), or null when it is not
+   * here. Compared with {@link PushSnapshot.createtxg}, never with a
+   * recorded order: a dataset moved to another pool or filesystem counts
+   * from another start.
+   */
+  localOrder(dataset: string, ref: SnapshotRef): Promise<bigint | null>;
+
+  /** Why the next stream is full when {@link resolveBase} found nothing for the last pushed snapshot `last` (one line, for the push's reason). */
+  baseGoneReason(last: SnapshotRef): string;
+
   /** Where an incremental from `base` is sent from, or null: the base is gone and the next stream is full. */
   resolveBase(dataset: string, base: SnapshotRef): Promise<BaseRef | null>;
 

@@ -56,6 +56,17 @@ export class ZfsPushSource implements PushSource {
     return s ? s.name : null;
   }
 
+  async localOrder(dataset: string, ref: SnapshotRef): Promise<bigint | null> {
+    const snap = (await this.zfs.listSnapshots(dataset)).find((s) => s.guid === ref.guid);
+    if (snap) return snap.createtxg;
+    if (!(await this.zfs.capabilities()).bookmarks) return null;
+    return (await this.zfs.listBookmarks(dataset)).find((b) => b.guid === ref.guid)?.createtxg ?? null;
+  }
+
+  baseGoneReason(last: SnapshotRef): string {
+    return `the last pushed snapshot @${last.name} no longer exists locally`;
+  }
+
   resolveBase(dataset: string, base: SnapshotRef): Promise<BaseRef | null> {
     return this.protection.resolveBase(dataset, base);
   }

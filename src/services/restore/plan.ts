@@ -47,7 +47,12 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
   let guid: bigint | undefined;
   let name: string;
   if (opts.snapshot) {
-    const row = manifest.snapshots(dataset).find((s) => s.name === opts.snapshot);
+    // Its recorded name (the newest of that name, if it was reused), or (btrfs) the last part of its path when only one has it.
+    const all = manifest.snapshots(dataset);
+    const named = all.filter((s) => s.name === opts.snapshot);
+    const byLast = [...new Set(all.filter((s) => s.name.endsWith(`/${opts.snapshot}`)).map((s) => s.name))];
+    const matches = named.length > 0 ? named : byLast.length === 1 ? all.filter((s) => s.name === byLast[0]) : [];
+    const row = matches.reduce<(typeof all)[number] | undefined>((m, s) => (m === undefined || s.createtxg > m.createtxg ? s : m), undefined);
     if (!row) throw new SnapshotNotPushedError(dataset, `snapshot @${opts.snapshot}`);
     guid = row.guid;
     name = row.name;
