@@ -37,7 +37,8 @@ import {
 } from './context.js';
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase, type PassphraseSource } from './passphrase.js';
-import { assertSourceDatasetName } from './push/source.js';
+import { assertSourceDatasetName, sourceKindOf } from './push/source.js';
+import { pushSourceFor } from './push/sources.js';
 
 export interface InitOptions {
   configPath: string;
@@ -125,6 +126,17 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   for (const d of config.datasets) assertSourceDatasetName(d.name);
   const ctx = createContext(config, passphrase, { ...o.overrides, log });
   checkLocalPaths(ctx, o);
+  // A dataset that is not there yet is allowed (made later), but said: often a typo, or a
+  // relative path meant as a btrfs one (a name not starting with "/" is a ZFS dataset).
+  for (const d of config.datasets) {
+    const there = await pushSourceFor(ctx, d.name)
+      .exists(d.name)
+      .catch((err: unknown) => {
+        warn(`dataset ${d.name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+        return true;
+      });
+    if (!there) warn(`dataset ${d.name} does not exist (yet)${sourceKindOf(d.name) === 'zfs' && d.name.includes('/') && !d.name.includes('@') ? ': a ZFS dataset; a btrfs subvolume is named by its absolute path' : ''}`);
+  }
 
   // Access checks first: nothing is written before we know the store works.
   let identity: InitResult['identity'] = null;
