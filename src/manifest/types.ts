@@ -172,6 +172,34 @@ export interface VolumeCompletedInput {
   uploadedAt?: Date;
 }
 
+/** A complete stream as rebuild imports it (from a stream record + HEADs). */
+export interface ImportStreamInput {
+  streamId: string;
+  dataset: string;
+  from: { name: string; guid: bigint } | null;
+  to: { name: string; guid: bigint; createtxg: bigint; creation: number };
+  plaintextSize: number;
+  storedSize: number;
+  volumeSize: number;
+  partSize: number;
+  startedAt: Date;
+  completedAt: Date;
+  /** From the stream record; absent or null when the record does not say (written before flags were recorded). */
+  sendFlags?: readonly string[] | null;
+  volumes: {
+    index: number;
+    key: string;
+    storageClass: string;
+    storedSize: number;
+    partCount: number;
+    plaintextSize: number;
+    plaintextSha256: string;
+    /** From the stream record; absent in records written before zbk kept ETags. */
+    etag?: string | null;
+    uploadedAt: Date;
+  }[];
+}
+
 /** A volume that no kept snapshot needs: a deletion candidate. */
 export interface UnneededObject {
   key: string;
