@@ -173,8 +173,15 @@ describe('64-bit values', () => {
         assert.equal(s.to.guid, g);
         assert.equal(s.to.createtxg, g);
       });
+      // A btrfs stream's identity is a 128-bit UUID: kept exactly; beyond 128 bits, and a createtxg beyond 64, refused.
+      const uuid = (1n << 128n) - 1n;
+      m.beginStream({ streamId: 'e'.repeat(32), dataset: '/mnt/b', from: null, to: { name: 'snaps/s', guid: uuid, createtxg: 7n, creation: 1 }, volumeSize: 8, partSize: 8 });
+      assert.equal(m.stream('e'.repeat(32))!.to.guid, uuid);
       assert.throws(() =>
-        m.beginStream({ streamId: 'f'.repeat(32), dataset: 't/e', from: null, to: { name: 't/e@s', guid: 1n << 64n, createtxg: 1n, creation: 1 }, volumeSize: 8, partSize: 8 }),
+        m.beginStream({ streamId: 'f'.repeat(32), dataset: 't/e', from: null, to: { name: 't/e@s', guid: 1n << 128n, createtxg: 1n, creation: 1 }, volumeSize: 8, partSize: 8 }),
+      );
+      assert.throws(() =>
+        m.beginStream({ streamId: 'd'.repeat(32), dataset: 't/e', from: null, to: { name: 't/e@s', guid: 1n, createtxg: 1n << 64n, creation: 1 }, volumeSize: 8, partSize: 8 }),
       );
     } finally {
       m.close();
