@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import bytes from 'bytes';
 import { parse, stringify, TomlError } from 'smol-toml';
 import { ConfigError } from '../errors.js';
+import { BandwidthSyntaxError, parseBandwidth, type BandwidthLimit } from './bandwidth.js';
 import { KeyLines, type KeyPath } from './locate.js';
 import { dotted, isTable, kindOf, schemaProblems, typeName, type SchemaKey, type SchemaSection } from './schema.js';
 
@@ -50,6 +51,8 @@ export interface UploadConfig {
   volumeSize: number;
   /** Parts uploaded in parallel. Pipeline buffers ≈ (parallel + 2) × partSize (see uploadStream in src/pipeline/upload.ts). */
   parallel: number;
+  /** `[upload] limit`: the bandwidth limit of pushes (sealed bytes sent), a rate or a schedule; absent: none. `--limit-upload` overrides it. */
+  limit?: BandwidthLimit;
 }
 
 export interface RetryConfig {
@@ -97,6 +100,8 @@ export interface RestoreConfig {
   reserveGB: number;
   tier: 'Bulk' | 'Standard';
   stagingDir: string;
+  /** `[restore] limit`: the bandwidth limit of downloads (restore run, verify --deep); absent: none. `--limit-download` overrides it. */
+  limit?: BandwidthLimit;
 }
 
 export interface ZbkConfig {
@@ -327,6 +332,20 @@ class Section<S extends SchemaSection> {
     }
   }
 
+  /** A bandwidth limit (src/config/bandwidth.ts), or undefined when the key is absent. */
+  bandwidth(key: SchemaKey<S>): BandwidthLimit | undefined {
+    const v = this.get(key);
+    if (v === undefined) return undefined;
+    const fix = `write \`${key}\` as e.g. "2MiB/s", "off" or "08:00-23:00=2MiB/s, 23:00-08:00=off"`;
+    if (typeof v !== 'string') throw this.error(key, `must be a rate in quotes or a schedule, got ${typeName(v)}`, fix);
+    try {
+      return parseBandwidth(v);
+    } catch (err) {
+      if (err instanceof BandwidthSyntaxError) throw this.error(key, `is not a bandwidth limit: ${err.message}`, fix);
+      throw err;
+    }
+  }
+
   /** An http(s) URL, or undefined; a `secret` URL (webhooks carry tokens) is never quoted. */
   httpUrl(key: SchemaKey<S>): string | undefined {
     const v = this.str(key);
@@ -404,6 +423,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   if (volumeSize > 5 * 1024 * GiB * 0.999) throw upload.error('volume_size', 'must be below 5TiB (the largest S3 object, with room for sealing)');
   const parallel = upload.num('parallel', 2);
   if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) throw upload.error('parallel', 'must be an integer from 1 to 64');
+  const uploadLimit = upload.bandwidth('limit');
 
   const retry = open('retry', doc.retry, ['retry']);
   const zfs = open('zfs', doc.zfs, ['zfs']);
@@ -435,6 +455,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   const protectBase = zfs.str('protect_base', 'bookmark');
   if (protectBase !== 'bookmark' && protectBase !== 'hold') throw zfs.error('protect_base', 'must be "bookmark" or "hold"');
   const tier = restore.str('tier', 'Bulk');
+  const restoreLimit = restore.bandwidth('limit');
   if (tier !== 'Bulk' && tier !== 'Standard') throw restore.error('tier', 'must be "Bulk" or "Standard"');
   const webhookFormat = hooks.str('webhook_format', 'healthchecks');
   if (webhookFormat !== 'healthchecks' && webhookFormat !== 'uptime-kuma' && webhookFormat !== 'ntfy') {
@@ -469,7 +490,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
       metaStorageClass,
       checksumCalculation: checksum,
     },
-    upload: { partSize, volumeSize, parallel },
+    upload: { partSize, volumeSize, parallel, ...(uploadLimit ? { limit: uploadLimit } : {}) },
     retry: {
       retries: retry.num('retries', 8),
       minTimeoutMs: retry.num('min_timeout_ms', 500),
@@ -496,6 +517,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
       reserveGB: restore.num('reserve_gb', 10),
       tier,
       stagingDir: resolve(restore.str('staging_dir') ?? join(stateDir, 'restore')),
+      ...(restoreLimit ? { limit: restoreLimit } : {}),
     },
     prices,
     retention: {

@@ -10,7 +10,7 @@ import { PRICE_OVERRIDE_KEYS } from '../cost/prices.js';
 import type { KeyPath } from './locate.js';
 
 /** What a value may be. `secret`: a string that never appears in a message (webhook URLs carry tokens). */
-export type Kind = 'string' | 'secret' | 'number' | 'boolean' | 'size' | 'command' | 'raw';
+export type Kind = 'string' | 'secret' | 'number' | 'boolean' | 'size' | 'command' | 'raw' | 'rate';
 
 const PRICES: Readonly<Record<string, Kind>> = Object.fromEntries(Object.keys(PRICE_OVERRIDE_KEYS).map((k) => [k, 'number' as const]));
 
@@ -26,13 +26,13 @@ export const CONFIG_SCHEMA = {
     meta_storage_class: 'string',
     checksum_calculation: 'string',
   },
-  upload: { part_size: 'size', volume_size: 'size', parallel: 'number' },
+  upload: { part_size: 'size', volume_size: 'size', parallel: 'number', limit: 'rate' },
   retry: { retries: 'number', min_timeout_ms: 'number', max_timeout_ms: 'number' },
   zfs: { zfs: 'command', zpool: 'command', protect_base: 'string' },
   btrfs: { btrfs: 'command' },
   dataset: { name: 'string', snapshot_pattern: 'string', raw: 'raw' },
   hooks: { pre_push: 'command', post_push: 'command', timeout_seconds: 'number', on_success: 'secret', on_failure: 'secret', webhook_format: 'string', include_names: 'boolean' },
-  restore: { free_egress_gb: 'number', reserve_gb: 'number', tier: 'string', staging_dir: 'string' },
+  restore: { free_egress_gb: 'number', reserve_gb: 'number', tier: 'string', staging_dir: 'string', limit: 'rate' },
   retention: { keep_last: 'number', keep_monthly: 'number', keep_yearly: 'number' },
   prices: PRICES,
 } as const satisfies Record<string, Readonly<Record<string, Kind>>>;
@@ -59,6 +59,7 @@ const KIND_TEXT: Record<Kind, string> = {
   size: 'a size (e.g. "64MiB") or a number of bytes',
   command: 'a command name or an array of arguments',
   raw: '"auto", true or false',
+  rate: 'a rate in quotes (e.g. "2MiB/s" or "off") or a schedule (e.g. "08:00-23:00=2MiB/s, 23:00-08:00=off")',
 };
 
 function accepts(kind: Kind, v: unknown): boolean {
@@ -76,6 +77,8 @@ function accepts(kind: Kind, v: unknown): boolean {
       return typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
     case 'raw':
       return typeof v === 'string' || typeof v === 'boolean';
+    case 'rate':
+      return typeof v === 'string';
   }
 }
 

@@ -186,12 +186,13 @@ test('config: every key the schema declares loads (the loader reads each one: sc
       meta_storage_class: 'STANDARD_IA',
       checksum_calculation: 'when_required',
     },
-    upload: { part_size: '8MiB', volume_size: '1GiB', parallel: 3 },
+    upload: { part_size: '8MiB', volume_size: '1GiB', parallel: 3, limit: '2MiB/s' },
     retry: { retries: 2, min_timeout_ms: 10, max_timeout_ms: 20 },
     zfs: { zfs: ['sudo', 'zfs'], zpool: 'zpool', protect_base: 'hold' },
+    btrfs: { btrfs: ['sudo', 'btrfs'] },
     dataset: { name: 'tank/a', snapshot_pattern: '^daily', raw: false },
     hooks: { pre_push: ['true'], post_push: ['true'], timeout_seconds: 60, on_success: 'https://h/1', on_failure: 'https://h/2', webhook_format: 'ntfy', include_names: false },
-    restore: { free_egress_gb: 50, reserve_gb: 5, tier: 'Standard', staging_dir: '/tmp/staging' },
+    restore: { free_egress_gb: 50, reserve_gb: 5, tier: 'Standard', staging_dir: '/tmp/staging', limit: '00:00-12:00=1MiB/s, 12:00-24:00=off' },
     retention: { keep_last: 7, keep_monthly: 24, keep_yearly: 10 },
     prices: Object.fromEntries(Object.keys(CONFIG_SCHEMA.prices).map((k) => [k, 0.5])),
   };
@@ -205,6 +206,8 @@ test('config: every key the schema declares loads (the loader reads each one: sc
   assert.deepEqual(c.zfs.zfs, ['sudo', 'zfs']);
   assert.equal(c.restore.freeEgressGB, 50);
   assert.equal(c.hooks.includeNames, false);
+  assert.equal(c.upload.limit?.windows[0]?.rate, 2 * 1024 * 1024);
+  assert.equal(c.restore.limit?.windows.length, 2);
   assert.equal(Object.keys(c.prices).length, Object.keys(CONFIG_SCHEMA.prices).length);
 });
 
