@@ -14,7 +14,7 @@ import { Readable } from 'node:stream';
 import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError, ObjectIntegrityError } from '../errors.js';
 import type { VolumeRecord } from '../layout.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectStore, TransferPacer } from '../store/object-store.js';
 import { AbortError } from './errors.js';
 import { InlinePartOpener, type PartOpener } from './part-opener.js';
 
@@ -57,8 +57,19 @@ export function partLayout(volume: VolumeRecord, sealedSize: (plainLen: number) 
   return out;
 }
 
-/** Read a stream into `buf` exactly; any other length is an error naming `what`. */
-async function readExact(stream: Readable, buf: Buffer, what: string): Promise<void> {
+/** How a download paces what it receives: the run's bandwidth limit, and the signal that stops a wait for it. */
+interface Pacing {
+  pacer?: TransferPacer;
+  signal?: AbortSignal;
+}
+
+/**
+ * Read a stream into `buf` exactly; any other length is an error naming
+ * `what`. With a pacer, each chunk received is paid for before the next is
+ * read: the stream stays paused meanwhile, so the socket's flow control
+ * holds the sender back (nothing more is buffered than without a limit).
+ */
+async function readExact(stream: Readable, buf: Buffer, what: string, pacing: Pacing = {}): Promise<void> {
   let n = 0;
   try {
     for await (const chunk of stream) {
@@ -66,6 +77,7 @@ async function readExact(stream: Readable, buf: Buffer, what: string): Promise<v
       if (n + b.length > buf.length) throw new IntegrityError(`${what}: the store returned more bytes than requested`);
       b.copy(buf, n);
       n += b.length;
+      if (pacing.pacer) await pacing.pacer.take(b.length, pacing.signal);
     }
   } finally {
     stream.destroy();
@@ -73,9 +85,9 @@ async function readExact(stream: Readable, buf: Buffer, what: string): Promise<v
   if (n !== buf.length) throw new IntegrityError(`${what}: the store returned ${n} bytes, expected ${buf.length}`);
 }
 
-async function fetchRange(store: ObjectStore, key: string, r: PartRange, buf: Buffer): Promise<void> {
+async function fetchRange(store: ObjectStore, key: string, r: PartRange, buf: Buffer, pacing?: Pacing): Promise<void> {
   const stream = await store.get(key, { start: r.sealedOffset, end: r.sealedOffset + r.sealedSize - 1 });
-  await readExact(stream, buf, `part ${r.partNumber} of ${key}`);
+  await readExact(stream, buf, `part ${r.partNumber} of ${key}`, pacing);
 }
 
 async function readAt(fh: FileHandle, buf: Buffer, position: number): Promise<boolean> {
@@ -169,6 +181,12 @@ export interface DownloadVolumeOptions {
   destPath: string;
   sealedSize(plainLen: number): number;
   signal?: AbortSignal;
+  /**
+   * A bandwidth limit on the sealed bytes received (the run's shared
+   * pacer, src/pipeline/bandwidth.ts), applied to every ranged GET as its
+   * bytes arrive. Absent: as fast as the store sends.
+   */
+  pacer?: TransferPacer;
   onProgress?(p: DownloadProgress): void;
   /**
    * Gets every part's plaintext in order, each only after the part
@@ -360,7 +378,7 @@ export async function downloadVolume(opts: DownloadVolumeOptions): Promise<{ dow
     const fetchInto = (k: number): Promise<Buffer> => {
       const r = layout[k]!;
       const buf = sealedBufs[k % sealedBufs.length]!.subarray(0, r.sealedSize);
-      const p = fetchRange(store, volume.key, r, buf).then(() => {
+      const p = fetchRange(store, volume.key, r, buf, { ...(opts.pacer ? { pacer: opts.pacer } : {}), ...(signal ? { signal } : {}) }).then(() => {
         arrived(r);
         return buf;
       });
@@ -676,6 +694,8 @@ export interface OpenVolumesFromStoreOptions {
   /** Every volume of the stream, in order. */
   volumes: VolumeRecord[];
   sealedSize(plainLen: number): number;
+  /** A bandwidth limit on the sealed bytes received (see DownloadVolumeOptions.pacer). */
+  pacer?: TransferPacer;
 }
 
 /**
@@ -694,7 +714,7 @@ export function openVolumesFromStore(opts: OpenVolumesFromStoreOptions): Readabl
     begin: async () => {
       const info = await store.head(record.key);
       if (info.size !== record.storedSize) throw new IntegrityError(`object ${record.key} is ${info.size} bytes, the record says ${record.storedSize}`);
-      return { read: (v, r, buf) => fetchRange(store, v.key, r, buf), end: async () => undefined };
+      return { read: (v, r, buf) => fetchRange(store, v.key, r, buf, opts.pacer ? { pacer: opts.pacer } : {}), end: async () => undefined };
     },
   }));
   return toReadable(plaintextOf(opts.opener ?? new InlinePartOpener(opts.keyring), opts.streamId, sources, opts.sealedSize));

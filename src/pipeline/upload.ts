@@ -13,7 +13,7 @@ import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
 import { VOLUME_META_HEADER, volumeKey, type VolumeRecord } from '../layout.js';
 import { NoSuchUploadError, NotFoundError } from '../store/errors.js';
-import type { ObjectInfo, ObjectStore, UploadedPart } from '../store/object-store.js';
+import type { ObjectInfo, ObjectStore, TransferPacer, UploadedPart } from '../store/object-store.js';
 import { AbortError, ResumeMismatchError } from './errors.js';
 import { readParts, type StreamPart } from './parts.js';
 import { WorkerClient } from './worker-client.js';
@@ -114,6 +114,13 @@ export interface UploadStreamOptions {
   checkpoint: UploadCheckpoint;
   /** Checkpointed state of an interrupted run of the SAME stream id, partSize and volumeSize. */
   resume?: ResumeState;
+  /**
+   * A bandwidth limit on the sealed bytes sent: every part's body is handed
+   * to the store in pieces as this pacer allows (one pacer shared by all
+   * parts in flight, and by every stream of a run: src/pipeline/bandwidth.ts).
+   * Absent: as fast as the store takes them.
+   */
+  pacer?: TransferPacer;
   signal?: AbortSignal;
   onProgress?(p: UploadProgress): void;
 }
@@ -307,7 +314,10 @@ function multipartEtagOf(etags: string[]): string | null {
  * collected. With `hashInWorker`, the plaintext buffers are
  * SharedArrayBuffers the hashing worker reads in place (no copies); the
  * worker itself adds a fixed ≈ 15–20 MB of runtime. Parallelism is per
- * volume: in-flight parts drain before a volume completes.
+ * volume: in-flight parts drain before a volume completes. A `pacer`
+ * (bandwidth limit) adds no buffer: the store sends views of the sealed
+ * buffer as the pacer allows; the sealed buffer is reused only after the
+ * part settled, as without one.
  *
  * Threads: sealing and store calls run on the calling thread; the two
  * plaintext SHA-256 passes (part, volume) run on one worker thread when
@@ -333,11 +343,14 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | null = null;
 
+  // Aborted on failure: a paced part in flight stops waiting for the bandwidth limit (it would send the rest at the limit first).
+  const stopped = new AbortController();
   const fail = (error: unknown): void => {
     if (failure) return;
     failure = { error };
     // Stops a pending read at once and kills the producer (zfs send).
     source.destroy();
+    stopped.abort(new AbortError('upload stopped', { cause: error }));
   };
   const onAbort = (): void => fail(new AbortError('upload aborted', { cause: signal?.reason }));
 
@@ -472,7 +485,7 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
     const plainLen = data.length;
     const task = (async () => {
       const sha = await plainSha;
-      const up = await store.uploadPart(v.key, uploadId, n, sealed);
+      const up = opts.pacer ? await store.uploadPart(v.key, uploadId, n, sealed, undefined, { pacer: opts.pacer, signal: stopped.signal }) : await store.uploadPart(v.key, uploadId, n, sealed);
       if (up.size !== sealed.length) throw new IntegrityError(`store acknowledged ${up.size} bytes for part ${n} of ${v.key}, sent ${sealed.length}`);
       const checksum = up.checksumSha256;
       if (checksum === undefined) throw new IntegrityError(`store acknowledged part ${n} of ${v.key} without the checksum it verified`);

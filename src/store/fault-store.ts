@@ -19,6 +19,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
   PutCondition,
 } from './object-store.js';
 import { AccessDeniedError, TransientStoreError } from './errors.js';
@@ -147,8 +148,8 @@ export class FaultInjectingStore implements ObjectStore {
     return this.run('createMultipartUpload', () => this.inner.createMultipartUpload(key, options));
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
-    return this.run('uploadPart', () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256));
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string, options?: UploadPartOptions): Promise<UploadedPart> {
+    return this.run('uploadPart', () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256, options));
   }
 
   async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {

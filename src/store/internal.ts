@@ -5,7 +5,7 @@
  * Not part of the public contract.
  */
 import { createHash } from 'node:crypto';
-import { ARCHIVE_CLASSES, type ByteRange, type PutOptions, type UploadedPart } from './object-store.js';
+import { ARCHIVE_CLASSES, type ByteRange, type PutOptions, type UploadPartOptions, type UploadedPart } from './object-store.js';
 import { PermanentStoreError } from './errors.js';
 
 /** Every method of `ObjectStore` (for counters and fault rules). */
@@ -45,6 +45,32 @@ export const STORE_METHODS: readonly StoreMethod[] = [
 export const MAX_PARTS = 10_000;
 export const DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024;
 const DAY_MS = 86_400_000;
+
+/**
+ * `body` in the pieces a paced upload sends (`UploadPartOptions`): views of
+ * it (no copy), each yielded once the pacer allowed its bytes; the whole
+ * body at once without a pacer. Rejects with the signal's reason when it
+ * is aborted.
+ */
+export async function* pacedChunks(body: Uint8Array, options?: UploadPartOptions): AsyncGenerator<Uint8Array> {
+  const pacer = options?.pacer;
+  if (!pacer) {
+    yield body;
+    return;
+  }
+  for (let off = 0; off < body.length; ) {
+    const n = Math.min(Math.max(1, pacer.chunkSize), body.length - off);
+    await pacer.take(n, options.signal);
+    yield body.subarray(off, off + n);
+    off += n;
+  }
+}
+
+/** The error a paced upload stopped with (the signal's reason), or null when it was not stopped. */
+export function pacingStopped(options?: UploadPartOptions): unknown {
+  const s = options?.signal;
+  return s?.aborted ? (s.reason ?? new Error('paced upload stopped')) : null;
+}
 
 export function zeroCounts(): Record<StoreMethod, number> {
   return Object.fromEntries(STORE_METHODS.map((m) => [m, 0])) as Record<StoreMethod, number>;

@@ -89,6 +89,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
 } from './object-store.js';
 import { NoSuchUploadError, NotFoundError, PermanentStoreError, PreconditionFailedError, StoreError } from './errors.js';
 import {
@@ -98,6 +99,8 @@ import {
   md5Hex,
   multipartEtag,
   normalizePutOptions,
+  pacedChunks,
+  pacingStopped,
   resolveRange,
   validateKey,
   validatePartNumber,
@@ -321,7 +324,7 @@ export class LocalStore implements ObjectStore {
     return uploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string, options?: UploadPartOptions): Promise<UploadedPart> {
     await this.ready();
     const dir = await this.uploadDir(key, uploadId);
     validatePartNumber(partNumber);
@@ -332,12 +335,15 @@ export class LocalStore implements ObjectStore {
     const num = String(partNumber).padStart(5, '0');
     const name = `${num}.${etag}.${Buffer.from(checksumSha256, 'base64').toString('hex')}`;
     try {
-      await writeAtomic(dir, join(dir, name), body);
+      // Paced: the part's pieces are written as the bandwidth limit lets them go.
+      await writeAtomic(dir, join(dir, name), options?.pacer ? pacedChunks(body, options) : body);
       // Replacing a part number: drop the older files of that number.
       for (const f of await readdir(dir)) {
         if (f.startsWith(`${num}.`) && f !== name) await unlink(join(dir, f)).catch(() => undefined);
       }
     } catch (err) {
+      const stopped = pacingStopped(options);
+      if (stopped !== null) throw stopped;
       if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
       throw mapFsError(err, key);
     }

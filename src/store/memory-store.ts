@@ -18,6 +18,7 @@ import type {
   RestoreState,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
   PutCondition,
 } from './object-store.js';
 import { ArchivedError, NoSuchUploadError, NotFoundError, RestoreInProgressError, PreconditionFailedError } from './errors.js';
@@ -29,6 +30,7 @@ import {
   md5Hex,
   multipartEtag,
   normalizePutOptions,
+  pacedChunks,
   resolveRange,
   restoreExpiry,
   type StoreMethod,
@@ -198,10 +200,13 @@ export class MemoryStore implements ObjectStore {
     return uploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string, options?: UploadPartOptions): Promise<UploadedPart> {
     this.counts.uploadPart++;
-    const u = this.upload(key, uploadId);
+    this.upload(key, uploadId);
     validatePartNumber(partNumber);
+    // Paced: the bytes "arrive" as the bandwidth limit lets them go.
+    if (options?.pacer) for await (const piece of pacedChunks(body, options)) void piece;
+    const u = this.upload(key, uploadId);
     const data = Buffer.from(body);
     const checksumSha256 = verifyChecksum(data, sentChecksum);
     const part: StoredPart = { partNumber, size: data.length, etag: md5Hex(data), checksumSha256, data };

@@ -90,6 +90,29 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * A bandwidth limit on bytes crossing to or from a store (the shared token
+ * bucket of src/pipeline/bandwidth.ts): a paced transfer hands its bytes on
+ * in pieces of at most `chunkSize`, each once `take` resolved for it.
+ */
+export interface TransferPacer {
+  /** The largest piece to take at once now (it depends on the rate in force). */
+  readonly chunkSize: number;
+  /** Resolves when `bytes` more may pass; rejects with `signal.reason` once `signal` is aborted. */
+  take(bytes: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** How `uploadPart` sends its body. */
+export interface UploadPartOptions {
+  /** Pace the body's bytes as they leave (a bandwidth limit); absent: as fast as the store takes them. */
+  pacer?: TransferPacer;
+  /**
+   * Stops a paced body: the part fails with `signal.reason` itself (not a
+   * StoreError, so no retry repeats it).
+   */
+  signal?: AbortSignal;
+}
+
 export type RestoreOutcome =
   /** A restore started (S3: 202). */
   | 'started'
@@ -159,8 +182,10 @@ export interface ObjectStore {
    * the checksum the server verified.
    * Idempotent: re-uploading a part number replaces it.
    * Throws NoSuchUploadError if the upload is gone.
+   * With `options.pacer`, the body is sent in paced pieces (views of
+   * `body`, no copy): every attempt of a retried part is paced anew.
    */
-  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart>;
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string, options?: UploadPartOptions): Promise<UploadedPart>;
 
   /** Parts the server has acknowledged, ascending, across all pages. Throws NoSuchUploadError. */
   listParts(key: string, uploadId: string): Promise<UploadedPart[]>;

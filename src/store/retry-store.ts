@@ -30,6 +30,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
   PutCondition,
 } from './object-store.js';
 import type { RetryConfig } from '../config/config.js';
@@ -138,8 +139,9 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
     return this.retry('createMultipartUpload', key, () => this.inner.createMultipartUpload(key, options));
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
-    return this.retry('uploadPart', key, () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256));
+  /** Each attempt sends (and paces, with `options.pacer`) the whole body anew. */
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string, options?: UploadPartOptions): Promise<UploadedPart> {
+    return this.retry('uploadPart', key, () => this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256, options));
   }
 
   async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {

@@ -14,7 +14,7 @@
  *   operation, key, S3 error code and HTTP status only — never request
  *   details that could include credentials.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand,
@@ -34,6 +34,7 @@ import {
   S3Client,
   UploadPartCommand,
   type LifecycleRule,
+  type UploadPartCommandOutput,
   type StorageClass as SdkStorageClass,
 } from '@aws-sdk/client-s3';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
@@ -50,6 +51,7 @@ import type {
   RestoreState,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
   PutCondition,
 } from './object-store.js';
 import {
@@ -64,7 +66,7 @@ import {
   TransientStoreError,
   PreconditionFailedError,
 } from './errors.js';
-import { compareKeys, isArchiveClass, normalizePutOptions, sha256Base64, validateKey, validatePrefix } from './internal.js';
+import { compareKeys, isArchiveClass, normalizePutOptions, pacedChunks, pacingStopped, sha256Base64, validateKey, validatePrefix } from './internal.js';
 import { parseStoreUrl } from './store-url.js';
 
 export interface S3Credentials {
@@ -96,6 +98,8 @@ export function abortRuleId(keyPrefix: string): string {
   return `${ABORT_RULE_ID}-${createHash('sha256').update(keyPrefix).digest('hex').slice(0, 16)}`;
 }
 
+const SILENT_LOGGER = { trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 export class S3Store implements ObjectStore, IdentityProvider {
   readonly url: string;
   readonly bucket: string;
@@ -123,6 +127,9 @@ export class S3Store implements ObjectStore, IdentityProvider {
       requestChecksumCalculation: checksum,
       responseChecksumValidation: checksum,
       requestHandler: { requestTimeout: options.requestTimeoutMs ?? 120_000, connectionTimeout: options.connectTimeoutMs ?? 30_000 },
+      // Silent: failures surface as typed errors. (Without a logger the SDK writes a console warning
+      // for every failed streaming request, i.e. every failed or stopped paced part.)
+      logger: SILENT_LOGGER,
       ...(options.credentials ? { credentials: options.credentials } : {}),
     });
   }
@@ -280,27 +287,48 @@ export class S3Store implements ObjectStore, IdentityProvider {
     return out.UploadId;
   }
 
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string, options?: UploadPartOptions): Promise<UploadedPart> {
     // Computed once here (not per retry) so every attempt carries the same checksum.
     const checksumSha256 = sentChecksum ?? sha256Base64(body);
-    const out = await this.send(
-      'uploadPart',
-      key,
-      () =>
-        this.s3.send(
-          new UploadPartCommand({
-            Bucket: this.bucket,
-            Key: this.full(key),
-            UploadId: uploadId,
-            PartNumber: partNumber,
-            Body: body,
-            ContentLength: body.length,
-            ChecksumAlgorithm: 'SHA256',
-            ChecksumSHA256: checksumSha256,
-          }),
-        ),
-      uploadId,
-    );
+    // Paced: the SDK pipes the pieces as the bandwidth limit lets them go (views of `body`, no copy).
+    // A pipe does not end the request when its source fails, so a failed body aborts the request.
+    let paced: Readable | undefined;
+    let bodyError: unknown = null;
+    const abort = new AbortController();
+    if (options?.pacer) {
+      paced = Readable.from(pacedChunks(body, options), { objectMode: false });
+      paced.on('error', (err) => {
+        bodyError ??= err;
+        abort.abort(err);
+      });
+    }
+    let out: UploadPartCommandOutput;
+    try {
+      out = await this.send(
+        'uploadPart',
+        key,
+        () =>
+          this.s3.send(
+            new UploadPartCommand({
+              Bucket: this.bucket,
+              Key: this.full(key),
+              UploadId: uploadId,
+              PartNumber: partNumber,
+              Body: paced ?? body,
+              ContentLength: body.length,
+              ChecksumAlgorithm: 'SHA256',
+              ChecksumSHA256: checksumSha256,
+            }),
+            paced ? { abortSignal: abort.signal } : {},
+          ),
+        uploadId,
+      );
+    } catch (err) {
+      // A stopped paced body is the caller's stop, not a store failure to retry.
+      throw pacingStopped(options) ?? bodyError ?? err;
+    } finally {
+      paced?.destroy();
+    }
     if (!out.ETag) throw new PermanentStoreError(`S3 returned no ETag for part ${partNumber} of ${key}`, 'PROTOCOL');
     return { partNumber, size: body.length, etag: unquote(out.ETag), checksumSha256: out.ChecksumSHA256 ?? checksumSha256 };
   }

@@ -19,6 +19,7 @@ import type {
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
+  UploadPartOptions,
 } from '../../store/object-store.js';
 import type { IdentityProvider } from '../../store/object-store.js';
 
@@ -65,9 +66,9 @@ export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider>
     this.assertHeld();
     return this.inner.createMultipartUpload(key, options);
   }
-  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string): Promise<UploadedPart> {
+  async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, checksumSha256?: string, options?: UploadPartOptions): Promise<UploadedPart> {
     this.assertHeld();
-    return this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256);
+    return this.inner.uploadPart(key, uploadId, partNumber, body, checksumSha256, options);
   }
   listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
     return this.inner.listParts(key, uploadId);

@@ -51,11 +51,22 @@ export function tempPath(dir: string): string {
   return join(dir, `${RESERVED}tmp-${randomBytes(8).toString('hex')}`);
 }
 
-/** Create `path` (it must not exist: EEXIST), write `data`, fsync, and return it open; on a failure after the create, remove it. */
-export async function createNew(path: string, data: Uint8Array, mode: number): Promise<FileHandle> {
+/**
+ * Create `path` (it must not exist: EEXIST), write `data` (bytes, or pieces
+ * written in order as they come: a paced part), fsync, and return it open;
+ * on a failure after the create, remove it.
+ */
+export async function createNew(path: string, data: Uint8Array | AsyncIterable<Uint8Array>, mode: number): Promise<FileHandle> {
   const fh = await open(path, 'wx', mode);
   try {
-    await fh.writeFile(data);
+    if (data instanceof Uint8Array) await fh.writeFile(data);
+    else {
+      let at = 0;
+      for await (const piece of data) {
+        for (let done = 0; done < piece.length; ) done += (await fh.write(piece, done, piece.length - done, at + done)).bytesWritten;
+        at += piece.length;
+      }
+    }
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => undefined);
@@ -66,12 +77,12 @@ export async function createNew(path: string, data: Uint8Array, mode: number): P
 }
 
 /** createNew, closed. */
-export async function writeNew(path: string, data: Uint8Array, mode: number): Promise<void> {
+export async function writeNew(path: string, data: Uint8Array | AsyncIterable<Uint8Array>, mode: number): Promise<void> {
   await (await createNew(path, data, mode)).close();
 }
 
 /** Temp file in `dir`, fsync, rename to `path`, and (unless told not to) fsync `dir`. */
-export async function writeAtomic(dir: string, path: string, data: Uint8Array, syncDir = true): Promise<void> {
+export async function writeAtomic(dir: string, path: string, data: Uint8Array | AsyncIterable<Uint8Array>, syncDir = true): Promise<void> {
   const tmp = tempPath(dir);
   await writeNew(tmp, data, 0o600);
   try {
