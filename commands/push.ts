@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { progressBar } from '../src/cli/progress.js';
+import { applyLimit, limitUploadFlag, parseLimitFlag } from '../src/cli/limit-flags.js';
 import { UsageError } from '../src/errors.js';
 import { createContext, type ServiceContext } from '../src/services/context.js';
 import { push, type DatasetPushResult, type PushResult } from '../src/services/push.js';
@@ -25,6 +26,8 @@ export default class Push extends BaseCommand {
 
 With no dataset arguments, pushes every [[dataset]] in the config.
 
+Bandwidth: --limit-upload RATE (or [upload] limit in the config) caps the bytes sent to the store, all parallel parts together, with a token bucket (bursts of at most a quarter second of the rate or 64 KiB); a schedule such as "08:00-23:00=2MiB/s, 23:00-08:00=off" (local time, covering the whole day) changes the limit at each boundary, also in the middle of a push. The flag overrides the config; "--limit-upload off" disables a configured limit. A bad RATE is exit 2 (exit 3 in the config).
+
 --full starts a new chain now: a full stream of the snapshot, even when an incremental base exists. It is the way out of a broken chain (a volume "zbk verify" or a restore found missing or damaged: "zbk status" says which snapshots are still restorable), since a plain push only adds incrementals to it. Its estimated size and cost are printed before the upload starts; "--full --dry-run" shows them without uploading. The old chain stays until consolidation or retention removes it (objects younger than 180 days are billed for 180 days anyway).
 
 Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor in ZFS) are neither recorded nor alerted. --dry-run records and sends nothing.
@@ -36,6 +39,8 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
     '<%= config.bin %> push tank/photos --dry-run',
     '<%= config.bin %> push --full --dry-run tank/photos',
     '<%= config.bin %> push --json',
+    '<%= config.bin %> push tank/photos --limit-upload 2MiB/s',
+    '<%= config.bin %> push --limit-upload "08:00-23:00=1MiB/s, 23:00-08:00=off"',
   ];
 
   static override strict = false;
@@ -45,12 +50,14 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
     'dry-run': Flags.boolean({ description: 'Say what would be sent and what it would cost; upload nothing.' }),
     full: Flags.boolean({ description: 'Start a new chain: send a full stream even when an incremental base exists (the way out of a broken chain); its cost is shown first.' }),
     'no-wait': Flags.boolean({ description: 'Fail at once (exit 8) if another zbk holds the manifest lock.' }),
+    'limit-upload': limitUploadFlag,
   };
 
   async run(): Promise<PushResult> {
     const { argv, flags } = await this.parse(Push);
+    const limit = parseLimitFlag(flags['limit-upload'], 'limit-upload');
     // A config that cannot be read has no hooks and no state dir: that failure is only the exit code.
-    const config = this.loadConfig(flags);
+    const config = applyLimit(this.loadConfig(flags), 'upload', limit);
     const datasets = (argv as string[]).length > 0 ? (argv as string[]) : config.datasets.map((d) => d.name);
     if (datasets.length === 0) throw new UsageError('no dataset given and none configured: zbk push <dataset>');
     if (flags.snapshot && datasets.length > 1) throw new UsageError('--snapshot applies to one dataset at a time');

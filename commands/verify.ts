@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { canPrompt, promptHidden } from '../src/cli/prompt.js';
+import { applyLimit, LIMIT_DOWNLOAD_DESCRIPTION, parseLimitFlag } from '../src/cli/limit-flags.js';
 import { verify, type VerifyResult } from '../src/services/verify.js';
 import { verifyDeep, type DeepVerifyResult } from '../src/services/verify-deep.js';
 
@@ -11,7 +12,7 @@ export default class Verify extends BaseCommand {
 
 Findings are recorded in the manifest: "zbk status" then shows the chain as broken, "zbk check" goes CRITICAL, and restores do not fetch a damaged object. The way out is "zbk push --full" (a new chain; "--dry-run" shows its cost); the output names the snapshots that are still restorable.
 
---deep is a restore drill: the chain of a pushed snapshot (default the latest) is downloaded, opened part by part, received into a scratch dataset in the same pool and compared file by file with a clone of the local snapshot; both scratch datasets are destroyed afterwards. When objects are archived (Deep Archive), the thaw cost is shown first and nothing is spent without confirmation (--yes, or answering the prompt); run it again once the restores are done.
+--deep is a restore drill: the chain of a pushed snapshot (default the latest) is downloaded, opened part by part, received into a scratch dataset in the same pool and compared file by file with a clone of the local snapshot; both scratch datasets are destroyed afterwards. When objects are archived (Deep Archive), the thaw cost is shown first and nothing is spent without confirmation (--yes, or answering the prompt); run it again once the restores are done. --limit-download RATE (or [restore] limit) caps the bytes the drill reads from the store, like "zbk restore run".
 
 Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting for a thaw, 3 config, 4 passphrase, 5 store, 6 a missing or damaged object or restored files that differ, 7 zfs, 9 manifest.`;
   static override examples = [
@@ -19,17 +20,20 @@ Exit codes: 0 everything verified, 1 the drill needs confirmation or is waiting 
     '<%= config.bin %> verify --dataset tank/photos --json',
     '<%= config.bin %> verify --deep --dataset tank/photos',
     '<%= config.bin %> verify --deep --dataset tank/photos --snapshot autosnap_2026-01-01 --yes',
+    '<%= config.bin %> verify --deep --dataset tank/photos --limit-download 2MiB/s',
   ];
   static override flags = {
     dataset: Flags.string({ description: 'Only this dataset (required with --deep when several are pushed).' }),
     deep: Flags.boolean({ description: 'Restore drill: restore into a scratch dataset and compare with the local snapshot.' }),
     snapshot: Flags.string({ description: 'With --deep: the pushed snapshot to drill (short name; default the latest).', dependsOn: ['deep'] }),
     yes: Flags.boolean({ description: 'With --deep: agree to pay for thawing archived objects.', dependsOn: ['deep'] }),
+    'limit-download': Flags.string({ description: `With --deep: ${LIMIT_DOWNLOAD_DESCRIPTION}`, helpValue: 'RATE', dependsOn: ['deep'] }),
   };
 
   async run(): Promise<VerifyResult | DeepVerifyResult> {
     const { flags } = await this.parse(Verify);
-    const ctx = this.context(flags);
+    const limit = parseLimitFlag(flags['limit-download'], 'limit-download');
+    const ctx = this.context(flags, (c) => applyLimit(c, 'download', limit));
     if (flags.deep) return this.deep(ctx, flags);
     const r = await verify(ctx, { dataset: flags.dataset });
     this.say(`${r.objectsChecked} object(s) of ${r.streams} stream(s) checked in ${r.store}`);

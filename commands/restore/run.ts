@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { formatBytes } from '../../src/cli/format.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
+import { applyLimit, limitDownloadFlag, parseLimitFlag } from '../../src/cli/limit-flags.js';
 import { restoreRun, type RestoreRunResult } from '../../src/services/restore/index.js';
 
 export default class RestoreRun extends BaseCommand {
@@ -11,6 +12,8 @@ The passphrase is checked before any request that costs money. The target must n
 
 A btrfs backup (a dataset named by its path) is restored into a directory on a btrfs filesystem: a new one (its parent must exist), or an empty one; one holding anything else only with --force, which never deletes what is there. Each snapshot of the chain becomes a read-only subvolume in it, checked by its received UUID and named as the snapshot: the last part of its path when those of the chain are all different valid names; otherwise, for every one, the whole path with "/" as "_", leading "-" and "." dropped, white space as "_", cut to 200 characters, and "-" plus the first 8 hex digits of its UUID (snapper's .snapshots/12/snapshot as snapshots_12_snapshot-1a2b3c4d).
 
+Bandwidth: --limit-download RATE (or [restore] limit in the config) caps the bytes received from the store, all parallel GETs together, with a token bucket; a schedule such as "08:00-23:00=2MiB/s, 23:00-08:00=off" (local time) changes it at each boundary, also mid-download. The flag overrides the config; "--limit-download off" disables a configured limit. A bad RATE is exit 2 (exit 3 in the config).
+
 A volume whose object is missing or whose bytes from the store fail authentication becomes "damaged": recorded in the manifest, never requested or fetched again; the streams before it are still received when the restore had started, and the output (and "zbk restore status") names the snapshots still restorable and the remedy.
 
 Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wrong passphrase, 5 store, 6 integrity (a damaged or missing object blocks the restore; a damaged staged file is kept as *.bad and fetched again), 7 zfs or btrfs, 9 manifest, 130 interrupted.`;
@@ -18,6 +21,7 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored',
     '<%= config.bin %> restore run tank/photos --target tank/photos-restored --wait',
     '<%= config.bin %> restore run /srv/photos --target /mnt/newdisk/photos-restored --wait',
+    '<%= config.bin %> restore run tank/photos --target tank/photos-restored --limit-download 5MiB/s',
   ];
   static override args = { dataset: Args.string({ description: 'Dataset whose saved restore to advance.', required: true }) };
   static override flags = {
@@ -25,16 +29,18 @@ Exit codes: 0 ok (done or waiting), 2 bad input / target exists, 3 config, 4 wro
     force: Flags.boolean({ description: 'ZFS: overwrite an existing target dataset; later, roll back changes made to the target between runs (and snapshots taken there that the restore did not receive). btrfs: receive into a directory that holds other things (nothing there is deleted).' }),
     wait: Flags.boolean({ description: 'Keep going, polling running restores with backoff, until done or the plan needs a future month.' }),
     'poll-interval': Flags.integer({ description: 'First poll delay in seconds with --wait (doubles up to 15 minutes).', default: 5 }),
+    'limit-download': limitDownloadFlag,
   };
 
   async run(): Promise<RestoreRunResult> {
     const { args, flags } = await this.parse(RestoreRun);
+    const limit = parseLimitFlag(flags['limit-download'], 'limit-download');
     const abort = new AbortController();
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      const r = await restoreRun(this.context(flags), {
+      const r = await restoreRun(this.context(flags, (c) => applyLimit(c, 'download', limit)), {
         dataset: args.dataset,
         target: flags.target,
         force: flags.force,

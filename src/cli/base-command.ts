@@ -64,9 +64,10 @@ export abstract class BaseCommand extends Command {
     );
   }
 
-  /** Load the config and open the services' context. */
-  protected context(flags: { config?: string }): ServiceContext {
+  /** Load the config (then `adjust` it, e.g. a flag overriding a key) and open the services' context. */
+  protected context(flags: { config?: string }, adjust?: (config: ZbkConfig) => void): ServiceContext {
     const config = this.loadConfig(flags);
+    adjust?.(config);
     return createContext(config, this.passphrase(config), { log: this.logger() });
   }
 

@@ -38,6 +38,7 @@ import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type
 import type { FlagChoice } from './push/send-flags.js';
 import { snapshotLabel, type PushSnapshot, type PushSource } from './push/source.js';
 import { pushSourceFor } from './push/sources.js';
+import { uploadPacer } from './bandwidth.js';
 
 export { BASE_HOLD_TAG, SEND_HOLD_TAG } from './push/base-protection.js';
 export type { DatasetPushResult } from './push/result.js';
@@ -542,6 +543,8 @@ export class PushService {
         partSize: stream.partSize,
         volumeSize: stream.volumeSize,
         parallel: config.upload.parallel,
+        // [upload] limit / --limit-upload: one bucket for every part and stream of the run.
+        pacer: uploadPacer(this.ctx),
         storageClass: config.store.dataStorageClass,
         volumeMetadata: meta,
         sealedSize: sealedPartSize,

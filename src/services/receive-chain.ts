@@ -11,7 +11,7 @@ import type { Keyring } from '../crypto/types.js';
 import { volumeRecordsOf } from '../manifest/records.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import { openVolumesFromStore } from '../pipeline/download.js';
-import type { ObjectStore } from '../store/object-store.js';
+import type { ObjectStore, TransferPacer } from '../store/object-store.js';
 import type { Zfs } from '../zfs/zfs.js';
 
 export async function receiveChainFromStore(
@@ -19,6 +19,8 @@ export async function receiveChainFromStore(
   keyring: Keyring,
   chain: readonly StreamWithVolumes[],
   receive: (plaintext: Readable, index: number, stream: StreamWithVolumes) => Promise<unknown>,
+  /** A bandwidth limit on the bytes read (the run's download limiter, src/services/bandwidth.ts). */
+  pacer?: TransferPacer,
 ): Promise<void> {
   for (const [i, s] of chain.entries()) {
     const plaintext = openVolumesFromStore({
@@ -27,6 +29,7 @@ export async function receiveChainFromStore(
       streamId: Buffer.from(s.streamId, 'hex'),
       volumes: volumeRecordsOf(s),
       sealedSize: sealedPartSize,
+      ...(pacer ? { pacer } : {}),
     });
     await receive(plaintext, i, s);
   }

@@ -16,6 +16,7 @@ import type { ServiceContext } from './context.js';
 import { pushSourceFor } from './push/sources.js';
 import { idToUuid } from './push/source.js';
 import { receiveChainFromStore } from './receive-chain.js';
+import { downloadPacer } from './bandwidth.js';
 import { compareTrees } from './tree-compare.js';
 import type { DeepVerifyResult } from './verify-deep.js';
 
@@ -38,9 +39,15 @@ export async function drillBtrfs({ ctx, keyring, dataset, chain, last, base, dam
   try {
     let received = '';
     try {
-      await receiveChainFromStore(ctx.store, keyring, chain, async (plaintext) => {
-        received = (await btrfs.receive(scratch, plaintext)).ref;
-      });
+      await receiveChainFromStore(
+        ctx.store,
+        keyring,
+        chain,
+        async (plaintext) => {
+          received = (await btrfs.receive(scratch, plaintext)).ref;
+        },
+        downloadPacer(ctx),
+      );
     } catch (err) {
       throw damaged(err);
     }

@@ -17,6 +17,7 @@ import type { Manifest } from '../manifest/manifest.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import { chainHealth, remedyFor } from './chain-health.js';
 import { receiveChainFromStore, zfsChainReceiver } from './receive-chain.js';
+import { downloadPacer } from './bandwidth.js';
 import { compareTrees, type TreeDifference } from './tree-compare.js';
 import { openKeyring, openManifest, type ServiceContext } from './context.js';
 import { sourceKindOf } from './push/source.js';
@@ -140,7 +141,7 @@ async function drillZfs({ ctx, keyring, dataset, chain, last, base, damaged }: D
   const zfs = ctx.zfs;
   try {
     try {
-      await receiveChainFromStore(ctx.store, keyring, chain, zfsChainReceiver(zfs, scratch));
+      await receiveChainFromStore(ctx.store, keyring, chain, zfsChainReceiver(zfs, scratch), downloadPacer(ctx));
     } catch (err) {
       throw damaged(err);
     }

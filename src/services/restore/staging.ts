@@ -16,6 +16,7 @@ import { monthOf, recordOf, type JobVolume } from './job.js';
 import { NeedsFetchError, OfflineStore } from './offline-store.js';
 import type { RestoreStep } from './step.js';
 import { requestRestore } from './thaw.js';
+import { downloadPacer } from '../bandwidth.js';
 
 /** Verify a staged (or partly staged) file without the network; true when it is whole and authentic. */
 export async function verifyOffline(step: RestoreStep, v: JobVolume, path: string, sink?: PlaintextSink): Promise<boolean> {
@@ -63,6 +64,8 @@ export async function download(step: RestoreStep, v: JobVolume, path: string, si
       destPath: path,
       sealedSize: sealedPartSize,
       ...(step.opts.signal ? { signal: step.opts.signal } : {}),
+      // [restore] limit / --limit-download: one bucket for every GET of the run.
+      pacer: downloadPacer(step.ctx),
       ...openOptions(step, sink),
       onProgress: (p) => {
         const delta = p.downloadedBytes - seen;
