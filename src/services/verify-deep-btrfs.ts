@@ -8,14 +8,16 @@
  * directory are deleted afterwards, whatever happens.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rmdir } from 'node:fs/promises';
+import { readdir, rmdir } from 'node:fs/promises';
 import type { Keyring } from '../crypto/types.js';
-import { OperationError } from '../errors.js';
+import { IntegrityError, OperationError } from '../errors.js';
+import type { ReceivedSnapshot } from '../source/types.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import type { ServiceContext } from './context.js';
 import { pushSourceFor } from './push/sources.js';
 import { idToUuid } from './push/source.js';
 import { receiveChainFromStore } from './receive-chain.js';
+import { trustedCopy } from './restore/target-btrfs.js';
 import { downloadPacer } from './bandwidth.js';
 import { compareTrees } from './tree-compare.js';
 import type { DeepVerifyResult } from './verify-deep.js';
@@ -32,10 +34,14 @@ export interface DrillInput {
   damaged: (err: unknown) => unknown;
 }
 
+/** Name prefix of a drill's scratch directory (`verify-<pid>-<8 hex>`). */
+const SCRATCH_PREFIX = 'verify-';
+
 export async function drillBtrfs({ ctx, keyring, dataset, chain, last, base, damaged }: DrillInput): Promise<DeepVerifyResult> {
   const btrfs = ctx.btrfs;
-  const scratch = `${await btrfs.pinDirectory(dataset)}/verify-${randomBytes(4).toString('hex')}`;
-  await mkdir(scratch, { recursive: true, mode: 0o700 });
+  await removeStaleScratch(ctx, dataset);
+  const scratch = await btrfs.workDirectory(dataset, `${SCRATCH_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const made: ReceivedSnapshot[] = [];
   try {
     let received = '';
     try {
@@ -44,7 +50,14 @@ export async function drillBtrfs({ ctx, keyring, dataset, chain, last, base, dam
         keyring,
         chain,
         async (plaintext) => {
-          received = (await btrfs.receive(scratch, plaintext)).ref;
+          const r = await btrfs.receive(scratch, plaintext);
+          made.push(r);
+          // btrfs finds an incremental's parent by received UUID anywhere on the filesystem:
+          // it must be the snapshot this drill received just before.
+          const want = made.length > 1 ? made[made.length - 2]!.uuid : null;
+          const prevId = made.length > 1 ? made[made.length - 2]!.id : null;
+          if (r.parentUuid !== want && !(await trustedCopy(btrfs, scratch, r.parentUuid ?? null, prevId))) throw new IntegrityError(`btrfs received stream ${made.length} of the drill on top of ${r.parentUuid ?? 'nothing'}, not on the drill's previous snapshot ${want ?? '(none)'}: another subvolume on this filesystem carries its received UUID`, 'RECEIVE_MISMATCH');
+          received = r.ref;
         },
         downloadPacer(ctx),
       );
@@ -58,22 +71,58 @@ export async function drillBtrfs({ ctx, keyring, dataset, chain, last, base, dam
     const source = pushSourceFor(ctx, dataset);
     const local = (await source.resolveTarget(dataset, last.to)) ?? (await source.findLocal(dataset, last.to))?.name ?? null;
     if (local === null) {
-      ctx.log.warn(`${dataset} snapshot ${last.to.name} and zbk's pin of it no longer exist locally: checked the restored snapshot's identity only`);
+      ctx.log.warn(`${dataset} snapshot ${last.to.name} no longer exists locally (nor zbk's pin of it): checked the restored snapshot's identity only`);
       return { ...base, ok: true, outcome: 'verified' };
     }
-    const diff = await compareTrees(local, received);
+    // A nested subvolume is an empty directory in a snapshot (inode 2) that btrfs send leaves out.
+    const diff = await compareTrees(local, received, 50, (st) => st.isDirectory() && st.ino === 2);
     const ok = diff.differences.length === 0;
     return { ...base, ok, outcome: ok ? 'verified' : 'different', filesCompared: diff.compared, differences: diff.differences, comparedWithLocal: true };
   } finally {
-    await removeScratch(ctx, scratch);
+    await removeScratch(ctx, scratch, made);
   }
 }
 
-async function removeScratch(ctx: ServiceContext, dir: string): Promise<void> {
+/** Delete the subvolumes this drill received (by id: nothing else), then its directory. */
+async function removeScratch(ctx: ServiceContext, dir: string, made: readonly ReceivedSnapshot[]): Promise<void> {
   try {
-    for (const n of await readdir(dir)) await ctx.btrfs.deleteSubvolume(`${dir}/${n}`);
+    for (const r of [...made].reverse()) await ctx.btrfs.deleteSubvolume(r.ref, r.subvolumeId !== undefined ? { subvolumeId: r.subvolumeId } : {});
+    // What a failed receive left was deleted by the receive itself; anything else stays, and rmdir says so.
     await rmdir(dir);
   } catch (err) {
     ctx.log.warn(`could not delete the drill's scratch directory ${dir}: ${err instanceof Error ? err.message : String(err)}; delete its subvolumes by hand ("btrfs subvolume delete")`);
+  }
+}
+
+/**
+ * The scratch directories of drills killed before they cleaned up
+ * (`verify-<pid>-<hex>` whose process is gone): their subvolumes are zbk's
+ * own (the directory is private to zbk, ensurePrivateDir), so they are
+ * deleted with them.
+ */
+async function removeStaleScratch(ctx: ServiceContext, dataset: string): Promise<void> {
+  const dir = await ctx.btrfs.pinDirectory(dataset);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const n of names) {
+    const m = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-[0-9a-f]{8}$`).exec(n);
+    if (!m || alive(Number(m[1]))) continue;
+    const scratch = `${dir}/${n}`;
+    try {
+      await ctx.btrfs.ensurePrivateDir(scratch);
+      for (const e of await readdir(scratch)) await ctx.btrfs.deleteSubvolume(`${scratch}/${e}`);
+      await rmdir(scratch);
+      ctx.log.info(`deleted ${scratch}, left by a drill that was killed`);
+    } catch (err) {
+      ctx.log.warn(`could not delete ${scratch}, left by a drill that was killed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
