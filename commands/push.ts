@@ -8,11 +8,11 @@ import { createContext, type ServiceContext } from '../src/services/context.js';
 import { push, type DatasetPushResult, type PushResult } from '../src/services/push.js';
 import { reportEarlyPushFailure } from '../src/services/push/failure.js';
 
-/** The size of an estimate: zfs's, else (a full stream) the snapshot's referenced size. */
+/** The size of an estimate: the tool's (zfs send -nP), else (a full stream) the snapshot's size (ZFS referenced; btrfs its files). */
 function sizeText(r: DatasetPushResult): string {
   if (r.estimatedBytes !== null) return `about ${formatBytes(r.estimatedBytes)}`;
-  if (r.costBytes > 0) return `about ${formatBytes(r.costBytes)} (the snapshot's referenced size: zfs cannot estimate)`;
-  return 'size unknown (zfs cannot estimate)';
+  if (r.costBytes > 0) return `about ${formatBytes(r.costBytes)} (the snapshot's size: no send estimate here)`;
+  return 'size unknown (no send estimate here)';
 }
 
 /** The cost line of an estimate. */
@@ -24,15 +24,15 @@ export default class Push extends BaseCommand {
   static override summary = 'Upload the delta since the last pushed snapshot of each dataset.';
   static override description = `For each dataset, sends the newest snapshot (or --snapshot, or the newest matching the configured snapshot_pattern) incrementally from the last pushed snapshot that still exists locally, else a full stream (and says why). The stream is sealed part by part and uploaded as resumable multipart uploads; each acknowledged part is checkpointed, so a push killed at any moment resumes on the next run. Multipart uploads unknown to the manifest (orphans) are aborted.
 
-With no dataset arguments, pushes every [[dataset]] in the config.
+With no dataset arguments, pushes every [[dataset]] in the config: a ZFS dataset (pool/ds), or a btrfs subvolume named by its absolute path (zbk's read-only pin of the snapshot is what is sent; see docs/OPERATIONS.md, "btrfs"). When one dataset's push fails (its disk not mounted, a snapshot it cannot send), the others are still pushed, and zbk exits with the first failure's code (--json: "failed": [...]); a failure of the store, key, lock or manifest stops the run.
 
 Bandwidth: --limit-upload RATE (or [upload] limit in the config) caps the bytes sent to the store, all parallel parts together, with a token bucket (bursts of at most a quarter second of the rate or 64 KiB); a schedule such as "08:00-23:00=2MiB/s, 23:00-08:00=off" (local time, covering the whole day) changes the limit at each boundary, also in the middle of a push. The flag overrides the config; "--limit-upload off" disables a configured limit. A bad RATE is exit 2 (exit 3 in the config).
 
 --full starts a new chain now: a full stream of the snapshot, even when an incremental base exists. It is the way out of a broken chain (a volume "zbk verify" or a restore found missing or damaged: "zbk status" says which snapshots are still restorable), since a plain push only adds incrementals to it. Its estimated size and cost are printed before the upload starts; "--full --dry-run" shows them without uploading. The old chain stays until consolidation or retention removes it (objects younger than 180 days are billed for 180 days anyway).
 
-Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor in ZFS) are neither recorded nor alerted. --dry-run records and sends nothing.
+Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor exists) are neither recorded nor alerted; a configured btrfs dataset that is no longer a subvolume on btrfs (its disk not mounted) is a failed backup. --dry-run records and sends nothing.
 
-Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs, 8 locked or another writer holds the writer lease (--no-wait; LEASE_HELD), or the lease was lost (LEASE_LOST), 9 manifest (MANIFEST_STALE: another machine pushed since, run "zbk manifest rebuild --force").`;
+Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 integrity, 7 zfs or btrfs, 8 locked or another writer holds the writer lease (--no-wait; LEASE_HELD), or the lease was lost (LEASE_LOST), 9 manifest (MANIFEST_STALE: another machine pushed since, run "zbk manifest rebuild --force").`;
 
   static override examples = [
     '<%= config.bin %> push tank/photos',
@@ -100,7 +100,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       for (const r of result.results) {
         const raw = r.sendFlags?.includes('-w') ? ' raw (still encrypted with its own key)' : '';
         const size = formatBytes(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes);
-        if (r.kind === 'none') this.say(`${r.dataset}: nothing to push (${r.reason})`);
+        if (r.kind === 'none') this.say(`${r.dataset}: ${r.resumed ? `finished the interrupted upload (${r.partsSkipped} parts verified and skipped); then ` : ''}nothing to push (${r.reason})`);
         else if (r.dryRun) {
           this.say(
             `${r.dataset}: would send ${r.kind}${raw} @${r.snapshot}${r.base ? ` from @${r.base}` : ''}${r.reason ? ` (${r.reason})` : ''}, ` +
@@ -115,6 +115,9 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
         }
       }
       if (result.orphanUploadsAborted > 0) this.say(`aborted ${result.orphanUploadsAborted} orphan upload(s)`);
+      for (const f of result.failed) this.note(`zbk: push of ${f.dataset} failed: ${f.message}`);
+      // The others were pushed: exit without throwing, so --json still reports them; the first failure's code.
+      if (result.failed.length > 0) process.exitCode = result.failed[0]!.exitCode;
       return result;
     } finally {
       bar.stop();

@@ -16,14 +16,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { sealedPartSize } from '../crypto/index.js';
-import { OperationError, UsageError } from '../errors.js';
+import { ExitCode, OperationError, UsageError, ZbkError, exitCodeOf } from '../errors.js';
 import { BLOB_STREAM_RECORD, VOLUME_META_HEADER, streamRecordKey, type StreamRecord } from '../layout.js';
 import { describeHolder, type Lock } from '../manifest/lock.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { manifestBehindStore, writeMirror } from '../manifest/mirror.js';
 import type { StreamRow, StreamWithVolumes, SnapshotRow } from '../manifest/types.js';
 import { snapshotRefsOf, volumeRecordOf } from '../manifest/records.js';
-import { ResumeMismatchError } from '../pipeline/errors.js';
+import { AbortError, ResumeMismatchError } from '../pipeline/errors.js';
 import { uploadStream, type ResumeState, type UploadResult } from '../pipeline/upload.js';
 import { NoSuchUploadError } from '../store/errors.js';
 import { lockManifest, openKeyring, openManifest, type ServiceContext } from './context.js';
@@ -82,10 +82,34 @@ export interface PushProgress {
   partNumber: number;
 }
 
+/** A dataset whose push failed while the others went on (already recorded and alerted). */
+export interface PushFailure {
+  dataset: string;
+  code: string;
+  message: string;
+  exitCode: number;
+}
+
 export interface PushResult {
   results: DatasetPushResult[];
+  /** Datasets whose push failed; the command exits with the first one's code. */
+  failed: PushFailure[];
   orphanUploadsAborted: number;
   warnings: string[];
+}
+
+/** Usage errors of a dataset name that, for a configured dataset, mean it is not there now. */
+const UNAVAILABLE_CODES: ReadonlySet<string> = new Set(['NOT_BTRFS', 'NOT_SUBVOLUME', 'NO_SUCH_DATASET']);
+
+/** Exit codes of failures that are one dataset's own (the run goes on with the others). */
+const DATASET_FAILURES: ReadonlySet<number> = new Set([ExitCode.FAILURE, ExitCode.USAGE, ExitCode.INTEGRITY, ExitCode.ZFS]);
+
+function datasetOwnFailure(err: unknown): boolean {
+  return !(err instanceof AbortError) && DATASET_FAILURES.has(exitCodeOf(err));
+}
+
+function messageOf(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
 }
 
 function hex(b: Uint8Array): string {
@@ -97,8 +121,13 @@ const full = snapshotLabel;
 /** Choose the snapshot to push: --snapshot (its short name, or its full name), else the newest matching the configured pattern. */
 function chooseTarget(snapshots: PushSnapshot[], dataset: string, wanted: string | undefined, pattern: string | undefined): PushSnapshot {
   if (wanted) {
-    const s = snapshots.find((x) => x.shortName === wanted || x.name === wanted);
-    if (!s) throw new UsageError(`snapshot ${full(dataset, wanted)} does not exist`, 'NO_SUCH_SNAPSHOT');
+    // Its short name, its full name, or (btrfs) the last part of its path when only one has it.
+    const byLast = snapshots.filter((x) => x.shortName.endsWith(`/${wanted}`));
+    const s = snapshots.find((x) => x.shortName === wanted || x.name === wanted) ?? (byLast.length === 1 ? byLast[0] : undefined);
+    if (!s) {
+      const near = snapshots.slice(-3).map((x) => x.shortName).join(', ');
+      throw new UsageError(`snapshot ${full(dataset, wanted)} does not exist${near ? ` (the newest: ${near})` : ''}`, 'NO_SUCH_SNAPSHOT');
+    }
     return s;
   }
   const re = pattern ? new RegExp(pattern) : null;
@@ -111,6 +140,20 @@ function chooseTarget(snapshots: PushSnapshot[], dataset: string, wanted: string
     );
   }
   return newest;
+}
+
+/**
+ * The creation order a new stream records for its snapshot (manifest and
+ * stream record `createtxg`, by which chains and "latest" are ordered): the
+ * order already recorded for that snapshot, else its createtxg (btrfs:
+ * otransid) — raised to one more than the last pushed snapshot's when the
+ * dataset now counts from lower (moved to another pool or filesystem), so
+ * what is pushed later always orders after what was pushed before.
+ */
+function recordedOrder(manifest: Manifest, dataset: string, id: bigint, local: bigint, last: SnapshotRow | null): bigint {
+  const known = manifest.snapshots(dataset).find((s) => s.guid === id);
+  if (known) return known.createtxg;
+  return last && last.createtxg >= local ? last.createtxg + 1n : local;
 }
 
 /** Rebuild the pipeline's resume state from the manifest's checkpoints. */
@@ -167,10 +210,22 @@ export class PushService {
       const work = async (): Promise<PushResult> => {
         const orphanUploadsAborted = opts.dryRun ? 0 : await this.abortOrphans(m);
         const results: DatasetPushResult[] = [];
+        const failed: PushFailure[] = [];
+        let first: unknown = null;
         for (const dataset of opts.datasets) {
-          results.push(await this.pushDatasetWithHooks(m, keyring, dataset, opts));
+          try {
+            results.push(await this.pushDatasetWithHooks(m, keyring, dataset, opts));
+          } catch (err) {
+            // One dataset's failure (its disk not mounted, a snapshot it cannot send) must not keep
+            // the others from being pushed; a failure of the store, key, lock or manifest stops all.
+            if (!datasetOwnFailure(err)) throw err;
+            first ??= err;
+            failed.push({ dataset, code: err instanceof ZbkError ? err.code : 'FAILED', message: messageOf(err), exitCode: exitCodeOf(err) });
+          }
         }
-        return { results, orphanUploadsAborted, warnings: this.warnings };
+        // Nothing pushed at all: the error as any command reports it.
+        if (results.length === 0 && first !== null) throw first;
+        return { results, failed, orphanUploadsAborted, warnings: this.warnings };
       };
       if (opts.dryRun) {
         const stale = await manifestBehindStore(this.ctx.store, keyring, m);
@@ -266,8 +321,8 @@ export class PushService {
       result = await this.pushDataset(manifest, keyring, dataset, opts);
       return result;
     } catch (err) {
-      failure = err;
-      throw err;
+      failure = this.asBackupFailure(dataset, err);
+      throw failure;
     } finally {
       if (!opts.dryRun) await this.afterDataset(manifest, dataset, result, failure);
     }
@@ -305,6 +360,18 @@ export class PushService {
       : `zbk push ${dataset}: ${result?.kind} ${dataset}@${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
     const w = await sendWebhook(hooks, facts === null, msg, [...this.ctx.config.datasets.map((d) => d.name), dataset]);
     if (w && !w.ok) this.warn(`${w.what} failed (${w.detail ?? ''})`);
+  }
+
+  /**
+   * A configured dataset that is no longer a dataset where it was (its disk
+   * not mounted: the path is a plain directory of the parent filesystem) is a
+   * failed backup, recorded and alerted, not a typo (those are refused before
+   * anything runs, for names not in the config).
+   */
+  private asBackupFailure(dataset: string, err: unknown): unknown {
+    const configured = this.ctx.config.datasets.some((d) => d.name === dataset);
+    if (!configured || !(err instanceof UsageError) || !UNAVAILABLE_CODES.has(err.code)) return err;
+    return new OperationError(`${err.message} (is its filesystem mounted?)`, 'DATASET_UNAVAILABLE', { cause: err });
   }
 
   private warn(message: string): void {
@@ -374,11 +441,15 @@ export class PushService {
       reason = 'a full stream was requested';
     } else if (!last) {
       reason = 'first push of this dataset';
-    } else if (last.createtxg >= target.createtxg) {
-      return nothingResult(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
     } else {
       base = await source.resolveBase(dataset, last);
-      if (!base) reason = `the last pushed snapshot @${last.name} no longer exists locally`;
+      // Compared on this source, not with the recorded order: after a move to another pool or
+      // filesystem the counters start again, and a newer snapshot there can count lower.
+      const lastHere = base ? await source.localOrder(dataset, last) : null;
+      if (lastHere !== null && lastHere >= target.createtxg) {
+        return nothingResult(dataset, target, started, `@${target.shortName} is not newer than the last pushed @${last.name}`, resumed, partsSkipped);
+      }
+      if (!base) reason = source.baseGoneReason(last);
       else if (base.sendFrom.includes('#')) this.ctx.log.info(`${dataset}: @${last.name} is gone; sending incrementally from zbk's bookmark of it`);
     }
     // 3. The send flags: an incremental keeps its chain's raw-ness, unless the config insists otherwise.
@@ -396,12 +467,13 @@ export class PushService {
     // 4. A new stream (its target made sendable first: btrfs pins it).
     const toId = await source.prepareTarget(dataset, target);
     crashPoint('target-prepared');
+    const order = recordedOrder(manifest, dataset, toId, target.createtxg, last);
     const streamId = hex(randomBytes(16));
     const row = manifest.beginStream({
       streamId,
       dataset,
       from: base ? { name: base.name, guid: base.guid } : null,
-      to: { name: target.shortName, guid: toId, createtxg: target.createtxg, creation: target.creation },
+      to: { name: target.shortName, guid: toId, createtxg: order, creation: target.creation },
       volumeSize: this.ctx.config.upload.volumeSize,
       partSize: this.ctx.config.upload.partSize,
       startedAt: this.ctx.now(),

@@ -9,14 +9,17 @@
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { test } from 'node:test';
 import { jsonOf } from '../helpers/cli.js';
-import { requireBtrfs } from '../helpers/btrfs.js';
+import { createTestBtrfs, mountAgain, requireBtrfs } from '../helpers/btrfs.js';
+import type { PushResult } from '../../src/services/push.js';
 import { writeRandomFiles } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
-import { sourceRepo } from './source-fixture.js';
+import { createTestRepo } from '../helpers/repo.js';
+import { scratchSource, sourceRepo } from './source-fixture.js';
 
 function filesBelow(dir: string): string[] {
   const out: string[] = [];
@@ -101,4 +104,60 @@ test('[btrfs] the dataset path never reaches the store in plaintext; status, cos
   assert.equal(readFileSync(join(occupied, 'keep.txt'), 'utf8'), 'mine\n', '--force deletes nothing that was there');
   assert.deepEqual(await hashTree(join(occupied, 'tuesday')), await hashTree(mnt));
   assert.deepEqual(readdirSync(occupied).sort(), ['keep.txt', 'monday', 'tuesday']);
+});
+
+test('[btrfs] the dataset moved to a new filesystem (its counters start again): the next push is full and says why, later ones incremental, and "latest" is the new one', async (t) => {
+  if (!requireBtrfs(t)) return;
+  const src = await sourceRepo(t, 'btrfs', { name: 'photos' });
+  const { ds, mnt, repo, fs } = src;
+  writeRandomFiles(mnt, { files: 2, bytesEach: 512 * 1024, seed: 'old' });
+  // Many transactions on the old filesystem: its generations run ahead of a new one's.
+  for (let i = 0; i < 12; i++) await src.snapshot(`old${i}`);
+  assert.equal((await repo.zbk(['push'])).code, 0);
+
+  // A new disk at the same path: a fresh filesystem, the same subvolume name, new files.
+  const fresh = createTestBtrfs(t);
+  spawnSync('umount', [fs!.mountpoint]);
+  mountAgain(fresh, fs!.mountpoint, 'rw');
+  spawnSync('btrfs', ['subvolume', 'create', ds]);
+  mkdirSync(join(fs!.mountpoint, 'snaps'));
+  writeRandomFiles(mnt, { files: 2, bytesEach: 512 * 1024, seed: 'new' });
+  await src.snapshot('new1');
+  let r = await repo.zbk(['push', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  let res = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(res.kind, 'full', `${res.kind}: ${res.reason}`);
+  assert.match(res.reason ?? '', /pin of the last pushed snapshot .* no longer exists locally/);
+  writeRandomFiles(join(mnt, 'more'), { files: 1, bytesEach: 256 * 1024, seed: 'new2' });
+  await src.snapshot('new2');
+  r = await repo.zbk(['push', '--json']);
+  res = jsonOf<PushResult>(r).results[0]!;
+  assert.equal(res.kind, 'incremental', `${res.kind}: ${res.reason}`);
+  const status = jsonOf<{ datasets: { latestPushed: string | null }[] }>(await repo.zbk(['status', '--json']));
+  assert.equal(status.datasets[0]!.latestPushed, src.snap('new2'));
+  assert.deepEqual(await src.restoredTree(), await src.tree());
+});
+
+test('[btrfs] one configured dataset that is not there (its disk not mounted) fails, is recorded and alerted, and the others are still pushed', async (t) => {
+  if (!requireBtrfs(t)) return;
+  const scratch = await scratchSource(t, 'btrfs');
+  const a = await scratch.dataset('a');
+  const c = await scratch.dataset('c');
+  const unmounted = join(scratch.fs!.mountpoint, 'b');
+  mkdirSync(unmounted); // what a mount point looks like without its disk: a plain directory
+  const repo = await createTestRepo({ datasets: [a.ds, unmounted, c.ds] });
+  t.after(() => repo.cleanup());
+  for (const d of [a, c]) {
+    writeRandomFiles(d.mnt, { files: 1, bytesEach: 128 * 1024, seed: d.ds });
+    await scratch.snapshot(d.ds, `${d.ds.endsWith('/a') ? 'a' : 'c'}1`);
+  }
+  const r = await repo.zbk(['push', '--json']);
+  assert.equal(r.code, 1, r.stderr);
+  const res = jsonOf<PushResult>(r);
+  assert.deepEqual(res.results.map((x) => [x.dataset, x.kind]), [[a.ds, 'full'], [c.ds, 'full']]);
+  assert.deepEqual(res.failed.map((f) => [f.dataset, f.code]), [[unmounted, 'DATASET_UNAVAILABLE']]);
+  assert.match(res.failed[0]!.message, /is its filesystem mounted/);
+  const check = await repo.zbk(['check']);
+  assert.equal(check.code, 2, `CRITICAL: ${check.stdout}`);
+  assert.match(check.stdout, new RegExp(unmounted.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
 });
