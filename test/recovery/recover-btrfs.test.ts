@@ -16,51 +16,21 @@
  * btrfs-progs): under CI a missing one fails the test.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { join } from 'node:path';
+import { test } from 'node:test';
 import { loadSodium, openKeyFile, sealedPartSize } from '../../src/crypto/index.js';
 import { restoredNames } from '../../src/services/restore/target-btrfs.js';
 import { requireSource, sourceRepo } from '../e2e/source-fixture.js';
-import { repoRoot } from '../helpers/paths.js';
 import { writeRandomFiles } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
+import { PYTHON, SCRIPT, requirePython, run } from './script.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = resolve(repoRoot, 'recovery', 'zbk-recover.py');
 const MiB = 1024 * 1024;
 /** The test repository's part size (test/helpers/repo.ts). */
 const PART = 5 * MiB;
-
-/** True when /usr/bin/python3 has PyNaCl; otherwise fails under CI, else skips. */
-function requirePython(t: TestContext): boolean {
-  const r = spawnSync(PYTHON, ['-c', 'import nacl.bindings, nacl.pwhash.argon2id'], { encoding: 'utf8' });
-  if (r.status === 0) return true;
-  const why = `${PYTHON} with PyNaCl is needed (apt-get install python3-nacl): ${r.error ? r.error.message : r.stderr.trim().split('\n').pop()}`;
-  if (process.env.CI) assert.fail(why);
-  t.skip(why);
-  return false;
-}
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout: out, stderr: err }));
-  });
-}
 
 /** FORMAT.md section 11b: a btrfs record's decimal guid as a UUID (32 hex digits, zero-padded, 8-4-4-4-12). */
 function uuidOf(guid: string): string {
@@ -100,7 +70,10 @@ test('[btrfs] zbk-recover.py lists btrfs streams and restores the chain into a d
   const fs = src.fs!;
   const storeDir = join(repo.dir, 'store');
   const env = { ZBK_PASSPHRASE_FILE: repo.env.ZBK_PASSPHRASE_FILE! };
-  const recover = (dir: string, args: string[]): Promise<Run> => run(PYTHON, [SCRIPT, dir, ...args], env);
+  const recover = async (dir: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const r = await run(PYTHON, [SCRIPT, dir, ...args], env);
+    return { ...r, stdout: r.stdout.toString('utf8') };
+  };
   const push = async (): Promise<void> => {
     const r = await repo.zbk(['push']);
     assert.equal(r.code, 0, r.stderr);

@@ -14,53 +14,23 @@
  * installs it) and ZFS: under CI a missing one fails the test.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { loadSodium, openKeyFile, sealedPartSize } from '../../src/crypto/index.js';
 import { LocalStore } from '../../src/store/local-store.js';
 import { writeV1Composite } from '../store/local-v1.js';
 import { datasetRepo, mountOf } from '../e2e/fixture.js';
-import { repoRoot } from '../helpers/paths.js';
 import { requireZfs, writeRandomFiles } from '../helpers/pool.js';
 import { hashTree } from '../helpers/tree-hash.js';
+import { PYTHON, SCRIPT, requirePython, run, type Run } from './script.js';
+import { repoRoot } from '../helpers/paths.js';
 
-const PYTHON = '/usr/bin/python3';
-const SCRIPT = resolve(repoRoot, 'recovery', 'zbk-recover.py');
 const MiB = 1024 * 1024;
 /** The test repository's part and volume sizes (test/helpers/repo.ts): 2 parts per volume. */
 const PART = 5 * MiB;
 const VOLUME = 10 * MiB;
-
-/** True when /usr/bin/python3 has PyNaCl; otherwise fails under CI, else skips. */
-function requirePython(t: TestContext): boolean {
-  const r = spawnSync(PYTHON, ['-c', 'import nacl.bindings, nacl.pwhash.argon2id'], { encoding: 'utf8' });
-  if (r.status === 0) return true;
-  const why = `${PYTHON} with PyNaCl is needed (apt-get install python3-nacl): ${r.error ? r.error.message : r.stderr.trim().split('\n').pop()}`;
-  if (process.env.CI) assert.fail(why);
-  t.skip(why);
-  return false;
-}
-
-interface Run {
-  code: number | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString('utf8')));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout: Buffer.concat(out), stderr: err }));
-  });
-}
 
 interface ListJson {
   keys: { keyId: string }[];
