@@ -13,6 +13,18 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { checkMetricsTextfile, nixosExample, scheduleFiles } from '../../src/services/schedule.js';
 
+/** A schedule input as `zbk schedule` makes it, for one config. */
+const INPUT = {
+  zbkPath: '/usr/bin/zbk',
+  configPath: '/etc/zbk/config.toml',
+  passphraseFile: null,
+  stateDir: '/var/lib/zbk',
+  pushAt: 'daily',
+  maxAge: '26h',
+  restoreDataset: 'tank/photos',
+  restoreTarget: 'newpool/photos',
+};
+
 test('schedule: ReadWritePaths is the given state directory, prefixed "-" so a missing one does not fail the unit', () => {
   const r = scheduleFiles({
     zbkPath: '/usr/bin/zbk',
@@ -30,16 +42,7 @@ test('schedule: ReadWritePaths is the given state directory, prefixed "-" so a m
 });
 
 test('schedule: a btrfs dataset below /home makes /home writable (ProtectHome=read-only would refuse its pins); ZFS datasets and /srv change nothing', () => {
-  const input = {
-    zbkPath: '/usr/bin/zbk',
-    configPath: '/etc/zbk/config.toml',
-    passphraseFile: null,
-    stateDir: '/var/lib/zbk',
-    pushAt: 'daily',
-    maxAge: '26h',
-    restoreDataset: '/home/photos',
-    restoreTarget: '/mnt/new/photos',
-  };
+  const input = { ...INPUT, restoreDataset: '/home/photos', restoreTarget: '/mnt/new/photos' };
   const push = (datasets: string[]): string => scheduleFiles({ ...input, datasets }).files.find((f) => f.path.endsWith('zbk-push.service'))!.content;
   assert.match(push(['tank/photos', '/home/photos']), /^ReadWritePaths=\/home$/m);
   assert.match(push(['tank/photos', '/home/photos']), /^ProtectHome=read-only$/m, 'the rest of /root and /run/user stays protected');
@@ -48,16 +51,7 @@ test('schedule: a btrfs dataset below /home makes /home writable (ProtectHome=re
 });
 
 test('schedule --metrics-textfile: the push unit refreshes the Prometheus textfile after every run, failed ones too (ExecStopPost=, "-"); without it, and in the other units, nothing', () => {
-  const input = {
-    zbkPath: '/usr/bin/zbk',
-    configPath: '/etc/zbk/config.toml',
-    passphraseFile: null,
-    stateDir: '/var/lib/zbk',
-    pushAt: 'daily',
-    maxAge: '26h',
-    restoreDataset: 'tank/photos',
-    restoreTarget: 'newpool/photos',
-  };
+  const input = INPUT;
   const dir = checkMetricsTextfile('/var/lib/prometheus/node-exporter/');
   assert.equal(dir, '/var/lib/prometheus/node-exporter');
   const files = scheduleFiles({ ...input, metricsTextfile: dir }).files;
