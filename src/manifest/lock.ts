@@ -96,7 +96,8 @@ function readHolder(path: string): LockHolder | null | 'missing' {
   return null;
 }
 
-function pidAlive(pid: number): boolean {
+/** True when a process with this pid exists (whoever owns it). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -16,6 +16,7 @@ import type { StreamWithVolumes } from '../manifest/types.js';
 import type { ServiceContext } from './context.js';
 import { pushSourceFor } from './push/sources.js';
 import { idToUuid } from './push/source.js';
+import { pidAlive } from '../manifest/lock.js';
 import { receiveChainFromStore } from './receive-chain.js';
 import { trustedCopy } from './restore/target-btrfs.js';
 import { downloadPacer } from './bandwidth.js';
@@ -105,7 +106,7 @@ async function removeStaleScratch(ctx: ServiceContext, dataset: string): Promise
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const n of names) {
     const m = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-[0-9a-f]{8}$`).exec(n);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || pidAlive(Number(m[1]))) continue;
     const scratch = `${dir}/${n}`;
     try {
       await ctx.btrfs.ensurePrivateDir(scratch);
@@ -118,11 +119,3 @@ async function removeStaleScratch(ctx: ServiceContext, dataset: string): Promise
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
