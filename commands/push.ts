@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
-import { progressBar } from '../src/cli/progress.js';
+import { progressIntervalFlag, progressReporter } from '../src/cli/progress.js';
 import { applyLimit, limitUploadFlag, parseLimitFlag } from '../src/cli/limit-flags.js';
 import { UsageError } from '../src/errors.js';
 import { createContext, type ServiceContext } from '../src/services/context.js';
@@ -28,6 +28,8 @@ With no dataset arguments, pushes every [[dataset]] in the config: a ZFS dataset
 
 Bandwidth: --limit-upload RATE (or [upload] limit in the config) caps the bytes sent to the store, all parallel parts together, with a token bucket (bursts of at most a quarter second of the rate or 64 KiB); a schedule such as "08:00-23:00=2MiB/s, 23:00-08:00=off" (local time, covering the whole day) changes the limit at each boundary, also in the middle of a push. The flag overrides the config; "--limit-upload off" disables a configured limit. A bad RATE is exit 2 (exit 3 in the config).
 
+Progress goes to stderr: at a terminal a bar (sizes, rate, ETA, volume/part). Outside a terminal (a systemd unit, cron, a pipe) or with --json, a line every --progress-interval seconds (default 60; 0: none), such as "progress tank/photos@snap: 1.2 GB of about 4.5 GB (26%) after 1m 40s, 12.3 MB/s over the last 1m, 12 MB/s overall, ETA 4m 35s, volume 0 part 37" (the total is zfs send's estimate), a line when each stream ends ("finished: 4.5 GB in 6m 20s, …", or "stopped at …" when it failed), and "nothing reported for …" when no part finished for an interval (then at doubling gaps up to 15 minutes). stdout, and --json on it, never gets them.
+
 --full starts a new chain now: a full stream of the snapshot, even when an incremental base exists. It is the way out of a broken chain (a volume "zbk verify" or a restore found missing or damaged: "zbk status" says which snapshots are still restorable), since a plain push only adds incrementals to it. Its estimated size and cost are printed before the upload starts; "--full --dry-run" shows them without uploading. The old chain stays until consolidation or retention removes it (objects younger than 180 days are billed for 180 days anyway).
 
 Every failed push (also one that fails before uploading: wrong or missing passphrase, store unreachable, lock held with --no-wait) runs post_push with ZBK_RESULT=failure, sends the on_failure webhook and is recorded in the state dir, so "zbk check" is CRITICAL until a push of the dataset succeeds. Command-line mistakes (exit 2, e.g. a --snapshot that does not exist, or a dataset argument that is neither configured nor exists) are neither recorded nor alerted; a configured btrfs dataset that is no longer a subvolume on btrfs (its disk not mounted) is a failed backup. --dry-run records and sends nothing.
@@ -41,6 +43,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
     '<%= config.bin %> push --json',
     '<%= config.bin %> push tank/photos --limit-upload 2MiB/s',
     '<%= config.bin %> push --limit-upload "08:00-23:00=1MiB/s, 23:00-08:00=off"',
+    '<%= config.bin %> push --progress-interval 300',
   ];
 
   static override strict = false;
@@ -51,6 +54,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
     full: Flags.boolean({ description: 'Start a new chain: send a full stream even when an incremental base exists (the way out of a broken chain); its cost is shown first.' }),
     'no-wait': Flags.boolean({ description: 'Fail at once (exit 8) if another zbk holds the manifest lock.' }),
     'limit-upload': limitUploadFlag,
+    'progress-interval': progressIntervalFlag,
   };
 
   async run(): Promise<PushResult> {
@@ -69,8 +73,8 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       if (!flags['dry-run']) await reportEarlyPushFailure(config, datasets, err, this.logger(), new Date());
       throw err;
     }
-    const bar = progressBar(!this.jsonEnabled());
-    let current = '';
+    const progress = progressReporter({ json: this.jsonEnabled(), intervalSeconds: flags['progress-interval'], what: 'zbk push' });
+    const streamId = (dataset: string, snapshot: string): string => JSON.stringify([dataset, snapshot]);
     const abort = new AbortController();
     const onSignal = (): void => abort.abort();
     process.once('SIGINT', onSignal);
@@ -82,21 +86,27 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
         dryRun: flags['dry-run'],
         full: flags.full,
         onFullEstimate: (e) => {
-          bar.stop();
+          progress.pause();
           this.say(`${e.dataset}: sending a new full chain @${e.snapshot}, ${sizeText(e)}; ${costText(e)}`);
         },
         wait: !flags['no-wait'],
         signal: abort.signal,
-        onProgress: (p) => {
-          if (p.dataset + p.snapshot !== current) {
-            bar.stop();
-            current = p.dataset + p.snapshot;
-            bar.start(`${p.dataset}@${p.snapshot}`, p.estimatedBytes);
-          }
-          bar.update(p.plaintextBytes, `vol ${p.volumeIndex} part ${p.partNumber}`);
+        onStream: (e) => {
+          const id = streamId(e.dataset, e.snapshot);
+          if (e.event === 'start') progress.begin({ id, label: `${e.dataset}@${e.snapshot}`, totalBytes: e.estimatedBytes, estimate: true });
+          else progress.end(id, e.plaintextBytes);
         },
+        onProgress: (p) =>
+          progress.update({
+            id: streamId(p.dataset, p.snapshot),
+            label: `${p.dataset}@${p.snapshot}`,
+            totalBytes: p.estimatedBytes,
+            estimate: true,
+            doneBytes: p.plaintextBytes,
+            detail: `volume ${p.volumeIndex} part ${p.partNumber}`,
+          }),
       });
-      bar.stop();
+      progress.close();
       for (const r of result.results) {
         const raw = r.sendFlags?.includes('-w') ? ' raw (still encrypted with its own key)' : '';
         const size = formatBytes(r.dryRun ? (r.estimatedBytes ?? 0) : r.plaintextBytes);
@@ -120,7 +130,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       if (result.failed.length > 0) process.exitCode = result.failed[0]!.exitCode;
       return result;
     } finally {
-      bar.stop();
+      progress.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }

@@ -70,6 +70,20 @@ export interface PushOptions {
   wait?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: PushProgress) => void;
+  /**
+   * A stream's upload begins (its send started, before the first part) or
+   * ends (stored and committed; `plaintextBytes` is its exact size). A
+   * stream that fails has no 'end'.
+   */
+  onStream?: (e: PushStreamEvent) => void;
+}
+
+export interface PushStreamEvent {
+  event: 'start' | 'end';
+  dataset: string;
+  snapshot: string;
+  estimatedBytes: number | null;
+  plaintextBytes: number;
 }
 
 export interface PushProgress {
@@ -589,6 +603,7 @@ export class PushService {
     const request = { snapshot: what, ...(base ? { from: base.sendFrom } : {}), flags };
     const estimate = await source.estimate(request);
     const send = await source.openSend(request);
+    opts.onStream?.({ event: 'start', dataset: ds, snapshot: stream.to.name, estimatedBytes: estimate, plaintextBytes: 0 });
     send.done.catch(() => undefined);
     const streamIdBytes = Buffer.from(stream.streamId, 'hex');
     const meta = (volumeIndex: number): Record<string, string> => {
@@ -665,6 +680,7 @@ export class PushService {
     }
 
     await this.commitStream(manifest, source, keyring, stream, result, flags);
+    opts.onStream?.({ event: 'end', dataset: ds, snapshot: stream.to.name, estimatedBytes: estimate, plaintextBytes: result.plaintextSize });
     return { upload: result, estimatedBytes: estimate, sendFlags: flags };
   }
 

@@ -54,6 +54,8 @@ export async function download(step: RestoreStep, v: JobVolume, path: string, si
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   v.phase = 'downloading';
   step.save();
+  const which = { key: v.key, snapshot: step.streamOf(v).to.name, volumeIndex: v.volumeIndex, storedSize: v.storedSize };
+  step.opts.onVolume?.({ event: 'start', ...which });
   let seen = 0;
   try {
     await downloadVolume({
@@ -76,7 +78,16 @@ export async function download(step: RestoreStep, v: JobVolume, path: string, si
         (v.downloadedByMonth ??= {})[m] = (v.downloadedByMonth[m] ?? 0) + delta;
         step.out.bytes += delta;
         step.save();
-        step.opts.onProgress?.({ key: v.key, downloadedBytes: p.reusedBytes + p.downloadedBytes, storedSize: v.storedSize });
+        step.opts.onProgress?.({
+          key: v.key,
+          downloadedBytes: p.reusedBytes + p.downloadedBytes,
+          storedSize: v.storedSize,
+          reusedBytes: p.reusedBytes,
+          snapshot: which.snapshot,
+          volumeIndex: v.volumeIndex,
+          partNumber: p.partNumber,
+          partCount: p.partCount,
+        });
       },
     });
   } catch (err) {
@@ -107,6 +118,7 @@ export async function download(step: RestoreStep, v: JobVolume, path: string, si
   // It authenticated: an ETag or storage-class mismatch recorded for it was not damage.
   if (clearMismatch(step.manifest, step.job.dataset, v.key)) step.ctx.log.info(`${step.describe(v)} authenticated: the ETag/storage-class mismatch recorded for it is cleared`);
   step.save();
+  step.opts.onVolume?.({ event: 'end', ...which });
 }
 
 /** The ETag the store reports for `key` now, or null (none, or HEAD failed: the damage is recorded either way). */

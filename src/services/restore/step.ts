@@ -33,7 +33,34 @@ export interface RestoreRunOptions {
   /** First poll delay with `wait` (default 5 s), doubled up to `pollMaxMs` (default 15 min). */
   pollInitialMs?: number;
   pollMaxMs?: number;
-  onProgress?: (p: { key: string; downloadedBytes: number; storedSize: number }) => void;
+  onProgress?: (p: RestoreProgress) => void;
+  /** A volume's download begins (before its first GET; what is verified on disk is reused) or ends (staged and verified). */
+  onVolume?: (e: RestoreVolumeEvent) => void;
+}
+
+/** Which volume a download report is about. */
+export interface RestoreVolumeEvent {
+  event: 'start' | 'end';
+  key: string;
+  /** The snapshot the volume's stream ends at. */
+  snapshot: string;
+  volumeIndex: number;
+  storedSize: number;
+}
+
+/** A volume's download after a part was counted. */
+export interface RestoreProgress {
+  key: string;
+  /** Stored bytes of the volume done: verified on disk (`reusedBytes`) plus fetched by this download. */
+  downloadedBytes: number;
+  storedSize: number;
+  /** Of `downloadedBytes`, those verified on disk from an earlier run (not fetched). */
+  reusedBytes?: number;
+  snapshot?: string;
+  volumeIndex?: number;
+  /** The part just counted (1-based), of `partCount`. */
+  partNumber?: number;
+  partCount?: number;
 }
 
 /** What one step did and what comes next (summed over the steps of a `--wait` run by ./run.ts). */
