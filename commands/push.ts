@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { formatBytes } from '../src/cli/format.js';
+import { formatBytes, formatUSD } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { progressIntervalFlag, progressReporter } from '../src/cli/progress.js';
 import { applyLimit, limitUploadFlag, parseLimitFlag } from '../src/cli/limit-flags.js';
@@ -17,7 +17,8 @@ function sizeText(r: DatasetPushResult): string {
 
 /** The cost line of an estimate. */
 function costText(r: DatasetPushResult): string {
-  return `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month`;
+  const staging = r.estimatedStagingCostPerDay > 0 ? `; parts in flight (Standard rate) ≈ ${formatUSD(r.estimatedStagingCostPerDay)}/day of upload` : '';
+  return `upload ≈ $${r.estimatedUploadCost.toFixed(4)}, storage ≈ $${r.estimatedMonthlyCost.toFixed(4)}/month${staging}`;
 }
 
 export default class Push extends BaseCommand {

@@ -1,11 +1,11 @@
 import { Args } from '@oclif/core';
-import { formatBytes } from '../src/cli/format.js';
+import { formatBytes, formatUSD } from '../src/cli/format.js';
 import { textTable } from '../src/cli/table.js';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { status, type StatusResult } from '../src/services/status.js';
 
 export default class Status extends BaseCommand {
-  static override summary = 'Show pushed chains, last pushes, in-flight and orphan uploads, and the monthly cost.';
+  static override summary = 'Show pushed chains, last pushes, in-flight uploads (bytes so far, staging cost) and orphan uploads, and the monthly cost.';
   static override description = `Reads the local manifest and the store's list of unfinished multipart uploads. Needs no passphrase.
 
 Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
@@ -35,7 +35,18 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
       const records = h.damaged.filter((o) => o.volumeIndex === null);
       if (records.length) this.note(`${records.length} stream record(s) damaged (a "zbk manifest rebuild" would not find those streams): ${records.map((o) => o.key).join(', ')}`);
     }
-    if (result.inFlight.length) this.say(`\nin-flight uploads (resumed by the next push): ${result.inFlight.map((u) => `${u.dataset} ${u.key}`).join(', ')}`);
+    if (result.inFlight.length) {
+      // Parts of an unfinished upload are billed at S3 Standard storage rates (multipart staging) until it completes.
+      this.say(`\nin-flight uploads (resumed by the next push; their parts are billed at S3 Standard storage rates until each completes):`);
+      for (const u of result.inFlight) {
+        this.say(
+          `  ${u.dataset} ${u.key} (started ${u.initiated?.slice(0, 19) ?? '?'}): ${u.parts} part(s), ${fmt(u.bytesUploaded)} uploaded so far; ` +
+            `staging ≈ ${formatUSD(u.stagingCostPerMonth)}/month (${formatUSD(u.stagingCostPerDay)}/day)`,
+        );
+      }
+      const s = result.staging;
+      if (result.inFlight.length > 1) this.say(`  together: ${fmt(s.bytes)} in ${s.parts} part(s), staging ≈ ${formatUSD(s.monthly)}/month (${formatUSD(s.daily)}/day)`);
+    }
     const due = result.orphans.filter((u) => u.abortable !== false);
     const waiting = result.orphans.filter((u) => !due.includes(u));
     if (due.length) this.say(`\norphan uploads (billed until aborted; the next push aborts them): ${due.map((u) => u.key).join(', ')}`);

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { formatBytes } from '../../src/cli/format.js';
+import { formatBytes, formatUSD } from '../../src/cli/format.js';
 import { textTable } from '../../src/cli/table.js';
 import { BaseCommand } from '../../src/cli/base-command.js';
 import { costReport, type CostLine, type CostResult } from '../../src/services/cost.js';
@@ -27,7 +27,7 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest.`;
     this.say(`monthly bill ≈ ${$(r.monthly)} (prices ${r.priceTable.region} as of ${r.priceTable.asOf})`);
     if (r.byDataset.length) table('dataset', r.byDataset);
     if (r.byClass.length) table('class', r.byClass);
-    if (r.staging.parts) this.say(`unfinished uploads: ${r.staging.parts} part(s), ${fmt(r.staging.bytes)} at Standard rate ≈ ${$(r.staging.monthly)}/month (the next push resumes or aborts them)`);
+    if (r.staging.parts) this.say(`unfinished uploads: ${r.staging.parts} part(s), ${fmt(r.staging.bytes)} at Standard rate ≈ ${$(r.staging.monthly)}/month, ${formatUSD(r.staging.daily)}/day (the next push resumes or aborts them)`);
     if (r.scheduledDeletions.objects) {
       this.say(
         `scheduled deletions: ${r.scheduledDeletions.objects} object(s), ${fmt(r.scheduledDeletions.bytes)}, saving ${$(r.scheduledDeletions.monthlySaving)}/month` +

@@ -15,9 +15,14 @@ import {
   type PriceTable,
   type RestoreTier,
   type StorageClass,
+  type UploadOperation,
   isArchiveClass,
+  requestRateClass,
+  stagingClass,
   storagePrice,
 } from './prices.js';
+
+const HOURS_PER_DAY = 24;
 
 /** One stored object as the cost model sees it. */
 export interface CostObject {
@@ -126,32 +131,95 @@ export function minimumDeleteDate(obj: { uploadedAt: Date; storageClass: Storage
   return addDays(obj.uploadedAt, prices.minStorageDays[obj.storageClass]);
 }
 
-/** Request counts of uploading objects. */
+/** One kind of upload request: how many, and the class whose PUT rate bills them. */
+export interface OperationRequests {
+  count: number;
+  /** The class whose PUT rate applies ({@link requestRateClass}). */
+  rateClass: StorageClass;
+  /** That rate, USD per 1,000. */
+  per1000: number;
+  /** count × per1000 / 1000, USD. */
+  cost: number;
+}
+
+/** Request counts of uploading objects as multipart uploads. */
 export interface UploadRequests {
-  /** Requests billed at the target class's PUT rate. */
+  /** Requests billed at the destination class's PUT rate. */
   atClassRate: number;
-  /** Requests billed at the STANDARD PUT rate. */
+  /** Requests billed at the STANDARD PUT rate (for a STANDARD destination: none here, all are at its class rate). */
   atStandardRate: number;
+  /** Per operation: count, rate class, rate and cost. */
+  byOperation: Record<Exclude<UploadOperation, 'PutObject'>, OperationRequests>;
+}
+
+function operationRequests(op: UploadOperation, count: number, cls: StorageClass, prices: PriceTable): OperationRequests {
+  const rateClass = requestRateClass(prices, op, cls);
+  const per1000 = prices.putPer1000[rateClass];
+  return { count, rateClass, per1000, cost: (count * per1000) / 1000 };
 }
 
 /**
  * Requests to upload `objects` objects totalling `parts` multipart parts
- * into a class. Every object is a multipart upload: CreateMultipartUpload +
- * one UploadPart per part + CompleteMultipartUpload. Create and Complete are
- * billed at the class rate; UploadPart at the class rate when
- * `prices.uploadPartAtClassRate` (unverified, conservative default), else at
- * the STANDARD rate.
+ * into `cls` (default DEEP_ARCHIVE). Every object is a multipart upload:
+ * CreateMultipartUpload + one UploadPart per part + CompleteMultipartUpload,
+ * each billed at the PUT rate of its rate class: into an archive class
+ * Create and UploadPart at the STANDARD rate, Complete at the class rate
+ * (by default: {@link PriceTable.archiveUploadRequestRate}).
  */
-export function uploadRequests(objects: number, parts: number, prices: PriceTable): UploadRequests {
-  return prices.uploadPartAtClassRate
-    ? { atClassRate: 2 * objects + parts, atStandardRate: 0 }
-    : { atClassRate: 2 * objects, atStandardRate: parts };
+export function uploadRequests(objects: number, parts: number, prices: PriceTable, cls: StorageClass = 'DEEP_ARCHIVE'): UploadRequests {
+  const byOperation = {
+    CreateMultipartUpload: operationRequests('CreateMultipartUpload', objects, cls, prices),
+    UploadPart: operationRequests('UploadPart', parts, cls, prices),
+    CompleteMultipartUpload: operationRequests('CompleteMultipartUpload', objects, cls, prices),
+  };
+  let atClassRate = 0;
+  let atStandardRate = 0;
+  for (const r of Object.values(byOperation)) {
+    if (r.rateClass === cls) atClassRate += r.count;
+    else atStandardRate += r.count;
+  }
+  return { atClassRate, atStandardRate, byOperation };
 }
 
-/** USD of {@link uploadRequests}. */
+/** USD of {@link uploadRequests}: the sum over operations of count × its rate. */
 export function uploadRequestCost(objects: number, parts: number, cls: StorageClass, prices: PriceTable): number {
-  const r = uploadRequests(objects, parts, prices);
-  return (r.atClassRate * prices.putPer1000[cls] + r.atStandardRate * prices.putPer1000.STANDARD) / 1000;
+  const r = uploadRequests(objects, parts, prices, cls).byOperation;
+  return r.CreateMultipartUpload.cost + r.UploadPart.cost + r.CompleteMultipartUpload.cost;
+}
+
+export interface UploadCostInput {
+  /** Multipart parts over all volumes. */
+  parts: number;
+  /** Volumes (objects in the data class). */
+  volumes: number;
+  /** Data class (default DEEP_ARCHIVE). */
+  storageClass?: StorageClass;
+  /** Small metadata objects written with a single PUT in STANDARD (stream record, manifest mirror); default 2. */
+  metadataPuts?: number;
+}
+
+export interface UploadCost {
+  /** Multipart requests of the volumes. */
+  dataRequests: number;
+  /** PutObject of the metadata objects at the STANDARD rate. */
+  metadataRequests: number;
+  total: number;
+  requests: UploadRequests & { metadata: number };
+}
+
+/**
+ * The one-time request cost of uploading a stream: the multipart requests
+ * of every volume ({@link uploadRequestCost}) + the metadata PUTs. Every
+ * figure that prices an upload (`push --dry-run`, the push result, `cost
+ * simulate`, a consolidation's new full) comes from here.
+ */
+export function uploadCost(input: UploadCostInput, prices: PriceTable): UploadCost {
+  const cls = input.storageClass ?? 'DEEP_ARCHIVE';
+  const metadataPuts = input.metadataPuts ?? 2;
+  const req = uploadRequests(input.volumes, input.parts, prices, cls);
+  const dataRequests = uploadRequestCost(input.volumes, input.parts, cls, prices);
+  const metadataRequests = operationRequests('PutObject', metadataPuts, 'STANDARD', prices).cost;
+  return { dataRequests, metadataRequests, total: dataRequests + metadataRequests, requests: { ...req, metadata: metadataPuts } };
 }
 
 /**
@@ -208,7 +276,10 @@ export interface RestoreCostInput {
  * Cost of restoring and downloading objects within one calendar month:
  * retrieval = GB × tier per-GB; requests = objects × (tier per-1000 + GET
  * per-1000) / 1000; temp copy = GB × Standard GB-month × days / 30; egress
- * above the free allowance.
+ * above the free allowance. Not included: polling while the thaws run
+ * (⌈objects/1000⌉ LISTs per poll at `listPer1000`, as many polls as the
+ * timer makes: fractions of a cent), which a restore counts in its job's
+ * spending as it polls (src/services/restore/poll.ts).
  */
 export function restoreCost(input: RestoreCostInput, prices: PriceTable): RestoreCost {
   const g = gb(input.bytes);
@@ -220,25 +291,69 @@ export function restoreCost(input: RestoreCostInput, prices: PriceTable): Restor
   return { retrieval, requests, tempStorage, egress, total: retrieval + requests + tempStorage + egress };
 }
 
-/**
- * Storage cost of parts of an unfinished multipart upload ("GDA staging"):
- * billed at Standard rates until completed or aborted, pro rata for `days`.
- */
-export function multipartStagingCost(partBytes: number, days: number, prices: PriceTable): number {
-  return (gb(partBytes) * prices.standardGBMonth * days) / DAYS_PER_MONTH;
+/** USD per GB-month of the parts of an unfinished multipart upload into `cls` ({@link stagingClass}: Standard for archive classes). */
+export function stagingPricePerGBMonth(prices: PriceTable, cls: StorageClass = 'DEEP_ARCHIVE'): number {
+  return storagePrice(prices, stagingClass(prices, cls));
 }
 
-export interface PushCostInput {
+/**
+ * Storage cost of parts of an unfinished multipart upload ("GDA staging"):
+ * `partBytes` billed at Standard rates (for an archive class) until the
+ * upload is completed or aborted, pro rata for `days`:
+ * GB × $/GB-month × days / 30.
+ */
+export function multipartStagingCost(partBytes: number, days: number, prices: PriceTable, cls: StorageClass = 'DEEP_ARCHIVE'): number {
+  return (gb(partBytes) * stagingPricePerGBMonth(prices, cls) * days) / DAYS_PER_MONTH;
+}
+
+/** {@link multipartStagingCost} of `bytes` in flight for `hours` hours (a day is 24 hours, a month 30 days). */
+export function multipartStagingCostHours(bytes: number, hours: number, prices: PriceTable, cls: StorageClass = 'DEEP_ARCHIVE'): number {
+  return multipartStagingCost(bytes, hours / HOURS_PER_DAY, prices, cls);
+}
+
+export interface StagingRate {
+  /** Bytes in flight. */
+  bytes: number;
+  /** USD per month (30 days) while they stay in flight. */
+  monthly: number;
+  daily: number;
+  hourly: number;
+}
+
+/** What `bytes` in flight cost per month, day and hour. */
+export function stagingRate(bytes: number, prices: PriceTable, cls: StorageClass = 'DEEP_ARCHIVE'): StagingRate {
+  return {
+    bytes,
+    monthly: multipartStagingCost(bytes, DAYS_PER_MONTH, prices, cls),
+    daily: multipartStagingCost(bytes, 1, prices, cls),
+    hourly: multipartStagingCostHours(bytes, 1, prices, cls),
+  };
+}
+
+export interface PushCostInput extends UploadCostInput {
   /** Stored (sealed) bytes of the stream. */
   bytes: number;
-  /** Multipart parts over all volumes. */
-  parts: number;
-  /** Volumes (objects in the data class). */
-  volumes: number;
-  /** Data class (default DEEP_ARCHIVE). */
-  storageClass?: StorageClass;
-  /** Small metadata objects written with a single PUT in STANDARD (stream record, manifest mirror); default 2. */
-  metadataPuts?: number;
+  /** Size of a volume, all but the last (default: bytes / volumes each). */
+  volumeBytes?: number;
+  /** How long the upload runs, hours (for {@link PushCostEstimate.staging} `total`). */
+  uploadHours?: number;
+}
+
+export interface PushStagingEstimate {
+  /**
+   * Mean bytes in flight over the upload at a steady rate: each volume's
+   * parts accumulate until its CompleteMultipartUpload, so a volume of v
+   * bytes holds v/2 on average for its share of the time; over the stream
+   * Σv² / (2 Σv) (half a volume when all are equal).
+   */
+  averageBytes: number;
+  /** The largest volume: the most that is in flight at once (one volume at a time). */
+  peakBytes: number;
+  /** Staging cost per hour and per day the upload runs, at `averageBytes`. */
+  perHour: number;
+  perDay: number;
+  /** perHour × `uploadHours`; null without it. */
+  total: number | null;
 }
 
 export interface PushCostEstimate {
@@ -251,26 +366,52 @@ export interface PushCostEstimate {
    * Archive of data + 32 KB/volume), paid even if deleted sooner.
    */
   minimumCommitment: number;
+  /** Multipart staging while the upload runs (at Standard rates for an archive class). */
+  staging: PushStagingEstimate;
   requests: UploadRequests & { metadata: number };
+}
+
+/** Volume sizes of `bytes` cut into `volumes` volumes of `volumeBytes` (the last the rest), or equal ones. */
+function volumeSizesOf(bytes: number, volumes: number, volumeBytes: number | undefined): number[] {
+  if (volumes <= 0 || bytes <= 0) return [];
+  if (volumeBytes === undefined || volumeBytes <= 0 || volumeBytes * volumes < bytes) return Array.from({ length: volumes }, () => bytes / volumes);
+  const sizes: number[] = [];
+  for (let left = bytes; left > 0 && sizes.length < volumes; left -= volumeBytes) sizes.push(Math.min(left, volumeBytes));
+  return sizes;
+}
+
+/** {@link PushStagingEstimate} of a stream of `bytes` in `volumes` volumes. */
+export function pushStaging(
+  input: { bytes: number; volumes: number; volumeBytes?: number; uploadHours?: number; storageClass?: StorageClass },
+  prices: PriceTable,
+): PushStagingEstimate {
+  const sizes = volumeSizesOf(input.bytes, input.volumes, input.volumeBytes);
+  const sum = sizes.reduce((a, v) => a + v, 0);
+  const averageBytes = sum > 0 ? sizes.reduce((a, v) => a + v * v, 0) / (2 * sum) : 0;
+  const rate = stagingRate(averageBytes, prices, input.storageClass ?? 'DEEP_ARCHIVE');
+  return {
+    averageBytes,
+    peakBytes: sizes.reduce((a, v) => Math.max(a, v), 0),
+    perHour: rate.hourly,
+    perDay: rate.daily,
+    total: input.uploadHours === undefined ? null : rate.hourly * input.uploadHours,
+  };
 }
 
 /**
  * What a push costs: for `push --dry-run` and the `push --json` result.
- * One-time: multipart requests of every volume + metadata PUTs. Monthly:
- * storage of the stream bytes plus 40 KB overhead per volume.
+ * One-time: {@link uploadCost}. Monthly: storage of the stream bytes plus
+ * 40 KB overhead per volume. Staging: the parts in flight while it uploads.
  */
 export function estimatePushCost(input: PushCostInput, prices: PriceTable): PushCostEstimate {
   const cls = input.storageClass ?? 'DEEP_ARCHIVE';
-  const metadataPuts = input.metadataPuts ?? 2;
-  const req = uploadRequests(input.volumes, input.parts, prices);
-  const dataRequests = uploadRequestCost(input.volumes, input.parts, cls, prices);
-  const metadataRequests = (metadataPuts * prices.putPer1000.STANDARD) / 1000;
+  const once = uploadCost(input, prices);
   const perVolume = objectMonthlyCost({ bytes: 0, storageClass: cls }, prices).overhead;
   const data = gb(input.bytes) * storagePrice(prices, cls);
   const overhead = perVolume * input.volumes;
   const addedMonthly = { data, overhead, total: data + overhead };
   return {
-    oneTime: { dataRequests, metadataRequests, total: dataRequests + metadataRequests },
+    oneTime: { dataRequests: once.dataRequests, metadataRequests: once.metadataRequests, total: once.total },
     addedMonthly,
     // Data + archive-rate overhead; the 8 KB Standard-rate part has no minimum.
     minimumCommitment:
@@ -278,6 +419,7 @@ export function estimatePushCost(input: PushCostInput, prices: PriceTable): Push
         storagePrice(prices, cls) *
         prices.minStorageDays[cls]) /
       DAYS_PER_MONTH,
-    requests: { ...req, metadata: metadataPuts },
+    staging: pushStaging({ ...input, storageClass: cls }, prices),
+    requests: once.requests,
   };
 }

@@ -8,7 +8,10 @@
  *
  * Defaults are us-east-1 from /work/shared/reference/aws-facts.md (collected
  * 2026-11). Items marked "not in aws-facts" are public list prices we did
- * not re-verify; zbk does not use those classes by default.
+ * not re-verify; zbk does not use those classes by default. Which rate bills
+ * each upload request, and the rate of multipart staging, are from the S3
+ * User Guide (read 2026-12, /work/shared/reference/providers.md):
+ * {@link PriceTable.archiveUploadRequestRate}, {@link PriceTable.archiveStagingClass}.
  */
 import { ConfigError } from '../errors.js';
 
@@ -21,6 +24,20 @@ export const MS_PER_DAY = 86_400_000;
 export const STORAGE_CLASSES = ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'] as const;
 export type StorageClass = (typeof STORAGE_CLASSES)[number];
 export type RestoreTier = 'Standard' | 'Bulk';
+
+/**
+ * The write requests of an upload: every data volume is a multipart upload
+ * (Create, one UploadPart per part, Complete); small metadata objects are
+ * one PutObject each.
+ */
+export const UPLOAD_OPERATIONS = ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'PutObject'] as const;
+export type UploadOperation = (typeof UPLOAD_OPERATIONS)[number];
+/**
+ * Whose PUT rate bills a request: `destination` = the PUT rate of the class
+ * the object is written to; `STANDARD` = the S3 Standard PUT rate, whatever
+ * the destination.
+ */
+export type RequestRateClass = 'destination' | 'STANDARD';
 
 /** One internet-egress price tier; `uptoGB` is cumulative billable GB in the month, null = unbounded. */
 export interface EgressTier {
@@ -60,12 +77,24 @@ export interface PriceTable {
   /** Objects smaller than this are billed as this size (IA, Glacier IR). */
   minBillableBytes: Record<StorageClass, number>;
   /**
-   * Whether each UploadPart of a multipart upload into an archive class is
-   * billed at that class's PUT rate. UNVERIFIED (aws-facts.md); default true,
-   * the conservative (more expensive) reading. When false, UploadPart is
-   * billed at the STANDARD PUT rate; Create/Complete stay at the class rate.
+   * The rate class of each upload request into an archive class (GLACIER,
+   * DEEP_ARCHIVE). The S3 User Guide ("Understanding your AWS billing and
+   * usage reports for Amazon S3"): CreateMultipartUpload and UploadPart are
+   * billed at S3 Standard request rates until the upload completes; the
+   * single CompleteMultipartUpload at the destination class's PUT rate.
+   * Into any other class every request is billed at that class's PUT rate.
    */
-  uploadPartAtClassRate: boolean;
+  archiveUploadRequestRate: Record<UploadOperation, RequestRateClass>;
+  /**
+   * The class whose storage rate bills the parts of an unfinished multipart
+   * upload into an archive class until it is completed or aborted ("S3
+   * Glacier Deep Archive Staging Storage", usage type
+   * `TimedStorage-GDA-Staging`: S3 Standard, same page). Into any other
+   * class the parts are billed at that class's rate.
+   */
+  archiveStagingClass: StorageClass;
+  /** Where the request-rate classes and the staging class come from, with the date read. */
+  billingRulesSource: string;
   /** Overridden keys (from config `[prices]`), for display. */
   overridden: string[];
 }
@@ -98,11 +127,19 @@ export const DEFAULT_PRICES: PriceTable = Object.freeze({
   archiveOverheadStandardBytes: 8 * KB,
   archiveOverheadArchiveBytes: 32 * KB,
   minBillableBytes: { STANDARD: 0, STANDARD_IA: 128 * KB, GLACIER_IR: 128 * KB, GLACIER: 0, DEEP_ARCHIVE: 0 },
-  uploadPartAtClassRate: true,
+  archiveUploadRequestRate: { CreateMultipartUpload: 'STANDARD', UploadPart: 'STANDARD', CompleteMultipartUpload: 'destination', PutObject: 'destination' },
+  archiveStagingClass: 'STANDARD',
+  billingRulesSource:
+    'S3 User Guide, "Understanding your AWS billing and usage reports for Amazon S3", read 2026-12 (reference/providers.md): multipart requests and GDA staging',
   overridden: [],
 }) as PriceTable;
 
 type Setter = (t: PriceTable, v: number) => void;
+
+/** A `*_at_class_rate` override: 1 = the destination class's PUT rate, 0 = STANDARD's. */
+function rateClassOf(v: number): RequestRateClass {
+  return v === 0 ? 'STANDARD' : 'destination';
+}
 
 function classKey(c: StorageClass): string {
   return c.toLowerCase();
@@ -119,7 +156,10 @@ function classKey(c: StorageClass): string {
  * - `egress_tier_1_per_gb` … `egress_tier_4_per_gb`, or `egress_per_gb` (all tiers)
  * - `free_egress_gb_month`
  * - `min_days_<class>` (e.g. `min_days_deep_archive`)
- * - `upload_part_at_class_rate` (1 = conservative default, 0 = Standard PUT rate)
+ * - `create_multipart_upload_at_class_rate`, `upload_part_at_class_rate`,
+ *   `complete_multipart_upload_at_class_rate`: the rate class of that request
+ *   into an archive class, 1 = the class's PUT rate, 0 = the STANDARD PUT
+ *   rate (defaults 0, 0, 1: {@link PriceTable.archiveUploadRequestRate})
  */
 export const PRICE_OVERRIDE_KEYS: Readonly<Record<string, Setter>> = (() => {
   const m: Record<string, Setter> = {
@@ -136,7 +176,9 @@ export const PRICE_OVERRIDE_KEYS: Readonly<Record<string, Setter>> = (() => {
     restore_standard_per_gb: (t, v) => (t.restore.Standard.perGB = v),
     egress_per_gb: (t, v) => t.egressTiers.forEach((tier) => (tier.perGB = v)),
     free_egress_gb_month: (t, v) => (t.freeEgressGBPerMonth = v),
-    upload_part_at_class_rate: (t, v) => (t.uploadPartAtClassRate = v !== 0),
+    create_multipart_upload_at_class_rate: (t, v) => (t.archiveUploadRequestRate.CreateMultipartUpload = rateClassOf(v)),
+    upload_part_at_class_rate: (t, v) => (t.archiveUploadRequestRate.UploadPart = rateClassOf(v)),
+    complete_multipart_upload_at_class_rate: (t, v) => (t.archiveUploadRequestRate.CompleteMultipartUpload = rateClassOf(v)),
   };
   for (const c of STORAGE_CLASSES) {
     m[`put_per_1000_${classKey(c)}`] = (t, v) => (t.putPer1000[c] = v);
@@ -152,6 +194,7 @@ function cloneTable(t: PriceTable): PriceTable {
   return {
     ...t,
     putPer1000: { ...t.putPer1000 },
+    archiveUploadRequestRate: { ...t.archiveUploadRequestRate },
     restore: { Standard: { ...t.restore.Standard }, Bulk: { ...t.restore.Bulk } },
     egressTiers: t.egressTiers.map((x) => ({ ...x })),
     minStorageDays: { ...t.minStorageDays },
@@ -176,6 +219,9 @@ export function priceTable(region: string, overrides: Record<string, number> = {
     if (!set) throw new ConfigError(`prices.${key}: unknown price key (see docs/COSTS.md for the list)`);
     if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
       throw new ConfigError(`prices.${key}: must be a non-negative number`);
+    }
+    if (key.endsWith('_at_class_rate') && value !== 0 && value !== 1) {
+      throw new ConfigError(`prices.${key}: must be 1 (the destination class's PUT rate) or 0 (the STANDARD PUT rate)`);
     }
     set(t, value);
     t.overridden.push(key);
@@ -223,6 +269,20 @@ export function storagePrice(table: PriceTable, cls: StorageClass): number {
     case 'STANDARD':
       return table.standardGBMonth;
   }
+}
+
+/**
+ * The class whose PUT rate bills request `op` of an upload into `cls`:
+ * into an archive class per {@link PriceTable.archiveUploadRequestRate},
+ * else `cls` itself.
+ */
+export function requestRateClass(table: PriceTable, op: UploadOperation, cls: StorageClass): StorageClass {
+  return isArchiveClass(cls) && table.archiveUploadRequestRate[op] === 'STANDARD' ? 'STANDARD' : cls;
+}
+
+/** The class whose storage rate bills the parts of an unfinished multipart upload into `cls`. */
+export function stagingClass(table: PriceTable, cls: StorageClass): StorageClass {
+  return isArchiveClass(cls) ? table.archiveStagingClass : cls;
 }
 
 /** True for classes billed the 40 KB per-object archive overhead. */

@@ -5,7 +5,7 @@
  * Pure: no I/O, `now` is a parameter. GB = 10^9 bytes; months are 30 days.
  *
  * The comparison, over `horizonMonths` months from `now`:
- * - cost: uploading the new full (multipart requests) + early-deletion
+ * - cost: uploading the new full (its requests, priced as a push) + early-deletion
  *   charges of objects deleted before their minimum duration (only with
  *   `allowEarlyDelete`), plus the new full's storage every month;
  * - saving: the storage of every object that only the old chain of the
@@ -25,7 +25,7 @@ import {
   earlyDeletionCharge,
   minimumDeleteDate,
   objectMonthlyCost,
-  uploadRequestCost,
+  uploadCost as pushUploadCost,
 } from '../cost/model.js';
 import { BYTES_PER_GB, DAYS_PER_MONTH, type PriceTable, type StorageClass } from '../cost/prices.js';
 import { packInOrder } from './restore-plan.js';
@@ -292,7 +292,8 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
   const cls: StorageClass = classOf(latestChain[0]!);
   const newSizes = volumeSizes(input.newFullBytes, volumeBytes);
   const parts = newSizes.reduce((a, b) => a + Math.max(1, Math.ceil(b / partBytes)), 0);
-  const uploadCost = uploadRequestCost(newSizes.length, parts, cls, prices);
+  // What pushing it costs in requests, as `zbk push` prices it (multipart requests + its metadata PUTs).
+  const uploadCost = pushUploadCost({ volumes: newSizes.length, parts, storageClass: cls }, prices).total;
   const newMonthly = newSizes.reduce((a, b) => a + objectMonthlyCost({ bytes: b, storageClass: cls }, prices).total, 0);
   const newFull = { bytes: input.newFullBytes, volumes: newSizes.length, parts, uploadCost, monthlyCost: newMonthly };
 

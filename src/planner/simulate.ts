@@ -10,7 +10,7 @@
  * shifts ages by < 30 days). Policies act once per month, after the push.
  * Retention keeps only the latest snapshot (zbk's default `keep_last = 1`).
  */
-import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadRequestCost } from '../cost/model.js';
+import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadCost } from '../cost/model.js';
 import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type StorageClass } from '../cost/prices.js';
 import { chainTo, planConsolidation, type ConsolidationStream } from './consolidate-plan.js';
 import { planRestore, type RestoreVolume } from './restore-plan.js';
@@ -99,7 +99,7 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
       volumes.push({ key: `full${m}/${i}`, bytes: Math.min(left, w.volumeBytes), uploadedAt: at });
     }
     const parts = volumes.reduce((a, v) => a + partsOf(v.bytes), 0);
-    requests += uploadRequestCost(volumes.length, parts, cls, prices) + (2 * prices.putPer1000.STANDARD) / 1000;
+    requests += uploadCost({ volumes: volumes.length, parts, storageClass: cls }, prices).total;
     streams.push({ streamId: `full${m}`, kind: 'full', fromGuid: null, toGuid: guid(m), storedBytes: bytes, volumes, storageClass: cls });
     fulls++;
     lastFullMonth = m;
@@ -135,9 +135,8 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
       libraryGB += w.growthGBPerMonth;
       const perPush = Math.round((incGB * BYTES_PER_GB) / w.pushesPerMonth);
       const volumes = Array.from({ length: w.pushesPerMonth }, (_, i) => ({ key: `inc${m}/${i}`, bytes: perPush, uploadedAt: at }));
-      requests +=
-        uploadRequestCost(w.pushesPerMonth, w.pushesPerMonth * partsOf(perPush), cls, prices) +
-        (2 * w.pushesPerMonth * prices.putPer1000.STANDARD) / 1000;
+      // One push a day: its volume's multipart requests and its 2 metadata PUTs.
+      requests += uploadCost({ volumes: w.pushesPerMonth, parts: w.pushesPerMonth * partsOf(perPush), storageClass: cls, metadataPuts: 2 * w.pushesPerMonth }, prices).total;
       streams.push({ streamId: `inc${m}`, kind: 'incremental', fromGuid: guid(m - 1), toGuid: guid(m), storedBytes: perPush * w.pushesPerMonth, volumes, storageClass: cls });
       incSinceFull += w.pushesPerMonth;
 

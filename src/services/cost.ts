@@ -8,12 +8,13 @@
  * deletions (superseded or pruned objects, see consolidate/schedule.ts) are
  * carried out by `zbk consolidate --apply` as soon as they are free.
  */
-import { addDays, gb, monthlyStorageCost, multipartStagingCost, storageCostBetween, type CostObject } from '../cost/model.js';
+import { addDays, gb, monthlyStorageCost, storageCostBetween, type CostObject } from '../cost/model.js';
 import { DAYS_PER_MONTH, priceTable, priceTableWarnings, storagePrice, type PriceTable } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { UsageError } from '../errors.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { costClass, deletionSchedule } from './consolidate/schedule.js';
+import { totalStaging, uploadStaging } from './staging.js';
 
 export interface CostLine {
   /** Dataset name, or a storage class, depending on the breakdown. */
@@ -45,8 +46,8 @@ export interface CostResult {
   monthly: number;
   byDataset: CostLine[];
   byClass: CostLine[];
-  /** Parts of unfinished multipart uploads, billed at Standard rates per month. */
-  staging: { parts: number; bytes: number; monthly: number };
+  /** Parts of unfinished multipart uploads, billed at S3 Standard storage rates until completed or aborted: USD per month and per day. */
+  staging: { parts: number; bytes: number; monthly: number; daily: number };
   /** Objects waiting for their minimum storage duration before deletion. */
   scheduledDeletions: { objects: number; bytes: number; monthlySaving: number; lastNotBefore: string | null };
   /** Stored bytes added per 30 days by the pushes of the last 90 days. */
@@ -104,15 +105,8 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
     const byDataset = lines(objs, (o) => o.dataset, prices);
     const byClass = lines(objs, (o) => o.storageClass, prices);
 
-    let stagingParts = 0;
-    let stagingBytes = 0;
-    for (const u of manifest.inFlightUploads()) {
-      for (const p of manifest.partsOf(u.streamId, u.volumeIndex)) {
-        stagingParts++;
-        stagingBytes += p.sealedSize;
-      }
-    }
-    const staging = { parts: stagingParts, bytes: stagingBytes, monthly: multipartStagingCost(stagingBytes, DAYS_PER_MONTH, prices) };
+    const staged = totalStaging(manifest.inFlightUploads().map((u) => uploadStaging(manifest, u, prices)));
+    const staging = { parts: staged.parts, bytes: staged.bytes, monthly: staged.monthly, daily: staged.daily };
 
     // Scheduled deletions end an object's storage at its notBefore.
     const schedule = deletionSchedule(manifest, ctx.config.retention, prices, now);

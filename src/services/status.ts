@@ -1,6 +1,7 @@
 /**
- * `zbk status`: per dataset the pushed chain, the last push, in-flight and
- * orphan uploads, and the estimated monthly cost. Reads the local manifest
+ * `zbk status`: per dataset the pushed chain, the last push, in-flight
+ * uploads (bytes so far and their staging cost) and orphan uploads, and the
+ * estimated monthly cost. Reads the local manifest
  * and lists multipart uploads; needs no passphrase.
  */
 import { monthlyStorageCost, type CostObject } from '../cost/model.js';
@@ -10,6 +11,7 @@ import { chainHealth, type ChainHealth } from './chain-health.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { assertKnownDataset } from './known-dataset.js';
 import { FOREIGN_GRACE_MS, findOrphanUploads } from './orphans.js';
+import { totalStaging, uploadStaging } from './staging.js';
 
 export interface ChainEntry {
   streamId: string;
@@ -57,10 +59,27 @@ export interface UploadStatus {
   abortableFrom?: string;
 }
 
+/**
+ * An upload of a stream being pushed: what it has uploaded so far, and what
+ * those parts cost while it stays unfinished (multipart staging, billed at
+ * S3 Standard storage rates until the upload completes).
+ */
+export interface InFlightStatus extends UploadStatus {
+  /** Parts acknowledged so far. */
+  parts: number;
+  /** Their sealed bytes (as stored). */
+  bytesUploaded: number;
+  /** USD per month (30 days) and per day while they stay unfinished. */
+  stagingCostPerMonth: number;
+  stagingCostPerDay: number;
+}
+
 export interface StatusResult {
   store: string;
   datasets: DatasetStatus[];
-  inFlight: UploadStatus[];
+  inFlight: InFlightStatus[];
+  /** The in-flight uploads together: parts, bytes, and their staging cost per month and day (not in `monthlyCost`). */
+  staging: { parts: number; bytes: number; monthly: number; daily: number };
   /** Multipart uploads in the store the manifest does not know (billed until aborted; `zbk push` aborts them). */
   orphans: UploadStatus[];
   monthlyCost: number;
@@ -131,7 +150,18 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
     });
     // Uploads of abandoned streams are never resumed: the orphan check lists them.
     const known = manifest.inFlightUploads().filter((u) => u.streamState === 'uploading');
-    const inFlight: UploadStatus[] = known.map((u) => ({ key: u.key, uploadId: u.uploadId.slice(0, 16), dataset: u.dataset, initiated: u.startedAt.toISOString() }));
+    const staged = known.map((u) => uploadStaging(manifest, u, prices));
+    const inFlight: InFlightStatus[] = known.map((u, i) => ({
+      key: u.key,
+      uploadId: u.uploadId.slice(0, 16),
+      dataset: u.dataset,
+      initiated: u.startedAt.toISOString(),
+      parts: staged[i]!.parts,
+      bytesUploaded: staged[i]!.bytes,
+      stagingCostPerMonth: staged[i]!.monthly,
+      stagingCostPerDay: staged[i]!.daily,
+    }));
+    const stagingTotal = totalStaging(staged);
     const orphans: UploadStatus[] = (await findOrphanUploads(ctx.store, manifest, ctx.now())).map((u) => ({
       key: u.key,
       uploadId: u.uploadId.slice(0, 16),
@@ -145,6 +175,7 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
       store: ctx.store.url,
       datasets,
       inFlight,
+      staging: { parts: stagingTotal.parts, bytes: stagingTotal.bytes, monthly: stagingTotal.monthly, daily: stagingTotal.daily },
       orphans,
       monthlyCost: monthlyStorageCost(costObjectsOf(manifest), prices).total,
       priceTableDate: prices.asOf,

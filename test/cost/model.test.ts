@@ -53,13 +53,28 @@ test('early deletion: remaining days pro rata at 30-day months', () => {
   approx(earlyDeletionCharge({ bytes: GB, storageClass: 'GLACIER_IR' }, 30, P), 0.008);
 });
 
-test('multipart requests: conservative (UploadPart at DA rate) and the alternative', () => {
-  // 3 uploads × (Create + Complete) + 100 parts = 106 requests × $0.05/1000 = $0.0053
-  assert.deepEqual(uploadRequests(3, 100, P), { atClassRate: 106, atStandardRate: 0 });
-  approx(uploadRequestCost(3, 100, 'DEEP_ARCHIVE', P), 0.0053);
-  // Flag off: 6 × $0.05/1000 = $0.0003, + 100 × $0.005/1000 = $0.0005 → $0.0008
-  const alt = priceTable('us-east-1', { upload_part_at_class_rate: 0 });
-  approx(uploadRequestCost(3, 100, 'DEEP_ARCHIVE', alt), 0.0008);
+test('multipart requests into Deep Archive: Create and UploadPart at the Standard rate, Complete at the class rate', () => {
+  // 3 uploads, 100 parts: Create 3 × $0.005 + UploadPart 100 × $0.005 + Complete 3 × $0.05, per 1,000
+  // = ($0.015 + $0.5 + $0.15) / 1000 = $0.000665
+  const r = uploadRequests(3, 100, P);
+  assert.equal(r.atClassRate, 3);
+  assert.equal(r.atStandardRate, 103);
+  assert.deepEqual(
+    Object.entries(r.byOperation).map(([op, x]) => [op, x.count, x.rateClass, x.per1000]),
+    [
+      ['CreateMultipartUpload', 3, 'STANDARD', 0.005],
+      ['UploadPart', 100, 'STANDARD', 0.005],
+      ['CompleteMultipartUpload', 3, 'DEEP_ARCHIVE', 0.05],
+    ],
+  );
+  approx(r.byOperation.UploadPart.cost, 0.0005);
+  approx(uploadRequestCost(3, 100, 'DEEP_ARCHIVE', P), 0.000665);
+  // The old reading (every request at the Deep Archive rate): 106 × $0.05/1000 = $0.0053, 8× more.
+  const old = priceTable('us-east-1', { create_multipart_upload_at_class_rate: 1, upload_part_at_class_rate: 1 });
+  approx(uploadRequestCost(3, 100, 'DEEP_ARCHIVE', old), 0.0053);
+  // Into Standard-IA (not an archive class) every request is at the IA rate: 106 × $0.01/1000 = $0.00106.
+  approx(uploadRequestCost(3, 100, 'STANDARD_IA', P), 0.00106);
+  assert.deepEqual([uploadRequests(3, 100, P, 'STANDARD_IA').atClassRate, uploadRequests(3, 100, P, 'STANDARD_IA').atStandardRate], [106, 0]);
 });
 
 test('egress: free allowance, already used, tiers', () => {
@@ -90,12 +105,19 @@ test('multipart staging at Standard rate', () => {
 
 test('estimatePushCost: one-time requests, monthly storage, 180-day commitment', () => {
   const e = estimatePushCost({ bytes: 10 * GB, parts: 150, volumes: 3 }, P);
-  approx(e.oneTime.dataRequests, 0.0078); // (3 × 2 + 150) = 156 × $0.05/1000
+  // (3 Create + 150 UploadPart) × $0.005/1000 + 3 Complete × $0.05/1000 = $0.000765 + $0.00015
+  approx(e.oneTime.dataRequests, 0.000915);
   approx(e.oneTime.metadataRequests, 0.00001); // 2 × $0.005/1000
-  approx(e.oneTime.total, 0.00781);
+  approx(e.oneTime.total, 0.000925);
   approx(e.addedMonthly.data, 0.0099); // 10 × $0.00099
   approx(e.addedMonthly.overhead, 3 * DA_OVERHEAD_MONTH);
   // (10e9 + 3 × 32768) B = 10.000098304 GB × $0.00099 × 180/30 = $0.05940058392576
   approx(e.minimumCommitment, 0.05940058392576);
-  assert.deepEqual(e.requests, { atClassRate: 156, atStandardRate: 0, metadata: 2 });
+  assert.deepEqual([e.requests.atClassRate, e.requests.atStandardRate, e.requests.metadata], [3, 153, 2]);
+  // Staging while it uploads: 3 equal volumes of 10/3 GB, on average half of one in flight:
+  // 5/3 GB × $0.023 = $0.0383333…/month → /30 per day, /720 per hour.
+  approx(e.staging.averageBytes, (10 * GB) / 6);
+  approx(e.staging.perDay, ((5 / 3) * 0.023) / 30);
+  approx(e.staging.perHour, ((5 / 3) * 0.023) / 720);
+  assert.equal(e.staging.total, null);
 });

@@ -55,39 +55,41 @@ test('young objects go to deleteLater with notBefore = upload + 180 days, never 
 
 test('break-even and savings arithmetic', () => {
   const p = planConsolidation(input());
-  // Upload: (2 × 1 volume + 110 parts) × $0.05/1000 = $0.0056
-  approx(p.newFull.uploadCost, 0.0056);
-  approx(p.oneTimeCost, 0.0056);
+  // Upload, as a push prices it: (1 Create + 110 UploadPart) × $0.005/1000 + 1 Complete × $0.05/1000
+  // + 2 metadata PUTs × $0.005/1000 = $0.000555 + $0.00005 + $0.00001 = $0.000615
+  approx(p.newFull.uploadCost, 0.000615);
+  approx(p.oneTimeCost, 0.000615);
   // New full: 110 × $0.00099 = $0.1089 + 1 overhead per month.
   approx(p.newFull.monthlyCost, 0.1089 + OH);
   // Month 1: F + I1 deleted (130 GB): $0.1287 + 2 OH − ($0.1089 + OH) = $0.0198 + OH;
-  // cumulative −$0.0056 + $0.0198 > 0 → break-even in month 1.
+  // cumulative −$0.000615 + $0.0198 > 0 → break-even in month 1.
   assert.equal(p.breakEvenMonth, 1);
   assert.equal(p.recommend, true);
   // Steady state (I2 gone too): 150 GB × $0.00099 + 3 OH − ($0.1089 + OH) = $0.0396 + 2 OH
   approx(p.monthlySavings, 0.0396 + 2 * OH);
   // Horizon 24: I2 deleted after 120 days = start of month 5.
-  // −0.0056 + 4 × (0.0198 + OH) + 20 × (0.0396 + 2 OH) = 0.8656 + 44 OH
-  approx(p.netSavingsOverHorizon, 0.8656 + 44 * OH);
+  // −0.000615 + 4 × (0.0198 + OH) + 20 × (0.0396 + 2 OH) = 0.870585 + 44 OH
+  approx(p.netSavingsOverHorizon, 0.870585 + 44 * OH);
   // Restore of g2: 150 GB in 3 objects (100, 30, 20) at 90 GB/month: [100], [30, 20] → 2 months; after: 110 GB → 1.
   assert.deepEqual(p.restoreBefore, { bytes: 150 * GB, months: 2 });
   assert.deepEqual(p.restoreAfter, { bytes: 110 * GB, months: 1 });
 });
 
 test('break-even later than month 1, and not within a short horizon', () => {
-  // Only F (100 GB) + I1 (30 GB), new full 100 GB in 1,000 parts of 100 MB:
-  // upload (2 + 1000) × $0.05/1000 = $0.0501; saving 30 × $0.00099 + OH = $0.0297 + OH per month.
-  // Month 1: −0.0501 + 0.0297 + OH < 0; month 2: −0.0204 + 0.0297 + 2 OH > 0 → month 2.
-  const base = input({ streams: [F, I1], keptGuids: ['g1'], latestGuid: 'g1', newFullBytes: 100 * GB, partBytes: 1e8 });
+  // Only F (100 GB) + I1 (30 GB), new full 100 GB in 10,000 parts of 10 MB:
+  // upload (1 + 10,000) × $0.005/1000 + 1 × $0.05/1000 + 2 × $0.005/1000 = $0.050005 + $0.00005 + $0.00001 = $0.050065;
+  // saving 30 × $0.00099 + OH = $0.0297 + OH per month.
+  // Month 1: −0.050065 + 0.0297 + OH < 0; month 2: −0.020365 + 0.0297 + 2 OH > 0 → month 2.
+  const base = input({ streams: [F, I1], keptGuids: ['g1'], latestGuid: 'g1', newFullBytes: 100 * GB, partBytes: 1e7 });
   const p = planConsolidation(base);
-  approx(p.oneTimeCost, 0.0501);
+  approx(p.oneTimeCost, 0.050065);
   assert.equal(p.breakEvenMonth, 2);
   assert.equal(p.recommend, true);
   const short = planConsolidation({ ...base, horizonMonths: 1 });
   assert.equal(short.breakEvenMonth, null);
   assert.equal(short.recommend, false);
-  // −0.0501 + 0.0297 + OH
-  approx(short.netSavingsOverHorizon, -0.0204 + OH);
+  // −0.050065 + 0.0297 + OH
+  approx(short.netSavingsOverHorizon, -0.020365 + OH);
 });
 
 test('allowEarlyDelete puts young objects in deleteNow with their charge', () => {
@@ -97,7 +99,7 @@ test('allowEarlyDelete puts young objects in deleteNow with their charge', () =>
   // (20e9 + 32768) B = 20.000032768 GB × $0.00099 × (180 − 60)/30 = $0.07920012976128
   approx(i2.earlyDeletionCharge, 0.07920012976128);
   approx(p.earlyDeletionCharges, 0.07920012976128);
-  approx(p.oneTimeCost, 0.0056 + 0.07920012976128);
+  approx(p.oneTimeCost, 0.000615 + 0.07920012976128);
 });
 
 test('never deletes what a kept snapshot needs', () => {
@@ -126,7 +128,7 @@ test('objects no kept snapshot needs are pruned, outside the comparison', () => 
   const p = planConsolidation(input({ streams: [O, F, I1, I2] }));
   assert.deepEqual(p.prune.deleteNow.map((d) => d.key), ['data/O/0']);
   assert.ok(!p.deleteNow.some((d) => d.key === 'data/O/0'));
-  approx(p.oneTimeCost, 0.0056);
+  approx(p.oneTimeCost, 0.000615);
   assert.equal(p.chains.length, 2);
 });
 

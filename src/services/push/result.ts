@@ -25,8 +25,14 @@ export interface DatasetPushResult {
   durationSeconds: number;
   /** Added to the monthly bill (USD) by this stream. */
   estimatedMonthlyCost: number;
-  /** One-time request cost (USD). */
+  /** One-time request cost (USD): multipart requests (Create and UploadPart at the S3 Standard rate, Complete at the class rate) + metadata PUTs. */
   estimatedUploadCost: number;
+  /**
+   * Parts of the volume being uploaded are billed at S3 Standard storage
+   * rates until it completes (multipart staging): USD per day the upload
+   * runs, at the mean in flight (half a volume).
+   */
+  estimatedStagingCostPerDay: number;
   /** `zfs send -nP` estimate of the stream (the one sent, or that would be with --dry-run), null where zfs cannot tell. */
   estimatedBytes: number | null;
   /**
@@ -47,10 +53,13 @@ export interface SentStream {
   sendFlags: string[];
 }
 
-function costOf(config: ZbkConfig, storedBytes: number, parts: number, volumes: number): { monthly: number; upload: number } {
+function costOf(config: ZbkConfig, storedBytes: number, parts: number, volumes: number): { monthly: number; upload: number; stagingPerDay: number } {
   const prices = priceTable(config.store.region, config.prices);
-  const est = estimatePushCost({ bytes: storedBytes, parts, volumes, storageClass: config.store.dataStorageClass as StorageClass }, prices);
-  return { monthly: est.addedMonthly.total, upload: est.oneTime.total };
+  const est = estimatePushCost(
+    { bytes: storedBytes, parts, volumes, volumeBytes: config.upload.volumeSize, storageClass: config.store.dataStorageClass as StorageClass },
+    prices,
+  );
+  return { monthly: est.addedMonthly.total, upload: est.oneTime.total, stagingPerDay: est.staging.perDay };
 }
 
 /** A stream was pushed (or resumed to its end). */
@@ -79,6 +88,7 @@ export function pushedResult(
     durationSeconds: (Date.now() - started) / 1000,
     estimatedMonthlyCost: cost.monthly,
     estimatedUploadCost: cost.upload,
+    estimatedStagingCostPerDay: cost.stagingPerDay,
     estimatedBytes: sent.estimatedBytes,
     costBytes: r.storedSize,
     sendFlags: sent.sendFlags,
@@ -110,6 +120,7 @@ export function nothingResult(
     durationSeconds: (Date.now() - started) / 1000,
     estimatedMonthlyCost: 0,
     estimatedUploadCost: 0,
+    estimatedStagingCostPerDay: 0,
     estimatedBytes: null,
     costBytes: 0,
     sendFlags: null,
@@ -143,6 +154,7 @@ export function dryRunResult(
     durationSeconds: (Date.now() - d.started) / 1000,
     estimatedMonthlyCost: cost.monthly,
     estimatedUploadCost: cost.upload,
+    estimatedStagingCostPerDay: cost.stagingPerDay,
     estimatedBytes: d.estimate,
     costBytes: bytes,
     sendFlags: d.sendFlags,
