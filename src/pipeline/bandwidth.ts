@@ -49,20 +49,25 @@ export function chunkFor(rate: Rate): number {
 
 /**
  * A token bucket with an explicit clock (milliseconds): pure arithmetic, no
- * timers. Tokens are bytes; the level never exceeds the capacity and never
- * goes below zero (`take` is called only once `delay` said 0).
+ * timers. Tokens are bytes (or, with an explicit `capacity`, whatever the
+ * caller counts: restore requests in src/services/restore/thaw-pacer.ts);
+ * the level never exceeds the capacity and never goes below zero (`take` is
+ * called only once `delay` said 0).
  */
 export class TokenBucket {
   private level: number;
   private at: number;
   capacity: number;
 
+  /** Starts full; `capacity` defaults to burstFor(rate) (`setRate` sets that again). */
   constructor(
     public rate: number,
     now: number,
+    capacity?: number,
   ) {
     if (!(rate > 0) || !Number.isFinite(rate)) throw new RangeError('rate must be a positive number of bytes per second');
-    this.capacity = burstFor(rate);
+    if (capacity !== undefined && !(capacity >= 1 && Number.isFinite(capacity))) throw new RangeError('capacity must be at least 1');
+    this.capacity = capacity ?? burstFor(rate);
     this.level = this.capacity;
     this.at = now;
   }

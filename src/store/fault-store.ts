@@ -16,6 +16,7 @@ import type {
   ObjectInfo,
   ObjectStore,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
@@ -80,12 +81,16 @@ export class FaultInjectingStore implements ObjectStore {
   readonly injected: Record<StoreMethod, number> = zeroCounts();
   private rules: ActiveRule[] = [];
   private readonly random: () => number;
+  /** The inner store's, with faults as any call (method 'listRestoreStates'); absent when the inner store has none. */
+  readonly listRestoreStates?: (prefix: string) => Promise<Map<string, RestoreListEntry>>;
 
   constructor(
     readonly inner: ObjectStore,
     options: FaultInjectingStoreOptions = {},
   ) {
     this.random = options.random ?? Math.random;
+    const listStates = inner.listRestoreStates?.bind(inner);
+    if (listStates) this.listRestoreStates = (prefix) => this.run('listRestoreStates', () => listStates(prefix));
   }
 
   get url(): string {

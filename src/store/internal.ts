@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { ARCHIVE_CLASSES, type ByteRange, type PutOptions, type UploadPartOptions, type UploadedPart } from './object-store.js';
 import { PermanentStoreError } from './errors.js';
 
-/** Every method of `ObjectStore` (for counters and fault rules). */
+/** Every method of `ObjectStore`, the optional ones included (for counters and fault rules). */
 export type StoreMethod =
   | 'put'
   | 'putConditional'
@@ -16,6 +16,7 @@ export type StoreMethod =
   | 'getBytes'
   | 'head'
   | 'list'
+  | 'listRestoreStates'
   | 'deleteMany'
   | 'createMultipartUpload'
   | 'uploadPart'
@@ -32,6 +33,7 @@ export const STORE_METHODS: readonly StoreMethod[] = [
   'getBytes',
   'head',
   'list',
+  'listRestoreStates',
   'deleteMany',
   'createMultipartUpload',
   'uploadPart',

@@ -46,7 +46,8 @@
  * reported (`onWarning`, one line naming it).
  *
  * Objects are never archived: `requestRestore` answers 'not-archived' and
- * `head` reports `{ state: 'not-archived' }` whatever class was recorded.
+ * `head` and `listRestoreStates` report `{ state: 'not-archived' }` whatever
+ * class was recorded.
  *
  * The directory may be writable by others than the machine (a NAS share, a
  * USB disk), so nothing in it is trusted to stay inside it (local/files.ts):
@@ -86,6 +87,7 @@ import type {
   ObjectStore,
   PutCondition,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
@@ -287,6 +289,13 @@ export class LocalStore implements ObjectStore {
     await this.walk(base, prefix, found);
     found.sort((a, b) => compareKeys(a.key, b.key));
     yield* found;
+  }
+
+  /** The listing of `list`, every object `not-archived` (nothing here is ever archived). */
+  async listRestoreStates(prefix: string): Promise<Map<string, RestoreListEntry>> {
+    const out = new Map<string, RestoreListEntry>();
+    for await (const e of this.list(prefix)) out.set(e.key, { size: e.size, storageClass: e.storageClass, restore: { state: 'not-archived' } });
+    return out;
   }
 
   /** Idempotent; removes emptied directories (best effort). A symlink or special file at a key or its sidecar is not removed: SYMLINK / NOT_A_REGULAR_FILE. */

@@ -14,6 +14,7 @@ import type {
   ObjectInfo,
   ObjectStore,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreState,
   RestoreTier,
@@ -183,6 +184,18 @@ export class MemoryStore implements ObjectStore {
       if (!o) continue; // deleted while iterating
       yield { key, size: o.data.length, storageClass: o.storageClass, lastModified: o.lastModified };
     }
+  }
+
+  /** Exact: the state `head` would report, for every object under `prefix`. */
+  async listRestoreStates(prefix: string): Promise<Map<string, RestoreListEntry>> {
+    this.counts.listRestoreStates++;
+    validatePrefix(prefix);
+    const out = new Map<string, RestoreListEntry>();
+    for (const key of [...this.objects.keys()].filter((k) => k.startsWith(prefix)).sort(compareKeys)) {
+      const o = this.objects.get(key)!;
+      out.set(key, { size: o.data.length, storageClass: o.storageClass, restore: this.restoreState(o) });
+    }
+    return out;
   }
 
   async deleteMany(keys: readonly string[]): Promise<void> {

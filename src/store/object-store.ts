@@ -46,6 +46,20 @@ export interface ObjectInfo {
   restore: RestoreState;
 }
 
+/**
+ * One object of `listRestoreStates`: what a listing tells of its restore
+ * state, without a HEAD per object.
+ */
+export interface RestoreListEntry {
+  size: number;
+  storageClass: StorageClass;
+  /**
+   * What `head(key).restore` would report at the time of the listing, or
+   * null when the listing cannot tell (the caller HEADs that object).
+   */
+  restore: RestoreState | null;
+}
+
 /** One entry of a listing. Listings do not carry user metadata: use `head`. */
 export interface ListEntry {
   key: string;
@@ -162,6 +176,31 @@ export interface ObjectStore {
 
   /** All objects whose key starts with `prefix`, in key order, across pages. */
   list(prefix: string): AsyncIterable<ListEntry>;
+
+  /**
+   * Optional. The restore state of every object whose key starts with
+   * `prefix`, by key (relative to the store's prefix, as `list` gives them),
+   * across pages: many objects' states for the price of a listing instead
+   * of one HEAD each. Read-only; the map is complete for the prefix (a key
+   * absent from it had no object when it was listed).
+   *
+   * An entry's `restore` is what `head(key).restore` says at the time of the
+   * listing (a restored copy's `expiry` is the same instant), or null when
+   * the listing cannot tell: callers HEAD exactly those objects. A store
+   * without this method is polled with `head`, one object at a time.
+   *
+   * - S3: ListObjectsV2 with `OptionalObjectAttributes=RestoreStatus`, one
+   *   request per 1,000 objects (LIST rate). An object with a RestoreStatus
+   *   is `in-progress` (IsRestoreInProgress) or `restored` (RestoreExpiryDate);
+   *   one in a class that is not archived is `not-archived`. S3 sends no
+   *   RestoreStatus for an archived object without a restore, and an
+   *   S3-compatible service that ignores the parameter sends none at all, so
+   *   an archive-class object without one is `archived` only when the same
+   *   call saw a RestoreStatus on some archive-class object (the endpoint
+   *   honours the parameter), and null otherwise.
+   * - Local directory: every object is `not-archived`; in memory: exact.
+   */
+  listRestoreStates?(prefix: string): Promise<Map<string, RestoreListEntry>>;
 
   /** Delete objects. Idempotent: deleting a missing key is not an error. */
   deleteMany(keys: readonly string[]): Promise<void>;

@@ -27,6 +27,7 @@ import type {
   ObjectInfo,
   ObjectStore,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
@@ -66,11 +67,17 @@ export class RetryingStore implements ObjectStore, IdentityProvider {
   /** Some call got an answer from the store (a result, or an error other than "cannot reach"). */
   private answered = false;
 
+  /** The inner store's, retried as a whole (a listing is read-only); absent when the inner store has none. */
+  readonly listRestoreStates?: (prefix: string) => Promise<Map<string, RestoreListEntry>>;
+
   constructor(
     readonly inner: ObjectStore & Partial<IdentityProvider>,
     private readonly config: RetryConfig,
     private readonly options: RetryingStoreOptions = {},
-  ) {}
+  ) {
+    const listStates = inner.listRestoreStates?.bind(inner);
+    if (listStates) this.listRestoreStates = (prefix) => this.retry('listRestoreStates', prefix, () => listStates(prefix));
+  }
 
   get url(): string {
     return this.inner.url;

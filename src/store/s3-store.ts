@@ -47,6 +47,7 @@ import type {
   ObjectInfo,
   ObjectStore,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreState,
   RestoreTier,
@@ -246,6 +247,48 @@ export class S3Store implements ObjectStore, IdentityProvider {
       if (page.IsTruncated && !page.NextContinuationToken) throw new PermanentStoreError(`S3 list ${prefix}: the server said the listing goes on but gave no continuation token`, 'PROTOCOL');
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /**
+   * ListObjectsV2 with `OptionalObjectAttributes=RestoreStatus` (the header
+   * `x-amz-optional-object-attributes`), one request per 1,000 objects; see
+   * the contract for what an archive-class object without a RestoreStatus
+   * means (null unless the call saw the parameter honoured).
+   */
+  async listRestoreStates(prefix: string): Promise<Map<string, RestoreListEntry>> {
+    validatePrefix(prefix);
+    const out = new Map<string, RestoreListEntry>();
+    /** Archive-class objects listed without a RestoreStatus: `archived`, or unknown. */
+    const silent: RestoreListEntry[] = [];
+    let honoured = false;
+    let token: string | undefined;
+    do {
+      const page = await this.send('listRestoreStates', prefix, () =>
+        this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.keyPrefix + prefix,
+            OptionalObjectAttributes: ['RestoreStatus'],
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        ),
+      );
+      for (const o of page.Contents ?? []) {
+        if (!o.Key) continue;
+        const storageClass = o.StorageClass ?? 'STANDARD';
+        const entry: RestoreListEntry = { size: o.Size ?? 0, storageClass, restore: null };
+        if (!isArchiveClass(storageClass)) entry.restore = { state: 'not-archived' };
+        else if (o.RestoreStatus) {
+          honoured = true;
+          entry.restore = restoreStateOfStatus(o.RestoreStatus);
+        } else silent.push(entry);
+        out.set(o.Key.slice(this.keyPrefix.length), entry);
+      }
+      if (page.IsTruncated && !page.NextContinuationToken) throw new PermanentStoreError(`S3 list ${prefix}: the server said the listing goes on but gave no continuation token`, 'PROTOCOL');
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    if (honoured) for (const e of silent) e.restore = { state: 'archived' };
+    return out;
   }
 
   /** Batches of 1,000 (the DeleteObjects limit). Idempotent. */
@@ -570,6 +613,18 @@ export function parseRestoreHeader(storageClass: string, header: string | undefi
     if (!Number.isNaN(expiry.getTime())) return { state: 'restored', expiry };
   }
   return { state: 'archived' };
+}
+
+/**
+ * A listing's RestoreStatus (of an archive-class object) as a RestoreState:
+ * running, or a copy until its expiry. A status that says neither (no
+ * expiry on a finished restore) tells nothing: null, the caller HEADs.
+ */
+export function restoreStateOfStatus(status: { IsRestoreInProgress?: boolean; RestoreExpiryDate?: Date }): RestoreState | null {
+  if (status.IsRestoreInProgress) return { state: 'in-progress' };
+  const expiry = status.RestoreExpiryDate;
+  if (expiry instanceof Date && !Number.isNaN(expiry.getTime())) return { state: 'restored', expiry };
+  return null;
 }
 
 function unquote(etag: string): string {

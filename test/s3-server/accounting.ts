@@ -14,6 +14,12 @@ export interface Accounting {
   bytesOutByMonth: Record<string, number>;
   /** RestoreObject requests that started or refreshed a restore, by tier. */
   restoreRequestsByTier: Record<string, number>;
+  /**
+   * ListObjectsV2 requests that asked for `OptionalObjectAttributes=RestoreStatus`
+   * (also counted in `requests.ListObjectsV2`, like every LIST), and the
+   * objects those listings returned.
+   */
+  restoreStatusLists: { requests: number; objects: number };
   reset(): void;
 }
 
@@ -29,6 +35,7 @@ export class Counters implements Accounting {
   bytesOut = 0;
   bytesOutByMonth: Record<string, number> = {};
   restoreRequestsByTier: Record<string, number> = {};
+  restoreStatusLists = { requests: 0, objects: 0 };
 
   reset(): void {
     this.requests = {};
@@ -37,6 +44,7 @@ export class Counters implements Accounting {
     this.bytesOut = 0;
     this.bytesOutByMonth = {};
     this.restoreRequestsByTier = {};
+    this.restoreStatusLists = { requests: 0, objects: 0 };
   }
 
   request(op: string): void {
@@ -51,5 +59,9 @@ export class Counters implements Accounting {
   }
   restore(tier: string): void {
     bump(this.restoreRequestsByTier, tier);
+  }
+  restoreStatusList(objects: number): void {
+    this.restoreStatusLists.requests++;
+    this.restoreStatusLists.objects += objects;
   }
 }

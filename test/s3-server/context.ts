@@ -12,6 +12,8 @@ export interface ServerConfig {
   region: string;
   minPartSize: number;
   restoreDelayMs: number;
+  /** ListObjectsV2 honours `OptionalObjectAttributes=RestoreStatus` (false: ignores it, as some S3-compatible services do). */
+  restoreStatusInLists: boolean;
 }
 
 /** Everything that outlives a request. */

@@ -2,7 +2,11 @@
  * zbk's S3 test double: an in-process HTTP server on 127.0.0.1 reproducing
  * the AWS S3 + Glacier Deep Archive behaviour zbk relies on (see
  * /work/shared/reference/aws-facts.md), with fault injection, accounting,
- * a controllable clock and optional on-disk persistence.
+ * a controllable clock and optional on-disk persistence. ListObjectsV2
+ * returns RestoreStatus with `OptionalObjectAttributes=RestoreStatus` as
+ * AWS does (only for objects with a restore running or a copy; counted in
+ * `accounting.restoreStatusLists`), or ignores it (`restoreStatusInLists:
+ * false`) as some S3-compatible services do.
  *
  * Limitations (by design): SigV4 signatures are not verified (any
  * credentials are accepted, but a request must be signed or presigned unless
@@ -43,6 +47,12 @@ export interface S3TestServerOptions {
   anonymous?: boolean;
   /** Random source for probabilistic faults (default Math.random), for reproducible tests. */
   random?: () => number;
+  /**
+   * ListObjectsV2 returns RestoreStatus when asked with
+   * `OptionalObjectAttributes=RestoreStatus` (default true, as AWS); false
+   * ignores the parameter, as an S3-compatible service without it would.
+   */
+  restoreStatusInLists?: boolean;
 }
 
 export interface S3TestServer {
@@ -75,6 +85,7 @@ export async function startS3TestServer(opts: S3TestServerOptions = {}): Promise
     region: 'us-east-1',
     minPartSize: opts.minPartSize ?? 5 * MiB,
     restoreDelayMs: opts.restoreDelayMs ?? 2000,
+    restoreStatusInLists: opts.restoreStatusInLists ?? true,
   });
   const createBucket = (name: string): void => {
     if (!validBucketName(name)) throw new Error(`invalid bucket name ${name}`);

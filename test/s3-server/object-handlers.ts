@@ -149,7 +149,9 @@ export function listObjectsV2(ctx: RequestContext): Reply {
   }
   const url = q.get('encoding-type') === 'url';
   const enc = (s: string): string => (url ? encodeURIComponent(s).replace(/%2F/g, '/') : s);
-  const withRestore = (hdr(ctx.req, 'x-amz-optional-object-attributes') ?? '').split(',').some((s) => s.trim() === 'RestoreStatus');
+  // OptionalObjectAttributes=RestoreStatus: as AWS, a RestoreStatus only for an object with a restore running or a copy.
+  const asked = (hdr(ctx.req, 'x-amz-optional-object-attributes') ?? '').split(',').some((s) => s.trim() === 'RestoreStatus');
+  const withRestore = asked && ctx.state.config.restoreStatusInLists;
   const now = ctx.state.clock.nowMs();
   const keys = [...b.objects.keys()].filter((k) => k.startsWith(prefix) && (marker === '' || byteOrder(k, marker) > 0)).sort(byteOrder);
 
@@ -198,6 +200,7 @@ export function listObjectsV2(ctx: RequestContext): Reply {
     count++;
     last = k;
   }
+  if (asked) ctx.state.counters.restoreStatusList(contents.length);
   const doc = xmlDoc('ListBucketResult', [
     ['Name', b.name],
     ['Prefix', enc(prefix)],

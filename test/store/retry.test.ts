@@ -38,6 +38,25 @@ describe('RetryingStore', () => {
     );
   });
 
+  it('listRestoreStates passes through both wrappers, retried and fault-injected like any call; absent when the inner store has none', async () => {
+    const { inner, faults, store, events } = setup();
+    await inner.put('d/a', Buffer.from('x'), { storageClass: 'DEEP_ARCHIVE' });
+    faults.script('listRestoreStates', 'transient', null);
+    const listed = await store.listRestoreStates!('d/');
+    assert.deepEqual([...listed.entries()], [['d/a', { size: 1, storageClass: 'DEEP_ARCHIVE', restore: { state: 'archived' } }]]);
+    assert.equal(faults.calls.listRestoreStates, 2);
+    assert.equal(inner.counts.listRestoreStates, 1);
+    assert.deepEqual(
+      events.map((e) => [e.method, e.key]),
+      [['listRestoreStates', 'd/']],
+    );
+    // A store without the method: neither wrapper invents one (callers HEAD instead).
+    const bare: MemoryStore = new MemoryStore();
+    Object.defineProperty(bare, 'listRestoreStates', { value: undefined });
+    assert.equal(new FaultInjectingStore(bare).listRestoreStates, undefined);
+    assert.equal(new RetryingStore(new FaultInjectingStore(bare), FAST).listRestoreStates, undefined);
+  });
+
   it('never retries permanent errors', async () => {
     const { faults, store, events } = setup();
     faults.addFault({ method: 'head', kind: 'access-denied' });

@@ -153,6 +153,49 @@ describe('S3Store on the S3 test server', () => {
     await store.deleteMany([key]);
   });
 
+  it('listRestoreStates: one ListObjectsV2 with OptionalObjectAttributes=RestoreStatus per 1,000 objects, counted by the server', async () => {
+    const keys = Array.from({ length: 2345 }, (_, i) => `states/${String(i).padStart(5, '0')}`);
+    let i = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (i < keys.length) await store.put(keys[i++]!, Buffer.from('v'), { storageClass: 'DEEP_ARCHIVE' });
+      }),
+    );
+    assert.equal(await store.requestRestore(keys[7]!, 2, 'Bulk'), 'started');
+    const lists = requests(server, 'ListObjectsV2');
+    const heads = requests(server, 'HeadObject');
+    const withStatus = { ...server.accounting.restoreStatusLists };
+    const listed = await store.listRestoreStates('states/');
+    assert.equal(listed.size, keys.length);
+    assert.equal(requests(server, 'ListObjectsV2') - lists, 3, '⌈2345 / 1000⌉ LISTs');
+    assert.equal(requests(server, 'HeadObject') - heads, 0, 'no HEAD');
+    assert.deepEqual(server.accounting.restoreStatusLists, { requests: withStatus.requests + 3, objects: withStatus.objects + keys.length });
+    assert.deepEqual(listed.get(keys[7]!)!.restore, { state: 'in-progress' });
+    // The status on keys[7] shows the parameter is honoured: the others, without one, are archived.
+    assert.ok(keys.every((k, n) => n === 7 || listed.get(k)!.restore?.state === 'archived'));
+    await store.deleteMany(keys);
+  });
+
+  it('listRestoreStates on an endpoint that ignores OptionalObjectAttributes: archived objects are unknown (null), never a wrong state', async () => {
+    const quiet = await startS3TestServer({ minPartSize: MIN, restoreDelayMs: RESTORE_DELAY, clock: new TestClock(new Date('2030-03-10T08:00:00Z')), buckets: [BUCKET], restoreStatusInLists: false });
+    const s = new S3Store(cfgFor(quiet), { credentials: quiet.credentials });
+    try {
+      await s.put('d/running', Buffer.from('r'), { storageClass: 'DEEP_ARCHIVE' });
+      await s.put('d/cold', Buffer.from('c'), { storageClass: 'GLACIER' });
+      await s.put('d/std', Buffer.from('s'));
+      assert.equal(await s.requestRestore('d/running', 1, 'Bulk'), 'started');
+      const listed = await s.listRestoreStates('d/');
+      assert.equal(listed.get('d/running')!.restore, null, 'HEAD would say in-progress: the listing must not say archived');
+      assert.equal(listed.get('d/cold')!.restore, null);
+      assert.deepEqual(listed.get('d/std')!.restore, { state: 'not-archived' });
+      assert.deepEqual((await s.head('d/running')).restore, { state: 'in-progress' });
+      assert.equal(quiet.accounting.restoreStatusLists.requests, 1, 'asked, and counted, even though ignored');
+    } finally {
+      s.destroy();
+      await quiet.close();
+    }
+  });
+
   it('a permanent 403 surfaces at once, without a retry storm', async () => {
     const events: string[] = [];
     const retrying = new RetryingStore(store, { retries: 5, minTimeoutMs: 1, maxTimeoutMs: 2 }, { onRetry: (e) => events.push(e.method) });

@@ -201,6 +201,11 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         await pool(keys, 8, (k) => store.put(k, Buffer.from('1')));
         const listed = (await collect(store.list(`${p}k/`))).map((e) => e.key);
         assert.deepEqual(listed, keys);
+        if (store.listRestoreStates) {
+          const states = await store.listRestoreStates(`${p}k/`);
+          assert.deepEqual([...states.keys()].sort(), keys, 'listRestoreStates reads every page');
+          assert.ok([...states.values()].every((e) => e.restore?.state === 'not-archived'));
+        }
         await store.deleteMany(keys);
         assert.deepEqual(await collect(store.list(p)), []);
       });
@@ -415,6 +420,77 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         advance(5 * DAY);
         assert.deepEqual((await store.head(key)).restore, { state: 'archived' });
         await assert.rejects(store.get(key), ArchivedError);
+      });
+    });
+
+    it('listRestoreStates (optional): every object under the prefix, sizes, classes; a state it tells is the one head reports', async (t) => {
+      const probe = await makeStore();
+      const has = typeof probe.store.listRestoreStates === 'function';
+      await probe.cleanup();
+      if (!has) {
+        t.skip('store has no listRestoreStates (callers HEAD each object)');
+        return;
+      }
+      await withStore(async ({ store, caps }, p) => {
+        const listStates = store.listRestoreStates!.bind(store);
+        await store.put(`${p}v/std`, Buffer.from('standard'));
+        await store.put(`${p}v/deep`, randomBytes(3000), { storageClass: 'DEEP_ARCHIVE' });
+        await store.put(`${p}v/sub/ia`, Buffer.from('ia'), { storageClass: 'STANDARD_IA' });
+        await store.put(`${p}v0`, Buffer.from('not under v/'));
+        await store.put(`${p}w/other`, Buffer.from('other'));
+        const listed = await listStates(`${p}v/`);
+        assert.deepEqual([...listed.keys()].sort(), [`${p}v/deep`, `${p}v/std`, `${p}v/sub/ia`]);
+        for (const [key, e] of listed) {
+          const h = await store.head(key);
+          assert.equal(e.size, h.size, key);
+          assert.equal(e.storageClass, h.storageClass, key);
+          if (e.restore !== null) assert.deepEqual(e.restore, h.restore, `${key}: the listing agrees with head`);
+        }
+        assert.deepEqual(listed.get(`${p}v/std`)!.restore, { state: 'not-archived' });
+        assert.deepEqual(listed.get(`${p}v/sub/ia`)!.restore, { state: 'not-archived' });
+        // An archived object without a restore: 'archived', or null when the listing cannot tell (S3 sends no status then).
+        const deep = listed.get(`${p}v/deep`)!.restore;
+        if (caps.archive) assert.ok(deep === null || deep.state === 'archived', JSON.stringify(deep));
+        else assert.ok(deep === null || deep.state === 'archived' || deep.state === 'not-archived', JSON.stringify(deep));
+        assert.equal((await listStates(`${p}nothing/`)).size, 0);
+      });
+    });
+
+    it('listRestoreStates follows the archive flow: in-progress, restored until the expiry head reports, archived again', async (t) => {
+      const probe = await makeStore();
+      const { archive, advanceClock } = probe.caps;
+      const has = typeof probe.store.listRestoreStates === 'function';
+      await probe.cleanup();
+      if (!has || !archive || !advanceClock) {
+        t.skip('store has no listRestoreStates, does not enforce archive classes or has no controllable clock');
+        return;
+      }
+      await withStore(async ({ store, caps }, p) => {
+        const listStates = store.listRestoreStates!.bind(store);
+        const advance = caps.advanceClock!;
+        const [a, b, c] = ['a', 'b', 'c'].map((n) => `${p}deep/${n}`) as [string, string, string];
+        for (const k of [a, b, c]) await store.put(k, randomBytes(100), { storageClass: 'DEEP_ARCHIVE' });
+        assert.equal(await store.requestRestore(a, 2, 'Bulk'), 'started');
+        let listed = await listStates(`${p}deep/`);
+        assert.deepEqual(listed.get(a)!.restore, { state: 'in-progress' });
+        // The listing shows a status on `a`: the endpoint honours the parameter, so `b` and `c` are archived.
+        assert.deepEqual(listed.get(b)!.restore, { state: 'archived' });
+        advance((caps.restoreDelayMs ?? 0) + 1000);
+        assert.equal(await store.requestRestore(b, 3, 'Bulk'), 'started');
+        listed = await listStates(`${p}deep/`);
+        const ha = await store.head(a);
+        assert.equal(ha.restore.state, 'restored');
+        assert.deepEqual(listed.get(a)!.restore, ha.restore, 'the same expiry as head');
+        assert.deepEqual(listed.get(b)!.restore, { state: 'in-progress' });
+        assert.deepEqual(listed.get(c)!.restore, { state: 'archived' });
+        advance(10 * DAY);
+        // Every copy expired: no status anywhere, so a listing may not tell (null) — never a wrong state.
+        listed = await listStates(`${p}deep/`);
+        for (const k of [a, b, c]) {
+          const r = listed.get(k)!.restore;
+          assert.ok(r === null || r.state === 'archived', `${k}: ${JSON.stringify(r)}`);
+          assert.deepEqual((await store.head(k)).restore, { state: 'archived' });
+        }
       });
     });
 

@@ -16,6 +16,7 @@ import type {
   ObjectStore,
   PutCondition,
   PutOptions,
+  RestoreListEntry,
   RestoreOutcome,
   RestoreTier,
   UploadedPart,
@@ -36,6 +37,11 @@ export class LeaseGuardedStore implements ObjectStore, Partial<IdentityProvider>
 
   get callerIdentity(): IdentityProvider['callerIdentity'] | undefined {
     return this.inner.callerIdentity?.bind(this.inner);
+  }
+
+  /** A read: passes through (absent when the inner store has none). */
+  get listRestoreStates(): ((prefix: string) => Promise<Map<string, RestoreListEntry>>) | undefined {
+    return this.inner.listRestoreStates?.bind(this.inner);
   }
 
   async put(key: string, body: Uint8Array, options?: PutOptions): Promise<void> {

@@ -15,6 +15,7 @@ import { PlaintextFeed, type PlaintextSink } from '../../pipeline/download.js';
 import { AbortError } from '../../pipeline/errors.js';
 import { egressUsed, monthCap, partialSize, unmetered } from './egress.js';
 import { monthOf, type JobVolume } from './job.js';
+import { pollOf } from './poll.js';
 import { explainReceiveFailure, finishReceive } from './receive.js';
 import type { LiveReceive, RestoreStep } from './step.js';
 import { receiveFlags, targetPort } from './target.js';
@@ -50,7 +51,8 @@ export async function liveFor(step: RestoreStep, v: JobVolume): Promise<LiveRece
 /**
  * True when, by the same rules advanceVolume applies (request time, month,
  * allowance, readable copy), every volume of a stream will be downloaded
- * by this run. One HEAD per volume; a wrong guess only costs a killed
+ * by this run. What the step's listing says (a HEAD where it cannot tell,
+ * ./poll.ts); a wrong guess only costs a killed
  * receive. A stream with volumes staged by an earlier run is received
  * from its files as before (a damaged staged file is quarantined and
  * stops the run, see quarantine in ./receive.ts).
@@ -68,10 +70,8 @@ async function wholeStreamNow(step: RestoreStep, vols: JobVolume[]): Promise<boo
       if (m && step.now.getTime() < Date.parse(m.requestAt)) return false;
       if (u.notBefore && step.now.getTime() < Date.parse(u.notBefore)) return false;
     }
-    const state = await step.ctx.store.head(u.key).then(
-      (i) => i.restore.state,
-      () => null,
-    );
+    // The step's listing tells, else a HEAD (./poll.ts).
+    const state = (await pollOf(step).look(u))?.restore.state;
     if (state !== 'not-archived' && state !== 'restored') return false;
     if (metered) {
       const partial = await partialSize(path);

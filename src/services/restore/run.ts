@@ -9,13 +9,21 @@
  *   (all volumes of the next stream in chain order staged) zfs receive →
  *   received, staged files deleted.
  *
+ * Each step starts with one look at the store (./poll.ts): the restore
+ * states of its volumes listed (one LIST per 1,000 objects on S3, HEAD only
+ * where a listing cannot tell), then the thaws due now are requested
+ * together, paced (./thaw-batch.ts, ./thaw-pacer.ts: at most 500 requests
+ * per second, within AWS's 1,000 per account and region), then each volume
+ * is taken as far as it can go.
+ *
  * Invariants:
  * - The passphrase is checked (key file opened) before any request that
- *   costs money; every object is HEADed once before the first restore
- *   request, so a missing object is named before anything is spent.
- * - A restore is requested only when HEAD says the object is archived with
- *   no copy and none running; a copy that expired before its download is
- *   requested again (and counted).
+ *   costs money; every object is looked at once (listed, or HEADed) before
+ *   the first restore request, so a missing object is named before
+ *   anything is spent.
+ * - A restore is requested only when the store (its listing, or HEAD) says
+ *   the object is archived with no copy and none running; a copy that
+ *   expired before its download is requested again (and counted).
  * - Verified bytes on disk are never fetched again (downloadVolume resumes);
  *   a crash loses at most the part in flight.
  * - Received streams are read back from ZFS (snapshot guids on the target),
@@ -35,8 +43,9 @@
  *
  * This file is the use case's entry: the order of one step and the `--wait`
  * loop. The step's parts, each in its own module: ./step.ts (what they
- * share), ./target.ts (claiming and checking the target), ./preflight.ts,
- * ./thaw.ts (requests), ./egress.ts (the monthly allowance),
+ * share), ./target.ts (claiming and checking the target), ./poll.ts (what
+ * the store says), ./preflight.ts, ./thaw.ts and ./thaw-batch.ts
+ * (requests), ./egress.ts (the monthly allowance),
  * ./advance-volume.ts (one volume's next move), ./staging.ts (downloads),
  * ./receive.ts and ./live-receive.ts, ./damage.ts, ./next-action.ts.
  */
@@ -53,11 +62,13 @@ import { loadJob, saveJob, type NextAction } from './job.js';
 import { afterLiveVolume, liveFor, sinkOf } from './live-receive.js';
 import { nextAction } from './next-action.js';
 import { buildJob } from './plan.js';
+import { pollOf } from './poll.js';
 import { preflight } from './preflight.js';
 import { receiveReady } from './receive.js';
 import { RestoreStep, type RestoreRunOptions, type StepOutcome } from './step.js';
 import { claimTarget, syncReceived, targetHoldsSnapshot, targetPort } from './target.js';
 import { extendExpiring } from './thaw.js';
+import { requestDueThaws } from './thaw-batch.js';
 
 export type { RestoreRunOptions } from './step.js';
 export type { SharedEgress } from './egress.js';
@@ -93,9 +104,34 @@ async function advanceJob(step: RestoreStep): Promise<StepOutcome> {
   await syncReceived(step);
   // What verify (or an earlier run) found damaged is never fetched (see ./damage.ts).
   if (applyKnownDamage(step.manifest, step.job) > 0) step.save();
+  await advanceVolumes(step);
+  await receiveReady(step);
+  step.now = step.ctx.now();
+  step.out.next = nextAction(step);
+  step.out.done = step.out.next.kind === 'done';
+  step.out.blocked = restoreBlock(step.manifest, step.job);
+  if (step.out.done && !step.job.finishedAt) {
+    step.job.finishedAt = step.now.toISOString();
+    await targetPort(step).finish(step);
+    step.manifest.logEvent('restore-finished', step.job.dataset, { target: step.target, snapshot: step.job.snapshot.name });
+  }
+  step.job.next = step.out.next;
+  step.save();
+  return step.out;
+}
+
+/**
+ * The volumes' part of a step: one listing of their restore states for the
+ * whole step (./poll.ts), the preflight on the first run, the thaws due now
+ * (./thaw-batch.ts), then every volume taken as far as it can go, in chain
+ * order (a live receive fed as its volumes download).
+ */
+export async function advanceVolumes(step: RestoreStep): Promise<void> {
+  await pollOf(step).refresh();
   if (!step.job.preflightDone) await preflight(step);
   reportSharedEgress(step);
   await extendExpiring(step);
+  await requestDueThaws(step);
   for (const v of step.job.volumes) {
     if (v.phase === 'received' || isBlocked(step.job, v)) continue;
     step.checkAbort();
@@ -111,19 +147,6 @@ async function advanceJob(step: RestoreStep): Promise<StepOutcome> {
   }
   await step.abortLive(new AbortError('live receive left unfinished'));
   if (step.liveError !== null) throw step.liveError;
-  await receiveReady(step);
-  step.now = step.ctx.now();
-  step.out.next = nextAction(step);
-  step.out.done = step.out.next.kind === 'done';
-  step.out.blocked = restoreBlock(step.manifest, step.job);
-  if (step.out.done && !step.job.finishedAt) {
-    step.job.finishedAt = step.now.toISOString();
-    await targetPort(step).finish(step);
-    step.manifest.logEvent('restore-finished', step.job.dataset, { target: step.target, snapshot: step.job.snapshot.name });
-  }
-  step.job.next = step.out.next;
-  step.save();
-  return step.out;
 }
 
 /**

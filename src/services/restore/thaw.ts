@@ -7,12 +7,19 @@
  * A thaw costs money whether or not its copy is downloaded, so one is asked
  * for only when the allowance of the month its copy will be downloaded in
  * can take it (mayRequest, with ./egress.ts).
+ *
+ * Every RestoreObject goes through the store's pacer (./thaw-pacer.ts: at
+ * most 500 requests per second, 32 in flight); the thaws due at the start
+ * of a step are asked for together (./thaw-batch.ts).
  */
 import { addDays, restoreCost } from '../../cost/model.js';
+import type { RestoreOutcome, RestoreState } from '../../store/object-store.js';
 import { isBlocked } from './damage.js';
 import { mayDownload, partialSize, unmetered } from './egress.js';
 import { monthOf, stagedPath, type JobVolume } from './job.js';
+import { pollOf } from './poll.js';
 import type { RestoreStep } from './step.js';
+import { thawPacer } from './thaw-pacer.js';
 
 export const DAY_MS = 86_400_000;
 /** Thaw time assumed when a restore is requested off schedule (AWS: Bulk ≤ 48 h, Standard ≤ 12 h). */
@@ -35,6 +42,65 @@ function restoreDays(step: RestoreStep, v: JobVolume): number {
   if (onSchedule) return planned;
   const lateBy = addDays(step.now, LEAD_DAYS[step.job.options.tier] + LATE_DOWNLOAD_DAYS).getTime();
   return Math.max(1, Math.ceil((Math.max(downloadBy, lateBy) - step.now.getTime()) / DAY_MS) + 1);
+}
+
+/**
+ * Thaws asked for together (./thaw-batch.ts): each outcome is recorded in
+ * the job as usual, but the job is saved, the events logged and the log
+ * line written by the batch, once per group of requests, instead of once
+ * per request (a job of thousands of volumes is a large value to write).
+ */
+export interface ThawBatch {
+  /** Thaws started, for the batch's event and log line. */
+  started: { key: string; days: number }[];
+  /** Set once a request failed: the requests still waiting for their turn are not sent (ThawBatchStopped). */
+  stopped: boolean;
+}
+
+/** A request of a stopped batch that was not sent. */
+export class ThawBatchStopped extends Error {
+  constructor() {
+    super('not sent: an earlier restore request of the batch failed');
+  }
+}
+
+/** Whether `v`'s restore may not be requested yet: its month's request time, or its deferral, is still ahead. */
+export function beforeRequestTime(step: RestoreStep, v: JobVolume): boolean {
+  if (unmetered(step)) return false;
+  const month = step.planMonth(v);
+  const now = step.now.getTime();
+  return (month !== undefined && now < Date.parse(month.requestAt)) || (!!v.notBefore && now < Date.parse(v.notBefore));
+}
+
+/**
+ * The allowance of the month `v`'s copy would be downloaded in is used up
+ * (mayRequest said no): a copy thawed now would expire unused, so ask again
+ * just before the month after that one. The caller saves.
+ */
+export function deferThaw(step: RestoreStep, v: JobVolume): void {
+  const lead = LEAD_DAYS[step.job.options.tier];
+  const d = addDays(step.now, lead);
+  v.notBefore = addDays(new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)), -lead).toISOString();
+  if (v.phase !== 'downloading') v.phase = 'scheduled';
+}
+
+/** One RestoreObject, paced (./thaw-pacer.ts); the step's poll learns the state it leaves. */
+async function sendRestore(step: RestoreStep, v: JobVolume, days: number, batch?: ThawBatch): Promise<RestoreOutcome> {
+  const store = step.ctx.store;
+  const outcome = await thawPacer(store).run(() => {
+    step.checkAbort();
+    if (batch?.stopped) throw new ThawBatchStopped();
+    return store.requestRestore(v.key, days, step.job.options.tier);
+  });
+  const after: Record<RestoreOutcome, RestoreState | null> = {
+    started: { state: 'in-progress' },
+    'in-progress': { state: 'in-progress' },
+    // A copy whose expiry moved (to about now + days): a HEAD tells it exactly when it matters.
+    'already-restored': null,
+    'not-archived': { state: 'not-archived' },
+  };
+  pollOf(step).noteRequested(v, after[outcome]);
+  return outcome;
 }
 
 function spend(step: RestoreStep, bytes: number, days: number, objects: number, retrieval: boolean): void {
@@ -62,17 +128,18 @@ export async function extendExpiring(step: RestoreStep): Promise<void> {
     if (!(await mayDownload(step, v, path, committed))) continue;
     const partial = await partialSize(path);
     committed += Math.max(0, v.storedSize - partial);
-    // A copy last seen with days to live needs no HEAD here (advanceVolume HEADs it anyway).
+    // A copy last seen with days to live needs no look here (advanceVolume looks at it anyway).
     if (v.restoreExpiry !== null && Date.parse(v.restoreExpiry) - step.now.getTime() >= EXTEND_BELOW_DAYS * DAY_MS) continue;
-    const info = await step.ctx.store.head(v.key).catch(() => null);
+    // The step's listing tells, else a HEAD (./poll.ts).
+    const info = await pollOf(step).look(v);
     if (info?.restore.state !== 'restored') continue;
     v.restoreExpiry = info.restore.expiry.toISOString();
     await keepCopy(step, v, info.restore.expiry);
   }
 }
 
-/** Record a thaw that started now. */
-function thawStarted(step: RestoreStep, v: JobVolume, days: number): void {
+/** Record a thaw that started now (in a batch: the batch logs and saves). */
+function thawStarted(step: RestoreStep, v: JobVolume, days: number, batch?: ThawBatch): void {
   const tier = step.job.options.tier;
   v.requestedAt = step.now.toISOString();
   v.restoreRequests++;
@@ -80,6 +147,10 @@ function thawStarted(step: RestoreStep, v: JobVolume, days: number): void {
   v.phase = 'restoring'; // a partial download stays on disk and is resumed
   spend(step, v.storedSize, days, 1, true);
   step.out.requested.push(v.key);
+  if (batch) {
+    batch.started.push({ key: v.key, days });
+    return;
+  }
   step.manifest.logEvent('restore-requested', step.job.dataset, { key: v.key, days, tier });
   step.ctx.log.info(`requested a ${tier} restore of ${v.key} for ${days} day(s)`);
   step.save();
@@ -96,7 +167,7 @@ function thawStarted(step: RestoreStep, v: JobVolume, days: number): void {
  */
 export async function keepCopy(step: RestoreStep, v: JobVolume, expiry: Date): Promise<boolean> {
   if (expiry.getTime() - step.now.getTime() >= EXTEND_BELOW_DAYS * DAY_MS) return true;
-  const outcome = await step.ctx.store.requestRestore(v.key, EXTEND_DAYS, step.job.options.tier);
+  const outcome = await sendRestore(step, v, EXTEND_DAYS);
   switch (outcome) {
     case 'already-restored':
       v.restoreRequests++;
@@ -121,31 +192,33 @@ export async function keepCopy(step: RestoreStep, v: JobVolume, expiry: Date): P
   }
 }
 
-/** The object is archived with no copy: ask for one. True when it is readable right away. */
-export async function requestRestore(step: RestoreStep, v: JobVolume): Promise<boolean> {
+/**
+ * The object is archived with no copy: ask for one. True when it is
+ * readable right away. With `batch`, the job is not saved here (see ThawBatch).
+ */
+export async function requestRestore(step: RestoreStep, v: JobVolume, batch?: ThawBatch): Promise<boolean> {
   if (v.requestedAt !== null) {
-    // HEAD says archived although we asked before: the copy expired before its download finished.
+    // The store says archived although we asked before: the copy expired before its download finished.
     v.expiredCopies++;
     step.ctx.log.warn(`the restored copy of ${step.describe(v)} expired before its download finished: requesting it again`);
     step.manifest.logEvent('restore-expired', step.job.dataset, { key: v.key, requestedAt: v.requestedAt, expiry: v.restoreExpiry });
   }
   const days = restoreDays(step, v);
-  const tier = step.job.options.tier;
-  const outcome = await step.ctx.store.requestRestore(v.key, days, tier);
+  const outcome = await sendRestore(step, v, days, batch);
   switch (outcome) {
     case 'started':
-      thawStarted(step, v, days);
+      thawStarted(step, v, days, batch);
       return false;
     case 'already-restored':
       v.restoreRequests++;
       v.requestedAt ??= step.now.toISOString();
       spend(step, v.storedSize, days, 1, false);
-      step.save();
+      if (!batch) step.save();
       return true;
     case 'in-progress':
       v.requestedAt ??= step.now.toISOString();
       v.phase = 'restoring'; // a partial download stays on disk and is resumed
-      step.save();
+      if (!batch) step.save();
       return false;
     case 'not-archived':
       return true;
@@ -159,35 +232,52 @@ export async function requestRestore(step: RestoreStep, v: JobVolume): Promise<b
  * would each thaw a month's worth, and the copies the allowance cannot
  * take before they expire would be thawed (and paid for) again.
  */
-export async function mayRequest(step: RestoreStep, v: JobVolume, path: string): Promise<boolean> {
+export async function mayRequest(step: RestoreStep, v: JobVolume, path: string, batch?: { waiting: Waiting; pending: number }): Promise<boolean> {
   if (unmetered(step)) return mayDownload(step, v, path);
-  // The allowance that pays for it is that of the month its copy can first be downloaded in:
-  // a request in the last days of a month is downloaded in the next one.
-  const downloadMonth = monthOf(addDays(step.now, LEAD_DAYS[step.job.options.tier]));
-  return mayDownload(step, v, path, await waitingBytes(step, v, downloadMonth), downloadMonth);
+  const downloadMonth = thawDownloadMonth(step);
+  const waiting = batch?.waiting ?? (await waitingBytes(step, downloadMonth));
+  const others = waiting.total - (waiting.of.get(v) ?? 0) + (batch?.pending ?? 0);
+  return mayDownload(step, v, path, others, downloadMonth);
+}
+
+/**
+ * The month a copy thawed now can first be downloaded in, whose allowance
+ * pays for it: a request in the last days of a month is downloaded in the
+ * next one.
+ */
+export function thawDownloadMonth(step: RestoreStep): string {
+  return monthOf(addDays(step.now, LEAD_DAYS[step.job.options.tier]));
+}
+
+/** Stored bytes waiting for download (see waitingBytes): in all, and by volume. */
+export interface Waiting {
+  total: number;
+  of: Map<JobVolume, number>;
 }
 
 /**
  * Stored bytes still to download of copies that are thawing, or thawed and
  * not expired, planned for `month` or earlier, in every unfinished restore of
- * the repository (`v` itself excluded). A request older than
- * WAITING_REQUEST_DAYS with no copy seen since belongs to an abandoned run
- * and is not counted, so it cannot block thaws for ever.
+ * the repository (mayRequest leaves out the volume it decides on). A request
+ * older than WAITING_REQUEST_DAYS with no copy seen since belongs to an
+ * abandoned run and is not counted, so it cannot block thaws for ever.
  */
-async function waitingBytes(step: RestoreStep, v: JobVolume, month: string): Promise<number> {
+export async function waitingBytes(step: RestoreStep, month: string): Promise<Waiting> {
   const now = step.now.getTime();
-  let total = 0;
+  const out: Waiting = { total: 0, of: new Map() };
   for (const j of [step.job, ...step.others.filter((o) => !o.finishedAt)]) {
     for (const u of j.volumes) {
-      if (u === v || u.month > month) continue;
+      if (u.month > month) continue;
       const expiry = u.restoreExpiry ? Date.parse(u.restoreExpiry) : null;
       const requested = u.requestedAt ? Date.parse(u.requestedAt) : null;
       const thawing = u.phase === 'restoring' && requested !== null && now - requested <= WAITING_REQUEST_DAYS * DAY_MS;
       const thawed = (u.phase === 'ready' || u.phase === 'downloading') && expiry !== null && expiry > now;
       if (!thawing && !thawed) continue;
       const partial = await partialSize(stagedPath(step.ctx.config.restore.stagingDir, j.dataset, u));
-      total += Math.max(0, u.storedSize - partial);
+      const bytes = Math.max(0, u.storedSize - partial);
+      out.total += bytes;
+      out.of.set(u, bytes);
     }
   }
-  return total;
+  return out;
 }
