@@ -51,6 +51,7 @@ import type {
   PartCheckpoint,
   RepositoryRow,
   SnapshotRow,
+  StoredVolume,
   StreamRow,
   StreamWithVolumes,
   UnneededObject,
@@ -226,6 +227,11 @@ export class Manifest {
     return this.up.importCompleteStream(input);
   }
 
+  /** Rebuild: import many complete streams in one transaction; a refused one goes to `refused`, the rest stay. Returns how many were added. */
+  importCompleteStreams(inputs: readonly ImportStreamInput[], refused: (input: ImportStreamInput, err: ManifestError) => void): number {
+    return this.up.importCompleteStreams(inputs, refused, (input) => this.importCompleteStream(input));
+  }
+
   /** Multipart uploads the manifest knows to be open. */
   inFlightUploads(): InFlightUpload[] {
     return this.up.inFlightUploads();
@@ -243,14 +249,24 @@ export class Manifest {
     return this.st.stream(streamId);
   }
 
-  /** Streams in any state, of one dataset or all, in start order. */
-  streams(dataset?: string): StreamRow[] {
-    return this.st.streams(dataset);
+  /** Streams of one dataset or all, in start order; only those in `states` when given. */
+  streams(dataset?: string, states?: readonly StreamRow['state'][]): StreamRow[] {
+    return this.st.streams(dataset, states);
   }
 
   /** Volumes of a stream, by index. */
   volumes(streamId: string): VolumeRow[] {
     return this.st.volumes(streamId);
+  }
+
+  /** The volumes of every stream (of `dataset`, or all; of streams in `streamStates` when given) by stream id, each list by index, in one query. */
+  volumesByStream(dataset?: string, streamStates?: readonly StreamRow['state'][]): Map<string, VolumeRow[]> {
+    return this.st.volumesByStream(dataset, streamStates);
+  }
+
+  /** Complete volumes (stored size known) of the streams in `streamStates`, of `dataset` or all, in stream start order: one light query for the cost model. */
+  storedVolumes(dataset: string | undefined, streamStates: readonly StreamRow['state'][]): StoredVolume[] {
+    return this.st.storedVolumes(dataset, streamStates);
   }
 
   /** The newest snapshot a complete stream of `dataset` ends at (the next incremental's base), or null. */

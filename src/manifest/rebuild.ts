@@ -23,6 +23,7 @@
  * an existing manifest is only replaced with `force`, and then moved aside.
  */
 import { existsSync, linkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { forEachInOrder } from '../concurrency.js';
 import type { Keyring, VolumeMetadata } from '../crypto/types.js';
 import { ManifestError } from '../errors.js';
 import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, parseVolumeKey, streamRecordKey, volumeKey } from '../layout.js';
@@ -130,107 +131,152 @@ interface Collected {
   listed: ReadonlyMap<string, ListEntry>;
 }
 
+/** What one stream record gave: the stream to import, or why it cannot be; and what its volumes' HEADs said. */
+interface RecordResult {
+  stream: ImportStreamInput | null;
+  unplaced: { key: string; reason: string } | null;
+  noMetadata: string[];
+  badMetadata: string[];
+  headFailed: string[];
+}
+
+/** Stream records fetched (and their volumes' HEADs made) at once: the requests overlap, results are merged in listing order. */
+const RECORD_CONCURRENCY = 16;
+
+/** Fetch one stream record and cross-check its volumes against the listing and their HEADs. */
+async function examineRecord(store: ObjectStore, keyring: Keyring, key: string, id: string, listed: ReadonlyMap<string, ListEntry>): Promise<RecordResult> {
+  const out: RecordResult = { stream: null, unplaced: null, noMetadata: [], badMetadata: [], headFailed: [] };
+  let rec: StreamRecord;
+  try {
+    rec = parseStreamRecord(keyring.openBlob(BLOB_STREAM_RECORD, await store.getBytes(key)), id);
+  } catch (err) {
+    out.unplaced = { key, reason: `stream record unusable: ${(err as Error).message}` };
+    return out;
+  }
+  const vols: ImportStreamInput['volumes'] = [];
+  let volumeSize = 0;
+  let problem: string | null = null;
+  for (const v of rec.volumes) {
+    const entry = listed.get(v.key);
+    if (!entry) {
+      problem = `volume ${v.key} is missing from the store`;
+      break;
+    }
+    if (entry.size !== v.storedSize) {
+      problem = `volume ${v.key} has ${entry.size} bytes, the record says ${v.storedSize}`;
+      break;
+    }
+    // The metadata is a second index, not the authority: the sealed record is. Absent
+    // metadata or a failed HEAD leaves the volume placed; metadata that is there must agree.
+    let sealedMeta: string | undefined;
+    let headOk = true;
+    try {
+      sealedMeta = (await store.head(v.key)).metadata[VOLUME_META_HEADER];
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        problem = `volume ${v.key} is missing from the store`;
+        break;
+      }
+      headOk = false;
+      out.headFailed.push(`${v.key} (${(err as Error).message})`);
+    }
+    if (sealedMeta === undefined || sealedMeta === '') {
+      if (headOk) out.noMetadata.push(v.key);
+    } else {
+      // Metadata that does not open or names another volume is a warning, not a reason to drop
+      // the stream: it can be garbled or swapped on its own, and the sealed record is the authority
+      // (a restore authenticates every part against it).
+      let meta: VolumeMetadata | null = null;
+      try {
+        meta = keyring.openVolumeMetadata(sealedMeta);
+      } catch (err) {
+        out.badMetadata.push(`${v.key} (does not open: ${(err as Error).message})`);
+      }
+      const disagrees = meta ? metadataMismatch(meta, rec, v.index) : null;
+      if (disagrees) out.badMetadata.push(`${v.key} (${disagrees})`);
+      else if (meta) volumeSize = Math.max(volumeSize, meta.volumeSize);
+    }
+    // Without metadata the configured volume size is not known; every volume but the last is full.
+    volumeSize = Math.max(volumeSize, v.plaintextSize);
+    vols.push({
+      index: v.index, key: v.key, storageClass: entry.storageClass, storedSize: v.storedSize, partCount: v.partCount,
+      plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: entry.lastModified,
+      // The push-time ETag from the (sealed) record, not today's HEAD: "zbk verify" compares the two.
+      etag: v.etag ?? null,
+    });
+  }
+  if (problem) {
+    out.unplaced = { key, reason: `stream not restorable: ${problem}` };
+    return out;
+  }
+  out.stream = {
+    streamId: rec.streamId,
+    dataset: rec.dataset,
+    from: rec.from ? { name: rec.from.name, guid: textToId(rec.from.guid) } : null,
+    to: { name: rec.to.name, guid: textToId(rec.to.guid), createtxg: textToU64(rec.to.createtxg), creation: rec.to.creation },
+    plaintextSize: rec.plaintextSize,
+    storedSize: rec.storedSize,
+    volumeSize,
+    partSize: rec.volumes[0]!.partSize,
+    startedAt: new Date(rec.startedAt),
+    completedAt: new Date(rec.completedAt),
+    sendFlags: rec.sendFlags ?? null,
+    volumes: vols,
+  };
+  return out;
+}
+
 /** Read every stream record and cross-check its volumes (LIST + HEAD only). */
 async function collectFromStore(store: ObjectStore, keyring: Keyring, skipStream: (id: string) => boolean): Promise<Collected> {
   const unplaced: { key: string; reason: string }[] = [];
   const listed = new Map<string, ListEntry>();
-  for await (const e of store.list(DATA_PREFIX)) listed.set(e.key, e);
+  // The listed volumes by stream, so a skipped stream's are placed without a pass over the whole listing.
+  const volumesOf = new Map<string, string[]>();
+  for await (const e of store.list(DATA_PREFIX)) {
+    listed.set(e.key, e);
+    const pk = parseVolumeKey(e.key);
+    if (pk) {
+      const keys = volumesOf.get(pk.streamId);
+      if (keys) keys.push(e.key);
+      else volumesOf.set(pk.streamId, [e.key]);
+    }
+  }
   const placed = new Set<string>();
   const streams: ImportStreamInput[] = [];
   const noMetadata: string[] = [];
   const badMetadata: string[] = [];
   const headFailed: string[] = [];
 
+  // In listing order: a name that is no record, a skipped stream, or a record to fetch.
+  const records: ({ key: string; id: null } | { key: string; id: string; skip: boolean })[] = [];
   for await (const e of store.list(STREAMS_PREFIX)) {
     const m = STREAM_RECORD_KEY.exec(e.key);
-    if (!m) {
-      unplaced.push({ key: e.key, reason: 'not a stream record name' });
-      continue;
-    }
-    const id = m[1]!;
-    if (skipStream(id)) {
-      for (const k of listed.keys()) if (parseVolumeKey(k)?.streamId === id) placed.add(k);
-      continue;
-    }
-    let rec: StreamRecord;
-    try {
-      rec = parseStreamRecord(keyring.openBlob(BLOB_STREAM_RECORD, await store.getBytes(e.key)), id);
-    } catch (err) {
-      unplaced.push({ key: e.key, reason: `stream record unusable: ${(err as Error).message}` });
-      continue;
-    }
-    const vols: ImportStreamInput['volumes'] = [];
-    let volumeSize = 0;
-    let problem: string | null = null;
-    for (const v of rec.volumes) {
-      const entry = listed.get(v.key);
-      if (!entry) {
-        problem = `volume ${v.key} is missing from the store`;
-        break;
-      }
-      if (entry.size !== v.storedSize) {
-        problem = `volume ${v.key} has ${entry.size} bytes, the record says ${v.storedSize}`;
-        break;
-      }
-      // The metadata is a second index, not the authority: the sealed record is. Absent
-      // metadata or a failed HEAD leaves the volume placed; metadata that is there must agree.
-      let sealedMeta: string | undefined;
-      let headOk = true;
-      try {
-        sealedMeta = (await store.head(v.key)).metadata[VOLUME_META_HEADER];
-      } catch (err) {
-        if (err instanceof NotFoundError) {
-          problem = `volume ${v.key} is missing from the store`;
-          break;
-        }
-        headOk = false;
-        headFailed.push(`${v.key} (${(err as Error).message})`);
-      }
-      if (sealedMeta === undefined || sealedMeta === '') {
-        if (headOk) noMetadata.push(v.key);
-      } else {
-        // Metadata that does not open or names another volume is a warning, not a reason to drop
-        // the stream: it can be garbled or swapped on its own, and the sealed record is the authority
-        // (a restore authenticates every part against it).
-        let meta: VolumeMetadata | null = null;
-        try {
-          meta = keyring.openVolumeMetadata(sealedMeta);
-        } catch (err) {
-          badMetadata.push(`${v.key} (does not open: ${(err as Error).message})`);
-        }
-        const disagrees = meta ? metadataMismatch(meta, rec, v.index) : null;
-        if (disagrees) badMetadata.push(`${v.key} (${disagrees})`);
-        else if (meta) volumeSize = Math.max(volumeSize, meta.volumeSize);
-      }
-      // Without metadata the configured volume size is not known; every volume but the last is full.
-      volumeSize = Math.max(volumeSize, v.plaintextSize);
-      vols.push({
-        index: v.index, key: v.key, storageClass: entry.storageClass, storedSize: v.storedSize, partCount: v.partCount,
-        plaintextSize: v.plaintextSize, plaintextSha256: v.plaintextSha256, uploadedAt: entry.lastModified,
-        // The push-time ETag from the (sealed) record, not today's HEAD: "zbk verify" compares the two.
-        etag: v.etag ?? null,
-      });
-    }
-    if (problem) {
-      unplaced.push({ key: e.key, reason: `stream not restorable: ${problem}` });
-      continue;
-    }
-    for (const v of vols) placed.add(v.key);
-    streams.push({
-      streamId: rec.streamId,
-      dataset: rec.dataset,
-      from: rec.from ? { name: rec.from.name, guid: textToId(rec.from.guid) } : null,
-      to: { name: rec.to.name, guid: textToId(rec.to.guid), createtxg: textToU64(rec.to.createtxg), creation: rec.to.creation },
-      plaintextSize: rec.plaintextSize,
-      storedSize: rec.storedSize,
-      volumeSize,
-      partSize: rec.volumes[0]!.partSize,
-      startedAt: new Date(rec.startedAt),
-      completedAt: new Date(rec.completedAt),
-      sendFlags: rec.sendFlags ?? null,
-      volumes: vols,
-    });
+    records.push(m ? { key: e.key, id: m[1]!, skip: skipStream(m[1]!) } : { key: e.key, id: null });
   }
+  const fetched = (r: (typeof records)[number]): r is { key: string; id: string; skip: false } => r.id !== null && !r.skip;
+  await forEachInOrder(
+    records,
+    RECORD_CONCURRENCY,
+    (r) => (fetched(r) ? examineRecord(store, keyring, r.key, r.id, listed) : Promise.resolve(null)),
+    (result, r) => {
+      if (r.id === null) {
+        unplaced.push({ key: r.key, reason: 'not a stream record name' });
+        return;
+      }
+      if (!result) {
+        for (const k of volumesOf.get(r.id) ?? []) placed.add(k);
+        return;
+      }
+      noMetadata.push(...result.noMetadata);
+      badMetadata.push(...result.badMetadata);
+      headFailed.push(...result.headFailed);
+      if (result.unplaced) unplaced.push(result.unplaced);
+      if (result.stream) {
+        for (const v of result.stream.volumes) placed.add(v.key);
+        streams.push(result.stream);
+      }
+    },
+  );
 
   for (const key of listed.keys()) {
     if (placed.has(key)) continue;
@@ -331,17 +377,11 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
 
     const known = new Set(m.streams().filter((s) => s.state !== 'uploading' && s.state !== 'abandoned').map((s) => s.streamId));
     const collected = await collectFromStore(store, keyring, (id) => known.has(id));
-    let added = 0;
-    for (const s of collected.streams) {
-      // One stream the manifest refuses must not keep the bucket's other streams from a restore.
-      try {
-        if (m.importCompleteStream(s)) added++;
-      } catch (err) {
-        if (!(err instanceof ManifestError)) throw err;
-        collected.unplaced.push({ key: streamRecordKey(s.streamId), reason: `stream not imported: ${err.message}` });
-        for (const v of s.volumes) collected.unplaced.push({ key: v.key, reason: `its stream ${s.streamId} was not imported` });
-      }
-    }
+    // One stream the manifest refuses must not keep the bucket's other streams from a restore.
+    const added = m.importCompleteStreams(collected.streams, (s, err) => {
+      collected.unplaced.push({ key: streamRecordKey(s.streamId), reason: `stream not imported: ${err.message}` });
+      for (const v of s.volumes) collected.unplaced.push({ key: v.key, reason: `its stream ${s.streamId} was not imported` });
+    });
     // A mirror may predate deletions: what it records must still be listed.
     const goneFromStore = mirror.bytes ? m.markMissingVolumes((key) => collected.listed.has(key), now()) : [];
 
@@ -349,7 +389,7 @@ export async function rebuildManifest(opts: RebuildOptions): Promise<RebuildRepo
     if (!check.ok) throw new ManifestError(`the rebuilt manifest fails its integrity check: ${check.problems.slice(0, 3).join('; ')}`, 'REBUILD_FAILED');
     const report: RebuildReport = {
       source: mirror.bytes ? 'mirror' : 'listing',
-      streams: m.streams().filter((s) => s.state === 'complete').length,
+      streams: m.streams(undefined, ['complete']).length,
       streamsFromRecords: added,
       datasets: m.datasets().map((d) => d.name),
       unplaced: collected.unplaced,

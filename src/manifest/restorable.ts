@@ -31,12 +31,9 @@ export class Restorable {
    * is exactly one restore can reach.
    */
   restorableStreams(dataset: string): StreamRow[] {
-    const candidates = this.streams.streams(dataset).filter((s) => {
-      if (s.state === 'complete') return true;
-      if (s.state !== 'superseded') return false;
-      const vols = this.streams.volumes(s.streamId);
-      return vols.length > 0 && vols.every((v) => v.state === 'complete');
-    });
+    // Which superseded streams are wholly stored: one query, not one per stream.
+    const whole = this.streams.wholeStreamIds(dataset, 'superseded');
+    const candidates = this.streams.streams(dataset, ['complete', 'superseded']).filter((s) => s.state === 'complete' || whole.has(s.streamId));
     // A superseded incremental whose base chain lost objects restores nothing.
     // (Complete streams always stay, so a broken chain is reported as such.)
     const reached = bestChains(candidates);

@@ -147,7 +147,10 @@ export function jsonText(value: unknown): string {
 }
 
 /** Why a stream's volumes do not form a complete set for `totals`, or null. */
-export function volumeSetProblem(vols: readonly VolumeRow[], totals: { plaintextSize: number; storedSize: number }): string | null {
+export function volumeSetProblem(
+  vols: readonly Pick<VolumeRow, 'volumeIndex' | 'state' | 'plaintextSize' | 'storedSize'>[],
+  totals: { plaintextSize: number; storedSize: number },
+): string | null {
   if (vols.length === 0) return 'it has no volumes';
   let plain = 0;
   let stored = 0;

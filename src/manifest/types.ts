@@ -200,6 +200,17 @@ export interface ImportStreamInput {
   }[];
 }
 
+/** A volume in the store as the cost model sees it (`Manifest.storedVolumes`). */
+export interface StoredVolume {
+  streamId: string;
+  dataset: string;
+  streamKind: StreamRow['kind'];
+  key: string;
+  storedSize: number;
+  storageClass: string;
+  uploadedAt: Date | null;
+}
+
 /** A volume that no kept snapshot needs: a deletion candidate. */
 export interface UnneededObject {
   key: string;

@@ -324,13 +324,47 @@ export class Uploads {
     }).immediate();
   }
 
-  /** Multipart uploads the manifest knows to be open (to resume, or abort when abandoned). */
+  /**
+   * Rebuild: `importCompleteStream` for every input in one transaction (one
+   * commit and one sync for the lot, instead of one per stream: a rebuild
+   * of tens of thousands of streams spent most of its time syncing). A
+   * stream the manifest refuses (a ManifestError) is rolled back alone (a
+   * savepoint) and handed to `refused`; any other error rolls back the
+   * whole batch. Returns how many were added. `importOne` imports one
+   * stream (the facade passes its own `importCompleteStream`, so the batch
+   * does exactly what that method does per stream).
+   */
+  importCompleteStreams(
+    inputs: readonly ImportStreamInput[],
+    refused: (input: ImportStreamInput, err: ManifestError) => void,
+    importOne: (input: ImportStreamInput) => boolean = (input) => this.importCompleteStream(input),
+  ): number {
+    return this.c.db.transaction((): number => {
+      let added = 0;
+      for (const input of inputs) {
+        try {
+          if (importOne(input)) added++;
+        } catch (err) {
+          if (!(err instanceof ManifestError)) throw err;
+          refused(input, err);
+        }
+      }
+      return added;
+    }).immediate();
+  }
+
+  /**
+   * Multipart uploads the manifest knows to be open (to resume, or abort
+   * when abandoned). `+v.object_key`: sorting the few rows the partial index
+   * `volumes_in_flight` finds, instead of walking every volume in key order
+   * (SQLite's choice otherwise: 170 ms at 50,000 streams, 1 ms this way).
+   */
   inFlightUploads(): InFlightUpload[] {
     const rows = this.c.db
       .prepare(
         `SELECT v.stream_id, d.name AS dataset, s.state AS stream_state, v.volume_index, v.object_key, v.upload_id, v.storage_class, v.started_at
          FROM volumes v JOIN streams s ON s.stream_id = v.stream_id JOIN datasets d ON d.id = s.dataset_id
-         WHERE v.upload_id IS NOT NULL AND v.state = 'uploading' ORDER BY v.object_key`,
+         WHERE v.upload_id IS NOT NULL AND v.state = 'uploading' ORDER BY +v.object_key`,
       )
       .all() as {
       stream_id: string;

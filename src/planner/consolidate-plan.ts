@@ -266,12 +266,14 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
   const chains: ChainSummary[] = [];
   for (const full of streams.filter((s) => s.kind === 'full')) {
     const members = [full];
+    const isMember = new Set<ConsolidationStream>(members);
     const reached = new Set([full.toGuid]);
     for (let grew = true; grew; ) {
       grew = false;
       for (const s of streams) {
-        if (s.kind === 'incremental' && s.fromGuid !== null && reached.has(s.fromGuid) && !members.includes(s)) {
+        if (s.kind === 'incremental' && s.fromGuid !== null && reached.has(s.fromGuid) && !isMember.has(s)) {
           members.push(s);
+          isMember.add(s);
           reached.add(s.toGuid);
           grew = true;
         }

@@ -72,19 +72,19 @@ interface Tagged extends CostObject {
 
 function storedObjects(manifest: Manifest): Tagged[] {
   const out: Tagged[] = [];
-  for (const s of manifest.streams()) {
-    if (s.state !== 'complete' && s.state !== 'superseded' && s.state !== 'abandoned') continue;
-    for (const v of manifest.volumes(s.streamId)) {
-      if (v.state !== 'complete' || v.storedSize === null) continue;
-      out.push({ dataset: s.dataset, key: v.key, incremental: s.kind === 'incremental', bytes: v.storedSize, storageClass: costClass(v.storageClass), ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
-    }
+  for (const v of manifest.storedVolumes(undefined, ['complete', 'superseded', 'abandoned'])) {
+    out.push({ dataset: v.dataset, key: v.key, incremental: v.streamKind === 'incremental', bytes: v.storedSize, storageClass: costClass(v.storageClass), ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
   }
   return out;
 }
 
 function lines(objs: readonly Tagged[], by: (o: Tagged) => string, prices: PriceTable): CostLine[] {
   const groups = new Map<string, Tagged[]>();
-  for (const o of objs) groups.set(by(o), [...(groups.get(by(o)) ?? []), o]);
+  for (const o of objs) {
+    const g = groups.get(by(o));
+    if (g) g.push(o);
+    else groups.set(by(o), [o]);
+  }
   return [...groups.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([name, g]) => {

@@ -29,12 +29,12 @@ export interface OrphanUpload extends MultipartUploadInfo {
 
 export async function findOrphanUploads(store: ObjectStore, manifest: Manifest, now: Date): Promise<OrphanUpload[]> {
   const inFlight = new Set(manifest.inFlightUploads().filter((u) => u.streamState === 'uploading').map((u) => u.uploadId));
-  const ourStreams = new Set(manifest.streams().map((s) => s.streamId));
   const out: OrphanUpload[] = [];
   for (const u of await store.listMultipartUploads(DATA_PREFIX)) {
     if (inFlight.has(u.uploadId)) continue;
     const parsed = parseVolumeKey(u.key);
-    const ours = parsed !== null && ourStreams.has(parsed.streamId);
+    // One lookup per orphan (there are few), not every stream of the manifest read for each call.
+    const ours = parsed !== null && manifest.stream(parsed.streamId) !== null;
     out.push({ ...u, owner: ours ? 'ours' : 'foreign', abortable: ours || now.getTime() - u.initiated.getTime() > FOREIGN_GRACE_MS });
   }
   return out;

@@ -88,12 +88,8 @@ export interface StatusResult {
 
 export function costObjectsOf(manifest: Manifest, dataset?: string): CostObject[] {
   const objects: CostObject[] = [];
-  for (const s of manifest.streams(dataset)) {
-    if (s.state !== 'complete' && s.state !== 'superseded') continue;
-    for (const v of manifest.volumes(s.streamId)) {
-      if (v.state !== 'complete' || v.storedSize === null) continue;
-      objects.push({ bytes: v.storedSize, storageClass: v.storageClass as StorageClass, ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
-    }
+  for (const v of manifest.storedVolumes(dataset, ['complete', 'superseded'])) {
+    objects.push({ bytes: v.storedSize, storageClass: v.storageClass as StorageClass, ...(v.uploadedAt ? { uploadedAt: v.uploadedAt } : {}) });
   }
   return objects;
 }

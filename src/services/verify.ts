@@ -20,6 +20,7 @@
  * and sealed metadata right) is a `mismatch`: reported (exit 6, check
  * CRITICAL), but restores still try the volume and authentication decides.
  */
+import { forEachInOrder } from '../concurrency.js';
 import type { Keyring } from '../crypto/types.js';
 import { BLOB_STREAM_RECORD, DATA_PREFIX, VOLUME_META_HEADER, streamRecordKey } from '../layout.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -67,6 +68,9 @@ export interface VerifyResult {
   /** Per dataset checked: whether its newest snapshot is restorable, which snapshots are, and what to do. */
   chains: ChainHealth[];
 }
+
+/** Objects checked at once (each one HEAD or small GET): a long-lived repository has tens of thousands. */
+const VERIFY_CONCURRENCY = 16;
 
 function messageOf(err: unknown): string {
   return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? 'error';
@@ -181,19 +185,42 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
     problems.push({ key, dataset: s.dataset, streamId: s.streamId, problem });
     manifest.recordDamage({ key, problem, foundBy: 'verify', etagSeen, kind, at: ctx.now() });
   };
-  for (const s of streams) {
-    for (const v of manifest.volumes(s.streamId)) {
-      referenced.add(v.key);
-      if (v.state !== 'complete') {
-        found(s, v.key, `volume is ${v.state} in the manifest, in a stream restores rely on`, null);
-        continue;
+  // Each object is one HEAD or GET: VERIFY_CONCURRENCY of them in flight, the findings handled one
+  // by one in the order of the sequential check (a store error stops it where that check would have).
+  const volumesOf = manifest.volumesByStream(dataset);
+  const items = streams.flatMap((s) => [...(volumesOf.get(s.streamId) ?? []).map((v) => ({ s, v })), { s, v: null }]);
+  type Checked = { kind: 'volume'; check: VolumeCheck } | { kind: 'not-complete' } | { kind: 'record'; problem: string | null };
+  await forEachInOrder(
+    items,
+    VERIFY_CONCURRENCY,
+    async ({ s, v }): Promise<Checked> => {
+      if (v === null) return { kind: 'record', problem: await streamRecordProblem(ctx, keyring, s) };
+      if (v.state !== 'complete') return { kind: 'not-complete' };
+      return { kind: 'volume', check: await volumeCheck(ctx, keyring, s, v, listed.get(v.key)) };
+    },
+    (r, { s, v }) => {
+      if (v === null) {
+        if (r.kind !== 'record') throw new Error('internal: verify result out of order');
+        const recKey = streamRecordKey(s.streamId);
+        if (r.problem) found(s, recKey, r.problem, null);
+        else {
+          streamRecords++;
+          if (recorded.has(recKey)) manifest.clearDamage(recKey);
+        }
+        return;
       }
+      referenced.add(v.key);
+      if (r.kind === 'not-complete') {
+        found(s, v.key, `volume is ${v.state} in the manifest, in a stream restores rely on`, null);
+        return;
+      }
+      if (r.kind !== 'volume') throw new Error('internal: verify result out of order');
       objectsChecked++;
       bytesChecked += v.storedSize ?? 0;
-      const c = await volumeCheck(ctx, keyring, s, v, listed.get(v.key));
+      const c = r.check;
       if (c.problem) {
         found(s, v.key, c.problem, c.info?.etag ?? null, c.kind);
-        continue;
+        return;
       }
       volumesOk++;
       if (c.etagChecked) etagMatched++;
@@ -201,17 +228,10 @@ export async function verifyObjects(ctx: ServiceContext, keyring: Keyring, manif
       const before = recorded.get(v.key);
       if (before && clearable(before, v, c.info)) manifest.clearDamage(v.key);
       else if (before) problems.push({ key: v.key, dataset: s.dataset, streamId: s.streamId, problem: `${before.problem} (found by a restore at ${before.foundAt.toISOString()}; its HEAD looks right, but the bytes failed)` });
-    }
-    const recKey = streamRecordKey(s.streamId);
-    const recProblem = await streamRecordProblem(ctx, keyring, s);
-    if (recProblem) found(s, recKey, recProblem, null);
-    else {
-      streamRecords++;
-      if (recorded.has(recKey)) manifest.clearDamage(recKey);
-    }
-  }
+    },
+  );
   // Superseded/abandoned streams still reference their objects: not "unreferenced".
-  for (const s of manifest.streams(dataset)) for (const v of manifest.volumes(s.streamId)) referenced.add(v.key);
+  for (const vols of volumesOf.values()) for (const v of vols) referenced.add(v.key);
   const unreferenced = dataset ? [] : [...listed.keys()].filter((k) => !referenced.has(k));
   const coverage = coverageOf(volumesOk, etagMatched, sizeAndMetadataOnly, streamRecords);
   const chains = datasets.map((ds) => chainHealth(manifest, ds));

@@ -6,6 +6,7 @@
 import { sealedPartSize } from '../../crypto/index.js';
 import type { PriceTable } from '../../cost/prices.js';
 import type { Manifest } from '../../manifest/manifest.js';
+import type { UnneededObject } from '../../manifest/types.js';
 import { parseVolumeKey } from '../../layout.js';
 import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationStream } from '../../planner/consolidate-plan.js';
 import type { ServiceContext } from '../context.js';
@@ -39,6 +40,8 @@ export interface PlanOptions {
   allowEarlyDelete: boolean;
   horizonMonths?: number;
   prices: PriceTable;
+  /** `deletableObjects` of the manifest as it is now, when the caller has it (a report over every dataset). */
+  deletable?: readonly UnneededObject[];
 }
 
 /** Stored (sealed) bytes of `plain` plaintext bytes cut into `partSize` parts. */
@@ -50,11 +53,11 @@ export function sealedBytesOf(plain: number, partSize: number): number {
 
 /** The dataset's complete streams as the planner sees them (guids as decimal strings). */
 export function plannerStreams(manifest: Manifest, dataset: string): ConsolidationStream[] {
+  const volumesOf = manifest.volumesByStream(dataset, ['complete']);
   return manifest
-    .streams(dataset)
-    .filter((s) => s.state === 'complete')
+    .streams(dataset, ['complete'])
     .map((s) => {
-      const vols = manifest.volumes(s.streamId).filter((v) => v.state === 'complete');
+      const vols = (volumesOf.get(s.streamId) ?? []).filter((v) => v.state === 'complete');
       return {
         streamId: s.streamId,
         kind: s.kind,
@@ -71,7 +74,11 @@ export function plannerStreams(manifest: Manifest, dataset: string): Consolidati
 export async function planDataset(ctx: ServiceContext, manifest: Manifest, dataset: string, opts: PlanOptions): Promise<DatasetPlan> {
   const now = ctx.now();
   const retention = retentionOf(manifest, dataset, ctx.config.retention);
-  const schedule = deletionSchedule(manifest, ctx.config.retention, opts.prices, now, { dataset, allowEarly: opts.allowEarlyDelete });
+  const schedule = deletionSchedule(manifest, ctx.config.retention, opts.prices, now, {
+    dataset,
+    allowEarly: opts.allowEarlyDelete,
+    ...(opts.deletable ? { deletable: opts.deletable } : {}),
+  });
   const last = manifest.lastPushedSnapshot(dataset);
   const base: DatasetPlan = {
     dataset,

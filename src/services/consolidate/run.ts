@@ -28,7 +28,7 @@ import { describeHolder, type Lock } from '../../manifest/lock.js';
 import { resolveChain } from '../../manifest/chain.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { writeMirror } from '../../manifest/mirror.js';
-import type { StreamWithVolumes } from '../../manifest/types.js';
+import type { StreamWithVolumes, UnneededObject } from '../../manifest/types.js';
 import { lockManifest, openKeyring, openManifest, type ServiceContext } from '../context.js';
 import { underWriterLease } from '../lease/with-lease.js';
 import { crashPoint } from '../crash-point.js';
@@ -132,7 +132,11 @@ export class ConsolidateService {
     if (!opts.apply) {
       const datasets = await this.withManifest(null, async (m) => {
         const out: DatasetConsolidation[] = [];
-        for (const ds of this.datasetsOf(m, opts)) out.push({ ...(await this.plan(m, ds, opts)), resumed: readIntent(m, ds) !== null, consolidated: null, deleted: [], earlyDeletionCharges: 0 });
+        // Nothing changes while reporting: what retention no longer needs is worked out once for every dataset.
+        const deletable = deletableObjects(m, this.ctx.config.retention);
+        for (const ds of this.datasetsOf(m, opts)) {
+          out.push({ ...(await this.plan(m, ds, opts, deletable)), resumed: readIntent(m, ds) !== null, consolidated: null, deleted: [], earlyDeletionCharges: 0 });
+        }
         return out;
       });
       return { ...base, applied: false, datasets, finishedPending: [], mirror: null };
@@ -171,8 +175,13 @@ export class ConsolidateService {
     return opts.datasets && opts.datasets.length > 0 ? opts.datasets : known;
   }
 
-  private plan(m: Manifest, dataset: string, opts: ConsolidateOptions): Promise<DatasetPlan> {
-    return planDataset(this.ctx, m, dataset, { allowEarlyDelete: opts.allowEarlyDelete ?? false, horizonMonths: opts.horizonMonths, prices: this.prices });
+  private plan(m: Manifest, dataset: string, opts: ConsolidateOptions, deletable?: readonly UnneededObject[]): Promise<DatasetPlan> {
+    return planDataset(this.ctx, m, dataset, {
+      allowEarlyDelete: opts.allowEarlyDelete ?? false,
+      horizonMonths: opts.horizonMonths,
+      prices: this.prices,
+      ...(deletable ? { deletable } : {}),
+    });
   }
 
   private async applyDataset(dataset: string, opts: ConsolidateOptions, keyring: Keyring): Promise<DatasetConsolidation> {

@@ -56,16 +56,19 @@ function scheduled(o: UnneededObject, now: Date, prices: PriceTable): ScheduledD
 /**
  * The deletion schedule under retention `rules` at `now`, optionally for
  * one dataset. With `allowEarly`, everything unneeded is due (with its charge).
+ * `deletable`: `deletableObjects(manifest, rules)` when the caller already
+ * has it for this state of the manifest (a report over every dataset
+ * computes it once, not once per dataset).
  */
 export function deletionSchedule(
   manifest: Manifest,
   rules: RetentionRules,
   prices: PriceTable,
   now: Date,
-  opts: { dataset?: string; allowEarly?: boolean } = {},
+  opts: { dataset?: string; allowEarly?: boolean; deletable?: readonly UnneededObject[] } = {},
 ): DeletionSchedule {
   const out: DeletionSchedule = { due: [], later: [] };
-  for (const o of deletableObjects(manifest, rules)) {
+  for (const o of opts.deletable ?? deletableObjects(manifest, rules)) {
     if (opts.dataset !== undefined && o.dataset !== opts.dataset) continue;
     const s = scheduled(o, now, prices);
     if (opts.allowEarly || Date.parse(s.notBefore) <= now.getTime()) out.due.push(s);
