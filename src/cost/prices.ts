@@ -46,7 +46,11 @@ export interface EgressTier {
 }
 
 export interface PriceTable {
+  /** The provider profile the table comes from (src/cost/providers), e.g. `aws-deep-archive`. */
+  provider: string;
   region: string;
+  /** The regions these prices are for (a region outside them is warned about). */
+  regions: string[];
   /** Date the prices were collected, `YYYY-MM-DD`. */
   asOf: string;
   /** Where the numbers come from (human text). */
@@ -64,6 +68,11 @@ export interface PriceTable {
   listPer1000: number;
   /** Restore (thaw) from Deep Archive, per tier. */
   restore: Record<RestoreTier, { per1000: number; perGB: number }>;
+  /**
+   * Fee per GB read from an archive class that needs no restore step (GCS
+   * Archive: $0.05/GB); 0 where reads are free or a restore is priced instead.
+   */
+  retrievalPerGB: number;
   /** Internet egress above the free allowance, by cumulative tier. */
   egressTiers: EgressTier[];
   /** Free internet egress per calendar month, shared by the whole AWS account. */
@@ -103,7 +112,9 @@ const KB = 1024;
 
 /** us-east-1 defaults, from aws-facts.md (2026-11). */
 export const DEFAULT_PRICES: PriceTable = Object.freeze({
+  provider: 'aws-deep-archive',
   region: 'us-east-1',
+  regions: ['us-east-1'],
   asOf: '2026-11-01',
   source: 'aws.amazon.com/s3/pricing, US East (N. Virginia), collected 2026-11 (see docs/COSTS.md)',
   deepArchiveGBMonth: 0.00099,
@@ -115,6 +126,7 @@ export const DEFAULT_PRICES: PriceTable = Object.freeze({
   getPer1000: 0.0004,
   listPer1000: 0.005,
   restore: { Standard: { per1000: 0.1, perGB: 0.02 }, Bulk: { per1000: 0.025, perGB: 0.0025 } },
+  retrievalPerGB: 0,
   // "10 TB" tiers read as 10,240 GB etc. (AWS's tier boundaries are binary TB).
   egressTiers: [
     { uptoGB: 10_240, perGB: 0.09 },
@@ -154,7 +166,9 @@ function classKey(c: StorageClass): string {
  * - `get_per_1000`, `list_per_1000`
  * - `restore_bulk_per_1000`, `restore_bulk_per_gb`, `restore_standard_per_1000`, `restore_standard_per_gb`
  * - `egress_tier_1_per_gb` … `egress_tier_4_per_gb`, or `egress_per_gb` (all tiers)
- * - `free_egress_gb_month`
+ * - `free_egress_gb_month`, `retrieval_per_gb` (read fee without a restore step, GCS)
+ * - `eur_to_usd`: the rate converting a EUR-priced profile (Scaleway, OVH);
+ *   every other key is in USD, applied after the conversion
  * - `min_days_<class>` (e.g. `min_days_deep_archive`)
  * - `create_multipart_upload_at_class_rate`, `upload_part_at_class_rate`,
  *   `complete_multipart_upload_at_class_rate`: the rate class of that request
@@ -176,6 +190,9 @@ export const PRICE_OVERRIDE_KEYS: Readonly<Record<string, Setter>> = (() => {
     restore_standard_per_gb: (t, v) => (t.restore.Standard.perGB = v),
     egress_per_gb: (t, v) => t.egressTiers.forEach((tier) => (tier.perGB = v)),
     free_egress_gb_month: (t, v) => (t.freeEgressGBPerMonth = v),
+    retrieval_per_gb: (t, v) => (t.retrievalPerGB = v),
+    // Applied by profilePriceTable (src/cost/providers) before every other key: the rate converting a EUR profile's prices.
+    eur_to_usd: () => undefined,
     create_multipart_upload_at_class_rate: (t, v) => (t.archiveUploadRequestRate.CreateMultipartUpload = rateClassOf(v)),
     upload_part_at_class_rate: (t, v) => (t.archiveUploadRequestRate.UploadPart = rateClassOf(v)),
     complete_multipart_upload_at_class_rate: (t, v) => (t.archiveUploadRequestRate.CompleteMultipartUpload = rateClassOf(v)),
@@ -185,14 +202,20 @@ export const PRICE_OVERRIDE_KEYS: Readonly<Record<string, Setter>> = (() => {
     m[`min_days_${classKey(c)}`] = (t, v) => (t.minStorageDays[c] = v);
   }
   DEFAULT_PRICES.egressTiers.forEach((_, i) => {
-    m[`egress_tier_${i + 1}_per_gb`] = (t, v) => (t.egressTiers[i]!.perGB = v);
+    m[`egress_tier_${i + 1}_per_gb`] = (t, v) => {
+      // A provider with fewer egress tiers (Scaleway, B2: one) has no such tier to override.
+      const tier = t.egressTiers[i];
+      if (!tier) throw new ConfigError(`prices.egress_tier_${i + 1}_per_gb: the ${t.provider} profile has ${t.egressTiers.length} egress tier(s); use egress_per_gb`);
+      tier.perGB = v;
+    };
   });
   return m;
 })();
 
-function cloneTable(t: PriceTable): PriceTable {
+export function cloneTable(t: PriceTable): PriceTable {
   return {
     ...t,
+    regions: [...t.regions],
     putPer1000: { ...t.putPer1000 },
     archiveUploadRequestRate: { ...t.archiveUploadRequestRate },
     restore: { Standard: { ...t.restore.Standard }, Bulk: { ...t.restore.Bulk } },
@@ -204,15 +227,20 @@ function cloneTable(t: PriceTable): PriceTable {
 }
 
 /**
- * The price table for `region`: the dated defaults with config overrides
- * merged in. Only us-east-1 defaults are known; for another region the
- * table still carries us-east-1 numbers (see {@link priceTableWarnings}).
+ * The price table for `region`: the dated defaults (AWS Deep Archive,
+ * us-east-1) with config overrides merged in. Another provider's table:
+ * `profilePriceTable` (src/cost/providers).
  *
  * @throws ConfigError on an unknown key or a negative/non-finite value
  *   (a typo in `[prices]` must not silently fall back to a default).
  */
 export function priceTable(region: string, overrides: Record<string, number> = {}): PriceTable {
-  const t = cloneTable(DEFAULT_PRICES);
+  return applyPriceOverrides(DEFAULT_PRICES, region, overrides);
+}
+
+/** `base` (copied) for `region` with the `[prices]` overrides applied. */
+export function applyPriceOverrides(base: PriceTable, region: string, overrides: Record<string, number> = {}): PriceTable {
+  const t = cloneTable(base);
   t.region = region;
   for (const [key, value] of Object.entries(overrides)) {
     const set = PRICE_OVERRIDE_KEYS[key];
@@ -247,10 +275,10 @@ export function priceTableWarnings(table: PriceTable, now: Date, maxAgeMonths = 
   const out: string[] = [];
   const age = priceTableAgeMonths(table, now);
   if (age > maxAgeMonths) {
-    out.push(`price table is ${age} months old (as of ${table.asOf}): check aws.amazon.com/s3/pricing and set [prices] overrides`);
+    out.push(`price table is ${age} months old (as of ${table.asOf}): check the provider's price page (docs/COSTS.md "Providers") and set [prices] overrides`);
   }
-  if (table.region !== DEFAULT_PRICES.region && table.overridden.length === 0) {
-    out.push(`no price table for ${table.region}: using ${DEFAULT_PRICES.region} prices; set [prices] overrides`);
+  if (!table.regions.includes(table.region) && table.overridden.length === 0) {
+    out.push(`no price table for ${table.region} (profile ${table.provider}): using ${table.regions[0] ?? DEFAULT_PRICES.region} prices; set [prices] overrides`);
   }
   return out;
 }
