@@ -17,6 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import bytes from 'bytes';
 import { parse, stringify, TomlError } from 'smol-toml';
+import { choosePartSize, DEFAULT_PROVIDER, isProviderName, providerProfile, profileEndpoint, unknownProviderMessage } from '../cost/providers/index.js';
 import { ConfigError } from '../errors.js';
 import { BandwidthSyntaxError, parseBandwidth, type BandwidthLimit } from './bandwidth.js';
 import { KeyLines, type KeyPath } from './locate.js';
@@ -26,6 +27,8 @@ export const MiB = 1024 * 1024;
 export const GiB = 1024 * MiB;
 
 export interface StoreConfig {
+  /** `[store] provider`: the profile (src/cost/providers) pricing and driving this store; absent (the loader always sets it): `aws-deep-archive`. */
+  provider?: string;
   /** `s3://bucket/prefix` or `file:///absolute/dir`. */
   url: string;
   /** Custom S3 endpoint (LocalStack, MinIO, test server). */
@@ -405,12 +408,22 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   const url = store.str('url');
   if (!url) throw new ConfigError(`${path}: store.url is missing (run "zbk init --store <url>")`);
   if (!/^(s3:\/\/[^/]+|file:\/\/\/)/.test(url)) throw store.error('url', `must be s3://bucket[/prefix] or file:///absolute/dir, got ${url}`);
-  const checksum = store.str('checksum_calculation', 'when_supported');
+  const provider = store.str('provider', DEFAULT_PROVIDER);
+  if (!isProviderName(provider)) throw store.error('provider', unknownProviderMessage(provider));
+  const profile = providerProfile(provider);
+  const checksum = store.str('checksum_calculation', profile.addressing.checksumCalculation);
   if (checksum !== 'when_supported' && checksum !== 'when_required') throw store.error('checksum_calculation', 'must be "when_supported" or "when_required"');
 
   const upload = open('upload', doc.upload, ['upload']);
-  const partSize = upload.size('part_size', '32MiB');
   const volumeSize = upload.size('volume_size', '4GiB');
+  // Unset: 32 MiB, raised so a volume needs at most the provider's part limit (Scaleway: 1,000); set: refused when it would need more.
+  let partSize = upload.size('part_size', '32MiB');
+  try {
+    partSize = choosePartSize(volumeSize, upload.has('part_size') ? partSize : undefined, 32 * MiB, profile.multipart).partSize;
+  } catch (e) {
+    if (e instanceof ConfigError) throw origin.error(['upload', upload.has('part_size') ? 'part_size' : 'volume_size'], e.message, 'raise part_size');
+    throw e;
+  }
   if (partSize < 5 * MiB) throw upload.error('part_size', 'must be at least 5MiB (S3 minimum part size)');
   if (partSize > 4 * GiB) throw upload.error('part_size', 'must be at most 4GiB');
   // Blame the volume size when it is set, else the part size (the volume size is the default).
@@ -461,10 +474,11 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   if (webhookFormat !== 'healthchecks' && webhookFormat !== 'uptime-kuma' && webhookFormat !== 'ntfy') {
     throw hooks.error('webhook_format', 'must be "healthchecks", "uptime-kuma" or "ntfy"');
   }
-  const endpoint = store.httpUrl('endpoint');
+  const region = store.str('region', profile.regions[0] ?? 'us-east-1');
+  const endpoint = store.httpUrl('endpoint') ?? profileEndpoint(profile, region);
   const onSuccess = hooks.httpUrl('on_success');
   const onFailure = hooks.httpUrl('on_failure');
-  const metaStorageClass = store.str('meta_storage_class', 'STANDARD');
+  const metaStorageClass = store.str('meta_storage_class', profile.metaStorageClass);
   if (metaStorageClass === 'GLACIER' || metaStorageClass === 'DEEP_ARCHIVE') {
     throw store.error('meta_storage_class', `must be instantly readable (the key file, stream records and manifest mirrors live there), not ${metaStorageClass}`);
   }
@@ -482,11 +496,12 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   const cfg: ZbkConfig = {
     path,
     store: {
+      provider,
       url,
       endpoint,
-      region: store.str('region', 'us-east-1'),
-      pathStyle: store.bool('path_style', false),
-      dataStorageClass: store.str('data_storage_class', 'DEEP_ARCHIVE'),
+      region,
+      pathStyle: store.bool('path_style', profile.addressing.pathStyle),
+      dataStorageClass: store.str('data_storage_class', profile.dataStorageClass),
       metaStorageClass,
       checksumCalculation: checksum,
     },

@@ -18,6 +18,7 @@ const PRICES: Readonly<Record<string, Kind>> = Object.fromEntries(Object.keys(PR
 export const CONFIG_SCHEMA = {
   root: { state_dir: 'string', passphrase_file: 'string', mirrors: 'number' },
   store: {
+    provider: 'string',
     url: 'string',
     endpoint: 'string',
     region: 'string',

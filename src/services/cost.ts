@@ -8,8 +8,9 @@
  * deletions (superseded or pruned objects, see consolidate/schedule.ts) are
  * carried out by `zbk consolidate --apply` as soon as they are free.
  */
+import { configPriceTable } from '../cost/providers/index.js';
 import { addDays, gb, monthlyStorageCost, storageCostBetween, type CostObject } from '../cost/model.js';
-import { DAYS_PER_MONTH, priceTable, priceTableWarnings, storagePrice, type PriceTable } from '../cost/prices.js';
+import { DAYS_PER_MONTH, priceTableWarnings, storagePrice, type PriceTable } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { UsageError } from '../errors.js';
 import { openManifest, type ServiceContext } from './context.js';
@@ -54,7 +55,7 @@ export interface CostResult {
   recentGrowthBytesPerMonth: number;
   projection: ProjectionMonth[];
   projectionTotal: number;
-  priceTable: { asOf: string; region: string; source: string };
+  priceTable: { asOf: string; region: string; source: string; provider: string };
   warnings: string[];
 }
 
@@ -98,7 +99,7 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
   const months = opts.months ?? 12;
   if (!Number.isInteger(months) || months < 1 || months > 1200) throw new UsageError(`--months must be an integer from 1 to 1200, got ${months}`);
   const now = ctx.now();
-  const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+  const prices = configPriceTable(ctx.config.store, ctx.config.prices);
   const manifest = openManifest(ctx, null);
   try {
     const objs = storedObjects(manifest);
@@ -146,7 +147,7 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
       recentGrowthBytesPerMonth,
       projection,
       projectionTotal: projection.reduce((n, p) => n + p.total, 0),
-      priceTable: { asOf: prices.asOf, region: prices.region, source: prices.source },
+      priceTable: { asOf: prices.asOf, region: prices.region, source: prices.source, provider: prices.provider },
       warnings: priceTableWarnings(prices, now),
     };
   } finally {

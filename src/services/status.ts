@@ -4,8 +4,9 @@
  * estimated monthly cost. Reads the local manifest
  * and lists multipart uploads; needs no passphrase.
  */
+import { configPriceTable } from '../cost/providers/index.js';
 import { monthlyStorageCost, type CostObject } from '../cost/model.js';
-import { priceTable, type StorageClass } from '../cost/prices.js';
+import { type StorageClass } from '../cost/prices.js';
 import type { Manifest } from '../manifest/manifest.js';
 import { chainHealth, type ChainHealth } from './chain-health.js';
 import { openManifest, type ServiceContext } from './context.js';
@@ -84,6 +85,8 @@ export interface StatusResult {
   orphans: UploadStatus[];
   monthlyCost: number;
   priceTableDate: string;
+  /** The provider profile the costs are priced with (`[store] provider`). */
+  provider: string;
 }
 
 export function costObjectsOf(manifest: Manifest, dataset?: string): CostObject[] {
@@ -98,7 +101,7 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
   const manifest = openManifest(ctx, null);
   try {
     if (dataset !== undefined) assertKnownDataset(ctx, manifest, dataset);
-    const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    const prices = configPriceTable(ctx.config.store, ctx.config.prices);
     // `zbk verify` logs a `verified` event for its dataset, or null for all (src/services/verify.ts).
     const verifies = manifest.eventsOfKind('verified', 10_000);
     const names = dataset ? [dataset] : manifest.datasets().map((d) => d.name);
@@ -175,6 +178,7 @@ export async function status(ctx: ServiceContext, dataset?: string): Promise<Sta
       orphans,
       monthlyCost: monthlyStorageCost(costObjectsOf(manifest), prices).total,
       priceTableDate: prices.asOf,
+      provider: prices.provider,
     };
   } finally {
     manifest.close();

@@ -8,9 +8,9 @@
  * the drill then stops with the cost, and only with `confirm` requests the
  * restores (run it again once they are done).
  */
+import { configPriceTable } from '../cost/providers/index.js';
 import { randomBytes } from 'node:crypto';
 import { restoreCost } from '../cost/model.js';
-import { priceTable } from '../cost/prices.js';
 import type { Keyring } from '../crypto/types.js';
 import { IntegrityError, ObjectIntegrityError, OperationError, UsageError } from '../errors.js';
 import type { Manifest } from '../manifest/manifest.js';
@@ -115,7 +115,7 @@ export async function verifyDeep(ctx: ServiceContext, opts: DeepVerifyOptions): 
   }
   if (archived.length > 0 || inProgress > 0) {
     const days = opts.restoreDays ?? 7;
-    const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    const prices = configPriceTable(ctx.config.store, ctx.config.prices);
     const cost = restoreCost({ bytes: archivedBytes, objects: archived.length, tier: ctx.config.restore.tier, days }, prices).total;
     const result = { ...base, archivedObjects: archived.length + inProgress, thawCost: cost };
     if (archived.length > 0 && !opts.confirm) return { ...result, outcome: 'needs-confirmation' };

@@ -178,6 +178,7 @@ test('config: every key the schema declares loads (the loader reads each one: sc
   const sample: Record<string, Record<string, unknown>> = {
     root: { state_dir: '/var/lib/zbk-test', passphrase_file: '/etc/zbk/pass', mirrors: 3 },
     store: {
+      provider: 'aws-deep-archive',
       url: 's3://b/p',
       endpoint: 'http://localhost:4566',
       region: 'eu-west-1',

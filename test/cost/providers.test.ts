@@ -63,3 +63,25 @@ test('part size: raised to ceil(volume / maxParts) in MiB when unset, refused wh
   // The same 64 GiB volume fits AWS's 10,000 parts at 32 MiB (2,048 parts).
   assert.deepEqual(choosePartSize(64 * GiB, 32 * MiB, 32 * MiB, providerProfile('aws-deep-archive').multipart), { partSize: 32 * MiB, raised: false });
 });
+
+test('config: [store] provider defaults the classes, region, addressing and part size; unknown provider is refused', async () => {
+  const { configFromObject } = await import('../../src/config/config.js');
+  const plain = configFromObject({ store: { url: 's3://b' } }, '/x/config.toml');
+  assert.equal(plain.store.provider, 'aws-deep-archive');
+  assert.equal(plain.store.dataStorageClass, 'DEEP_ARCHIVE');
+  assert.equal(plain.store.region, 'us-east-1');
+  assert.equal(plain.store.endpoint, undefined);
+  assert.equal(plain.upload.partSize, 32 * MiB);
+  const scw = configFromObject({ store: { url: 's3://b', provider: 'scaleway-glacier' }, upload: { volume_size: '64GiB' } }, '/x/config.toml');
+  assert.equal(scw.store.dataStorageClass, 'GLACIER');
+  assert.equal(scw.store.region, 'fr-par');
+  assert.equal(scw.store.endpoint, 'https://s3.fr-par.scw.cloud');
+  assert.equal(scw.store.pathStyle, true);
+  assert.equal(scw.upload.partSize, 66 * MiB);
+  // Every field stays overridable.
+  const own = configFromObject({ store: { url: 's3://b', provider: 'scaleway-glacier', region: 'nl-ams', data_storage_class: 'ONEZONE_IA' } }, '/x/config.toml');
+  assert.equal(own.store.endpoint, 'https://s3.nl-ams.scw.cloud');
+  assert.equal(own.store.dataStorageClass, 'ONEZONE_IA');
+  assert.throws(() => configFromObject({ store: { url: 's3://b', provider: 'scaleway-glacier' }, upload: { volume_size: '64GiB', part_size: '32MiB' } }, '/x/config.toml'), /1,000-part limit/);
+  assert.throws(() => configFromObject({ store: { url: 's3://b', provider: 'azure' } }, '/x/config.toml'), (e: unknown) => e instanceof ConfigError && /unknown provider "azure" \(known: aws-deep-archive, /.test(e.message));
+});

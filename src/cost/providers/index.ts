@@ -108,7 +108,7 @@ export function choosePartSize(
 ): { partSize: number; raised: boolean } {
   const min = minPartSizeFor(volumeSize, limits);
   if (configured !== undefined) {
-    if (configured < limits.minPartSize) throw new ConfigError(`upload.part_size must be at least ${limits.minPartSize / MiB}MiB (the provider's minimum part size)`);
+    if (configured < limits.minPartSize) throw new ConfigError(`upload.part_size must be at least ${limits.minPartSize / MiB}MiB (S3 minimum part size)`);
     if (configured > limits.maxPartSize) throw new ConfigError(`upload.part_size must be at most ${limits.maxPartSize / MiB}MiB (the provider's largest part)`);
     if (Math.ceil(volumeSize / configured) > limits.maxParts) {
       throw new ConfigError(
@@ -118,4 +118,9 @@ export function choosePartSize(
     return { partSize: configured, raised: false };
   }
   return defaultPartSize >= min ? { partSize: defaultPartSize, raised: false } : { partSize: min, raised: true };
+}
+
+/** The USD price table of a loaded `[store]` (its provider, default aws-deep-archive) with its `[prices]` overrides. */
+export function configPriceTable(store: { provider?: string; region: string }, overrides: Record<string, number> = {}): PriceTable {
+  return profilePriceTable(providerProfile(store.provider ?? DEFAULT_PROVIDER), store.region, overrides);
 }

@@ -20,8 +20,9 @@
  * A run killed at any step leaves a consistent manifest; rerunning
  * `--apply` continues from the recorded intent / pending deletion.
  */
+import { configPriceTable } from '../../cost/providers/index.js';
 import type { Keyring } from '../../crypto/types.js';
-import { priceTable, priceTableWarnings, type PriceTable } from '../../cost/prices.js';
+import { priceTableWarnings, type PriceTable } from '../../cost/prices.js';
 import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from '../../errors.js';
 import { AbortError } from '../../pipeline/errors.js';
 import { describeHolder, type Lock } from '../../manifest/lock.js';
@@ -119,7 +120,7 @@ export class ConsolidateService {
 
   /** Not readonly: a locked section swaps in the context whose store is guarded by the writer lease. */
   constructor(private ctx: ServiceContext) {
-    this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    this.prices = configPriceTable(ctx.config.store, ctx.config.prices);
   }
 
   async run(opts: ConsolidateOptions): Promise<ConsolidateResult> {

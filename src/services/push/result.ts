@@ -1,7 +1,8 @@
 /** What `zbk push` reports per dataset (the object `zbk push --json` prints), and its cost estimate. Pure. */
+import { configPriceTable } from '../../cost/providers/index.js';
 import type { ZbkConfig } from '../../config/config.js';
 import { estimatePushCost } from '../../cost/model.js';
-import { priceTable, type StorageClass } from '../../cost/prices.js';
+import { type StorageClass } from '../../cost/prices.js';
 import type { StreamRow } from '../../manifest/types.js';
 import type { UploadResult } from '../../pipeline/upload.js';
 import type { PushSnapshot as Snapshot } from './source.js';
@@ -54,7 +55,7 @@ export interface SentStream {
 }
 
 function costOf(config: ZbkConfig, storedBytes: number, parts: number, volumes: number): { monthly: number; upload: number; stagingPerDay: number } {
-  const prices = priceTable(config.store.region, config.prices);
+  const prices = configPriceTable(config.store, config.prices);
   const est = estimatePushCost(
     { bytes: storedBytes, parts, volumes, volumeBytes: config.upload.volumeSize, storageClass: config.store.dataStorageClass as StorageClass },
     prices,

@@ -3,7 +3,8 @@
  * its volumes into months with the pure planner, and save the plan (keeping
  * the progress of an earlier plan of the same chain).
  */
-import { BYTES_PER_GB, priceTable } from '../../cost/prices.js';
+import { configPriceTable } from '../../cost/providers/index.js';
+import { BYTES_PER_GB } from '../../cost/prices.js';
 import { formatUSDPair } from '../../cli/format.js';
 import { UsageError } from '../../errors.js';
 import { describeHolder } from '../../manifest/lock.js';
@@ -67,7 +68,7 @@ export function buildJob(ctx: ServiceContext, manifest: Manifest, opts: RestoreP
   if (opts.asap && opts.budgetUSD !== undefined) throw new UsageError('choose one of --asap and --budget');
   const mode: RestoreMode = opts.asap ? 'asap' : opts.budgetUSD !== undefined ? 'budget' : 'free';
   const rc = ctx.config.restore;
-  const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+  const prices = configPriceTable(ctx.config.store, ctx.config.prices);
   const options: RestoreJob['options'] = {
     mode,
     tier: opts.tier ?? rc.tier,

@@ -3,9 +3,9 @@
  * volume, with the money spent so far against the plan and the next action.
  * Reads the manifest only (no store access, no passphrase).
  */
+import { configPriceTable } from '../../cost/providers/index.js';
 import { egressCost, gb } from '../../cost/model.js';
 import { targetWord } from '../push/source.js';
-import { priceTable } from '../../cost/prices.js';
 import { openManifest, type ServiceContext } from '../context.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { restoreBlock, type RestoreBlock } from './damage.js';
@@ -57,7 +57,7 @@ export interface RestoreStatusResult {
 }
 
 function describeJob(ctx: ServiceContext, manifest: Manifest, job: RestoreJob): RestoreStatusJob {
-  const prices = priceTable(ctx.config.store.region, ctx.config.prices);
+  const prices = configPriceTable(ctx.config.store, ctx.config.prices);
   const snapOf = new Map(job.streams.map((s) => [s.streamId, s.to.name]));
   const spentIn = (month: string): number => {
     const s = job.spentByMonth[month];

@@ -6,8 +6,9 @@
  * sees the same `now`, the same job and the same other jobs, and saves the
  * job the same way.
  */
+import { configPriceTable } from '../../cost/providers/index.js';
 import type { Keyring } from '../../crypto/types.js';
-import { priceTable, type PriceTable } from '../../cost/prices.js';
+import { type PriceTable } from '../../cost/prices.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { PlaintextFeed } from '../../pipeline/download.js';
 import { AbortError } from '../../pipeline/errors.js';
@@ -113,7 +114,7 @@ export class RestoreStep {
     readonly job: RestoreJob,
     readonly opts: RestoreRunOptions,
   ) {
-    this.prices = priceTable(ctx.config.store.region, ctx.config.prices);
+    this.prices = configPriceTable(ctx.config.store, ctx.config.prices);
     this.now = ctx.now();
     this.out = {
       requested: [], downloaded: [], received: [], bytes: 0, next: { kind: 'poll', at: null, what: '' }, done: false,
