@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base-command.js';
+import { PROVIDER_NAMES } from '../src/cost/providers/index.js';
 import { init, type InitResult } from '../src/services/init.js';
 
 export default class Init extends BaseCommand {
@@ -18,6 +19,10 @@ Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min ou
 
   static override flags = {
     store: Flags.string({ description: 'Store URL: s3://bucket[/prefix] or file:///absolute/dir.', required: true }),
+    provider: Flags.string({
+      description: 'Provider profile: writes its storage classes, region, endpoint, path style, checksum setting and a part size within its part limit into the new config (docs/COSTS.md "Providers"); an unknown name exits 2.',
+      options: [...PROVIDER_NAMES],
+    }),
     endpoint: Flags.string({ description: 'S3 endpoint URL (LocalStack, MinIO, other S3 services).' }),
     region: Flags.string({ description: 'AWS region of the bucket.' }),
     'path-style': Flags.boolean({ description: 'Use path-style S3 addressing (most non-AWS endpoints need it).' }),
@@ -41,6 +46,7 @@ Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min ou
         configPath: this.configPath(flags),
         store: flags.store,
         endpoint: flags.endpoint,
+        provider: flags.provider,
         region: flags.region,
         pathStyle: flags['path-style'],
         datasets: flags.dataset,

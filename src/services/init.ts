@@ -15,7 +15,8 @@
  */
 import { existsSync, renameSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { configFromObject, writeConfigFile, type ZbkConfig } from '../config/config.js';
+import { configFromObject, parseSize, writeConfigFile, type ZbkConfig } from '../config/config.js';
+import { choosePartSize, defaultRegion, profileEndpoint, providerProfile } from '../cost/providers/index.js';
 import { createKeyFile, openKeyFile, weakKdfWarning } from '../crypto/index.js';
 import { ConfigError, ManifestError } from '../errors.js';
 import { KEY_FILE_KEY, replacedKeyFileKey } from '../layout.js';
@@ -43,6 +44,8 @@ import { pushSourceFor } from './push/sources.js';
 export interface InitOptions {
   configPath: string;
   store: string;
+  /** `--provider`: the profile whose fields are written explicitly into the new config. */
+  provider?: string;
   endpoint?: string;
   region?: string;
   pathStyle?: boolean;
@@ -89,15 +92,27 @@ function lifecycleCapable(x: unknown): x is LifecycleCapable {
 
 function buildConfigDoc(o: InitOptions): Record<string, unknown> {
   const store: Record<string, unknown> = { url: o.store };
-  if (o.endpoint) store.endpoint = o.endpoint;
-  if (o.region) store.region = o.region;
-  if (o.pathStyle) store.path_style = true;
-  if (o.dataStorageClass) store.data_storage_class = o.dataStorageClass;
-  if (o.checksumCalculation) store.checksum_calculation = o.checksumCalculation;
+  const profile = o.provider === undefined ? undefined : providerProfile(o.provider);
+  if (profile) store.provider = profile.name;
+  const region = o.region ?? (profile ? defaultRegion(profile) : undefined);
+  const endpoint = o.endpoint ?? (profile && region ? profileEndpoint(profile, region) : undefined);
+  if (endpoint) store.endpoint = endpoint;
+  if (region) store.region = region;
+  if (o.pathStyle || profile) store.path_style = o.pathStyle || (profile?.addressing.pathStyle ?? false);
+  const dataClass = o.dataStorageClass ?? profile?.dataStorageClass;
+  if (dataClass) store.data_storage_class = dataClass;
+  if (profile) store.meta_storage_class = profile.metaStorageClass;
+  const checksum = o.checksumCalculation ?? profile?.addressing.checksumCalculation;
+  if (checksum) store.checksum_calculation = checksum;
   const doc: Record<string, unknown> = { store };
   if (o.stateDir) doc.state_dir = o.stateDir;
   const upload: Record<string, unknown> = {};
   if (o.partSize) upload.part_size = o.partSize;
+  else if (profile) {
+    // The part size within the provider's part limit for the volume size, written out so it is visible and overridable.
+    const volume = o.volumeSize === undefined ? 4 * 1024 ** 3 : parseSize(o.volumeSize, 'volume_size');
+    upload.part_size = `${choosePartSize(volume, undefined, 32 * 1024 ** 2, profile.multipart).partSize / 1024 ** 2}MiB`;
+  }
   if (o.volumeSize) upload.volume_size = o.volumeSize;
   if (Object.keys(upload).length) doc.upload = upload;
   if (o.datasets?.length) doc.dataset = o.datasets.map((name) => ({ name }));

@@ -85,3 +85,30 @@ test('config: [store] provider defaults the classes, region, addressing and part
   assert.throws(() => configFromObject({ store: { url: 's3://b', provider: 'scaleway-glacier' }, upload: { volume_size: '64GiB', part_size: '32MiB' } }, '/x/config.toml'), /1,000-part limit/);
   assert.throws(() => configFromObject({ store: { url: 's3://b', provider: 'azure' } }, '/x/config.toml'), (e: unknown) => e instanceof ConfigError && /unknown provider "azure" \(known: aws-deep-archive, /.test(e.message));
 });
+
+test('zbk init --provider writes the profile fields; an unknown provider exits 2 listing the names', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'zbk-provider-'));
+  try {
+    writeFileSync(join(dir, 'pp'), 'correct horse battery staple zbk\n');
+    const run = (...args: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, ['bin/run.js', 'init', '--store', `file://${dir}/store`, '--config', join(dir, 'config.toml'), '--state-dir', join(dir, 'state'), '--kdf', 'min', ...args], {
+        env: { ...process.env, ZBK_TEST_ALLOW_WEAK_KDF: '1', ZBK_PASSPHRASE_FILE: join(dir, 'pp') },
+        encoding: 'utf8',
+      });
+    const bad = run('--provider', 'azure');
+    assert.equal(bad.status, 2);
+    assert.match(String(bad.stderr), /azure.*aws-deep-archive, aws-glacier, scaleway-glacier, ovh-cold-archive, gcs-archive, s3-hot/);
+    const ok = run('--provider', 'scaleway-glacier', '--volume-size', '64GiB');
+    assert.equal(ok.status, 0, String(ok.stderr));
+    const toml = readFileSync(join(dir, 'config.toml'), 'utf8');
+    for (const line of ['provider = "scaleway-glacier"', 'region = "fr-par"', 'endpoint = "https://s3.fr-par.scw.cloud"', 'data_storage_class = "GLACIER"', 'path_style = true', 'part_size = "66MiB"']) {
+      assert.ok(toml.includes(line), `${line} in\n${toml}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
