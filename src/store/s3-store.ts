@@ -85,7 +85,17 @@ export interface S3StoreOptions {
   requestTimeoutMs?: number;
   /** Time to establish a connection, ms (default 30 000; interactive runs use less, see retry-mode.ts). */
   connectTimeoutMs?: number;
+  /**
+   * How the provider restores archived objects (its profile's restore semantics):
+   * `tiered` (default, AWS): RestoreObject with Days and the Tier asked;
+   * `days-only` (OVH Cold Archive, which refuses a Tier): Days, no Tier;
+   * `none` (GCS Archive, hot S3 services): there is no restore step, so no
+   * RestoreObject is sent — a HEAD checks the object exists and the answer is `not-archived`.
+   */
+  restoreMode?: S3RestoreMode;
 }
+
+export type S3RestoreMode = 'tiered' | 'days-only' | 'none';
 
 /** Lifecycle rule id zbk wrote before rules were per prefix (one per bucket: a second repository replaced the first's). */
 export const ABORT_RULE_ID = 'zbk-abort-incomplete-multipart-uploads';
@@ -465,13 +475,18 @@ export class S3Store implements ObjectStore, IdentityProvider {
   }
 
   async requestRestore(key: string, days: number, tier: RestoreTier): Promise<RestoreOutcome> {
+    const mode = this.options.restoreMode ?? 'tiered';
+    if (mode === 'none') {
+      await this.head(key);
+      return 'not-archived';
+    }
     try {
       const out = await this.send('requestRestore', key, () =>
         this.s3.send(
           new RestoreObjectCommand({
             Bucket: this.bucket,
             Key: this.full(key),
-            RestoreRequest: { Days: days, GlacierJobParameters: { Tier: tier } },
+            RestoreRequest: mode === 'days-only' ? { Days: days } : { Days: days, GlacierJobParameters: { Tier: tier } },
           }),
         ),
       );

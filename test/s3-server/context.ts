@@ -7,6 +7,7 @@ import { noSuchBucket } from './errors.js';
 import type { Bucket } from './model.js';
 import type { S3Operation } from './operations.js';
 import type { Persistence } from './persist.js';
+import type { Quirks } from './quirks.js';
 
 export interface ServerConfig {
   region: string;
@@ -14,6 +15,8 @@ export interface ServerConfig {
   restoreDelayMs: number;
   /** ListObjectsV2 honours `OptionalObjectAttributes=RestoreStatus` (false: ignores it, as some S3-compatible services do). */
   restoreStatusInLists: boolean;
+  /** The provider emulated (part limits, restore semantics, storage classes); minPartSize and restoreStatusInLists above win over its own. */
+  quirks: Quirks;
 }
 
 /** Everything that outlives a request. */

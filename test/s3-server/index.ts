@@ -8,6 +8,11 @@
  * `accounting.restoreStatusLists`), or ignores it (`restoreStatusInLists:
  * false`) as some S3-compatible services do.
  *
+ * `profile` emulates one provider's quirks (quirks.ts, README.md): max
+ * parts per upload, part size range, RestoreObject semantics (Days + Tier,
+ * Days only, no restore step), the storage classes it accepts, and whether
+ * listings carry RestoreStatus.
+ *
  * Limitations (by design): SigV4 signatures are not verified (any
  * credentials are accepted, but a request must be signed or presigned unless
  * `anonymous` is set); CRC64NVME checksums are stored and echoed but not
@@ -24,20 +29,30 @@ import { corrupt } from './object-handlers.js';
 import { Persistence } from './persist.js';
 import { RequestHandler } from './server.js';
 import { validBucketName } from './bucket-handlers.js';
+import { AWS_QUIRKS, quirksOf, type Quirks } from './quirks.js';
 import { noSuchKey } from './errors.js';
 
 export { TestClock } from './clock.js';
 export type { Accounting } from './accounting.js';
 export type { FaultKind, FaultRule } from './faults.js';
 export type { S3Operation } from './operations.js';
+export { AWS_QUIRKS, PROFILE_NAMES, PROFILE_QUIRKS, quirksOf, type ProfileName, type Quirks, type RestoreSemantics } from './quirks.js';
 
 export interface S3TestServerOptions {
   /** 0 / absent = a random free port. */
   port?: number;
   /** Keep state on disk here (survives restarts); in memory when absent. */
   persistDir?: string;
-  /** Minimum size of every part but the last at Complete; default 5 MiB. */
+  /**
+   * The provider to emulate: a profile name (aws-deep-archive, aws-glacier,
+   * scaleway-glacier, ovh-cold-archive, gcs-archive, s3-hot) or a quirk set;
+   * default AWS S3 with every class. The options below override its values.
+   */
+  profile?: string | Quirks;
+  /** Minimum size of every part but the last at Complete; default the profile's (5 MiB). */
   minPartSize?: number;
+  /** Highest part number accepted; default the profile's (AWS 10,000, Scaleway 1,000). */
+  maxParts?: number;
   /** Clock time a restore takes to complete; default 2000 ms. */
   restoreDelayMs?: number;
   clock?: TestClock;
@@ -51,6 +66,7 @@ export interface S3TestServerOptions {
    * ListObjectsV2 returns RestoreStatus when asked with
    * `OptionalObjectAttributes=RestoreStatus` (default true, as AWS); false
    * ignores the parameter, as an S3-compatible service without it would.
+   * Default: the profile's.
    */
   restoreStatusInLists?: boolean;
 }
@@ -65,6 +81,8 @@ export interface S3TestServer {
   credentials: { accessKeyId: string; secretAccessKey: string };
   clock: TestClock;
   accounting: Accounting;
+  /** The provider quirks in force (profile plus overrides). */
+  quirks: Quirks;
   addFault(rule: FaultRule): void;
   clearFaults(): void;
   createBucket(name: string): void;
@@ -74,18 +92,24 @@ export interface S3TestServer {
   close(): Promise<void>;
 }
 
-const MiB = 1024 * 1024;
-
 /** Start a server on 127.0.0.1. */
 export async function startS3TestServer(opts: S3TestServerOptions = {}): Promise<S3TestServer> {
   const clock = opts.clock ?? new TestClock();
   const counters = new Counters();
   const persist = new Persistence(opts.persistDir);
+  const base = opts.profile === undefined ? AWS_QUIRKS : typeof opts.profile === 'string' ? quirksOf(opts.profile) : opts.profile;
+  const quirks: Quirks = {
+    ...base,
+    minPartSize: opts.minPartSize ?? base.minPartSize,
+    maxParts: opts.maxParts ?? base.maxParts,
+    restoreStatusInLists: opts.restoreStatusInLists ?? base.restoreStatusInLists,
+  };
   const state = new ServerState(persist.load(), persist, clock, counters, {
     region: 'us-east-1',
-    minPartSize: opts.minPartSize ?? 5 * MiB,
+    minPartSize: quirks.minPartSize,
     restoreDelayMs: opts.restoreDelayMs ?? 2000,
-    restoreStatusInLists: opts.restoreStatusInLists ?? true,
+    restoreStatusInLists: quirks.restoreStatusInLists,
+    quirks,
   });
   const createBucket = (name: string): void => {
     if (!validBucketName(name)) throw new Error(`invalid bucket name ${name}`);
@@ -113,6 +137,7 @@ export async function startS3TestServer(opts: S3TestServerOptions = {}): Promise
     credentials: { accessKeyId: 'zbktest', secretAccessKey: 'zbktestsecret' },
     clock,
     accounting: counters,
+    quirks,
     addFault: (rule) => faults.add(rule),
     clearFaults: () => faults.clear(),
     createBucket,

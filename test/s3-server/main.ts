@@ -1,6 +1,9 @@
 /**
  * Standalone entry: `node dist/test/s3-server/main.js [--port N] [--dir D]
- * [--restore-delay-ms N] [--min-part-size N] [--bucket B]... [--anonymous]`.
+ * [--restore-delay-ms N] [--min-part-size N] [--max-parts N] [--profile NAME]
+ * [--bucket B]... [--anonymous]`. `--profile` (else the environment variable
+ * ZBK_S3_TEST_PROFILE) emulates a provider: aws-deep-archive, aws-glacier,
+ * scaleway-glacier, ovh-cold-archive, gcs-archive, s3-hot (see README.md).
  * Prints one JSON line `{"endpoint":…,"port":…,"region":…,"accessKeyId":…,
  * "secretAccessKey":…}` on stdout once listening; stops on SIGTERM/SIGINT.
  */
@@ -21,6 +24,8 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
       'restore-delay-ms': { type: 'string' },
       'min-part-size': { type: 'string' },
+      'max-parts': { type: 'string' },
+      profile: { type: 'string' },
       bucket: { type: 'string', multiple: true },
       anonymous: { type: 'boolean' },
     },
@@ -30,11 +35,13 @@ async function main(): Promise<void> {
     persistDir: values.dir,
     restoreDelayMs: intOpt(values['restore-delay-ms'], 'restore-delay-ms'),
     minPartSize: intOpt(values['min-part-size'], 'min-part-size'),
+    maxParts: intOpt(values['max-parts'], 'max-parts'),
+    profile: values.profile ?? (process.env.ZBK_S3_TEST_PROFILE || undefined),
     buckets: values.bucket,
     anonymous: values.anonymous,
   });
   process.stdout.write(
-    JSON.stringify({ endpoint: server.endpoint, port: server.port, region: server.region, ...server.credentials }) + '\n',
+    JSON.stringify({ endpoint: server.endpoint, port: server.port, region: server.region, profile: server.quirks.name, ...server.credentials }) + '\n',
   );
   const stop = (): void => {
     void server.close().then(() => process.exit(0));

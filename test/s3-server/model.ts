@@ -69,9 +69,6 @@ export interface Bucket {
   uploads: Map<string, Upload>;
 }
 
-/** Archive classes: GET needs a restored copy. */
-export const ARCHIVE_CLASSES: ReadonlySet<string> = new Set(['GLACIER', 'DEEP_ARCHIVE']);
-
 export type RestorePhase = 'none' | 'ongoing' | 'restored';
 
 /** Restore phase of an object at clock time `now`. */

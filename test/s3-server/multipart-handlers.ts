@@ -26,7 +26,7 @@ export function createMultipartUpload(ctx: RequestContext): Reply {
     uploadId: randomBytes(24).toString('base64url'),
     key: ctx.key,
     initiated: ctx.state.nowSeconds(),
-    storageClass: storageClassOf(ctx.req),
+    storageClass: storageClassOf(ctx.req, ctx.state.config.quirks.storageClasses),
     metadata: userMetadataOf(ctx.req),
     contentType: hdr(ctx.req, 'content-type'),
     checksumAlgorithm: hdr(ctx.req, 'x-amz-checksum-algorithm'),
@@ -51,13 +51,21 @@ export function createMultipartUpload(ctx: RequestContext): Reply {
 export async function uploadPart(ctx: RequestContext): Promise<Reply> {
   const { state } = ctx;
   if (hdr(ctx.req, 'x-amz-copy-source')) throw new S3Error(501, 'NotImplemented', 'UploadPartCopy is not implemented by the zbk test server');
-  const partNumber = partNumberOf(ctx.url.searchParams.get('partNumber'));
+  const partNumber = partNumberOf(ctx.url.searchParams.get('partNumber'), state.config.quirks.maxParts);
   const u = getUpload(ctx);
   const got = await receiveBody(ctx.req, state.persist.newSink(), ctx.onBytesIn);
   // Aborted or completed while the body streamed: the part has nowhere to go.
   if (state.buckets.get(ctx.bucket)?.uploads.get(u.uploadId) !== u) {
     state.persist.dropBlob(got.blob);
     throw noSuchUpload(u.uploadId);
+  }
+  const maxPartSize = state.config.quirks.maxPartSize;
+  if (got.size > maxPartSize) {
+    state.persist.dropBlob(got.blob);
+    throw new S3Error(400, 'EntityTooLarge', 'Your proposed upload exceeds the maximum allowed size', [
+      ['ProposedSize', got.size],
+      ['MaxSizeAllowed', maxPartSize],
+    ]);
   }
   const p: StoredPart = {
     partNumber,
@@ -138,7 +146,8 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<Repl
     throw malformedXml();
   }
   if (requested.length === 0) throw malformedXml();
-  if (requested.length > 10000) throw invalidArgument('Part number must be an integer between 1 and 10000, inclusive');
+  const maxParts = state.config.quirks.maxParts;
+  if (requested.length > maxParts) throw invalidArgument(`Part number must be an integer between 1 and ${maxParts}, inclusive`);
   const invalidPart = (n: number, etag: string): S3Error =>
     new S3Error(400, 'InvalidPart', 'One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part\'s entity tag.', [
       ['UploadId', id],

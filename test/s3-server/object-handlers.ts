@@ -2,7 +2,7 @@
 import { receiveBody, receiveSmallBody } from './body.js';
 import { hdr, type Reply, type RequestContext } from './context.js';
 import { invalidArgument, invalidObjectState, malformedXml, noSuchKey, preconditionFailed, S3Error } from './errors.js';
-import { ARCHIVE_CLASSES, restoreExpiry, restorePhase, type StoredObject } from './model.js';
+import { restoreExpiry, restorePhase, type StoredObject } from './model.js';
 import { checksumHeaders, objectHeaders, parseRange, storageClassOf, userMetadataOf } from './object-meta.js';
 import { readBlob } from './persist.js';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
@@ -21,7 +21,7 @@ export async function putObject(ctx: RequestContext): Promise<Reply> {
   const { req, state } = ctx;
   if (hdr(req, 'x-amz-copy-source')) throw new S3Error(501, 'NotImplemented', 'CopyObject is not implemented by the zbk test server');
   state.bucket(ctx.bucket);
-  const storageClass = storageClassOf(req);
+  const storageClass = storageClassOf(req, state.config.quirks.storageClasses);
   const metadata = userMetadataOf(req);
   const got = await receiveBody(req, state.persist.newSink(), ctx.onBytesIn);
   // The bucket may have gone while the body streamed; S3 would answer NoSuchBucket.
@@ -67,7 +67,7 @@ function getExisting(ctx: RequestContext): StoredObject {
 export async function getOrHeadObject(ctx: RequestContext, head: boolean): Promise<Reply> {
   const o = getExisting(ctx);
   const now = ctx.state.clock.nowMs();
-  if (!head && ARCHIVE_CLASSES.has(o.storageClass) && restorePhase(o, now) !== 'restored') throw invalidObjectState(o.storageClass);
+  if (!head && ctx.state.config.quirks.archiveClasses.has(o.storageClass) && restorePhase(o, now) !== 'restored') throw invalidObjectState(o.storageClass);
   const headers = objectHeaders(o, now);
   const range = parseRange(hdr(ctx.req, 'range'), o.size);
   const base = { storageClass: o.storageClass, egress: !head };
@@ -224,21 +224,29 @@ const TIER_SPEED: Record<string, number> = { Bulk: 0, Standard: 1, Expedited: 2 
 export async function restoreObject(ctx: RequestContext): Promise<Reply> {
   const { state } = ctx;
   const b = state.bucket(ctx.bucket);
+  const { quirks } = state.config;
   const body = await receiveSmallBody(ctx.req, ctx.onBytesIn);
+  // No restore step (GCS XML API): the operation does not exist there.
+  if (quirks.restore === 'none' && quirks.restoreAnswer !== 'invalid-object-state') {
+    throw new S3Error(501, 'NotImplemented', 'A header or query you provided requested a function that is not implemented.');
+  }
   let days: number;
-  let tier: string;
+  let tier: string | undefined;
   try {
     const rr = child(parseXml(body), 'RestoreRequest');
     if (!rr) throw new Error('no RestoreRequest');
     days = Number(text(rr, 'Days'));
-    tier = text(child(rr, 'GlacierJobParameters'), 'Tier') ?? text(rr, 'Tier') ?? 'Standard';
+    tier = text(child(rr, 'GlacierJobParameters'), 'Tier') ?? text(rr, 'Tier');
   } catch {
     throw malformedXml();
   }
   if (!Number.isInteger(days) || days < 1) throw malformedXml();
+  // Days only (OVH Cold Archive): a Tier element is refused, not ignored, so a client sending one is caught.
+  if (tier !== undefined && quirks.restore === 'days-only') throw invalidArgument('Tier is not supported by this storage class; send Days only', 'Tier', tier);
+  tier ??= 'Standard';
   if (!TIERS.has(tier)) throw malformedXml();
   const o = getExisting(ctx);
-  if (!ARCHIVE_CLASSES.has(o.storageClass)) {
+  if (!quirks.archiveClasses.has(o.storageClass)) {
     throw new S3Error(403, 'InvalidObjectState', "Restore is not allowed for the object's current storage class", [['StorageClass', o.storageClass]]);
   }
   if (tier === 'Expedited' && o.storageClass === 'DEEP_ARCHIVE') {

@@ -5,12 +5,10 @@ import { hdr } from './context.js';
 import { invalidArgument, S3Error } from './errors.js';
 import { restorePhase, type StoredObject } from './model.js';
 
-const STORAGE_CLASSES = new Set(['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER', 'DEEP_ARCHIVE', 'GLACIER_IR', 'OUTPOSTS', 'SNOW', 'EXPRESS_ONEZONE']);
-
-/** `x-amz-storage-class`, default STANDARD. */
-export function storageClassOf(req: IncomingMessage): string {
+/** `x-amz-storage-class`, default STANDARD; one the emulated provider does not have is InvalidStorageClass. */
+export function storageClassOf(req: IncomingMessage, classes: ReadonlySet<string>): string {
   const c = hdr(req, 'x-amz-storage-class') ?? 'STANDARD';
-  if (!STORAGE_CLASSES.has(c)) throw new S3Error(400, 'InvalidStorageClass', 'The storage class you specified is not valid', [['StorageClassRequested', c]]);
+  if (!classes.has(c)) throw new S3Error(400, 'InvalidStorageClass', 'The storage class you specified is not valid', [['StorageClassRequested', c]]);
   return c;
 }
 
@@ -102,8 +100,8 @@ const unsatisfiable = (size: number): S3Error =>
   ]);
 
 /** Validate a part number (1..10,000). */
-export function partNumberOf(v: string | null): number {
+export function partNumberOf(v: string | null, maxParts: number): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 10000) throw invalidArgument('Part number must be an integer between 1 and 10000, inclusive', 'partNumber', v ?? '');
+  if (!Number.isInteger(n) || n < 1 || n > maxParts) throw invalidArgument(`Part number must be an integer between 1 and ${maxParts}, inclusive`, 'partNumber', v ?? '');
   return n;
 }
