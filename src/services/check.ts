@@ -44,7 +44,7 @@ import { assertKnownDataset } from './known-dataset.js';
 import { openManifest, type ServiceContext } from './context.js';
 import { sendWebhook } from './hooks.js';
 import { datasetPushStatus, readPushStatus, type PushStatus } from './push-status.js';
-import { pushSourceFor } from './push/sources.js';
+import { sourceListingFor } from './push/sources.js';
 
 export type CheckStatus = 'OK' | 'WARNING' | 'CRITICAL' | 'UNKNOWN';
 
@@ -296,7 +296,7 @@ export async function sourceCheck(ctx: ServiceContext, dataset: string, now: Dat
   try {
     const pattern = ctx.config.datasets.find((d) => d.name === dataset)?.snapshotPattern;
     const re = pattern ? new RegExp(pattern) : null;
-    const snaps = (await pushSourceFor(ctx, dataset).listSnapshots(dataset)).filter((s) => !re || re.test(s.shortName));
+    const snaps = (await sourceListingFor(ctx, dataset).listSnapshots(dataset)).filter((s) => !re || re.test(s.shortName));
     const newest = snaps.reduce<(typeof snaps)[number] | null>((acc, s) => (acc === null || s.creation > acc.creation ? s : acc), null);
     if (!newest) return { newestSnapshot: null, created: null, ageSeconds: null, error: null };
     return {

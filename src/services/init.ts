@@ -39,7 +39,7 @@ import {
 import { assertKdfAllowed, checkNewPassphrase } from './key-policy.js';
 import { newPassphrase, type PassphraseSource } from './passphrase.js';
 import { assertSourceDatasetName, sourceKindOf } from './push/source.js';
-import { pushSourceFor } from './push/sources.js';
+import { sourceListingFor } from './push/sources.js';
 
 export interface InitOptions {
   configPath: string;
@@ -144,7 +144,7 @@ export async function init(o: InitOptions, passphrase: PassphraseSource): Promis
   // A dataset that is not there yet is allowed (made later), but said: often a typo, or a
   // relative path meant as a btrfs one (a name not starting with "/" is a ZFS dataset).
   for (const d of config.datasets) {
-    const there = await pushSourceFor(ctx, d.name)
+    const there = await sourceListingFor(ctx, d.name)
       .exists(d.name)
       .catch((err: unknown) => {
         warn(`dataset ${d.name}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);

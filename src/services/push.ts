@@ -37,7 +37,7 @@ import type { BaseRef } from './push/base-protection.js';
 import { dryRunResult, nothingResult, pushedResult, type DatasetPushResult, type SentStream } from './push/result.js';
 import type { FlagChoice } from './push/send-flags.js';
 import { snapshotLabel, type PushSnapshot, type PushSource } from './push/source.js';
-import { pushSourceFor } from './push/sources.js';
+import { pushSourceFor, sourceListingFor } from './push/sources.js';
 import { uploadPacer } from './bandwidth.js';
 
 export { BASE_HOLD_TAG, SEND_HOLD_TAG } from './push/base-protection.js';
@@ -275,7 +275,7 @@ export class PushService {
     for (const dataset of opts.datasets) {
       let snapshots: PushSnapshot[];
       try {
-        snapshots = await this.source(null, dataset).listSnapshots(dataset);
+        snapshots = await sourceListingFor(this.ctx, dataset).listSnapshots(dataset);
       } catch (err) {
         if (isInvocationError(err)) throw err;
         continue;
@@ -297,7 +297,7 @@ export class PushService {
       if (configured.has(dataset)) continue;
       let exists: boolean;
       try {
-        exists = await this.source(null, dataset).exists(dataset);
+        exists = await sourceListingFor(this.ctx, dataset).exists(dataset);
       } catch (err) {
         if (isInvocationError(err)) throw err;
         continue;
@@ -393,13 +393,9 @@ export class PushService {
     this.ctx.log.warn(message);
   }
 
-  /**
-   * The source port of `dataset` (stateless: the manifest records ZFS holds,
-   * btrfs pins are subvolumes). Without a manifest (the checks before the
-   * lock) only its listing methods may be used.
-   */
-  private source(manifest: Manifest | null, dataset: string): PushSource {
-    return pushSourceFor(this.ctx, dataset, manifest ?? undefined, (msg) => this.warn(msg));
+  /** The source port of `dataset`, under its lock (the checks before the lock use `sourceListingFor`). */
+  private source(manifest: Manifest, dataset: string): PushSource {
+    return pushSourceFor(this.ctx, dataset, manifest, (msg) => this.warn(msg));
   }
 
   private async pushDataset(manifest: Manifest, keyring: Keyring, dataset: string, opts: PushOptions): Promise<DatasetPushResult> {

@@ -14,7 +14,7 @@ import { IntegrityError, OperationError } from '../errors.js';
 import type { ReceivedSnapshot } from '../source/types.js';
 import type { StreamWithVolumes } from '../manifest/types.js';
 import type { ServiceContext } from './context.js';
-import { pushSourceFor } from './push/sources.js';
+import { sourceListingFor } from './push/sources.js';
 import { idToUuid } from './push/source.js';
 import { pidAlive } from '../manifest/lock.js';
 import { receiveChainFromStore } from './receive-chain.js';
@@ -69,7 +69,7 @@ export async function drillBtrfs({ ctx, keyring, dataset, chain, last, base, dam
     if (!got || got.id !== idToUuid(last.to.guid)) {
       throw new OperationError(`the restored snapshot carries the identity ${got?.id ?? '(none)'}, the manifest says ${idToUuid(last.to.guid)}`, 'GUID_MISMATCH');
     }
-    const source = pushSourceFor(ctx, dataset);
+    const source = sourceListingFor(ctx, dataset);
     const local = (await source.resolveTarget(dataset, last.to)) ?? (await source.findLocal(dataset, last.to))?.name ?? null;
     if (local === null) {
       ctx.log.warn(`${dataset} snapshot ${last.to.name} no longer exists locally (nor zbk's pin of it): checked the restored snapshot's identity only`);

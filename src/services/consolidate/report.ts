@@ -12,7 +12,7 @@ import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationS
 import type { ServiceContext } from '../context.js';
 import { costClass, deletionSchedule, type DeletionSchedule } from './schedule.js';
 import { retentionOf } from './retention.js';
-import { pushSourceFor } from '../push/sources.js';
+import { sourceListingFor } from '../push/sources.js';
 
 export interface KeptSnapshot {
   name: string;
@@ -95,7 +95,7 @@ export async function planDataset(ctx: ServiceContext, manifest: Manifest, datas
   let blocked: string | null = null;
   if (manifest.findInFlightStream(dataset)) blocked = 'a push of this dataset is in flight: run "zbk push" to finish it first';
   // The new full is sent from the local snapshot: it must still exist, with the same guid.
-  const source = pushSourceFor(ctx, dataset);
+  const source = sourceListingFor(ctx, dataset);
   const local = await source.findLocal(dataset, last).catch(() => null);
   if (!local) blocked ??= `the latest pushed snapshot @${last.name} is not on this machine (a new full is sent from it)`;
 

@@ -66,9 +66,13 @@ async function treeBytes(dir: string): Promise<number> {
 export class BtrfsPushSource implements PushSource {
   readonly kind = 'btrfs' as const;
 
+  /** One listing of the pins per dataset, kept until this port pins or unpins (a push runs under the dataset's lock). */
+  private readonly pinCache = new Map<string, Promise<Pin[]>>();
+
+  /** `manifest` null: a listing port (./sources.ts `sourceListingFor`), whose type offers no method that needs it. */
   constructor(
     private readonly btrfs: Btrfs,
-    private readonly manifest: Pick<Manifest, 'lastPushedSnapshot'>,
+    private readonly manifest: Pick<Manifest, 'lastPushedSnapshot'> | null,
   ) {}
 
   async exists(dataset: string): Promise<boolean> {
@@ -98,7 +102,13 @@ export class BtrfsPushSource implements PushSource {
   }
 
   private pins(dataset: string): Promise<Pin[]> {
-    return this.btrfs.listPins(dataset);
+    let listed = this.pinCache.get(dataset);
+    if (!listed) {
+      listed = this.btrfs.listPins(dataset);
+      this.pinCache.set(dataset, listed);
+      listed.catch(() => this.pinCache.delete(dataset));
+    }
+    return listed;
   }
 
   async pushedIdentity(dataset: string, snapshot: PushSnapshot): Promise<bigint | null> {
@@ -110,7 +120,11 @@ export class BtrfsPushSource implements PushSource {
   async prepareTarget(dataset: string, snapshot: PushSnapshot): Promise<bigint> {
     const s = (await this.snapshots(dataset)).find((x) => uuidToId(x.uuid) === snapshot.guid);
     if (!s) throw new OperationError(`${snapshot.name} vanished before it could be pinned; run the push again`, 'NO_SUCH_SNAPSHOT');
-    return uuidToId((await this.btrfs.pin(s)).id);
+    try {
+      return uuidToId((await this.btrfs.pin(s)).id);
+    } finally {
+      this.pinCache.delete(dataset);
+    }
   }
 
   private async pinWithId(dataset: string, id: bigint): Promise<Pin | undefined> {
@@ -156,6 +170,7 @@ export class BtrfsPushSource implements PushSource {
   }
 
   async reconcile(dataset: string, inFlight: StreamWithVolumes | null): Promise<void> {
+    if (!this.manifest) throw new Error('internal: a btrfs listing port was asked to change what zbk protects');
     const keep = new Set<bigint>();
     const last = this.manifest.lastPushedSnapshot(dataset);
     if (last) keep.add(last.guid);
@@ -163,8 +178,12 @@ export class BtrfsPushSource implements PushSource {
       keep.add(inFlight.to.guid);
       if (inFlight.from) keep.add(inFlight.from.guid);
     }
-    for (const pin of await this.pins(dataset)) {
-      if (!keep.has(uuidToId(pin.id))) await this.btrfs.unpin(pin);
+    try {
+      for (const pin of await this.pins(dataset)) {
+        if (!keep.has(uuidToId(pin.id))) await this.btrfs.unpin(pin);
+      }
+    } finally {
+      this.pinCache.delete(dataset);
     }
   }
 

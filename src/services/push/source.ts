@@ -130,6 +130,14 @@ export interface PushSource {
   openSend(request: PushSendRequest): Promise<SendStream>;
 }
 
+/**
+ * The methods that only read the source, which a port made without a
+ * manifest offers (checks before the push lock, reports, drills): the
+ * compiler, not a run, refuses a listing caller that would change what zbk
+ * protects.
+ */
+export type SourceListing = Pick<PushSource, 'kind' | 'exists' | 'listSnapshots' | 'pushedIdentity' | 'findLocal' | 'resolveTarget' | 'localOrder' | 'fullStreamSize'>;
+
 /** The source kind of a dataset name (see the module comment). */
 export function sourceKindOf(dataset: string): SourceKind {
   return dataset.startsWith('/') ? 'btrfs' : 'zfs';

@@ -13,15 +13,21 @@ import type { PushSendRequest, PushSnapshot, PushSource } from './source.js';
 
 export class ZfsPushSource implements PushSource {
   readonly kind = 'zfs' as const;
-  private readonly protection: BaseProtection;
+  private readonly base: BaseProtection | null;
 
+  /** `manifest` null: a listing port (./sources.ts `sourceListingFor`), whose type offers no method that needs it. */
   constructor(
     private readonly zfs: Zfs,
-    manifest: BaseProtectionManifest,
+    manifest: BaseProtectionManifest | null,
     private readonly config: ZbkConfig,
     warn: (message: string) => void,
   ) {
-    this.protection = new BaseProtection(zfs, manifest, config.zfs.protectBase, warn);
+    this.base = manifest ? new BaseProtection(zfs, manifest, config.zfs.protectBase, warn) : null;
+  }
+
+  private get protection(): BaseProtection {
+    if (!this.base) throw new Error('internal: a ZFS listing port was asked to change what zbk protects');
+    return this.base;
   }
 
   exists(dataset: string): Promise<boolean> {
