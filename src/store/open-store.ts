@@ -10,6 +10,7 @@ import { RetryingStore, type RetryEvent } from './retry-store.js';
 import { retryPolicy, type RetryMode } from './retry-mode.js';
 import { S3Store, type S3Credentials } from './s3-store.js';
 import { parseStoreUrl } from './store-url.js';
+import { DEFAULT_PROVIDER, providerProfile } from '../cost/providers/index.js';
 
 export { parseStoreUrl, type ParsedStoreUrl } from './store-url.js';
 export type { RetryEvent } from './retry-store.js';
@@ -63,6 +64,8 @@ export function openStore(cfg: StoreConfig, opts: OpenStoreOptions = {}): Opened
     const local = new LocalStore(parsed.dir, opts.localMinPartSize === undefined ? {} : { minPartSize: opts.localMinPartSize });
     return new OpenedRetryingStore(local, retry, opts.onRetry, 'local', null);
   }
-  const s3 = new S3Store(cfg, { connectTimeoutMs: policy.connectTimeoutMs, ...(opts.credentials ? { credentials: opts.credentials } : {}) });
+  // How a thaw is asked for (Days + Tier, Days only, or no restore step) is the provider's (src/cost/providers).
+  const restoreMode = providerProfile(cfg.provider ?? DEFAULT_PROVIDER).restore.semantics;
+  const s3 = new S3Store(cfg, { connectTimeoutMs: policy.connectTimeoutMs, restoreMode, ...(opts.credentials ? { credentials: opts.credentials } : {}) });
   return new OpenedRetryingStore(s3, retry, opts.onRetry, 's3', s3, policy.firstContact);
 }
