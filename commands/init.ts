@@ -22,6 +22,7 @@ Exit codes: 0 ok, 2 bad flags / weak passphrase (WEAK_PASSPHRASE) / --kdf min ou
     provider: Flags.string({
       description: 'Provider profile: writes its storage classes, region, endpoint, path style, checksum setting and a part size within its part limit into the new config (docs/COSTS.md "Providers"); an unknown name exits 2.',
       options: [...PROVIDER_NAMES],
+      helpValue: '<name>',
     }),
     endpoint: Flags.string({ description: 'S3 endpoint URL (LocalStack, MinIO, other S3 services).' }),
     region: Flags.string({ description: 'AWS region of the bucket.' }),
