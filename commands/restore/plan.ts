@@ -58,10 +58,17 @@ Exit codes: 0 ok, 2 bad flags, 3 config, 9 manifest (no such snapshot, broken ch
     for (const r of rows) t.push(r);
     this.say(t.toString());
     this.say(
-      `mode ${result.mode}, tier ${result.tier}; ${result.monthlyCapacityGB} GB usable per month; finish by ${result.finish.slice(0, 10)}; ` +
+      `mode ${result.mode}, ${restoreStepText(result)}; ${result.monthlyCapacityGB} GB usable per month; finish by ${result.finish.slice(0, 10)}; ` +
         `peak staging disk ${fmt(result.stagingBytes)}; total ≈ $${result.totalCost.toFixed(2)}`,
     );
     this.say(result.saved ? `plan saved${result.keptProgress ? ' (progress so far kept)' : ''}: next, "zbk restore run ${result.dataset} --target ${targetWord(result.dataset)}" daily` : 'dry run: plan not saved');
     return result;
   }
+}
+
+/** The thaw as the provider does it: a tier (AWS), Days only (Scaleway, OVH), or no thaw (GCS Archive, hot stores). */
+function restoreStepText(plan: RestorePlanResult): string {
+  if (plan.restoreStep === 'none') return 'no thaw (readable at once)';
+  if (plan.restoreStep === 'days-only') return 'thaw with Days (no tier)';
+  return `tier ${plan.tier}`;
 }

@@ -274,19 +274,24 @@ export interface RestoreCostInput {
 
 /**
  * Cost of restoring and downloading objects within one calendar month:
- * retrieval = GB × tier per-GB; requests = objects × (tier per-1000 + GET
- * per-1000) / 1000; temp copy = GB × Standard GB-month × days / 30; egress
- * above the free allowance. Not included: polling while the thaws run
+ * retrieval = GB × (tier per-GB + read fee `retrievalPerGB`); requests =
+ * objects × (tier per-1000 + GET per-1000) / 1000; temp copy = GB × Standard
+ * GB-month × days / 30 (AWS, Scaleway and OVH bill the restored copy at the
+ * Standard rate for the Days asked); egress above the free allowance.
+ * Where the profile has no restore step (`restoreSemantics: 'none'`, GCS
+ * Archive, hot stores) there is no tier fee and no temporary copy: only the
+ * GETs, the read fee and egress. Not included: polling while the thaws run
  * (⌈objects/1000⌉ LISTs per poll at `listPer1000`, as many polls as the
  * timer makes: fractions of a cent), which a restore counts in its job's
  * spending as it polls (src/services/restore/poll.ts).
  */
 export function restoreCost(input: RestoreCostInput, prices: PriceTable): RestoreCost {
   const g = gb(input.bytes);
-  const t = prices.restore[input.tier];
-  const retrieval = g * t.perGB;
+  const thaw = prices.restoreSemantics !== 'none';
+  const t = thaw ? prices.restore[input.tier] : { per1000: 0, perGB: 0 };
+  const retrieval = g * (t.perGB + prices.retrievalPerGB);
   const requests = (input.objects * (t.per1000 + prices.getPer1000)) / 1000;
-  const tempStorage = (g * prices.standardGBMonth * input.days) / DAYS_PER_MONTH;
+  const tempStorage = thaw ? (g * prices.standardGBMonth * input.days) / DAYS_PER_MONTH : 0;
   const egress = egressCost(g, prices, input.freeEgressGB ?? prices.freeEgressGBPerMonth, input.alreadyUsedGB ?? 0);
   return { retrieval, requests, tempStorage, egress, total: retrieval + requests + tempStorage + egress };
 }

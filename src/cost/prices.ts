@@ -26,6 +26,14 @@ export type StorageClass = (typeof STORAGE_CLASSES)[number];
 export type RestoreTier = 'Standard' | 'Bulk';
 
 /**
+ * How an archived object becomes readable (a provider profile's restore semantics):
+ * - `tiered`: RestoreObject with Days and GlacierJobParameters.Tier (AWS);
+ * - `days-only`: RestoreObject with Days, no Tier (Scaleway, OVH);
+ * - `none`: no restore step, objects are readable at once (GCS Archive, hot stores).
+ */
+export type RestoreSemantics = 'tiered' | 'days-only' | 'none';
+
+/**
  * The write requests of an upload: every data volume is a multipart upload
  * (Create, one UploadPart per part, Complete); small metadata objects are
  * one PutObject each.
@@ -68,6 +76,14 @@ export interface PriceTable {
   listPer1000: number;
   /** Restore (thaw) from Deep Archive, per tier. */
   restore: Record<RestoreTier, { per1000: number; perGB: number }>;
+  /**
+   * The restore step of the profile the table comes from: with `none` a
+   * restore has no thaw (no RestoreObject fee, no temporary copy, no lead
+   * time), only the read (`retrievalPerGB`) and egress.
+   */
+  restoreSemantics: RestoreSemantics;
+  /** Days a `days-only` restore takes, the provider's stated worst case (Scaleway 1, OVH 2); `tiered` uses the tier's. */
+  restoreLeadDays?: number;
   /**
    * Fee per GB read from an archive class that needs no restore step (GCS
    * Archive: $0.05/GB); 0 where reads are free or a restore is priced instead.
@@ -126,6 +142,7 @@ export const DEFAULT_PRICES: PriceTable = Object.freeze({
   getPer1000: 0.0004,
   listPer1000: 0.005,
   restore: { Standard: { per1000: 0.1, perGB: 0.02 }, Bulk: { per1000: 0.025, perGB: 0.0025 } },
+  restoreSemantics: 'tiered',
   retrievalPerGB: 0,
   // "10 TB" tiers read as 10,240 GB etc. (AWS's tier boundaries are binary TB).
   egressTiers: [

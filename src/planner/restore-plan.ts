@@ -25,7 +25,7 @@
 import { UsageError } from '../errors.js';
 import { formatBytes, formatBytesPair, formatUSD, formatUSDPair } from '../cli/format.js';
 import { addDays, daysBetween, restoreCost } from '../cost/model.js';
-import { BYTES_PER_GB, type PriceTable, type RestoreTier } from '../cost/prices.js';
+import { BYTES_PER_GB, type PriceTable, type RestoreSemantics, type RestoreTier } from '../cost/prices.js';
 
 /** One volume of the restore chain, in receive order. */
 export interface RestoreVolume {
@@ -52,7 +52,11 @@ export interface RestorePlanOptions {
   mode?: RestoreMode;
   /** Required for `budget`: total USD the restore may cost. */
   budgetUSD?: number;
-  /** Thaw delay (default Bulk 2 days, Standard 0.5 day: AWS's 48 h / 12 h). */
+  /**
+   * Thaw delay (default: none where the profile has no restore step; a
+   * `days-only` profile's `restoreLeadDays`; else Bulk 2 days, Standard 0.5
+   * day: AWS's 48 h / 12 h).
+   */
   restoreLeadDays?: number;
   /** Days allowed to download a month's volumes after the thaw (default 7, at most 28). */
   downloadDays?: number;
@@ -88,6 +92,8 @@ export interface RestoreMonth {
 export interface RestorePlan {
   mode: RestoreMode;
   tier: RestoreTier;
+  /** The provider's restore step: with `none` nothing is thawed (months have `restoreDays` 0) and downloads start at once. */
+  restoreStep: RestoreSemantics;
   months: RestoreMonth[];
   totalBytes: number;
   totalPlaintextBytes: number;
@@ -108,6 +114,13 @@ export interface RestorePlan {
 }
 
 const DEFAULT_LEAD_DAYS: Record<RestoreTier, number> = { Bulk: 2, Standard: 0.5 };
+
+/** Days from the restore request to a readable copy on this provider. */
+function defaultLeadDays(prices: PriceTable, tier: RestoreTier): number {
+  if (prices.restoreSemantics === 'none') return 0;
+  if (prices.restoreSemantics === 'days-only') return prices.restoreLeadDays ?? DEFAULT_LEAD_DAYS.Bulk;
+  return DEFAULT_LEAD_DAYS[tier];
+}
 
 /**
  * Group sizes, in order, into consecutive bins of at most `capBytes`. A size
@@ -251,6 +264,8 @@ interface Ctx {
 function buildMonths(ctx: Ctx, bins: number[][]): RestoreMonth[] {
   return bins.map((bin, i) => {
     const w = monthWindow(ctx.start, i, ctx.shift, ctx.lead, ctx.downloadDays);
+    // No restore step: no RestoreObject is sent, so there are no Days to ask for.
+    if (ctx.prices.restoreSemantics === 'none') w.restoreDays = 0;
     const vols = bin.map((j) => ctx.volumes[j]!);
     const bytes = vols.reduce((a, v) => a + v.bytes, 0);
     const cost = restoreCost(
@@ -288,7 +303,7 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
   const tier = options.tier ?? 'Bulk';
   const freeGB = options.freeEgressGB ?? prices.freeEgressGBPerMonth;
   const reserveGB = options.reserveGB ?? 10;
-  const lead = options.restoreLeadDays ?? DEFAULT_LEAD_DAYS[tier];
+  const lead = options.restoreLeadDays ?? defaultLeadDays(prices, tier);
   const downloadDays = options.downloadDays ?? 7;
   if (!(downloadDays > 0 && downloadDays <= 28)) throw new UsageError('restore plan: downloadDays must be within 1..28 (a download must end inside its month)');
   if (!(lead >= 0)) throw new UsageError('restore plan: restoreLeadDays must be ≥ 0');
@@ -303,7 +318,10 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
   const first = monthWindow(start, 0, 0, lead, downloadDays);
   const startMonthEnd = firstOfMonth(start.getUTCFullYear(), start.getUTCMonth() + 1);
   const shift = first.downloadBy.getTime() > startMonthEnd.getTime() ? 1 : 0;
-  if (shift === 1) warnings.push(`the rest of ${first.month} is too short for a ${lead}-day thaw and a ${downloadDays}-day download: downloads start in the next month`);
+  if (shift === 1) {
+    const thaw = lead > 0 ? `a ${lead}-day thaw and ` : '';
+    warnings.push(`the rest of ${first.month} is too short for ${thaw}a ${downloadDays}-day download: downloads start in the next month`);
+  }
 
   const usedInFirstGB = shift === 0 ? Math.max(0, options.usedThisMonthGB ?? 0) : 0;
   const ctx: Ctx = { usedInFirstGB, volumes, start, shift, lead, downloadDays, tier, freeGB, reserveGB, prices };
@@ -352,6 +370,7 @@ export function planRestore(volumes: readonly RestoreVolume[], start: Date, opti
   return {
     mode,
     tier,
+    restoreStep: prices.restoreSemantics,
     months,
     totalBytes: sizes.reduce((a, b) => a + b, 0),
     totalPlaintextBytes: volumes.reduce((a, v) => a + v.plaintextBytes, 0),
@@ -371,7 +390,7 @@ const fmtUSD = (x: number): string => formatUSD(x);
 
 /** Rows for the `restore plan` table: a header and one row per month plus a total. */
 export function describeMonths(plan: RestorePlan): { header: string[]; rows: string[][] } {
-  const header = ['month', 'volumes', 'size', 'thaw by', 'download by', 'retrieval', 'egress', 'total'];
+  const header = ['month', 'volumes', 'size', plan.restoreStep === 'none' ? 'download from' : 'thaw by', 'download by', 'retrieval', 'egress', 'total'];
   const rows = plan.months.map((m) => [
     m.month,
     String(m.volumes.length),

@@ -61,7 +61,13 @@ function convert(t: PriceTable, rate: number): PriceTable {
  * exactly `priceTable(region, overrides)`.
  */
 export function profilePriceTable(profile: ProviderProfile, region: string, overrides: Record<string, number> = {}): PriceTable {
-  const base: PriceTable = { ...profile.prices, region, overridden: [] } as PriceTable;
+  const base: PriceTable = {
+    ...profile.prices,
+    region,
+    overridden: [],
+    restoreSemantics: profile.restore.semantics,
+    ...(profile.restore.leadDays === undefined ? {} : { restoreLeadDays: profile.restore.leadDays }),
+  };
   let t = base;
   if (profile.currency === 'EUR') {
     const rate = overrides.eur_to_usd ?? profile.eurToUsd;

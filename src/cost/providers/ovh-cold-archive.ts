@@ -11,7 +11,7 @@ export const ovhColdArchive: ProviderProfile = {
   endpoint: 'https://s3.{region}.io.cloud.ovh.net',
   dataStorageClass: 'DEEP_ARCHIVE',
   metaStorageClass: 'STANDARD',
-  restore: { semantics: 'days-only', tiers: [], note: 'RestoreObject with Days only, no Tier; the restored copy is billed at the Standard rate for the Days asked, up front (providers.md ✔)' },
+  restore: { semantics: 'days-only', tiers: [], leadDays: 2, note: 'RestoreObject with Days only, no Tier; the restored copy is billed at the Standard rate for the Days asked, up front (providers.md ✔)' },
   multipart: { maxParts: 10_000, minPartSize: 5 * MiB, maxPartSize: 5 * 1024 * MiB },
   addressing: { pathStyle: true, checksumCalculation: 'when_required', note: 'path style; SDK default checksums off (S3-compatible services may reject them)' },
   currency: 'EUR',

@@ -11,7 +11,7 @@ export const scalewayGlacier: ProviderProfile = {
   endpoint: 'https://s3.{region}.scw.cloud',
   dataStorageClass: 'GLACIER',
   metaStorageClass: 'STANDARD',
-  restore: { semantics: 'days-only', tiers: [], note: 'RestoreObject with Days; minutes to 24 h (providers.md ✔)' },
+  restore: { semantics: 'days-only', tiers: [], leadDays: 1, note: 'RestoreObject with Days; minutes to 24 h (providers.md ✔)' },
   multipart: { maxParts: 1_000, minPartSize: 5 * MiB, maxPartSize: 5 * 1024 * MiB },
   addressing: { pathStyle: true, checksumCalculation: 'when_required', note: 'path style; SDK default checksums off (S3-compatible services may reject them)' },
   currency: 'EUR',

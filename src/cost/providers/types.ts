@@ -8,19 +8,13 @@
  * figure's source is in `prices.source`; a figure not found in the survey
  * (/work/shared/reference/providers.md, 2026-12) is said to be so there.
  */
-import type { PriceTable, RestoreTier } from '../prices.js';
+import type { PriceTable, RestoreSemantics, RestoreTier } from '../prices.js';
 
-/**
- * How an archived object becomes readable:
- * - `tiered`: RestoreObject with Days and GlacierJobParameters.Tier (AWS);
- * - `days-only`: RestoreObject with Days, no Tier (Scaleway, OVH);
- * - `none`: no restore step, objects are readable at once (GCS Archive, hot stores).
- */
-export type RestoreSemantics = 'tiered' | 'days-only' | 'none';
+export type { RestoreSemantics } from '../prices.js';
 export const RESTORE_SEMANTICS: readonly RestoreSemantics[] = ['tiered', 'days-only', 'none'];
 
-/** The native-currency price table of a profile (region and overrides are added by `profilePriceTable`). */
-export type ProfilePrices = Omit<PriceTable, 'region' | 'overridden'>;
+/** The native-currency price table of a profile (region, overrides and the restore terms are added by `profilePriceTable`). */
+export type ProfilePrices = Omit<PriceTable, 'region' | 'overridden' | 'restoreSemantics' | 'restoreLeadDays'>;
 
 export interface MultipartLimits {
   /** Most parts in one multipart upload (AWS 10,000; Scaleway 1,000). */
@@ -49,6 +43,8 @@ export interface ProviderProfile {
     semantics: RestoreSemantics;
     /** Tiers the provider offers (`tiered` only); the others ignore `[restore] tier`. */
     tiers: readonly RestoreTier[];
+    /** `days-only`: days until a restored copy is readable, the provider's stated worst case (the planner's thaw lead). */
+    leadDays?: number;
     note: string;
   };
   multipart: MultipartLimits;
