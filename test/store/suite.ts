@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import type { ObjectStore, UploadedPart } from '../../src/store/object-store.js';
+import type { RestoreSemantics } from '../../src/cost/providers/index.js';
 import {
   ArchivedError,
   NoSuchUploadError,
@@ -30,6 +31,27 @@ export interface StoreCaps {
   restoreDelayMs?: number;
   /** Run tests that write more than 1,000 keys (default true). */
   manyKeys?: boolean;
+  /**
+   * The storage classes the suite writes: a provider profile's
+   * `dataStorageClass` / `metaStorageClass` (src/cost/providers), plus
+   * `other`, one more class to round-trip. Default AWS's: DEEP_ARCHIVE,
+   * STANDARD and STANDARD_IA.
+   */
+  classes?: { data: string; meta: string; other?: string };
+  /**
+   * How the store thaws `classes.data` (the profile's `restore.semantics`;
+   * default `tiered`). With `none` the data class is readable at once and
+   * `requestRestore` answers not-archived.
+   */
+  restore?: RestoreSemantics;
+  /** A listing with OptionalObjectAttributes=RestoreStatus reports restore states (default true; S3-compatible services may ignore it). */
+  listsRestoreStatus?: boolean;
+}
+
+const AWS_CLASSES = { data: 'DEEP_ARCHIVE', meta: 'STANDARD', other: 'STANDARD_IA' };
+
+function classesOf(caps: StoreCaps): { data: string; meta: string; other?: string } {
+  return caps.classes ?? AWS_CLASSES;
 }
 
 export interface StoreFixture {
@@ -367,14 +389,21 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         assert.deepEqual(Buffer.from(await store.getBytes(key)), Buffer.concat([big, big]));
       }));
 
-    it('storage class and metadata round trip through put', () =>
-      withStore(async ({ store }, p) => {
-        await store.put(`${p}ia`, Buffer.from('meta'), { storageClass: 'STANDARD_IA', metadata: { a: '1', 'b-c': 'two words' } });
-        const info = await store.head(`${p}ia`);
-        assert.equal(info.storageClass, 'STANDARD_IA');
-        assert.deepEqual(info.metadata, { a: '1', 'b-c': 'two words' });
-        const listed = await collect(store.list(`${p}ia`));
-        assert.equal(listed[0]!.storageClass, 'STANDARD_IA');
+    it('storage class and metadata round trip through put (the data, meta and other classes)', () =>
+      withStore(async ({ store, caps }, p) => {
+        const { data, meta, other } = classesOf(caps);
+        const classes = [...new Set([meta, data, ...(other ? [other] : [])])];
+        for (const cls of classes) {
+          await store.put(`${p}c/${cls}`, Buffer.from('meta'), { storageClass: cls, metadata: { a: '1', 'b-c': 'two words' } });
+          const info = await store.head(`${p}c/${cls}`);
+          assert.equal(info.storageClass, cls);
+          assert.deepEqual(info.metadata, { a: '1', 'b-c': 'two words' });
+        }
+        const listed = await collect(store.list(`${p}c/`));
+        assert.deepEqual(
+          listed.map((e) => [e.key, e.storageClass]),
+          [...classes].sort().map((cls) => [`${p}c/${cls}`, cls]),
+        );
       }));
 
     it('requestRestore on a readable object is not-archived; on a missing one NotFoundError', () =>
@@ -383,6 +412,28 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         assert.equal(await store.requestRestore(`${p}std`, 1, 'Bulk'), 'not-archived');
         await assert.rejects(store.requestRestore(`${p}missing`, 1, 'Bulk'), NotFoundError);
       }));
+
+    it('no restore step (restore: none): the data class is readable at once and a restore request answers not-archived', async (t) => {
+      const probe = await makeStore();
+      const none = probe.caps.restore === 'none';
+      await probe.cleanup();
+      if (!none) {
+        t.skip('the store has a restore step');
+        return;
+      }
+      await withStore(async ({ store, caps }, p) => {
+        const { data: cls } = classesOf(caps);
+        const key = `${p}cold`;
+        const data = randomBytes(3000);
+        await store.put(key, data, { storageClass: cls });
+        const h = await store.head(key);
+        assert.equal(h.storageClass, cls);
+        assert.deepEqual(h.restore, { state: 'not-archived' });
+        assert.deepEqual(Buffer.from(await store.getBytes(key)), data);
+        assert.equal(await store.requestRestore(key, 2, 'Bulk'), 'not-archived');
+        assert.deepEqual(await readAll(await store.get(key, { start: 10, end: 19 })), data.subarray(10, 20));
+      });
+    });
 
     it('archive flow: archived → started → in-progress → restored → readable → expired', async (t) => {
       const probe = await makeStore();
@@ -394,14 +445,15 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
       }
       await withStore(async ({ store, caps }, p) => {
         const advance = caps.advanceClock!;
+        const { data: cls } = classesOf(caps);
         const key = `${p}deep`;
         const data = randomBytes(3000);
-        await store.put(key, data, { storageClass: 'DEEP_ARCHIVE', metadata: { v: '1' } });
+        await store.put(key, data, { storageClass: cls, metadata: { v: '1' } });
         const h0 = await store.head(key);
-        assert.equal(h0.storageClass, 'DEEP_ARCHIVE');
+        assert.equal(h0.storageClass, cls);
         assert.deepEqual(h0.restore, { state: 'archived' });
         assert.deepEqual(h0.metadata, { v: '1' });
-        await assert.rejects(store.get(key), (e) => e instanceof ArchivedError && e.storageClass === 'DEEP_ARCHIVE');
+        await assert.rejects(store.get(key), (e) => e instanceof ArchivedError && e.storageClass === cls);
         await assert.rejects(store.getBytes(key), ArchivedError);
         assert.equal(await store.requestRestore(key, 2, 'Bulk'), 'started');
         assert.equal(await store.requestRestore(key, 2, 'Bulk'), 'in-progress');
@@ -410,7 +462,7 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         advance((caps.restoreDelayMs ?? 0) + 1000);
         const h1 = await store.head(key);
         assert.equal(h1.restore.state, 'restored');
-        assert.equal(h1.storageClass, 'DEEP_ARCHIVE');
+        assert.equal(h1.storageClass, cls);
         const expiry = h1.restore.state === 'restored' ? h1.restore.expiry : new Date(0);
         assert.ok(expiry.getTime() > h1.lastModified.getTime(), 'expiry after the object was written');
         assert.equal(expiry.getUTCHours() * 3600 + expiry.getUTCMinutes() * 60 + expiry.getUTCSeconds(), 0, 'expiry at midnight UTC');
@@ -434,8 +486,9 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
       await withStore(async ({ store, caps }, p) => {
         const listStates = store.listRestoreStates!.bind(store);
         await store.put(`${p}v/std`, Buffer.from('standard'));
-        await store.put(`${p}v/deep`, randomBytes(3000), { storageClass: 'DEEP_ARCHIVE' });
-        await store.put(`${p}v/sub/ia`, Buffer.from('ia'), { storageClass: 'STANDARD_IA' });
+        const { data: cls, meta, other } = classesOf(caps);
+        await store.put(`${p}v/deep`, randomBytes(3000), { storageClass: cls });
+        await store.put(`${p}v/sub/ia`, Buffer.from('ia'), { storageClass: other ?? meta });
         await store.put(`${p}v0`, Buffer.from('not under v/'));
         await store.put(`${p}w/other`, Buffer.from('other'));
         const listed = await listStates(`${p}v/`);
@@ -450,7 +503,8 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         assert.deepEqual(listed.get(`${p}v/sub/ia`)!.restore, { state: 'not-archived' });
         // An archived object without a restore: 'archived', or null when the listing cannot tell (S3 sends no status then).
         const deep = listed.get(`${p}v/deep`)!.restore;
-        if (caps.archive) assert.ok(deep === null || deep.state === 'archived', JSON.stringify(deep));
+        if (caps.restore === 'none') assert.deepEqual(deep, { state: 'not-archived' }, 'no restore step: the data class is readable');
+        else if (caps.archive) assert.ok(deep === null || deep.state === 'archived', JSON.stringify(deep));
         else assert.ok(deep === null || deep.state === 'archived' || deep.state === 'not-archived', JSON.stringify(deep));
         assert.equal((await listStates(`${p}nothing/`)).size, 0);
       });
@@ -469,20 +523,24 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         const listStates = store.listRestoreStates!.bind(store);
         const advance = caps.advanceClock!;
         const [a, b, c] = ['a', 'b', 'c'].map((n) => `${p}deep/${n}`) as [string, string, string];
-        for (const k of [a, b, c]) await store.put(k, randomBytes(100), { storageClass: 'DEEP_ARCHIVE' });
+        for (const k of [a, b, c]) await store.put(k, randomBytes(100), { storageClass: classesOf(caps).data });
+        // An endpoint that ignores OptionalObjectAttributes cannot tell: every state is null (unknown), never a wrong one.
+        const told = caps.listsRestoreStatus ?? true;
+        const expect = (got: unknown, state: unknown, what: string): void => assert.deepEqual(got, told ? state : null, what);
         assert.equal(await store.requestRestore(a, 2, 'Bulk'), 'started');
         let listed = await listStates(`${p}deep/`);
-        assert.deepEqual(listed.get(a)!.restore, { state: 'in-progress' });
+        expect(listed.get(a)!.restore, { state: 'in-progress' }, 'a in progress');
         // The listing shows a status on `a`: the endpoint honours the parameter, so `b` and `c` are archived.
-        assert.deepEqual(listed.get(b)!.restore, { state: 'archived' });
+        expect(listed.get(b)!.restore, { state: 'archived' }, 'b archived');
         advance((caps.restoreDelayMs ?? 0) + 1000);
         assert.equal(await store.requestRestore(b, 3, 'Bulk'), 'started');
         listed = await listStates(`${p}deep/`);
         const ha = await store.head(a);
         assert.equal(ha.restore.state, 'restored');
-        assert.deepEqual(listed.get(a)!.restore, ha.restore, 'the same expiry as head');
-        assert.deepEqual(listed.get(b)!.restore, { state: 'in-progress' });
-        assert.deepEqual(listed.get(c)!.restore, { state: 'archived' });
+        expect(listed.get(a)!.restore, ha.restore, 'the same expiry as head');
+        expect(listed.get(b)!.restore, { state: 'in-progress' }, 'b in progress');
+        expect(listed.get(c)!.restore, { state: 'archived' }, 'c archived');
+        assert.deepEqual((await store.head(b)).restore, { state: 'in-progress' });
         advance(10 * DAY);
         // Every copy expired: no status anywhere, so a listing may not tell (null) — never a wrong state.
         listed = await listStates(`${p}deep/`);
