@@ -13,4 +13,9 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
     },
   },
+  // zbk serve's page: plain browser scripts (no build step), uPlot loaded before them.
+  {
+    files: ['src/services/serve/static/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', Node: 'readonly', uPlot: 'readonly' } },
+  },
 );

@@ -30,7 +30,7 @@ import { lockManifest, openKeyring, openManifest, type ServiceContext } from './
 import { underWriterLease } from './lease/with-lease.js';
 import { crashPoint } from './crash-point.js';
 import { abortOrphanUploads } from './orphans.js';
-import { runHookCommand, sendWebhook } from './hooks.js';
+import { redactSecrets, runHookCommand, sendWebhook, type HookOutcome } from './hooks.js';
 import { failureFacts, failureHookEnv, isInvocationError, markReported, recordPushFailure, recordPushSuccess, reportEarlyPushFailure } from './push/failure.js';
 import { chainHealth } from './chain-health.js';
 import type { BaseRef } from './push/base-protection.js';
@@ -327,6 +327,7 @@ export class PushService {
     const env = { ZBK_DATASET: dataset };
     if (hooks.prePush && !opts.dryRun) {
       const o = await runHookCommand(hooks.prePush, env, hooks.timeoutSeconds);
+      this.logHook(manifest, dataset, 'pre-push', o);
       if (!o.ok) this.warn(`pre-push ${o.what} failed (${o.detail ?? ''}); pushing anyway`);
     }
     let result: DatasetPushResult | null = null;
@@ -366,6 +367,7 @@ export class PushService {
     if (hooks.postPush) {
       const env = facts ? failureHookEnv(dataset, facts) : { ZBK_DATASET: dataset, ZBK_RESULT: 'success' };
       const o = await runHookCommand(hooks.postPush, env, hooks.timeoutSeconds);
+      this.logHook(manifest, dataset, 'post-push', o);
       if (!o.ok) this.warn(`post-push ${o.what} failed (${o.detail ?? ''})`);
     }
     if (failure !== null && !alert) return;
@@ -373,7 +375,22 @@ export class PushService {
       ? `zbk push ${dataset} failed: ${facts.message}`
       : `zbk push ${dataset}: ${result?.kind} ${dataset}@${result?.snapshot} (${result?.plaintextBytes ?? 0} bytes)`;
     const w = await sendWebhook(hooks, facts === null, msg, [...this.ctx.config.datasets.map((d) => d.name), dataset]);
+    if (w) this.logHook(manifest, dataset, 'webhook', w);
     if (w && !w.ok) this.warn(`${w.what} failed (${w.detail ?? ''})`);
+  }
+
+  /**
+   * Record a hook's outcome as a manifest event (`hook-result`), for
+   * `zbk serve`'s page. `what` names no secret (a webhook is named by its
+   * host); the detail (a hook's stderr) is redacted as webhook text is.
+   */
+  private logHook(manifest: Manifest, dataset: string, stage: 'pre-push' | 'post-push' | 'webhook', o: HookOutcome): void {
+    try {
+      const detail = o.detail === undefined ? null : redactSecrets(o.detail, this.ctx.config.hooks);
+      manifest.logEvent('hook-result', dataset, { stage, ok: o.ok, what: o.what, detail });
+    } catch (err) {
+      this.warn(`could not log the ${stage} hook result in the manifest (${err instanceof Error ? err.message : String(err)})`);
+    }
   }
 
   /**
