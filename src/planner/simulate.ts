@@ -15,6 +15,9 @@ import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type Storage
 import { chainTo, planConsolidation, type ConsolidationStream } from './consolidate-plan.js';
 import { planRestore, type RestoreVolume } from './restore-plan.js';
 
+/** GB of each month's free egress left for other use by the simulated restore (the planner's default). */
+const RESTORE_RESERVE_GB = 10;
+
 export interface Workload {
   months: number;
   initialGB: number;
@@ -57,7 +60,7 @@ export interface SimulationResult {
   fulls: number;
   storedGBAtEnd: number;
   objectsAtEnd: number;
-  /** Restore of the latest snapshot at the end (free mode, Bulk). */
+  /** Restore of the latest snapshot at the end (free mode, Bulk; in one month where the provider has no free egress). */
   restoreGB: number;
   restoreMonths: number;
   restoreCost: number;
@@ -179,8 +182,9 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
   const volumes: RestoreVolume[] = chain.flatMap((s, si) =>
     s.volumes.map((v, vi) => ({ key: v.key, streamId: s.streamId, streamIndex: si, volumeIndex: vi, bytes: v.bytes, plaintextBytes: v.bytes })),
   );
-  const free = planRestore(volumes, end, { mode: 'free' }, prices);
   const asap = planRestore(volumes, end, { mode: 'asap' }, prices);
+  // A provider with no free egress beyond the reserve (GCS, B2): the cheapest restore is the one-month one.
+  const free = prices.freeEgressGBPerMonth > RESTORE_RESERVE_GB ? planRestore(volumes, end, { mode: 'free', reserveGB: RESTORE_RESERVE_GB }, prices) : asap;
   const stored = streams.flatMap((s) => s.volumes);
   return {
     policy: policyName(policy),

@@ -53,6 +53,8 @@ export interface CostResult {
   scheduledDeletions: { objects: number; bytes: number; monthlySaving: number; lastNotBefore: string | null };
   /** Stored bytes added per 30 days by the pushes of the last 90 days. */
   recentGrowthBytesPerMonth: number;
+  /** Incremental volumes stored per 30 days by the pushes of the last 90 days (about one per push). */
+  recentObjectsPerMonth: number;
   projection: ProjectionMonth[];
   projectionTotal: number;
   priceTable: { asOf: string; region: string; source: string; provider: string };
@@ -120,6 +122,7 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
     // Growth is what incrementals added lately; a full (first push, re-base) re-stores data already there.
     const recent = objs.filter((o) => o.incremental && o.uploadedAt && o.uploadedAt.getTime() > since.getTime() && !endsAt.has(o.key));
     const recentGrowthBytesPerMonth = (recent.reduce((n, o) => n + o.bytes, 0) * DAYS_PER_MONTH) / 90;
+    const recentObjectsPerMonth = (recent.length * DAYS_PER_MONTH) / 90;
     const cls = costClass(ctx.config.store.dataStorageClass);
 
     const projection: ProjectionMonth[] = [];
@@ -145,6 +148,7 @@ export function costReport(ctx: ServiceContext, opts: CostOptions = {}): CostRes
         lastNotBefore: schedule.later[schedule.later.length - 1]?.notBefore ?? null,
       },
       recentGrowthBytesPerMonth,
+      recentObjectsPerMonth,
       projection,
       projectionTotal: projection.reduce((n, p) => n + p.total, 0),
       priceTable: { asOf: prices.asOf, region: prices.region, source: prices.source, provider: prices.provider },

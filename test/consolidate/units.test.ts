@@ -42,3 +42,26 @@ test('zbk cost simulate prints the policy table for the workload asked for', asy
   assert.equal(d.code, 0, d.stderr);
   assert.equal(jsonOf<{ table: string }>(d).table, expected);
 });
+
+test('zbk cost simulate --provider: the profile\'s minimum duration, part limit and restore terms', async () => {
+  const start = new Date('2027-01-01T00:00:00Z');
+  const policies = [{ kind: 'every-n', n: 30 } as const, { kind: 'zbk', horizonMonths: 24 } as const];
+  const workload = { months: 3, initialGB: 100, growthGBPerMonth: 0, churnPerMonth: 0 };
+  const gcs = simulateCosts({ start, provider: 'gcs-archive', workload, policies });
+  assert.equal(gcs.provider, 'gcs-archive');
+  const [monthly, zbk] = gcs.results as [(typeof gcs.results)[0], (typeof gcs.results)[0]];
+  // The month-0 full deleted at 30 days pays 365 − 30 days of $0.0012/GB-month: 100 × 0.0012 × 335/30 = $1.34 (at 180 days it would be $0.60).
+  assert.ok(monthly.earlyDeletion >= 1.34, `early deletion ${monthly.earlyDeletion}`);
+  assert.equal(zbk.earlyDeletion, 0, 'zbk never deletes early');
+  // No free egress on GCS: the restore is one month, with the $0.05/GB read fee.
+  assert.equal(zbk.restoreMonths, 1);
+  assert.ok(zbk.restoreCost >= 100 * 0.05);
+  // Scaleway: 64 GiB volumes need 66 MiB parts to stay within 1,000 parts.
+  const scw = simulateCosts({ start, provider: 'scaleway-glacier', workload: { ...workload, volumeBytes: 64 * 1024 ** 3 }, policies });
+  assert.equal(scw.workload.partBytes, 66 * 1024 ** 2);
+  const bad = await runZbk(['cost', 'simulate', '--provider', 'azure', '--config', '/nonexistent/zbk.toml'], {});
+  assert.equal(bad.code, 3, 'the missing named config is reported first');
+  const unknown = await runZbk(['cost', 'simulate', '--provider', 'azure'], { ZBK_CONFIG: '/nonexistent/default.toml' });
+  assert.equal(unknown.code, 2, unknown.stderr);
+  assert.match(unknown.stderr, /unknown provider "azure" \(known: aws-deep-archive, /);
+});
