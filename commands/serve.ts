@@ -9,8 +9,8 @@ export interface ServeResult {
 }
 
 export default class Serve extends BaseCommand {
-  static override summary = 'Serve a read-only status page: chains and last-push age, stored bytes and cost over time, the restore timeline, recent pushes, failures and hook results.';
-  static override description = `The page shows the figures of "status --json", "cost --json" and "restore status --json" (also served as /api/status.json, /api/cost.json, /api/restore-status.json; everything the page needs: /api/page.json). Its files and the chart library (uPlot) come from the installed package: nothing is loaded from elsewhere. Only GET and HEAD are answered. Needs no passphrase. Runs until SIGINT or SIGTERM.
+  static override summary = 'Serve a read-only status page: chains and last-push age, stored bytes and cost over time, the restore timeline, the providers compared, recent pushes, failures and hook results.';
+  static override description = `The page shows the figures of "status --json", "cost --json", "restore status --json" and "cost compare --json" (also served as /api/status.json, /api/cost.json, /api/restore-status.json, /api/cost-compare.json; everything the page needs: /api/page.json). Its files and the chart library (uPlot) come from the installed package: nothing is loaded from elsewhere. Only GET and HEAD are answered. Needs no passphrase. Runs until SIGINT or SIGTERM.
 
 On loopback (the default, ${DEFAULT_LISTEN}) no token is needed, and the Host header must be localhost, 127.0.0.1 or [::1]. Any other address needs a token (--token-file, or $ZBK_SERVE_TOKEN): open the URL once with ?token=… (it becomes an HttpOnly cookie and leaves the address bar), or send "Authorization: Bearer …".
 

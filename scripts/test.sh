@@ -14,8 +14,9 @@ export DEBIAN_FRONTEND=noninteractive
 bash scripts/install-zfs-fuse.sh
 bash scripts/install-btrfs.sh
 apt-get install -y -qq python3-nacl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-nacl >/dev/null; }
-# The completion and man page tests (test/cli/completion-man.test.ts): the shells, groff and man.
-cli_pkgs=(zsh fish groff-base man-db)
+# The completion and man page tests (test/cli/completion-man.test.ts): the shells, groff and man;
+# the status page test (test/serve/page.test.ts): Debian's chromium, driven by playwright-core.
+cli_pkgs=(zsh fish groff-base man-db chromium)
 apt-get install -y -qq --no-install-recommends "${cli_pkgs[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${cli_pkgs[@]}" >/dev/null; }
 if [ -n "${CI:-}" ] || [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund

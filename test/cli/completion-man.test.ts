@@ -121,7 +121,7 @@ test('bash: the script parses, and completing drives its function to the right w
   for (const c of cases) assert.deepEqual(got.get(c.line), sorted(c.words()), `bash: ${c.line}<TAB>`);
   assert.deepEqual(got.get('zbk init --kdf='), ['interactive', 'min', 'moderate'], '--kdf=<TAB>');
   assert.deepEqual(got.get('zbk push tank/photos '), [], 'no subcommands after an argument (file names from readline)');
-  assert.deepEqual(got.get('zbk cost '), ['simulate'], 'a command that is also a topic offers its subcommands');
+  assert.deepEqual(got.get('zbk cost '), ['compare', 'simulate'], 'a command that is also a topic offers its subcommands');
   for (const c of flagLines()) assert.deepEqual(got.get(c.line), c.words, `bash: ${c.line}<TAB>`);
   t.diagnostic(`bash completes ${got.size} lines`);
 });

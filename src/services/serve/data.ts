@@ -1,6 +1,6 @@
 /**
- * What `zbk serve` shows: the results of `status()`, `costReport()` and
- * `restoreStatus()` exactly as their `--json` prints them (one source of
+ * What `zbk serve` shows: the results of `status()`, `costReport()`,
+ * `restoreStatus()` and `costCompare()` exactly as their `--json` prints them (one source of
  * truth: the page renders these objects, it never recomputes a figure),
  * plus three things those results do not carry, each derived from the
  * manifest with the same functions the services use:
@@ -18,7 +18,9 @@
  */
 import { configPriceTable } from '../../cost/providers/index.js';
 import { monthlyStorageCost } from '../../cost/model.js';
+import { ZbkError } from '../../errors.js';
 import { costReport, type CostResult } from '../cost.js';
+import { costCompare, type CostCompareResult } from '../cost-compare.js';
 import { openManifest, type ServiceContext } from '../context.js';
 import { restoreStatus, type RestoreStatusResult } from '../restore/status.js';
 import { costObjectsOf, status, type StatusResult } from '../status.js';
@@ -64,6 +66,8 @@ export interface PageData {
   status: StatusResult | null;
   cost: CostResult | null;
   restore: RestoreStatusResult | null;
+  /** `zbk cost compare --json`; null when nothing is stored yet (or it failed: see `errors`). */
+  compare: CostCompareResult | null;
   ages: DatasetAge[];
   history: HistoryPoint[];
   pushes: RecentPush[];
@@ -132,6 +136,15 @@ export async function pageData(ctx: ServiceContext, maxAgeSeconds: number): Prom
   const st = await attempt('status', () => status(ctx));
   const cost = await attempt('cost', () => costReport(ctx));
   const restore = await attempt('restore', () => restoreStatus(ctx));
+  // An empty repository has nothing to compare: that is not an error on the page.
+  const compare = await attempt('compare', () => {
+    try {
+      return costCompare(ctx);
+    } catch (err) {
+      if (err instanceof ZbkError && err.code === 'NOTHING_STORED') return null;
+      throw err;
+    }
+  });
   const h = await attempt('history', () => history(ctx, now));
   const failures = h?.failures ?? [];
   const lastFailure = (ds: string): string | null => failures.find((e) => e.dataset === ds)?.at ?? null;
@@ -145,6 +158,7 @@ export async function pageData(ctx: ServiceContext, maxAgeSeconds: number): Prom
     status: st,
     cost,
     restore,
+    compare,
     ages: (st?.datasets ?? []).map((d) => ageColour(d, lastFailure(d.dataset), maxAgeSeconds, now)),
     history: h?.history ?? [],
     pushes,

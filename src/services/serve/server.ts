@@ -17,6 +17,7 @@ import type { ServiceContext } from '../context.js';
 import { assertListenAllowed, authorize, type ListenAddress } from './auth.js';
 import { pageData } from './data.js';
 import { costReport } from '../cost.js';
+import { costCompare } from '../cost-compare.js';
 import { restoreStatus } from '../restore/status.js';
 import { status } from '../status.js';
 
@@ -47,6 +48,8 @@ const ASSETS: Record<string, () => Asset> = {
   '/': () => ({ file: `${staticDir}index.html`, type: 'text/html; charset=utf-8' }),
   '/app.js': () => ({ file: `${staticDir}app.js`, type: 'text/javascript; charset=utf-8' }),
   '/app.css': () => ({ file: `${staticDir}app.css`, type: 'text/css; charset=utf-8' }),
+  // Without one the browser asks for /favicon.ico and logs the 404 as a page error.
+  '/favicon.svg': () => ({ file: `${staticDir}favicon.svg`, type: 'image/svg+xml' }),
   '/vendor/uPlot.iife.min.js': () => ({ file: uplot('uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' }),
   '/vendor/uPlot.min.css': () => ({ file: uplot('uPlot.min.css'), type: 'text/css; charset=utf-8' }),
 };
@@ -82,12 +85,13 @@ async function route(ctx: ServiceContext, opts: ServeOptions, req: IncomingMessa
     res.end();
     return;
   }
-  // The same objects `zbk status --json`, `zbk cost --json` and `zbk restore status --json` print.
+  // The same objects `zbk status --json`, `zbk cost --json`, `zbk restore status --json` and `zbk cost compare --json` print.
   const api: Record<string, () => Promise<unknown>> = {
     '/api/page.json': () => pageData(ctx, opts.maxAgeSeconds),
     '/api/status.json': () => status(ctx),
     '/api/cost.json': async () => costReport(ctx),
     '/api/restore-status.json': () => restoreStatus(ctx),
+    '/api/cost-compare.json': async () => costCompare(ctx),
   };
   const handler = api[url.pathname];
   if (handler) {

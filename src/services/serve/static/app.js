@@ -91,7 +91,7 @@ function chart(id, label, points, value, format) {
   const opts = {
     width: 560, height: 240,
     scales: { y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-    axes: [{}, { size: 80, values: (_u, ticks) => ticks.map(format) }],
+    axes: [{}, { size: 100, values: (_u, ticks, _axis, _space, incr) => ticks.map((t) => format(t, incr)) }],
     series: [{}, { label, stroke: '#1a5fb4', fill: 'rgba(26,95,180,0.12)', width: 2, paths: uPlot.paths.stepped({ align: 1 }), value: (_u, v) => (v === null ? '-' : format(v)) }],
   };
   return new uPlot(opts, [xs, ys], box);
@@ -101,7 +101,8 @@ function renderCharts(page) {
   // Exposed for the browser test: it reads the charted data back.
   window.zbkCharts = {
     bytes: chart('chart-bytes', 'stored', page.history, (p) => p.storedBytes, fmtBytes),
-    cost: chart('chart-cost', 'USD / month', page.history, (p) => p.monthlyCost, fmtUSD),
+    // Axis ticks with as many decimals as their step needs (a small repository costs fractions of a cent).
+    cost: chart('chart-cost', 'USD / month', page.history, (p) => p.monthlyCost, (v, incr) => (incr ? `$${v.toFixed(Math.min(8, Math.max(2, Math.ceil(-Math.log10(incr)))))}` : fmtUSD(v))),
   };
 }
 
@@ -138,15 +139,18 @@ function renderCost(page) {
     bytesCell('storedBytes', l.storedBytes), usdCell('data', l.data), usdCell('overhead', l.overhead), usdCell('total', l.total))));
   fill('cost-projection', c.projection.map((p) => el('tr', { 'data-month': p.month }, num('month', p.month, p.month), txt('from', day(p.from)),
     usdCell('existing', p.existing), usdCell('growth', p.growth), usdCell('total', p.total))));
-  // A provider comparison, when the cost report carries one (rows of name + monthly figures).
-  const cmp = Array.isArray(c.comparison) ? c.comparison : null;
-  if (cmp && cmp.length) {
-    const box = document.getElementById('cost-comparison');
-    const keys = Object.keys(cmp[0]);
-    box.querySelector('thead').replaceChildren(el('tr', {}, ...keys.map((k) => el('th', {}, k))));
-    box.querySelector('tbody').replaceChildren(...cmp.map((r) => el('tr', {}, ...keys.map((k) => (typeof r[k] === 'number' ? usdCell(k, r[k]) : txt(k, String(r[k])))))));
-    box.hidden = false;
-  }
+}
+
+function renderCompare(page) {
+  const c = page.compare;
+  if (!c) return;
+  document.getElementById('compare-summary').textContent =
+    `this repository over ${c.months} months on every provider profile (zbk cost compare): storage, requests, early deletion and one full restore of the latest snapshot at the end within each provider's free allowance (restore months); USD, cheapest first`;
+  fill('compare', c.providers.map((p) => el('tr', { 'data-provider': p.provider, class: p.current ? 'current' : '' },
+    txt('provider', `${p.provider}${p.current ? ' (configured)' : ''}`), txt('region', p.region), usdCell('monthlyNow', p.monthlyNow),
+    usdCell('storage', p.storage), usdCell('requests', p.requests), usdCell('earlyDeletion', p.earlyDeletion), usdCell('restoreCost', p.restoreCost),
+    num('restoreMonths', p.restoreMonths, p.restoreMonths), usdCell('totalWithRestore', p.totalWithRestore))));
+  document.getElementById('compare-box').hidden = false;
 }
 
 function renderEvents(page) {
@@ -171,6 +175,7 @@ async function main() {
   renderCharts(page);
   renderRestores(page);
   renderCost(page);
+  renderCompare(page);
   renderEvents(page);
   document.body.dataset.ready = 'true';
 }
