@@ -102,9 +102,11 @@ try {
 
     // Tee: the same stream staged durably to a file while zfs receive reads it (zbk's disk work, nothing else).
     const staged = join(tmp, 'staged');
+    const tf0 = fuseCpu();
     t0 = performance.now();
     const tee = spawnSync('sh', ['-c', 'tee "$1" < "$2" | zfs receive "$3" && sync "$1"', 'sh', staged, file, `${pool.name}/tee`], { stdio: ['ignore', 'ignore', 'inherit'] });
     const teeS = (performance.now() - t0) / 1000;
+    const teeFuseMs = fuseCpu() - tf0;
     if (tee.status !== 0) throw new Error('tee | zfs receive failed');
     rmSync(staged, { force: true });
     await destroy(`${pool.name}/tee`);
@@ -124,14 +126,21 @@ try {
     const r = await restoreRun(ctx, { dataset: ds, target });
     const zbkS = (performance.now() - t0) / 1000;
     const peakRssMB = Math.round(Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? 0) / 1024);
-    if (process.env.ZBK_BENCH_LOG) { const c = process.cpuUsage(c0); console.error(`zbk: ${zbkS.toFixed(2)} s, zfs-fuse cpu ${fuseCpu() - f0} ms, node cpu user ${(c.user / 1000).toFixed(0)} sys ${(c.system / 1000).toFixed(0)} ms, S3 server cpu ${serverCpu() - s0} ms`); }
+    const c = process.cpuUsage(c0); const fuseMs = fuseCpu() - f0; const serverMs = serverCpu() - s0;
+    if (process.env.ZBK_BENCH_LOG) console.error(`zbk: ${zbkS.toFixed(2)} s, zfs-fuse cpu ${fuseMs} ms, node cpu user ${(c.user / 1000).toFixed(0)} sys ${(c.system / 1000).toFixed(0)} ms, S3 server cpu ${serverMs} ms`);
     if (profiler) { const { profile } = await profiler.post('Profiler.stop'); writeFileSync(process.env.ZBK_BENCH_PROFILE, JSON.stringify(profile)); profiler.disconnect(); }
     if (!r.done) throw new Error(`restore not done: ${r.next.what}`);
     storedBytes = r.bytesDownloaded;
     await destroy(target);
-    rows.push({ rawMBps: +(mb / rawS).toFixed(1), teeMBps: +(mb / teeS).toFixed(1), zbkMBps: +(mb / zbkS).toFixed(1), ratio: +(rawS / zbkS).toFixed(2), ratioTee: +(teeS / zbkS).toFixed(2), peakRssMB });
+    // CPU seconds per GB of stream: the zbk process (download, open, hash, stage, feed), the zfs-fuse daemon (the
+    // receive's work, also for tee: its figure is the floor), the S3 test server (what a real store would spend).
+    const perGB = (ms) => +(ms / 1000 / (streamBytes / 1e9)).toFixed(2);
+    rows.push({
+      rawMBps: +(mb / rawS).toFixed(1), teeMBps: +(mb / teeS).toFixed(1), zbkMBps: +(mb / zbkS).toFixed(1), ratio: +(rawS / zbkS).toFixed(2), ratioTee: +(teeS / zbkS).toFixed(2), peakRssMB,
+      zbkCpuPerGB: perGB((c.user + c.system) / 1000), fuseCpuPerGB: perGB(fuseMs), teeFuseCpuPerGB: perGB(teeFuseMs), serverCpuPerGB: perGB(serverMs),
+    });
   }
-  console.log(JSON.stringify({ streamBytes, storedBytes, partMiB, volumeMiB, reps: rows, medianRatio: median(rows.map((x) => x.ratio)), medianRatioTee: median(rows.map((x) => x.ratioTee)), load1: +loadavg()[0].toFixed(2) }));
+  console.log(JSON.stringify({ streamBytes, storedBytes, partMiB, volumeMiB, reps: rows, medianRatio: median(rows.map((x) => x.ratio)), medianRatioTee: median(rows.map((x) => x.ratioTee)), medianZbkCpuPerGB: median(rows.map((x) => x.zbkCpuPerGB)), load1: +loadavg()[0].toFixed(2) }));
 } finally {
   repo?.cleanup();
   await pool.destroy();

@@ -58,3 +58,33 @@ describe('restorable streams', () => {
     }
   });
 });
+
+describe('restorable streams, asked again', () => {
+  it('an answer kept for a second question is dropped when the manifest changes, here or through another connection', async () => {
+    const store = new MemoryStore({ minPartSize: 1, now: () => day(0) });
+    const path = join(tmp.dir, `m${n++}.db`);
+    const m = Manifest.open(path);
+    let other: Manifest | null = null;
+    try {
+      m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
+      const s1 = (await simulatePush(m, store, keyring, { dataset: DS, from: null, to: s[0]!, volumes: [20], at: day(0) }))!;
+      const s2 = (await simulatePush(m, store, keyring, { dataset: DS, from: s[0]!, to: s[1]!, volumes: [8], at: day(1) }))!;
+      const ids = (): string[] => m.restorableStreams(DS).map((x) => x.streamId).sort();
+      assert.deepEqual(ids(), [s1.streamId, s2.streamId].sort());
+      // A change through the same connection.
+      const full = (await simulatePush(m, store, keyring, { dataset: DS, from: null, to: s[1]!, volumes: [30], at: day(2) }))!;
+      assert.deepEqual(ids(), [s1.streamId, s2.streamId, full.streamId].sort());
+      const again = m.restorableStreams(DS);
+      again.length = 0; // a caller changing its array does not change the next answer
+      assert.equal(ids().length, 3);
+      // A change committed by another connection (another zbk process).
+      other = Manifest.open(path);
+      other.markSuperseded([s1.streamId, s2.streamId], day(2));
+      other.markVolumesDeleted([s1.volumes[0]!.key], day(200));
+      assert.deepEqual(ids(), [full.streamId]);
+    } finally {
+      other?.close();
+      m.close();
+    }
+  });
+});
