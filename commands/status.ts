@@ -1,4 +1,5 @@
-import { Args } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
+import { chainRows, isElided } from '../src/cli/chain-rows.js';
 import { formatBytes, formatUSD } from '../src/cli/format.js';
 import { textTable } from '../src/cli/table.js';
 import { BaseCommand } from '../src/cli/base-command.js';
@@ -11,6 +12,9 @@ export default class Status extends BaseCommand {
 Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
   static override examples = ['<%= config.bin %> status', '<%= config.bin %> status tank/photos --json'];
   static override args = { dataset: Args.string({ description: 'Only this dataset.' }) };
+  static override flags = {
+    all: Flags.boolean({ description: 'Print every link of each chain (by default the full, the 10 newest and every damaged link; the others are summed in one row). --json always has every link.' }),
+  };
 
   async run(): Promise<StatusResult> {
     const { args, flags } = await this.parse(Status);
@@ -20,7 +24,11 @@ Exit codes: 0 ok, 3 config, 5 store, 9 manifest.`;
     for (const d of result.datasets) {
       this.say(`\n${d.dataset}: latest pushed @${d.latestPushed ?? '-'} at ${d.lastPushAt ?? '-'}; ${fmt(d.storedBytes)} in ${d.objects} object(s); ≈ $${d.monthlyCost.toFixed(4)}/month`);
       const t = textTable(['kind', 'from', 'to', 'snapshot created', 'data', 'stored', 'objects', 'pushed', 'health']);
-      for (const c of d.chain) {
+      for (const c of chainRows(d.chain, { all: flags.all })) {
+        if (isElided(c)) {
+          t.push(['…', '', `${c.count} incrementals, @${c.from} … @${c.to}`, '', fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, '', 'ok']);
+          continue;
+        }
         t.push([c.kind, c.from ?? '', c.to, c.snapshotCreated.slice(0, 19), fmt(c.plaintextBytes), fmt(c.storedBytes), c.objects, c.pushedAt?.slice(0, 19) ?? '', c.damaged.length ? `DAMAGED (${c.damaged.length})` : 'ok']);
       }
       if (d.chain.length) this.say(t.toString());
