@@ -112,3 +112,14 @@ describe('s3-server multipart', () => {
     assert.equal(await errorName(s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'sum' }))), 'InvalidObjectState');
   });
 });
+
+describe('CompleteMultipartUpload bodies as other clients write them', () => {
+  it("an ETag whose quotes are character references (Go's encoding/xml: rclone) reads as the quoted ETag", async () => {
+    const { parseXml, child, children, text } = await import('./xml.js');
+    const doc = parseXml('<CompleteMultipartUpload><Part><ETag>&#34;0cc175b9c0f1b6a831c399e269772661&#34;</ETag><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>');
+    const part = children(child(doc, 'CompleteMultipartUpload'), 'Part')[0];
+    assert.equal(text(part, 'ETag'), '"0cc175b9c0f1b6a831c399e269772661"');
+    // A key with spaces and leading zeros stays as written.
+    assert.equal(text(parseXml('<K> 0012 &amp; x</K>'), 'K'), ' 0012 & x');
+  });
+});

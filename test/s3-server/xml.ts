@@ -58,7 +58,10 @@ export function isoDate(ms: number): string {
 
 // Tag values stay strings: keys like "0012" must not become numbers, and
 // whitespace in keys is significant.
+// Character references are decoded: Go's encoding/xml (rclone, the AWS SDK
+// for Go) writes the quotes of an ETag as &#34;, which S3 reads as '"'.
 const parser = new XMLParser({
+  htmlEntities: true,
   ignoreAttributes: true,
   parseTagValue: false,
   trimValues: false,
