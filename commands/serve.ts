@@ -36,7 +36,8 @@ Exit codes: 0 stopped by a signal, 1 cannot listen (the port is in use), 2 bad -
     const token = loadToken(flags['token-file']);
     assertListenAllowed(listen, token);
     const ctx = this.context(flags);
-    const running = await startServer(ctx, { listen, token, maxAgeSeconds });
+    // An access line per request on stderr (the journal under systemd): method, path without the query, status.
+    const running = await startServer(ctx, { listen, token, maxAgeSeconds, onRequest: (line) => this.note(line) });
     this.say(`serving the status page at ${running.url}${token ? ' (token required)' : ''}; Ctrl-C stops it`);
     // --json: the one object, printed as soon as the page can be loaded (not at exit).
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify({ url: running.url }) + '\n');

@@ -93,10 +93,18 @@ test('serve: read-only, and on loopback the Host header must be loopback (DNS re
   assert.equal((await get(open.url, { headers: { host: `evil.example:${port}` } })).status, 403);
   assert.equal((await get(open.url, { headers: { host: `localhost:${port}` } })).status, 200);
   assert.equal((await get(open.url, { headers: { host: `[::1]:${port}` } })).status, 200);
+  // Another site making the browser ask (an <img> or <script> pointing here): its Host is loopback, so Sec-Fetch-Site and Origin decide.
+  assert.equal((await get(`${open.url}api/page.json`, { headers: { 'sec-fetch-site': 'cross-site' } })).status, 403);
+  assert.equal((await get(`${open.url}api/page.json`, { headers: { 'sec-fetch-site': 'same-site' } })).status, 403, 'another port of the same host is another origin');
+  assert.equal((await get(`${open.url}api/page.json`, { headers: { origin: 'http://evil.example' } })).status, 403);
+  assert.equal((await get(`${open.url}api/page.json`, { headers: { 'sec-fetch-site': 'same-origin', origin: open.url.replace(/\/$/, '') } })).status, 200);
+  assert.equal((await get(open.url, { headers: { 'sec-fetch-site': 'none' } })).status, 200, 'a typed address or a bookmark');
 });
 
 test('serve: with a token, none or a wrong one is 401; Bearer works; ?token= sets an HttpOnly Strict cookie and redirects without it', async () => {
-  assert.equal((await get(`${guarded.url}api/page.json`)).status, 401);
+  const none = await get(`${guarded.url}api/page.json`);
+  assert.equal(none.status, 401);
+  assert.match(String(none.headers['www-authenticate']), /^Bearer /);
   assert.equal((await get(`${guarded.url}api/page.json`, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 401);
   assert.equal((await get(`${guarded.url}api/page.json`, { headers: { authorization: `Bearer ${TOKEN}x` } })).status, 401, 'a longer token is not a match');
   assert.equal((await get(`${guarded.url}api/page.json`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
@@ -108,7 +116,21 @@ test('serve: with a token, none or a wrong one is 401; Bearer works; ?token= set
   assert.match(cookie, /HttpOnly/);
   assert.match(cookie, /SameSite=Strict/);
   const jar = cookie.split(';')[0]!;
+  assert.ok(!cookie.includes(TOKEN) && !cookie.includes(encodeURIComponent(TOKEN)), 'the cookie, sent to every port of this host, does not carry the token');
   assert.equal((await get(`${guarded.url}api/page.json`, { headers: { cookie: jar } })).status, 200);
+  assert.equal((await get(`${guarded.url}api/page.json`, { headers: { cookie: `zbk_token=${encodeURIComponent(TOKEN)}` } })).status, 401, 'the token itself is not the cookie');
+  const u = new URL(guarded.url);
+  const slashes = await new Promise<Reply>((resolve, reject) => {
+    // The path as written (a URL string would be normalised first): "/.//evil.example/x".
+    const req = request({ host: u.hostname, port: u.port, path: `/.//evil.example/x?token=${TOKEN}` }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: '' }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(slashes.status, 303);
+  assert.equal(slashes.headers.location, '/evil.example/x', 'never a redirect to another host (//host)');
   assert.equal((await get(`${guarded.url}api/page.json`, { headers: { cookie: 'zbk_token=forged-forged-forged-forged' } })).status, 401);
 });
 

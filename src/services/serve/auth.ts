@@ -10,8 +10,15 @@
  *   and the history after the first load).
  * - Tokens are compared as SHA-256 digests with timingSafeEqual: equal
  *   length, constant time, whatever the guess.
+ * - The cookie holds a value derived from the token, not the token: browsers
+ *   send a host's cookies to every port of it, so another web service on the
+ *   same machine sees the cookie, and must not learn the token from it.
+ * - A request another site makes the browser send (an <img> or <script>
+ *   pointing here) is refused by its Sec-Fetch-Site or Origin header: it
+ *   could not read the answer, but each one would rebuild the page, which
+ *   asks the store for its unfinished uploads.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError, UsageError } from '../../errors.js';
@@ -75,6 +82,11 @@ export function tokenMatches(expected: string, given: string | undefined | null)
   return timingSafeEqual(digest(expected), digest(given));
 }
 
+/** The cookie's value for `token`: proves the token was given once, and cannot be turned back into it. */
+export function cookieFor(token: string): string {
+  return createHmac('sha256', token).update('zbk-serve-cookie').digest('hex');
+}
+
 function cookieValue(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? '').split(';')) {
     const i = part.indexOf('=');
@@ -95,6 +107,10 @@ export interface RequestFacts {
   host: string | undefined;
   authorization: string | undefined;
   cookie: string | undefined;
+  /** The browser's Sec-Fetch-Site header: `same-origin` or `none` (typed address, bookmark) pass. */
+  secFetchSite?: string | undefined;
+  /** The Origin header, when the browser sent one. */
+  origin?: string | undefined;
 }
 
 export type Decision =
@@ -109,16 +125,21 @@ export function authorize(req: RequestFacts, addr: ListenAddress, token: string 
     const hostname = (req.host ?? '').replace(/:\d+$/, '');
     if (!isLoopbackHost(hostname)) return { kind: 'deny', status: 403, message: 'the Host header must be localhost, 127.0.0.1 or [::1]' };
   }
+  const site = req.secFetchSite?.toLowerCase();
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return { kind: 'deny', status: 403, message: 'requests made by another site are refused' };
+  if (req.origin !== undefined && req.origin !== `http://${req.host ?? ''}`) return { kind: 'deny', status: 403, message: 'requests made by another site are refused' };
   if (token === null) return { kind: 'ok' };
   const query = req.url.searchParams.get('token');
   if (query !== null) {
     if (!tokenMatches(token, query)) return { kind: 'deny', status: 401, message: 'wrong token' };
     const clean = new URL(req.url);
     clean.searchParams.delete('token');
+    // One leading slash: "//evil.example/x" would be a redirect to another host.
+    const location = `/${clean.pathname.replace(/^\/+/, '')}${clean.search}`;
     // HttpOnly: the page's script cannot read it; Strict: no other site's request carries it.
-    return { kind: 'redirect', location: `${clean.pathname}${clean.search}`, setCookie: `${COOKIE}=${encodeURIComponent(query)}; HttpOnly; SameSite=Strict; Path=/` };
+    return { kind: 'redirect', location, setCookie: `${COOKIE}=${cookieFor(token)}; HttpOnly; SameSite=Strict; Path=/` };
   }
   const bearer = /^Bearer\s+(.+)$/i.exec(req.authorization ?? '')?.[1]?.trim();
-  if (tokenMatches(token, bearer ?? cookieValue(req.cookie, COOKIE))) return { kind: 'ok' };
+  if (bearer !== undefined ? tokenMatches(token, bearer) : tokenMatches(cookieFor(token), cookieValue(req.cookie, COOKIE))) return { kind: 'ok' };
   return { kind: 'deny', status: 401, message: 'a token is needed: open the URL with ?token=… once, or send Authorization: Bearer …' };
 }

@@ -71,12 +71,27 @@ function json(res: ServerResponse, code: number, value: unknown, head: boolean):
   send(res, code, 'application/json; charset=utf-8', JSON.stringify(value, null, 2) + '\n', head);
 }
 
+function header(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
 async function route(ctx: ServiceContext, opts: ServeOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const url = new URL(req.url ?? '/', 'http://zbk.invalid');
-  const decision = authorize({ method: req.method ?? 'GET', url, host: req.headers.host, authorization: req.headers.authorization, cookie: req.headers.cookie }, opts.listen, opts.token);
+  // Appended, not resolved: a request line of "//host/x" is a path here, not another host.
+  const url = new URL(`http://zbk.invalid${req.url?.startsWith('/') ? req.url : '/'}`);
+  const facts = {
+    method: req.method ?? 'GET',
+    url,
+    host: req.headers.host,
+    authorization: req.headers.authorization,
+    cookie: req.headers.cookie,
+    secFetchSite: header(req, 'sec-fetch-site'),
+    origin: header(req, 'origin'),
+  };
+  const decision = authorize(facts, opts.listen, opts.token);
   const head = req.method === 'HEAD';
   if (decision.kind === 'deny') {
-    const extra: Record<string, string> = decision.status === 405 ? { allow: 'GET, HEAD' } : {};
+    const extra: Record<string, string> = decision.status === 405 ? { allow: 'GET, HEAD' } : decision.status === 401 ? { 'www-authenticate': 'Bearer realm="zbk"' } : {};
     send(res, decision.status, 'text/plain; charset=utf-8', `${decision.message}\n`, head, extra);
     return;
   }
@@ -122,6 +137,11 @@ export async function startServer(ctx: ServiceContext, opts: ServeOptions): Prom
       })
       .finally(() => opts.onRequest?.(`${req.method} ${(req.url ?? '/').split('?')[0]} ${res.statusCode}`));
   });
+  // Slow or idle clients (reachable off loopback before any token is checked) cannot hold sockets for minutes.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = 64;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const what = err.code === 'EADDRINUSE' ? 'is in use' : err.code === 'EACCES' ? 'is not allowed' : `failed (${err.code ?? err.message})`;
