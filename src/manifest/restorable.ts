@@ -37,16 +37,15 @@ export class Restorable {
     // through this connection moves total_changes(), a commit by another one
     // moves data_version; either one drops it.
     const stamp = this.stamp();
-    const hit = this.memo.get(dataset);
-    if (hit && hit.stamp === stamp) return [...hit.rows];
-    const rows = this.computeRestorable(dataset);
     if (this.memoStamp !== stamp) this.memo.clear();
     this.memoStamp = stamp;
-    this.memo.set(dataset, { stamp, rows });
+    let rows = this.memo.get(dataset);
+    if (!rows) this.memo.set(dataset, (rows = this.computeRestorable(dataset)));
     return [...rows];
   }
 
-  private readonly memo = new Map<string, { stamp: string; rows: StreamRow[] }>();
+  /** Answers per dataset, all valid at `memoStamp`. */
+  private readonly memo = new Map<string, StreamRow[]>();
   private memoStamp = '';
   private stampStmts: { changes: { get(): unknown }; version: { get(): unknown } } | null = null;
 

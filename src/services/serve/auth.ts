@@ -126,8 +126,8 @@ export function authorize(req: RequestFacts, addr: ListenAddress, token: string 
     if (!isLoopbackHost(hostname)) return { kind: 'deny', status: 403, message: 'the Host header must be localhost, 127.0.0.1 or [::1]' };
   }
   const site = req.secFetchSite?.toLowerCase();
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return { kind: 'deny', status: 403, message: 'requests made by another site are refused' };
-  if (req.origin !== undefined && req.origin !== `http://${req.host ?? ''}`) return { kind: 'deny', status: 403, message: 'requests made by another site are refused' };
+  const crossSite = (site !== undefined && site !== 'same-origin' && site !== 'none') || (req.origin !== undefined && req.origin !== `http://${req.host ?? ''}`);
+  if (crossSite) return { kind: 'deny', status: 403, message: 'requests made by another site are refused' };
   if (token === null) return { kind: 'ok' };
   const query = req.url.searchParams.get('token');
   if (query !== null) {
