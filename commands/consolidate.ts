@@ -1,11 +1,12 @@
 import { Args, Flags } from '@oclif/core';
 import { formatBytes } from '../src/cli/format.js';
 import { BaseCommand } from '../src/cli/base-command.js';
+import { CONSOLIDATION_TIMINGS, type ConsolidationTiming } from '../src/planner/consolidate-plan.js';
 import { consolidate, type ConsolidateResult, type DatasetConsolidation } from '../src/services/consolidate/run.js';
 
 export default class Consolidate extends BaseCommand {
   static override summary = 'Re-base long snapshot chains on a new full stream when that pays back; delete what no kept snapshot needs.';
-  static override description = `Without --apply (or with --dry-run) only reports, per dataset: which pushed snapshots retention keeps ([retention] keep_last, keep_monthly, keep_yearly; the latest always), whether a new full of the latest pushed snapshot pays back within the horizon (upload cost and early-deletion charges against the storage it frees), the restore before and after, and which objects no kept snapshot needs: deletable now, or on/after the date their minimum storage duration (180 days for Deep Archive) ends.
+  static override description = `Without --apply (or with --dry-run) only reports, per dataset: which pushed snapshots retention keeps ([retention] keep_last, keep_monthly, keep_yearly; the latest always), whether a new full of the latest pushed snapshot pays back within the horizon (upload cost and early-deletion charges against the storage it frees) and whether the chain has reached the cheapest interval between fulls for its own rate of waste (--timing interval, the default: a full made too early pays for two copies until the old one's minimum duration ends), the restore before and after, and which objects no kept snapshot needs: deletable now, or on/after the date their minimum storage duration (180 days for Deep Archive) ends.
 
 With --apply: pushes the new full, verifies it in the store, marks the streams it replaces superseded, deletes unneeded objects that are past their minimum duration, and mirrors the manifest. Younger objects stay scheduled: run "zbk consolidate --apply" again later (a monthly timer is enough) to delete them once free. Nothing a kept snapshot needs is ever deleted, and nothing is deleted early unless --allow-early-delete is given (the charge is shown in the report first). A run killed at any point is finished by the next --apply. Push never deletes anything.
 
@@ -22,6 +23,10 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
     'dry-run': Flags.boolean({ description: 'Report only, even with --apply.' }),
     'allow-early-delete': Flags.boolean({ description: 'Also delete unneeded objects younger than their minimum storage duration (charged pro rata; shown).' }),
     horizon: Flags.integer({ description: 'Months within which a consolidation must pay back (default 24).' }),
+    timing: Flags.string({
+      options: [...CONSOLIDATION_TIMINGS],
+      description: 'interval: recommend once the chain is as old as the cheapest interval between fulls for its rate of waste; payback: as soon as a new full pays back within the horizon (a smaller restore sooner, more money over the years). Default: [consolidate] timing, else interval.',
+    }),
     'no-wait': Flags.boolean({ description: 'Fail at once (exit 8) if another zbk holds the manifest lock.' }),
   };
 
@@ -32,6 +37,7 @@ Exit codes: 0 ok, 1 failed, 2 bad input, 3 config, 4 passphrase, 5 store, 6 inte
       apply: flags.apply && !flags['dry-run'],
       allowEarlyDelete: flags['allow-early-delete'],
       horizonMonths: flags.horizon,
+      ...(flags.timing ? { timing: flags.timing as ConsolidationTiming } : {}),
       wait: !flags['no-wait'],
     });
     for (const d of result.datasets) this.describe(d, result.applied);

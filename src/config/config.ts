@@ -18,6 +18,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import bytes from 'bytes';
 import { parse, stringify, TomlError } from 'smol-toml';
 import { choosePartSize, DEFAULT_PROVIDER, isProviderName, providerProfile, profileEndpoint, unknownProviderMessage } from '../cost/providers/index.js';
+import { CONSOLIDATION_TIMINGS, type ConsolidationTiming } from '../planner/consolidate-plan.js';
 import { ConfigError } from '../errors.js';
 import { BandwidthSyntaxError, parseBandwidth, type BandwidthLimit } from './bandwidth.js';
 import { KeyLines, type KeyPath } from './locate.js';
@@ -146,6 +147,8 @@ export interface ZbkConfig {
   prices: Record<string, number>;
   /** Retention rules (see src/planner/retention). */
   retention: { keepLast: number; keepMonthly: number; keepYearly: number };
+  /** `[consolidate] timing`: when a paying consolidation is recommended (src/planner/consolidate-plan). */
+  consolidate: { timing: ConsolidationTiming };
 }
 
 function isRoot(): boolean {
@@ -444,6 +447,9 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
   const hooks = open('hooks', doc.hooks, ['hooks']);
   const restore = open('restore', doc.restore, ['restore']);
   const retention = open('retention', doc.retention, ['retention']);
+  const consolidateSection = open('consolidate', doc.consolidate, ['consolidate']);
+  const timing = consolidateSection.str('timing', 'interval') as ConsolidationTiming;
+  if (!CONSOLIDATION_TIMINGS.includes(timing)) throw consolidateSection.error('timing', `must be ${CONSOLIDATION_TIMINGS.map((t) => `"${t}"`).join(' or ')}`);
   const explicitStateDir = root.str('state_dir');
   const stateDir = explicitStateDir ?? defaultStateDir(url);
 
@@ -540,6 +546,7 @@ export function configFromObject(doc: Table, path: string, lines?: KeyLines): Zb
       keepMonthly: retention.num('keep_monthly', 0),
       keepYearly: retention.num('keep_yearly', 0),
     },
+    consolidate: { timing },
   };
   for (const s of sections) s.assertAllRead();
   return cfg;

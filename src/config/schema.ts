@@ -35,6 +35,7 @@ export const CONFIG_SCHEMA = {
   hooks: { pre_push: 'command', post_push: 'command', timeout_seconds: 'number', on_success: 'secret', on_failure: 'secret', webhook_format: 'string', include_names: 'boolean' },
   restore: { free_egress_gb: 'number', reserve_gb: 'number', tier: 'string', staging_dir: 'string', limit: 'rate' },
   retention: { keep_last: 'number', keep_monthly: 'number', keep_yearly: 'number' },
+  consolidate: { timing: 'string' },
   prices: PRICES,
 } as const satisfies Record<string, Readonly<Record<string, Kind>>>;
 

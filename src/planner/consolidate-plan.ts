@@ -13,7 +13,11 @@
  *   its minimum duration (or early deletion is allowed), else its
  *   `notBefore` date (it goes into `deleteLater`).
  * Break-even is the first month whose cumulative saving covers the cost;
- * zbk recommends only when that month is within the horizon.
+ * zbk recommends only when that month is within the horizon, and (with the
+ * default `timing: 'interval'`) only once the chain is as old as the
+ * cheapest interval between fulls for its own rate of waste
+ * (./full-interval.ts): paying back at all is not enough, since a full
+ * made a little later sheds more waste for the same upload and overlap.
  *
  * Objects needed by any kept snapshot's chain are never in a delete list.
  * Objects no kept snapshot needs even today are reported under `prune`
@@ -27,7 +31,8 @@ import {
   objectMonthlyCost,
   uploadCost as pushUploadCost,
 } from '../cost/model.js';
-import { BYTES_PER_GB, DAYS_PER_MONTH, type PriceTable, type StorageClass } from '../cost/prices.js';
+import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, storagePrice, type PriceTable, type StorageClass } from '../cost/prices.js';
+import { cheapestInterval } from './full-interval.js';
 import { packInOrder } from './restore-plan.js';
 
 export interface ConsolidationVolume {
@@ -71,6 +76,28 @@ export interface ConsolidationInput {
   /** Stored bytes per volume and per part of the new full (defaults 4 GiB, 64 MiB). */
   volumeBytes?: number;
   partBytes?: number;
+  /**
+   * `interval` (default): recommend once the chain is as old as the cheapest
+   * interval between fulls; `payback`: as soon as a new full pays back
+   * within the horizon (a smaller restore sooner, more money in the long run).
+   */
+  timing?: ConsolidationTiming;
+}
+
+export type ConsolidationTiming = 'interval' | 'payback';
+export const CONSOLIDATION_TIMINGS: readonly ConsolidationTiming[] = ['interval', 'payback'];
+
+/** The interval rule's figures for the latest chain (./full-interval.ts). */
+export interface IntervalSummary {
+  timing: ConsolidationTiming;
+  /** Days since the chain's full was uploaded. */
+  chainAgeDays: number;
+  /** Stored bytes a day the chain has added beyond what a new full holds. */
+  wasteBytesPerDay: number;
+  /** The cheapest interval between fulls at that rate, days. */
+  cheapestDays: number;
+  /** Instant the chain reaches that age (ISO). */
+  dueAt: string;
 }
 
 export interface ChainSummary {
@@ -132,6 +159,7 @@ export interface ConsolidationPlan {
   netSavingsOverHorizon: number;
   restoreBefore: RestoreShape;
   restoreAfter: RestoreShape;
+  interval: IntervalSummary;
   warnings: string[];
 }
 
@@ -323,6 +351,8 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
   const restoreBefore = { bytes: beforeSizes.reduce((a, b) => a + b, 0), months: capBytes > 0 ? packInOrder(beforeSizes, capBytes).length : 0 };
   const restoreAfter = { bytes: input.newFullBytes, months: capBytes > 0 ? packInOrder(newSizes, capBytes).length : 0 };
 
+  const interval = intervalOf(latestChain, input.newFullBytes, uploadCost, cls, now, prices, input.timing ?? 'interval');
+
   let recommend = false;
   let reason: string;
   if (latestChain.length === 1) {
@@ -331,6 +361,10 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
     reason = 'kept snapshots still need every object of the current chain: a new full would only add storage';
   } else if (breakEvenMonth === null) {
     reason = `does not pay back within ${horizon} months (net ${cumulative >= 0 ? '+' : '−'}$${Math.abs(cumulative).toFixed(2)} at the horizon)`;
+  } else if (interval.timing === 'interval' && interval.chainAgeDays < interval.cheapestDays) {
+    reason =
+      `pays back in month ${breakEvenMonth}, but waiting is cheaper: at this chain's ${formatRate(interval.wasteBytesPerDay)} of waste a day the cheapest interval between fulls is ` +
+      `${interval.cheapestDays} days and the chain is ${Math.floor(interval.chainAgeDays)} days old (due ${interval.dueAt.slice(0, 10)})`;
   } else {
     recommend = true;
     reason = `pays back in month ${breakEvenMonth}: one-time $${oneTimeCost.toFixed(2)}, then saves $${monthlySavings.toFixed(2)}/month once old objects are deleted`;
@@ -356,6 +390,34 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
     netSavingsOverHorizon: cumulative,
     restoreBefore,
     restoreAfter,
+    interval,
     warnings,
   };
+}
+
+/**
+ * The interval rule for `chain` (full first): its age, its waste a day
+ * (chain bytes beyond a new full, over its age; at least one day of age, as
+ * pushes are at most a few a day) and the cheapest interval at that rate.
+ */
+function intervalOf(chain: readonly ConsolidationStream[], newFullBytes: number, uploadCost: number, cls: StorageClass, now: Date, prices: PriceTable, timing: ConsolidationTiming): IntervalSummary {
+  const full = chain[0]!;
+  const born = Math.min(...full.volumes.map((v) => v.uploadedAt.getTime()), now.getTime());
+  const chainAgeDays = daysBetween(new Date(born), now);
+  const ageForRates = Math.max(1, chainAgeDays);
+  const chainBytes = chain.reduce((n, s) => n + s.storedBytes, 0);
+  const wasteBytesPerDay = Math.max(0, chainBytes - newFullBytes) / ageForRates;
+  const { days } = cheapestInterval({
+    fullBytes: newFullBytes,
+    wasteBytesPerDay,
+    incrementalBytesPerDay: (chainBytes - full.storedBytes) / ageForRates,
+    pricePerByteDay: storagePrice(prices, cls) / BYTES_PER_GB / DAYS_PER_MONTH,
+    uploadCost,
+    minDays: prices.minStorageDays[cls],
+  });
+  return { timing, chainAgeDays, wasteBytesPerDay, cheapestDays: days, dueAt: new Date(born + days * MS_PER_DAY).toISOString() };
+}
+
+function formatRate(bytesPerDay: number): string {
+  return bytesPerDay >= BYTES_PER_GB ? `${(bytesPerDay / BYTES_PER_GB).toFixed(1)} GB` : `${(bytesPerDay / 1e6).toFixed(1)} MB`;
 }

@@ -12,11 +12,17 @@
  */
 import { addDays, earlyDeletionCharge, objectMonthlyCost, uploadCost } from '../cost/model.js';
 import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, type PriceTable, type StorageClass } from '../cost/prices.js';
-import { chainTo, planConsolidation, type ConsolidationStream } from './consolidate-plan.js';
-import { planRestore, type RestoreVolume } from './restore-plan.js';
+import { chainTo, planConsolidation, type ConsolidationStream, type ConsolidationTiming } from './consolidate-plan.js';
+import { planRestore, type RestorePlan, type RestoreVolume } from './restore-plan.js';
 
 /** GB of each month's free egress left for other use by the simulated restore (the planner's default). */
 const RESTORE_RESERVE_GB = 10;
+/**
+ * Month ends over which the restore is also averaged: a restore can come at
+ * any point of a chain's life, and the one at the very end falls wherever
+ * the policy's cycle happens to be (just after a full or just before one).
+ */
+export const RESTORE_SAMPLE_MONTHS = 24;
 
 export interface Workload {
   months: number;
@@ -47,8 +53,8 @@ export type Policy =
   | { kind: 'every-n'; n: number }
   /** A new full when the last is `months` old, old chain deleted at once (zfsbackup-go-like). */
   | { kind: 'max-age'; months: number }
-  /** zbk: consolidate when the planner recommends; never delete early. */
-  | { kind: 'zbk'; horizonMonths: number };
+  /** zbk: consolidate when the planner recommends (its default interval timing, or `payback`); never delete early. */
+  | { kind: 'zbk'; horizonMonths: number; timing?: ConsolidationTiming };
 
 export interface SimulationResult {
   policy: string;
@@ -66,6 +72,8 @@ export interface SimulationResult {
   restoreCost: number;
   /** Cost of the same restore in one month (asap). */
   restoreAsapCost: number;
+  /** Mean cost of the free-mode restore of the latest snapshot at each of the last RESTORE_SAMPLE_MONTHS month ends. */
+  restoreCostMean: number;
 }
 
 export function policyName(p: Policy): string {
@@ -77,7 +85,7 @@ export function policyName(p: Policy): string {
     case 'max-age':
       return `new full when last is ${p.months} months old`;
     case 'zbk':
-      return `zbk planner (horizon ${p.horizonMonths} months)`;
+      return p.timing === 'payback' ? `zbk planner at first payback (horizon ${p.horizonMonths} months)` : `zbk planner (horizon ${p.horizonMonths} months)`;
   }
 }
 
@@ -121,6 +129,19 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
       .filter((s) => s.volumes.length > 0);
   };
 
+  // The cheapest restore of the snapshot of month `m`, as the store holds it at `at`.
+  const restoreOf = (m: number, at: Date): { free: RestorePlan; asap: RestorePlan } => {
+    const chain = chainTo(guid(m), streams) ?? [];
+    const volumes: RestoreVolume[] = chain.flatMap((s, si) =>
+      s.volumes.map((v, vi) => ({ key: v.key, streamId: s.streamId, streamIndex: si, volumeIndex: vi, bytes: v.bytes, plaintextBytes: v.bytes })),
+    );
+    const asap = planRestore(volumes, at, { mode: 'asap' }, prices);
+    // A provider with no free egress beyond the reserve (GCS, B2): the cheapest restore is the one-month one.
+    const free = prices.freeEgressGBPerMonth > RESTORE_RESERVE_GB ? planRestore(volumes, at, { mode: 'free', reserveGB: RESTORE_RESERVE_GB }, prices) : asap;
+    return { free, asap };
+  };
+  const sampledRestoreCosts: number[] = [];
+
   let libraryGB = w.initialGB;
   for (let m = 0; m < w.months; m++) {
     const at = addDays(start, DAYS_PER_MONTH * m);
@@ -160,6 +181,7 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
           newFullBytes: fullBytes,
           now: at,
           horizonMonths: policy.horizonMonths,
+          ...(policy.timing ? { timing: policy.timing } : {}),
           prices,
           volumeBytes: w.volumeBytes,
           partBytes: w.partBytes,
@@ -175,16 +197,10 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
       }
     }
     for (const s of streams) for (const v of s.volumes) storage += objectMonthlyCost({ bytes: v.bytes, storageClass: cls }, prices).total;
+    if (m >= w.months - RESTORE_SAMPLE_MONTHS) sampledRestoreCosts.push(restoreOf(m, addDays(at, DAYS_PER_MONTH)).free.totalCost);
   }
 
-  const end = addDays(start, DAYS_PER_MONTH * w.months);
-  const chain = chainTo(guid(w.months - 1), streams) ?? [];
-  const volumes: RestoreVolume[] = chain.flatMap((s, si) =>
-    s.volumes.map((v, vi) => ({ key: v.key, streamId: s.streamId, streamIndex: si, volumeIndex: vi, bytes: v.bytes, plaintextBytes: v.bytes })),
-  );
-  const asap = planRestore(volumes, end, { mode: 'asap' }, prices);
-  // A provider with no free egress beyond the reserve (GCS, B2): the cheapest restore is the one-month one.
-  const free = prices.freeEgressGBPerMonth > RESTORE_RESERVE_GB ? planRestore(volumes, end, { mode: 'free', reserveGB: RESTORE_RESERVE_GB }, prices) : asap;
+  const { free, asap } = restoreOf(w.months - 1, addDays(start, DAYS_PER_MONTH * w.months));
   const stored = streams.flatMap((s) => s.volumes);
   return {
     policy: policyName(policy),
@@ -199,6 +215,7 @@ export function simulate(w: Workload, policy: Policy, prices: PriceTable, start:
     restoreMonths: free.months.length,
     restoreCost: free.totalCost,
     restoreAsapCost: asap.totalCost,
+    restoreCostMean: sampledRestoreCosts.reduce((a, b) => a + b, 0) / sampledRestoreCosts.length,
   };
 }
 
@@ -208,17 +225,29 @@ export const DEFAULT_POLICIES: Policy[] = [
   { kind: 'every-n', n: 30 },
   { kind: 'every-n', n: 90 },
   { kind: 'max-age', months: 6 },
+  { kind: 'zbk', horizonMonths: 24, timing: 'payback' },
   { kind: 'zbk', horizonMonths: 24 },
+];
+
+/**
+ * Every fixed policy the zbk planner is measured against in docs/COSTS.md:
+ * never, a new full every 1, 2 or 3 months of daily pushes, and a new full
+ * when the last is 2 … 24 months old.
+ */
+export const FIXED_POLICY_GRID: Policy[] = [
+  { kind: 'never' },
+  ...[30, 60, 90].map((n): Policy => ({ kind: 'every-n', n })),
+  ...Array.from({ length: 23 }, (_, k): Policy => ({ kind: 'max-age', months: k + 2 })),
 ];
 
 /** Markdown table of results. */
 export function simulationTable(results: readonly SimulationResult[]): string {
-  const head = '| policy | fulls | storage | requests | early del. | 10-y total | stored at end | restore size | restore months (free) | restore $ (free) | restore $ (asap) | total + free restore |';
-  const sep = '|' + ' --- |'.repeat(12);
+  const head = `| policy | fulls | storage | requests | early del. | 10-y total | stored at end | restore size | restore months (free) | restore $ (free) | restore $ (asap) | total + free restore | restore $ (free, mean of last ${RESTORE_SAMPLE_MONTHS} months) |`;
+  const sep = '|' + ' --- |'.repeat(13);
   const $ = (x: number): string => `$${x.toFixed(2)}`;
   const rows = results.map(
     (r) =>
-      `| ${r.policy} | ${r.fulls} | ${$(r.storage)} | ${$(r.requests)} | ${$(r.earlyDeletion)} | ${$(r.total)} | ${r.storedGBAtEnd.toFixed(0)} GB / ${r.objectsAtEnd} obj | ${r.restoreGB.toFixed(0)} GB | ${r.restoreMonths} | ${$(r.restoreCost)} | ${$(r.restoreAsapCost)} | ${$(r.total + r.restoreCost)} |`,
+      `| ${r.policy} | ${r.fulls} | ${$(r.storage)} | ${$(r.requests)} | ${$(r.earlyDeletion)} | ${$(r.total)} | ${r.storedGBAtEnd.toFixed(0)} GB / ${r.objectsAtEnd} obj | ${r.restoreGB.toFixed(0)} GB | ${r.restoreMonths} | ${$(r.restoreCost)} | ${$(r.restoreAsapCost)} | ${$(r.total + r.restoreCost)} | ${$(r.restoreCostMean)} |`,
   );
   return [head, sep, ...rows].join('\n');
 }

@@ -110,7 +110,7 @@ export function costCompare(ctx: ServiceContext, opts: CostCompareOptions = {}):
     const profile = providerProfile(name);
     const current = name === own;
     const prices = current ? overrides : overrides.eur_to_usd !== undefined && profile.currency === 'EUR' ? { eur_to_usd: overrides.eur_to_usd } : {};
-    const sim = simulateCosts({ provider: name, ...(current ? { region: ctx.config.store.region } : {}), prices, workload, policies: [{ kind: 'zbk', horizonMonths: HORIZON_MONTHS }], start: now });
+    const sim = simulateCosts({ provider: name, ...(current ? { region: ctx.config.store.region } : {}), prices, workload, policies: [{ kind: 'zbk', horizonMonths: HORIZON_MONTHS, timing: ctx.config.consolidate.timing }], start: now });
     const r = sim.results[0]!;
     const table = profilePriceTable(profile, sim.region, prices);
     const cls = costClass(profile.dataStorageClass);

@@ -52,6 +52,12 @@ test('config: [zfs] protect_base defaults to "bookmark"; "hold" is kept; anythin
   refused(withKeys({ zfs: { protect_base: true } }), /zfs\.protect_base must be a string, got a boolean/);
 });
 
+test('config: [consolidate] timing defaults to "interval"; "payback" is kept; anything else is refused with the key named', () => {
+  assert.equal(configFromObject(valid as never, '/etc/zbk/config.toml').consolidate.timing, 'interval');
+  assert.equal(configFromObject(withKeys({ consolidate: { timing: 'payback' } }) as never, '/etc/zbk/config.toml').consolidate.timing, 'payback');
+  refused(withKeys({ consolidate: { timing: 'asap' } }), /consolidate\.timing must be "interval" or "payback"/);
+});
+
 test('config: [[dataset]] raw is "auto", true or false; absent means "auto" (no key written into the dataset entry)', () => {
   const c = configFromObject(
     withKeys({ dataset: [{ name: 'tank/a' }, { name: 'tank/b', raw: true }, { name: 'tank/c', raw: false }, { name: 'tank/d', raw: 'auto' }] }) as never,
@@ -195,6 +201,7 @@ test('config: every key the schema declares loads (the loader reads each one: sc
     hooks: { pre_push: ['true'], post_push: ['true'], timeout_seconds: 60, on_success: 'https://h/1', on_failure: 'https://h/2', webhook_format: 'ntfy', include_names: false },
     restore: { free_egress_gb: 50, reserve_gb: 5, tier: 'Standard', staging_dir: '/tmp/staging', limit: '00:00-12:00=1MiB/s, 12:00-24:00=off' },
     retention: { keep_last: 7, keep_monthly: 24, keep_yearly: 10 },
+    consolidate: { timing: 'payback' },
     prices: Object.fromEntries(Object.keys(CONFIG_SCHEMA.prices).map((k) => [k, 0.5])),
   };
   for (const [section, keys] of Object.entries(CONFIG_SCHEMA)) {
@@ -203,6 +210,7 @@ test('config: every key the schema declares loads (the loader reads each one: sc
   const { root, dataset, ...tables } = sample;
   const c = configFromObject({ ...root, ...tables, dataset: [dataset] }, '/etc/zbk/config.toml');
   assert.equal(c.retention.keepMonthly, 24);
+  assert.equal(c.consolidate.timing, 'payback');
   assert.equal(c.store.checksumCalculation, 'when_required');
   assert.deepEqual(c.zfs.zfs, ['sudo', 'zfs']);
   assert.equal(c.restore.freeEgressGB, 50);

@@ -27,6 +27,14 @@ for (const kind of sourcesUnderTest) test(`[${kind}] consolidate: report, --appl
   const oldRecords = await rig.keys('streams/');
   assert.equal(oldRecords.length, 3);
 
+  // The default timing waits: a full made on day 3 would be stored beside the old chain until day 180.
+  const waiting = jsonOf<ConsolidateResult>(ok(await rig.zbkAt(3, ['consolidate', rig.ds, '--timing', 'interval', '--json']), 'interval report'));
+  const wp = waiting.datasets[0]!.plan!;
+  assert.equal(wp.recommend, false, wp.reason);
+  assert.match(wp.reason, /waiting is cheaper/);
+  assert.ok(wp.interval.cheapestDays >= 180, `interval ${wp.interval.cheapestDays} days, before the 180-day minimum`);
+  assert.ok(wp.breakEvenMonth !== null, 'it does pay back: only the timing holds it');
+
   // The report spends nothing and changes nothing.
   rig.server.accounting.reset();
   const human = ok(await rig.zbkAt(3, ['consolidate']), 'human report');

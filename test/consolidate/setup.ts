@@ -68,7 +68,9 @@ export async function createSourceRig(t: TestContext, kind: SourceUnderTest, opt
   Object.assign(process.env, creds);
   const repo = await createTestRepo({ storeUrl: 's3://zbk/backups', endpoint: server.endpoint, datasets: [ds], extraEnv: { ...creds, ZBK_NOW: t0.toISOString() } });
   t.after(() => repo.cleanup());
-  appendFileSync(repo.configPath, `\n[prices]\ndeep_archive_gb_month = 1.0\n\n[retention]\n${opts.retention ?? 'keep_last = 1'}\n`);
+  // A dear price makes a few MiB worth consolidating; `payback` timing lets a chain of days re-base at once
+  // (these tests are about what --apply does; the default interval timing waits past the 180 days, see e2e.test.ts).
+  appendFileSync(repo.configPath, `\n[prices]\ndeep_archive_gb_month = 1.0\n\n[retention]\n${opts.retention ?? 'keep_last = 1'}\n\n[consolidate]\ntiming = "payback"\n`);
   let store: ObjectStore | null = null;
   const rig: SourceRig = {
     kind,

@@ -29,3 +29,15 @@ test('append-only data: zbk does not consolidate', () => {
   const r = simulate({ ...w, churnPerMonth: 0 }, { kind: 'zbk', horizonMonths: 24 }, P, start);
   assert.equal(r.fulls, 1);
 });
+
+test('the planner beats re-fulling at first payback and every fixed interval within 0.5 % (3 % churn, 5 years)', () => {
+  const churny = { ...w, months: 60, churnPerMonth: 0.03 };
+  const zbk = simulate(churny, { kind: 'zbk', horizonMonths: 24 }, P, start);
+  const payback = simulate(churny, { kind: 'zbk', horizonMonths: 24, timing: 'payback' }, P, start);
+  assert.ok(zbk.total < payback.total * 0.9, `interval $${zbk.total.toFixed(2)} vs payback $${payback.total.toFixed(2)}`);
+  assert.equal(zbk.earlyDeletion, 0);
+  for (const months of [3, 5, 6, 7, 8, 9, 12]) {
+    const fixed = simulate(churny, { kind: 'max-age', months }, P, start);
+    assert.ok(zbk.total <= fixed.total * 1.005, `zbk $${zbk.total.toFixed(2)} vs a full every ${months} months $${fixed.total.toFixed(2)}`);
+  }
+});

@@ -138,3 +138,25 @@ test('latest already a single full: nothing to do', () => {
   assert.equal(p.recommend, false);
   assert.match(p.reason, /single full/);
 });
+
+test('interval timing: a chain that pays back but is younger than the cheapest interval waits; payback timing does not', () => {
+  // F 100 GB, 100 days old; I 40 GB, 50 days old; a new full 110 GB sheds 30 GB: 0.3 GB of waste a day.
+  const young = [stream('F', 'full', null, 'g0', 100, '2027-03-23T00:00:00Z'), stream('I', 'incremental', 'g0', 'g1', 40, '2027-05-12T00:00:00Z')];
+  const base = input({ streams: young, keptGuids: ['g1'], latestGuid: 'g1' });
+  const paying = planConsolidation({ ...base, timing: 'payback' });
+  assert.equal(paying.recommend, true, paying.reason);
+  const waiting = planConsolidation(base);
+  assert.equal(waiting.breakEvenMonth, paying.breakEvenMonth);
+  assert.equal(waiting.recommend, false);
+  assert.match(waiting.reason, /waiting is cheaper/);
+  assert.deepEqual([waiting.deleteNow, waiting.deleteLater], [[], []], 'nothing is deleted for a consolidation that waits');
+  assert.equal(waiting.interval.chainAgeDays, 100);
+  approx(waiting.interval.wasteBytesPerDay, 0.3 * GB);
+  // i = 0.4 GB/day, a = 0.3 GB/day, R = $0.000615, p = $0.00099/GB-month:
+  // √((2R/p + i·180²)/a) = √((2 × 0.000615 / 3.3e-14 + 0.4e9 × 32400) / 0.3e9) ≈ 207.9 days.
+  assert.ok(Math.abs(waiting.interval.cheapestDays - 208) <= 1, `${waiting.interval.cheapestDays}`);
+  assert.equal(waiting.interval.dueAt.slice(0, 10), new Date(Date.parse('2027-03-23T00:00:00Z') + waiting.interval.cheapestDays * 86_400_000).toISOString().slice(0, 10));
+  // Once the chain is that old (the same streams, later), the interval rule recommends it too.
+  const later = planConsolidation({ ...base, now: new Date(waiting.interval.dueAt) });
+  assert.equal(later.recommend, true, later.reason);
+});

@@ -8,7 +8,7 @@ import type { PriceTable } from '../../cost/prices.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import type { UnneededObject } from '../../manifest/types.js';
 import { parseVolumeKey } from '../../layout.js';
-import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationStream } from '../../planner/consolidate-plan.js';
+import { chainTo, planConsolidation, type ConsolidationPlan, type ConsolidationStream, type ConsolidationTiming } from '../../planner/consolidate-plan.js';
 import type { ServiceContext } from '../context.js';
 import { costClass, deletionSchedule, type DeletionSchedule } from './schedule.js';
 import { retentionOf } from './retention.js';
@@ -39,6 +39,8 @@ export interface DatasetPlan {
 export interface PlanOptions {
   allowEarlyDelete: boolean;
   horizonMonths?: number;
+  /** When a paying consolidation is recommended (default: the cheapest interval). */
+  timing?: ConsolidationTiming;
   prices: PriceTable;
   /** `deletableObjects` of the manifest as it is now, when the caller has it (a report over every dataset). */
   deletable?: readonly UnneededObject[];
@@ -112,6 +114,7 @@ export async function planDataset(ctx: ServiceContext, manifest: Manifest, datas
     newFullBytes,
     now,
     horizonMonths: opts.horizonMonths,
+    ...(opts.timing ? { timing: opts.timing } : {}),
     allowEarlyDelete: opts.allowEarlyDelete,
     prices: opts.prices,
     volumeBytes: sealedBytesOf(volumeSize, partSize),

@@ -27,6 +27,7 @@ import { IntegrityError, LockedError, ManifestError, UsageError, ZbkError } from
 import { AbortError } from '../../pipeline/errors.js';
 import { describeHolder, type Lock } from '../../manifest/lock.js';
 import { resolveChain } from '../../manifest/chain.js';
+import { CONSOLIDATION_TIMINGS, type ConsolidationTiming } from '../../planner/consolidate-plan.js';
 import type { Manifest } from '../../manifest/manifest.js';
 import { writeMirror } from '../../manifest/mirror.js';
 import type { StreamWithVolumes, UnneededObject } from '../../manifest/types.js';
@@ -49,6 +50,8 @@ export interface ConsolidateOptions {
   allowEarlyDelete?: boolean;
   /** Planner horizon, months (default 24). */
   horizonMonths?: number;
+  /** When a paying consolidation is recommended (default: the config's `[consolidate] timing`, else `interval`). */
+  timing?: ConsolidationTiming;
   /** Wait for the manifest lock (default) or fail at once. */
   wait?: boolean;
 }
@@ -129,6 +132,9 @@ export class ConsolidateService {
     if (opts.horizonMonths !== undefined && (!Number.isInteger(opts.horizonMonths) || opts.horizonMonths < 1)) {
       throw new UsageError('--horizon must be a positive number of months');
     }
+    if (opts.timing !== undefined && !CONSOLIDATION_TIMINGS.includes(opts.timing)) {
+      throw new UsageError(`--timing must be one of ${CONSOLIDATION_TIMINGS.join(', ')}`);
+    }
     const base = { at: now.toISOString(), priceTableDate: this.prices.asOf, warnings: this.warnings };
     if (!opts.apply) {
       const datasets = await this.withManifest(null, async (m) => {
@@ -180,6 +186,7 @@ export class ConsolidateService {
     return planDataset(this.ctx, m, dataset, {
       allowEarlyDelete: opts.allowEarlyDelete ?? false,
       horizonMonths: opts.horizonMonths,
+      timing: opts.timing ?? this.ctx.config.consolidate.timing,
       prices: this.prices,
       ...(deletable ? { deletable } : {}),
     });
