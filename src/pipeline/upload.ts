@@ -8,7 +8,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Readable } from 'node:stream';
-import { ZbkKeyring } from '../crypto/keyring.js';
+import { sealedPartSize, ZbkKeyring } from '../crypto/keyring.js';
 import type { Keyring, PartContext } from '../crypto/types.js';
 import { IntegrityError } from '../errors.js';
 import { VOLUME_META_HEADER, volumeKey, type VolumeRecord } from '../layout.js';
@@ -369,7 +369,8 @@ export async function uploadStream(opts: UploadStreamOptions): Promise<UploadRes
   };
 
   const createUpload = async (index: number, key: string): Promise<string> => {
-    const uploadId = await store.createMultipartUpload(key, { storageClass: opts.storageClass, metadata: opts.volumeMetadata(index) });
+    // Every part but a volume's last holds partSize plaintext bytes: the local store places them by it.
+    const uploadId = await store.createMultipartUpload(key, { storageClass: opts.storageClass, metadata: opts.volumeMetadata(index), partSize: sealedPartSize(partSize) });
     await checkpoint.volumeStarted({ volumeIndex: index, key, uploadId });
     return uploadId;
   };

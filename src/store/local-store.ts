@@ -9,8 +9,10 @@
  * (names in local/layout.ts):
  *   <key>                          the object's bytes, exactly (keys map to relative paths)
  *   <key>.zbk-meta.json            sidecar {"v":2,"storageClass","metadata","etag","size","fingerprint"}
- *   .zbk-uploads/<id>/upload.json  multipart upload: key, class, metadata, initiated
- *   .zbk-uploads/<id>/<nnnnn>.<etag>.<sha256hex>  one file per part (name = its identity)
+ *   .zbk-uploads/<id>/upload.json  multipart upload: key, class, metadata, initiated, part size
+ *   .zbk-uploads/<id>/placed.data  parts no larger than the caller's part size, each at its offset
+ *   .zbk-uploads/<id>/<nnnnn>.<etag>.<sha256hex>.<size>.placed  empty: one placed part (name = its identity)
+ *   .zbk-uploads/<id>/<nnnnn>.<etag>.<sha256hex>  one file per other part (name = its identity)
  *   **∕.zbk-tmp-*                  temp files of writes in progress (same directory
  *                                  as the target, so the final rename is atomic)
  *   .zbk-layout                    "2\n": the layout version (absent in a bare copy of a bucket)
@@ -23,8 +25,11 @@
  *
  * Every write goes data → temp file → fsync → rename over the key, then the
  * sidecar the same way, then fsync of the directory (local/files.ts). A
- * completed multipart upload is copied (8 MiB buffer) from its part files
- * into the temp file and committed like a put; the upload goes only after
+ * multipart upload of equal parts (the caller's `partSize`, as zbk's volumes
+ * are) is placed part by part into one file and completed by renaming that
+ * file to the key (local/placed.ts: each byte written once); any other is
+ * copied (8 MiB buffer) from its parts into the temp file and committed like
+ * a put (local/uploads.ts has both forms). The upload goes only after
  * its object is committed, its record first, so a crash while it is removed
  * leaves an upload that is gone (NoSuchUpload), never one missing some parts.
  * A crash before the data rename leaves the old object and the upload; after
@@ -82,6 +87,7 @@ import { pathToFileURL } from 'node:url';
 import type {
   ByteRange,
   ListEntry,
+  MultipartOptions,
   MultipartUploadInfo,
   ObjectInfo,
   ObjectStore,
@@ -127,9 +133,10 @@ import {
   tempPath,
   writeAtomic,
 } from './local/files.js';
-import { LAYOUT, LAYOUT_FILE, META_SUFFIX, RESERVED, UPLOADS, UPLOAD_ID } from './local/layout.js';
+import { LAYOUT, LAYOUT_FILE, META_SUFFIX, PLACED_DATA, RESERVED, UPLOADS, UPLOAD_ID } from './local/layout.js';
 import { committedSidecar, fingerprintOf, inspect, parseSidecar, type ObjectMeta, type Sidecar } from './local/sidecar.js';
-import { diskParts, readUploadRecord, removeUpload, uploadPath, uploadRecord, type UploadRecord } from './local/uploads.js';
+import { allPlaced, commitPlaced } from './local/placed.js';
+import { diskParts, placedName, placePart, placingSize, readUploadRecord, removePartEntries, removeUpload, uploadPath, uploadRecord, type DiskPart, type UploadRecord } from './local/uploads.js';
 
 export type { MigrateStep } from './local/convert-v1.js';
 
@@ -315,14 +322,21 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  async createMultipartUpload(key: string, options?: PutOptions): Promise<string> {
+  async createMultipartUpload(key: string, options?: MultipartOptions): Promise<string> {
     await this.ready();
     this.pathOf(key);
     const { storageClass, metadata } = normalizePutOptions(options);
     await this.ensureMarker(key);
     const uploadId = randomBytes(16).toString('hex');
     const dir = uploadPath(this.base, uploadId);
-    const rec: UploadRecord = { key, storageClass, metadata, initiated: new Date().toISOString() };
+    const partSize = options?.partSize;
+    const rec: UploadRecord = {
+      key,
+      storageClass,
+      metadata,
+      initiated: new Date().toISOString(),
+      ...(partSize !== undefined && Number.isSafeInteger(partSize) && partSize > 0 ? { partSize } : {}),
+    };
     try {
       await realDirs(this.base, dir, true);
       await writeAtomic(dir, join(dir, 'upload.json'), Buffer.from(JSON.stringify(rec)));
@@ -335,20 +349,24 @@ export class LocalStore implements ObjectStore {
 
   async uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, sentChecksum?: string, options?: UploadPartOptions): Promise<UploadedPart> {
     await this.ready();
-    const dir = await this.uploadDir(key, uploadId);
+    const { dir, rec } = await this.upload(key, uploadId);
     validatePartNumber(partNumber);
     const checksumSha256 = verifyChecksum(body, sentChecksum);
     // A part's ETag only has to identify its bytes: derive it from the SHA-256
     // just verified instead of paying for a second (MD5) pass over the part.
     const etag = Buffer.from(checksumSha256, 'base64').subarray(0, 16).toString('hex');
-    const num = String(partNumber).padStart(5, '0');
-    const name = `${num}.${etag}.${Buffer.from(checksumSha256, 'base64').toString('hex')}`;
+    const checksumHex = Buffer.from(checksumSha256, 'base64').toString('hex');
+    const partSize = placingSize(rec);
+    // Paced: the part's pieces are written as the bandwidth limit lets them go.
+    const data = options?.pacer ? pacedChunks(body, options) : body;
     try {
-      // Paced: the part's pieces are written as the bandwidth limit lets them go.
-      await writeAtomic(dir, join(dir, name), options?.pacer ? pacedChunks(body, options) : body);
-      // Replacing a part number: drop the older files of that number.
-      for (const f of await readdir(dir)) {
-        if (f.startsWith(`${num}.`) && f !== name) await unlink(join(dir, f)).catch(() => undefined);
+      if (partSize !== undefined && body.length <= partSize) {
+        await placePart(this.base, dir, partNumber, partSize, data, placedName(partNumber, etag, checksumHex, body.length));
+      } else {
+        const name = `${String(partNumber).padStart(5, '0')}.${etag}.${checksumHex}`;
+        await writeAtomic(dir, join(dir, name), data);
+        // Replacing a part number: drop the older entries of that number.
+        await removePartEntries(dir, partNumber, name);
       }
     } catch (err) {
       const stopped = pacingStopped(options);
@@ -361,8 +379,8 @@ export class LocalStore implements ObjectStore {
 
   async listParts(key: string, uploadId: string): Promise<UploadedPart[]> {
     await this.ready();
-    const dir = await this.uploadDir(key, uploadId);
-    return (await diskParts(this.base, key, uploadId, dir)).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
+    const { dir, rec } = await this.upload(key, uploadId);
+    return (await diskParts(this.base, key, uploadId, dir, placingSize(rec))).map(({ partNumber, size, etag, checksumSha256 }) => ({ partNumber, size, etag, checksumSha256 }));
   }
 
   /**
@@ -374,9 +392,9 @@ export class LocalStore implements ObjectStore {
    */
   async completeMultipartUpload(key: string, uploadId: string, parts: readonly UploadedPart[]): Promise<void> {
     await this.ready();
-    const dir = await this.uploadDir(key, uploadId);
-    const rec = await uploadRecord(this.base, key, uploadId, dir);
-    const stored = new Map((await diskParts(this.base, key, uploadId, dir)).map((p) => [p.partNumber, p]));
+    const { dir, rec } = await this.upload(key, uploadId);
+    const partSize = placingSize(rec);
+    const stored = new Map((await diskParts(this.base, key, uploadId, dir, partSize)).map((p) => [p.partNumber, p]));
     const chosen = checkCompleteParts(parts, stored, this.minPartSize);
     const path = this.pathOf(key);
     await this.prepareWrite(key, path);
@@ -393,15 +411,20 @@ export class LocalStore implements ObjectStore {
         throw mapFsError(err, key);
       }
     } else if (!done) {
+      const meta = { storageClass: rec.storageClass, metadata: rec.metadata, etag };
+      if (allPlaced(chosen, partSize) && (await this.commitPlaced(key, uploadId, path, dir, chosen, size, meta))) {
+        await removeUpload(key, dir);
+        return;
+      }
+      const placedData = join(dir, PLACED_DATA);
       const fill = async (fh: FileHandle): Promise<void> => {
         try {
-          await concatFiles(fh, this.base, chosen.map((p) => join(dir, p.file)));
+          await concatFiles(fh, this.base, chosen.map((p) => (p.placedAt !== undefined ? { file: placedData, offset: p.placedAt, size: p.size } : join(dir, p.file))));
         } catch (err) {
           if (isErrno(err, 'ENOENT')) throw new NoSuchUploadError(key, uploadId);
           throw err;
         }
       };
-      const meta = { storageClass: rec.storageClass, metadata: rec.metadata, etag };
       await this.commitObject(key, path, size, fill, meta, { beforeRename: this.testHookBeforeCommit });
     }
     await removeUpload(key, dir);
@@ -556,12 +579,29 @@ export class LocalStore implements ObjectStore {
     }
   }
 
-  private async uploadDir(key: string, uploadId: string): Promise<string> {
+  /**
+   * The rename commit of an upload of placed parts (local/placed.ts).
+   * @returns false when the key is on another file system (EXDEV): copy instead
+   * @throws NoSuchUploadError when the placed bytes are gone
+   */
+  private async commitPlaced(key: string, uploadId: string, path: string, dir: string, chosen: readonly DiskPart[], size: number, meta: ObjectMeta): Promise<boolean> {
+    try {
+      if (!(await commitPlaced(this.base, path, dir, chosen, size, meta, this.testHookBeforeCommit))) throw new NoSuchUploadError(key, uploadId);
+      return true;
+    } catch (err) {
+      if (isErrno(err, 'EXDEV')) return false;
+      if (err instanceof StoreError || !hasErrno(err)) throw err;
+      if (isErrno(err, 'EISDIR')) throw keyConflict(key);
+      throw mapFsError(err, key);
+    }
+  }
+
+  /** The directory and record of upload `uploadId` of `key`. @throws NoSuchUploadError */
+  private async upload(key: string, uploadId: string): Promise<{ dir: string; rec: UploadRecord }> {
     this.pathOf(key);
     if (!UPLOAD_ID.test(uploadId)) throw new NoSuchUploadError(key, uploadId);
     const dir = uploadPath(this.base, uploadId);
-    await uploadRecord(this.base, key, uploadId, dir);
-    return dir;
+    return { dir, rec: await uploadRecord(this.base, key, uploadId, dir) };
   }
 
   /** List directory `rel` (its directories checked: a link is SYMLINK), descending only into real directories, listing only regular files. */

@@ -75,6 +75,17 @@ export interface PutOptions {
   metadata?: Record<string, string>;
 }
 
+/** Options of `createMultipartUpload`. */
+export interface MultipartOptions extends PutOptions {
+  /**
+   * Stored bytes of every part but the last, when the caller cuts the object
+   * into equal parts. A hint: a store may place parts by it (the local store
+   * writes each at its offset in one file, so completing is a rename, not a
+   * copy) and must accept parts of any other size all the same.
+   */
+  partSize?: number;
+}
+
 /** The condition of `putConditional`. */
 export type PutCondition = { ifNoneMatch: '*' } | { ifMatch: string };
 
@@ -209,7 +220,7 @@ export interface ObjectStore {
    * Start a multipart upload. Storage class and metadata are fixed here and
    * cannot change later. Returns the upload id (persist it to resume).
    */
-  createMultipartUpload(key: string, options?: PutOptions): Promise<string>;
+  createMultipartUpload(key: string, options?: MultipartOptions): Promise<string>;
 
   /**
    * Upload one part. The part is protected by a SHA-256 checksum of `body`

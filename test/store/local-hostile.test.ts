@@ -215,6 +215,31 @@ describe('LocalStore on a directory others can write to: multipart uploads', () 
       assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), SECRET);
     }));
 
+  it('placed.data replaced by a symlink or a FIFO: parts are not written through it, complete neither reads nor renames it', () =>
+    withDirs(async (dir, outside) => {
+      const s = new LocalStore(dir, { minPartSize: 1 });
+      const part = Buffer.from('x'.repeat(SECRET.length));
+      const id = await s.createMultipartUpload('data/v', { partSize: part.length });
+      const acked = [await s.uploadPart('data/v', id, 1, part, sha256b64(part))];
+      const data = join(dir, '.zbk-uploads', id, 'placed.data');
+      unlinkSync(data);
+      symlinkSync(join(outside, 'secret'), data);
+      await assert.rejects(s.uploadPart('data/v', id, 1, part, sha256b64(part)), isCode('SYMLINK', `.zbk-uploads/${id}/placed.data`));
+      // The entry of part 1 went before its bytes were to be rewritten: re-place it, then swap the file again.
+      unlinkSync(data);
+      acked[0] = await s.uploadPart('data/v', id, 1, part, sha256b64(part));
+      unlinkSync(data);
+      symlinkSync(join(outside, 'secret'), data);
+      await assert.rejects(s.completeMultipartUpload('data/v', id, acked), isCode('SYMLINK', `.zbk-uploads/${id}/placed.data`));
+      assert.ok(!existsSync(join(dir, 'data', 'v')));
+      unlinkSync(data);
+      mkfifo(data);
+      await assert.rejects(noHang(s.completeMultipartUpload('data/v', id, acked), data, 'complete'), isCode('NOT_A_REGULAR_FILE'));
+      assert.ok(!existsSync(join(dir, 'data', 'v')));
+      await s.abortMultipartUpload('data/v', id);
+      assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), SECRET);
+    }));
+
   it('an upload directory, or .zbk-uploads, that is a symlink: SYMLINK for the upload, skipped by listMultipartUploads, nothing written or removed outside', () =>
     withDirs(async (dir, outside) => {
       const s = new LocalStore(dir, { minPartSize: 1 });

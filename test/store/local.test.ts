@@ -286,6 +286,73 @@ describe('LocalStore specifics', () => {
       assert.ok(Buffer.from(await s.getBytes('obj')).equals(Buffer.concat(parts)));
     }));
 
+  it('equal parts given a partSize are placed in one file and completed by renaming it: the object is that file, each byte written once', () =>
+    withDir(async (dir) => {
+      const parts = [randomBytes(20), randomBytes(20), randomBytes(7)];
+      const s = new LocalStore(dir, { minPartSize: 10 });
+      const id = await s.createMultipartUpload('v/obj', { partSize: 20, metadata: { m: 'placed' } });
+      const acks = [];
+      for (const n of [3, 1, 2]) acks[n - 1] = await s.uploadPart('v/obj', id, n, parts[n - 1]!, sha256b64(parts[n - 1]!));
+      const up = join(dir, '.zbk-uploads', id);
+      assert.deepEqual((await readdir(up)).filter((f) => /^\d{5}\./.test(f)).every((f) => f.endsWith('.placed')), true, 'no part files');
+      const placed = await stat(join(up, 'placed.data'));
+      assert.equal(placed.size, 47);
+      await s.completeMultipartUpload('v/obj', id, acks);
+      const obj = await stat(join(dir, 'v', 'obj'));
+      assert.equal(obj.ino, placed.ino, 'the object is the placed file, renamed (not a copy)');
+      assert.ok(Buffer.from(await s.getBytes('v/obj')).equals(Buffer.concat(parts)));
+      const info = await s.head('v/obj');
+      assert.deepEqual([info.etag, info.metadata], [multipartEtag(acks.map((a) => a!.etag)), { m: 'placed' }]);
+      assert.deepEqual(await readdir(join(dir, '.zbk-uploads')), []);
+    }));
+
+  it('a placed complete killed before its rename leaves the old object and its sidecar; killed after it, the next complete checks the bytes and writes the sidecar', () =>
+    withDir(async (dir) => {
+      const parts = [randomBytes(20), randomBytes(9)];
+      const s = new LocalStore(dir, { minPartSize: 10 });
+      await s.put('obj', Buffer.from('previous'), { metadata: { m: 'old' } });
+      const id = await s.createMultipartUpload('obj', { partSize: 20, metadata: { m: 'new' } });
+      const acks = [];
+      for (const [i, b] of parts.entries()) acks.push(await s.uploadPart('obj', id, i + 1, b, sha256b64(b)));
+      const crashing = new LocalStore(dir, {
+        minPartSize: 10,
+        testHookBeforeCommit: () => {
+          throw new Error('simulated crash before the rename');
+        },
+      });
+      await assert.rejects(crashing.completeMultipartUpload('obj', id, acks), /simulated crash/);
+      assert.equal(Buffer.from(await s.getBytes('obj')).toString(), 'previous');
+      assert.deepEqual([(await s.head('obj')).etag, (await s.head('obj')).metadata], [md5(Buffer.from('previous')), { m: 'old' }]);
+      assert.deepEqual((await s.listParts('obj', id)).map((p) => p.size), [20, 9]);
+
+      // Killed right after rename(placed.data, key): the new bytes, the old sidecar, the upload without placed.data.
+      const saved = join(dir, 'saved-upload');
+      await cp(join(dir, '.zbk-uploads', id), saved, { recursive: true });
+      const oldSidecar = await readFile(join(dir, 'obj.zbk-meta.json'));
+      await s.completeMultipartUpload('obj', id, acks);
+      await writeFile(join(dir, 'obj.zbk-meta.json'), oldSidecar);
+      await unlink(join(saved, 'placed.data'));
+      const restoreUpload = async (): Promise<void> => {
+        await rm(join(dir, '.zbk-uploads', id), { recursive: true, force: true });
+        await cp(saved, join(dir, '.zbk-uploads', id), { recursive: true });
+      };
+      await restoreUpload();
+      assert.equal((await s.head('obj')).etag, undefined, 'torn: no stale ETag');
+      await new LocalStore(dir, { minPartSize: 10 }).completeMultipartUpload('obj', id, acks);
+      const info = await s.head('obj');
+      assert.deepEqual([info.size, info.etag, info.metadata], [29, multipartEtag(acks.map((a) => a.etag)), { m: 'new' }]);
+      assert.deepEqual(await s.listMultipartUploads(''), []);
+
+      // The same torn state, but the object no longer holds the parts: the bytes are gone, nothing is described as them.
+      await writeFile(join(dir, 'obj.zbk-meta.json'), oldSidecar);
+      const bytes = await readFile(join(dir, 'obj'));
+      bytes[3] = bytes[3]! ^ 1;
+      await writeFile(join(dir, 'obj'), bytes);
+      await restoreUpload();
+      await assert.rejects(s.completeMultipartUpload('obj', id, acks), { code: 'NO_SUCH_UPLOAD' });
+      assert.equal((await s.head('obj')).etag, undefined);
+    }));
+
   it('the other windows of a complete: a kill while the upload is removed leaves no upload; a sidecar ahead of its data is repaired by the next complete', () =>
     withDir(async (dir) => {
       const parts = [randomBytes(20), randomBytes(15)];

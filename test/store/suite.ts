@@ -307,6 +307,33 @@ export function runStoreSuite(name: string, makeStore: () => Promise<StoreFixtur
         assert.deepEqual(Buffer.from(await store.getBytes(key)), b);
       }));
 
+    it('a partSize hint is only a hint: equal parts in any order, a replaced part, then parts of other sizes all complete to the same bytes', () =>
+      withStore(async (f, p) => {
+        const P = f.caps.minPartSize;
+        // Equal parts, uploaded last first, part 2 replaced by other bytes of the same size, resumed by a new instance.
+        const key = `${p}hint/equal`;
+        const parts = [randomBytes(P), randomBytes(P), randomBytes(777)];
+        const id = await f.store.createMultipartUpload(key, { partSize: P });
+        for (const n of [3, 2, 1]) await f.store.uploadPart(key, id, n, parts[n - 1]!, sha256b64(parts[n - 1]!));
+        parts[1] = randomBytes(P);
+        await f.store.uploadPart(key, id, 2, parts[1], sha256b64(parts[1]));
+        const store2 = f.reopen ? await f.reopen() : f.store;
+        const listed = await store2.listParts(key, id);
+        assert.deepEqual(listed.map((x) => [x.partNumber, x.size, x.checksumSha256]), parts.map((b, i) => [i + 1, b.length, sha256b64(b)]));
+        await store2.completeMultipartUpload(key, id, listed);
+        assert.deepEqual(Buffer.from(await store2.getBytes(key)), Buffer.concat(parts));
+        assert.equal((await store2.head(key)).size, 2 * P + 777);
+
+        // Against the hint: a part larger than it, a middle part smaller, a part left out of the complete.
+        const odd = `${p}hint/odd`;
+        const oddParts = [randomBytes(P + 5), randomBytes(P), randomBytes(P), randomBytes(10)];
+        const id2 = await f.store.createMultipartUpload(odd, { partSize: P + 1 });
+        const acks = [];
+        for (const [i, b] of oddParts.entries()) acks.push(await f.store.uploadPart(odd, id2, i + 1, b, sha256b64(b)));
+        await f.store.completeMultipartUpload(odd, id2, [acks[0]!, acks[1]!, acks[3]!]);
+        assert.deepEqual(Buffer.from(await f.store.getBytes(odd)), Buffer.concat([oddParts[0]!, oddParts[1]!, oddParts[3]!]));
+      }));
+
     it('abort is idempotent; a gone upload is NoSuchUploadError', () =>
       withStore(async ({ store }, p) => {
         const key = `${p}abort`;

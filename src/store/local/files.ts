@@ -60,13 +60,7 @@ export async function createNew(path: string, data: Uint8Array | AsyncIterable<U
   const fh = await open(path, 'wx', mode);
   try {
     if (data instanceof Uint8Array) await fh.writeFile(data);
-    else {
-      let at = 0;
-      for await (const piece of data) {
-        for (let done = 0; done < piece.length; ) done += (await fh.write(piece, done, piece.length - done, at + done)).bytesWritten;
-        at += piece.length;
-      }
-    }
+    else await writeAt(fh, data, 0);
     await fh.sync();
   } catch (err) {
     await fh.close().catch(() => undefined);
@@ -103,21 +97,72 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Append the files under `root`, in order, to `fh` (one 8 MiB buffer); each must be a regular file (openRegular). */
-export async function concatFiles(fh: FileHandle, root: string, files: readonly string[]): Promise<void> {
+/** A whole file, or `size` bytes of it from `offset`. */
+export type Segment = string | { file: string; offset: number; size: number };
+
+/**
+ * Append the segments under `root`, in order, to `fh` (one 8 MiB buffer);
+ * each file must be a regular file (openRegular). A range that ends past
+ * its file's end is ENOENT (the bytes are gone), never a short object.
+ */
+export async function concatFiles(fh: FileHandle, root: string, segments: readonly Segment[]): Promise<void> {
   const buf = Buffer.allocUnsafe(COPY_BUFFER);
-  for (const file of files) {
+  for (const seg of segments) {
+    const file = typeof seg === 'string' ? seg : seg.file;
+    let pos = typeof seg === 'string' ? 0 : seg.offset;
+    let left = typeof seg === 'string' ? Infinity : seg.size;
     const src = await openRegular(root, file);
     try {
-      for (;;) {
-        const { bytesRead } = await src.read(buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
+      while (left > 0) {
+        const { bytesRead } = await src.read(buf, 0, Math.min(buf.length, left), pos);
+        if (bytesRead === 0) {
+          if (left !== Infinity) throw errnoError('ENOENT', file);
+          break;
+        }
+        pos += bytesRead;
+        left -= bytesRead;
         let off = 0;
         while (off < bytesRead) off += (await fh.write(buf, off, bytesRead - off)).bytesWritten;
       }
     } finally {
       await src.close();
     }
+  }
+}
+
+/**
+ * Open (creating it) a file under `root` to write parts into at their
+ * offsets: never through a symlink, never blocking, only a regular file
+ * (else SYMLINK / NOT_A_REGULAR_FILE).
+ */
+export async function openPlacing(root: string, path: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+  } catch (err) {
+    if (isErrno(err, 'ELOOP') || isErrno(err, 'EMLINK') || isErrno(err, 'EFTYPE')) {
+      if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) throw symlinkError(root, path);
+    }
+    throw err;
+  }
+  const st = await fh.stat().catch(async (err: unknown) => {
+    await fh.close();
+    throw err;
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw notRegularError(root, path, st);
+  }
+  return fh;
+}
+
+/** Write `data` (bytes, or pieces in order: a paced part) at `offset` of `fh`. */
+export async function writeAt(fh: FileHandle, data: Uint8Array | AsyncIterable<Uint8Array>, offset: number): Promise<void> {
+  const pieces: AsyncIterable<Uint8Array> | Uint8Array[] = data instanceof Uint8Array ? [data] : data;
+  let at = offset;
+  for await (const piece of pieces) {
+    for (let done = 0; done < piece.length; ) done += (await fh.write(piece, done, piece.length - done, at + done)).bytesWritten;
+    at += piece.length;
   }
 }
 

@@ -16,3 +16,11 @@ export const LAYOUT = '2\n';
 export const UPLOAD_ID = /^[0-9a-f]{32}$/;
 /** A part file of an upload: `<nnnnn>.<etag>.<sha256hex>` (its name is its identity). */
 export const PART_FILE = /^(\d{5})\.([0-9a-f]{32})\.([0-9a-f]{64})$/;
+/**
+ * A part placed in the upload's PLACED_DATA file at (n − 1) × the upload's
+ * part size: an empty file `<nnnnn>.<etag>.<sha256hex>.<size>.placed`, made
+ * only once those bytes are synced (its name is its identity).
+ */
+export const PLACED_PART = /^(\d{5})\.([0-9a-f]{32})\.([0-9a-f]{64})\.(\d+)\.placed$/;
+/** The file an upload's placed parts are written into; completing renames it to the key. */
+export const PLACED_DATA = 'placed.data';
