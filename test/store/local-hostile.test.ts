@@ -18,6 +18,7 @@ import {
   closeSync,
   constants,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -236,6 +237,10 @@ describe('LocalStore on a directory others can write to: multipart uploads', () 
       mkfifo(data);
       await assert.rejects(noHang(s.completeMultipartUpload('data/v', id, acked), data, 'complete'), isCode('NOT_A_REGULAR_FILE'));
       assert.ok(!existsSync(join(dir, 'data', 'v')));
+      // A hard link to a file elsewhere (O_NOFOLLOW does not see it): nothing is written into it.
+      unlinkSync(data);
+      linkSync(join(outside, 'secret'), data);
+      await assert.rejects(s.uploadPart('data/v', id, 1, part, sha256b64(part)), isCode('HARD_LINK', `.zbk-uploads/${id}/placed.data`));
       await s.abortMultipartUpload('data/v', id);
       assert.equal(readFileSync(join(outside, 'secret'), 'utf8'), SECRET);
     }));

@@ -133,7 +133,10 @@ export async function concatFiles(fh: FileHandle, root: string, segments: readon
 /**
  * Open (creating it) a file under `root` to write parts into at their
  * offsets: never through a symlink, never blocking, only a regular file
- * (else SYMLINK / NOT_A_REGULAR_FILE).
+ * (else SYMLINK / NOT_A_REGULAR_FILE), and only one with no other name: a
+ * hard link planted there would have zbk write into a file elsewhere
+ * (HARD_LINK). Every other write creates its file (O_EXCL); this one is
+ * opened by each part in turn.
  */
 export async function openPlacing(root: string, path: string): Promise<FileHandle> {
   let fh: FileHandle;
@@ -152,6 +155,10 @@ export async function openPlacing(root: string, path: string): Promise<FileHandl
   if (!st.isFile()) {
     await fh.close();
     throw notRegularError(root, path, st);
+  }
+  if (st.nlink !== 1) {
+    await fh.close();
+    throw new PermanentStoreError(`local store: ${storeName(root, path)} is a hard link (${st.nlink} names); zbk writes parts only into a file of its own`, 'HARD_LINK');
   }
   return fh;
 }
