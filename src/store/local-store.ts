@@ -412,7 +412,7 @@ export class LocalStore implements ObjectStore {
       }
     } else if (!done) {
       const meta = { storageClass: rec.storageClass, metadata: rec.metadata, etag };
-      if (allPlaced(chosen, partSize) && (await this.commitPlaced(key, uploadId, path, dir, chosen, size, meta))) {
+      if (allPlaced(chosen, partSize) && (await this.commitPlaced(key, uploadId, path, dir, chosen, stored, size, meta))) {
         await removeUpload(key, dir);
         return;
       }
@@ -584,9 +584,11 @@ export class LocalStore implements ObjectStore {
    * @returns false when the key is on another file system (EXDEV): copy instead
    * @throws NoSuchUploadError when the placed bytes are gone
    */
-  private async commitPlaced(key: string, uploadId: string, path: string, dir: string, chosen: readonly DiskPart[], size: number, meta: ObjectMeta): Promise<boolean> {
+  private async commitPlaced(key: string, uploadId: string, path: string, dir: string, chosen: readonly DiskPart[], stored: ReadonlyMap<number, DiskPart>, size: number, meta: ObjectMeta): Promise<boolean> {
     try {
-      if (!(await commitPlaced(this.base, path, dir, chosen, size, meta, this.testHookBeforeCommit))) throw new NoSuchUploadError(key, uploadId);
+      const last = chosen[chosen.length - 1]!.partNumber;
+      const later = [...new Set(stored.keys())].filter((n) => n > last);
+      if (!(await commitPlaced(this.base, path, dir, chosen, size, meta, later, this.testHookBeforeCommit))) throw new NoSuchUploadError(key, uploadId);
       return true;
     } catch (err) {
       if (isErrno(err, 'EXDEV')) return false;

@@ -306,6 +306,36 @@ describe('LocalStore specifics', () => {
       assert.deepEqual(await readdir(join(dir, '.zbk-uploads')), []);
     }));
 
+  it('placed bytes that no longer match their entry (another writer, a cut by an earlier complete) are never committed under the ETag', () =>
+    withDir(async (dir) => {
+      const parts = [randomBytes(20), randomBytes(20), randomBytes(20), randomBytes(5)];
+      const s = new LocalStore(dir, { minPartSize: 10 });
+      const id = await s.createMultipartUpload('obj', { partSize: 20 });
+      const acks = [];
+      for (const [i, b] of parts.entries()) acks.push(await s.uploadPart('obj', id, i + 1, b, sha256b64(b)));
+      const data = join(dir, '.zbk-uploads', id, 'placed.data');
+      // A second writer's bytes over part 2: the complete refuses, nothing is committed.
+      const bytes = await readFile(data);
+      await writeFile(data, Buffer.concat([bytes.subarray(0, 20), randomBytes(20), bytes.subarray(40)]));
+      await assert.rejects(s.completeMultipartUpload('obj', id, acks), { code: 'NO_SUCH_UPLOAD' });
+      await assert.rejects(s.head('obj'), NotFoundError);
+      acks[1] = await s.uploadPart('obj', id, 2, parts[1]!, sha256b64(parts[1]!));
+      // A complete of parts 1–2 killed before its rename cuts the file: the entries of parts 3 and 4 go with their bytes.
+      const crashing = new LocalStore(dir, {
+        minPartSize: 10,
+        testHookBeforeCommit: () => {
+          throw new Error('simulated crash before the rename');
+        },
+      });
+      await assert.rejects(crashing.completeMultipartUpload('obj', id, acks.slice(0, 2)), /simulated crash/);
+      assert.deepEqual((await s.listParts('obj', id)).map((p) => p.partNumber), [1, 2]);
+      await assert.rejects(s.completeMultipartUpload('obj', id, acks), { code: 'INVALID_PART' });
+      acks[3] = await s.uploadPart('obj', id, 4, parts[3]!, sha256b64(parts[3]!));
+      acks[2] = await s.uploadPart('obj', id, 3, parts[2]!, sha256b64(parts[2]!));
+      await s.completeMultipartUpload('obj', id, acks);
+      assert.ok(Buffer.from(await s.getBytes('obj')).equals(Buffer.concat(parts)));
+    }));
+
   it('a placed complete killed before its rename leaves the old object and its sidecar; killed after it, the next complete checks the bytes and writes the sidecar', () =>
     withDir(async (dir) => {
       const parts = [randomBytes(20), randomBytes(9)];

@@ -136,12 +136,12 @@ export async function concatFiles(fh: FileHandle, root: string, segments: readon
  * (else SYMLINK / NOT_A_REGULAR_FILE), and only one with no other name: a
  * hard link planted there would have zbk write into a file elsewhere
  * (HARD_LINK). Every other write creates its file (O_EXCL); this one is
- * opened by each part in turn.
+ * opened by each part in turn. Without `create`, a missing file is ENOENT.
  */
-export async function openPlacing(root: string, path: string): Promise<FileHandle> {
+export async function openPlacing(root: string, path: string, create = true): Promise<FileHandle> {
   let fh: FileHandle;
   try {
-    fh = await open(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    fh = await open(path, constants.O_RDWR | (create ? constants.O_CREAT : 0) | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY, 0o600);
   } catch (err) {
     if (isErrno(err, 'ELOOP') || isErrno(err, 'EMLINK') || isErrno(err, 'EFTYPE')) {
       if ((await lstat(path).catch(() => undefined))?.isSymbolicLink()) throw symlinkError(root, path);

@@ -4,6 +4,14 @@
  * cut to size and renamed to the key — each byte written once, where a copy
  * of part files writes it twice.
  *
+ * Before the rename every part's range is hashed against its entry (one
+ * read, no write): the file is written by each part in turn, so a part
+ * whose bytes were overwritten (two writers of one part number, a complete
+ * of fewer parts that cut the file under later entries) must not be
+ * committed under its ETag. One writer per upload is assumed beyond that: a
+ * writer still writing when the file is renamed writes into the object
+ * (zbk's writer lease keeps a second zbk away).
+ *
  * Order, as for any commit (local-store.ts): data first, then the sidecar,
  * then the directory synced; a crash before the rename leaves the old object
  * and its sidecar as they were. A crash after the rename, before the
@@ -12,13 +20,12 @@
  * read) and only writes the sidecar.
  */
 import { createHash } from 'node:crypto';
-import { lstat, rename } from 'node:fs/promises';
+import { rename, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { PermanentStoreError } from '../errors.js';
 import { fsyncDir, isErrno, openPlacing, openRegular, writeAtomic } from './files.js';
 import { META_SUFFIX, PLACED_DATA } from './layout.js';
 import { fingerprintOf, type ObjectMeta, type Sidecar } from './sidecar.js';
-import type { DiskPart } from './uploads.js';
+import { removePartEntries, type DiskPart } from './uploads.js';
 
 const HASH_BUFFER = 8 * 1024 * 1024;
 
@@ -29,9 +36,11 @@ export function allPlaced(chosen: readonly DiskPart[], partSize: number | undefi
 }
 
 /**
- * Commit the placed parts of upload directory `dir` as the object at `path`.
- * @returns false when the bytes are gone (no `placed.data`, and the key does
- *   not hold them either): the caller reports NoSuchUpload.
+ * Commit the placed parts of upload directory `dir` as the object at `path`;
+ * `laterEntries` are the part numbers on disk past the last chosen one.
+ * @returns false when the bytes are gone or changed (`placed.data` does not
+ *   hold the parts, and the key does not either): the caller reports
+ *   NoSuchUpload, and the client uploads them again.
  * @throws errno errors (EXDEV when the key is on another file system: the
  *   caller copies instead; `placed.data` is untouched then)
  */
@@ -42,24 +51,28 @@ export async function commitPlaced(
   chosen: readonly DiskPart[],
   size: number,
   meta: ObjectMeta,
+  laterEntries: readonly number[],
   beforeRename?: () => Promise<void> | void,
 ): Promise<boolean> {
   const data = join(dir, PLACED_DATA);
-  const present = await lstat(data).then(
-    () => true,
-    (err: unknown) => {
-      if (isErrno(err, 'ENOENT')) return false;
-      throw err;
-    },
-  );
+  let fh: FileHandle | undefined;
+  try {
+    fh = await openPlacing(root, data, false);
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err;
+  }
   let fingerprint: string | undefined;
-  if (present) {
-    const fh = await openPlacing(root, data);
+  if (fh) {
     try {
       const st = await fh.stat();
       // Never extend: a shorter file has lost bytes its entries name.
-      if (st.size < size) throw new PermanentStoreError(`the upload's placed parts hold ${st.size} bytes, not ${size}`, 'IO');
-      if (st.size > size) await fh.truncate(size);
+      if (st.size < size) return false;
+      if (!(await holdsParts(fh, chosen))) return false;
+      if (st.size > size) {
+        // Entries of parts past the last chosen name bytes the cut removes: they go first.
+        for (const n of laterEntries) await removePartEntries(dir, n);
+        await fh.truncate(size);
+      }
       await fh.sync();
       fingerprint = await fingerprintOf(fh, size);
     } finally {
@@ -87,22 +100,27 @@ async function fingerprintIfHolds(root: string, path: string, chosen: readonly D
     throw err;
   }
   try {
-    if ((await fh.stat()).size !== size) return undefined;
-    const buf = Buffer.allocUnsafe(HASH_BUFFER);
-    let pos = 0;
-    for (const p of chosen) {
-      const h = createHash('sha256');
-      for (let left = p.size; left > 0; ) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), pos);
-        if (bytesRead === 0) return undefined;
-        h.update(buf.subarray(0, bytesRead));
-        pos += bytesRead;
-        left -= bytesRead;
-      }
-      if (h.digest('base64') !== p.checksumSha256) return undefined;
-    }
+    if ((await fh.stat()).size !== size || !(await holdsParts(fh, chosen))) return undefined;
     return await fingerprintOf(fh, size);
   } finally {
     await fh.close();
   }
+}
+
+/** Whether `fh` holds the parts end to end from offset 0, each matching its SHA-256. */
+async function holdsParts(fh: FileHandle, chosen: readonly DiskPart[]): Promise<boolean> {
+  const buf = Buffer.allocUnsafe(HASH_BUFFER);
+  let pos = 0;
+  for (const p of chosen) {
+    const h = createHash('sha256');
+    for (let left = p.size; left > 0; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), pos);
+      if (bytesRead === 0) return false;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+      left -= bytesRead;
+    }
+    if (h.digest('base64') !== p.checksumSha256) return false;
+  }
+  return true;
 }

@@ -67,7 +67,10 @@ export async function removePartEntries(dir: string, partNumber: number, keep?: 
   let removed = false;
   for (const f of await readdir(dir)) {
     if (f.startsWith(num) && f !== keep && (PART_FILE.test(f) || PLACED_PART.test(f))) {
-      await unlink(join(dir, f)).catch(() => undefined);
+      // An entry that cannot go (EBUSY on a share) would name bytes about to change: fail instead.
+      await unlink(join(dir, f)).catch((err: unknown) => {
+        if (!isErrno(err, 'ENOENT')) throw err;
+      });
       removed = true;
     }
   }
