@@ -32,7 +32,7 @@ import {
   uploadCost as pushUploadCost,
 } from '../cost/model.js';
 import { BYTES_PER_GB, DAYS_PER_MONTH, MS_PER_DAY, storagePrice, type PriceTable, type StorageClass } from '../cost/prices.js';
-import { cheapestInterval } from './full-interval.js';
+import { cheapestInterval, cycleCost, type IntervalInput } from './full-interval.js';
 import { packInOrder } from './restore-plan.js';
 
 export interface ConsolidationVolume {
@@ -96,9 +96,14 @@ export interface IntervalSummary {
   wasteBytesPerDay: number;
   /** The cheapest interval between fulls at that rate, days. */
   cheapestDays: number;
-  /** Instant the chain reaches that age (ISO). */
+  /** Instant the chain reaches that age (ISO), at the current rates (re-estimated on each run). */
   dueAt: string;
+  /** USD a year a full at `cheapestDays` saves over one at the chain's age now, in the long run (0 once due). */
+  waitingSavesPerYear: number;
 }
+
+/** A consolidation must save at least this fraction of the new full's own monthly storage. */
+const MIN_SAVING_FRACTION = 0.01;
 
 export interface ChainSummary {
   /** The full stream the chain starts at. */
@@ -214,11 +219,6 @@ interface Obj {
   storageClass: StorageClass;
 }
 
-function objectsOf(streams: Iterable<ConsolidationStream>): Map<string, Obj> {
-  const m = new Map<string, Obj>();
-  for (const s of streams) for (const v of s.volumes) m.set(v.key, { ...v, storageClass: classOf(s) });
-  return m;
-}
 
 function splitDeletes(objs: Iterable<Obj>, now: Date, allowEarly: boolean, prices: PriceTable): { now: DeleteNow[]; later: DeleteLater[]; at: Map<string, number> } {
   const out = { now: [] as DeleteNow[], later: [] as DeleteLater[], at: new Map<string, number>() };
@@ -233,9 +233,14 @@ function splitDeletes(objs: Iterable<Obj>, now: Date, allowEarly: boolean, price
       out.at.set(o.key, daysBetween(now, notBefore));
     }
   }
-  out.now.sort((a, b) => a.key.localeCompare(b.key));
-  out.later.sort((a, b) => a.notBefore.localeCompare(b.notBefore) || a.key.localeCompare(b.key));
+  out.now.sort((a, b) => byCodeUnits(a.key, b.key));
+  out.later.sort((a, b) => byCodeUnits(a.notBefore, b.notBefore) || byCodeUnits(a.key, b.key));
   return out;
+}
+
+/** Plain string order (keys and ISO dates are ASCII; localeCompare's collation is slow and locale-dependent). */
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function volumeSizes(total: number, volumeBytes: number): number[] {
@@ -281,30 +286,32 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
       usersOfStream.set(s.streamId, u);
     }
   }
-  const all = objectsOf(streams);
-  const neededObjs = objectsOf(streams.filter((s) => neededNow.has(s.streamId)));
-  const keepAfterObjs = objectsOf(streams.filter((s) => neededByOthers.has(s.streamId)));
-  const pruneObjs = [...all.values()].filter((o) => !neededObjs.has(o.key));
-  const consolidateObjs = [...neededObjs.values()].filter((o) => !keepAfterObjs.has(o.key));
+  // A volume belongs to one stream (its key names it): what no kept snapshot needs is pruned, what only the latest's chain needs may go with it.
+  const pruneObjs: Obj[] = [];
+  const consolidateObjs: Obj[] = [];
+  for (const s of streams) {
+    const into = !neededNow.has(s.streamId) ? pruneObjs : !neededByOthers.has(s.streamId) ? consolidateObjs : null;
+    if (into) for (const v of s.volumes) into.push({ key: v.key, bytes: v.bytes, uploadedAt: v.uploadedAt, storageClass: classOf(s) });
+  }
 
   const prune = splitDeletes(pruneObjs, now, allowEarly, prices);
   const del = splitDeletes(consolidateObjs, now, allowEarly, prices);
 
   // Chains: each full with everything descending from it.
   const chains: ChainSummary[] = [];
+  const childrenOf = new Map<string, ConsolidationStream[]>();
+  for (const s of streams) {
+    if (s.kind === 'incremental' && s.fromGuid !== null) childrenOf.set(s.fromGuid, [...(childrenOf.get(s.fromGuid) ?? []), s]);
+  }
   for (const full of streams.filter((s) => s.kind === 'full')) {
+    // Breadth first from the full's snapshot: every incremental that descends from it (any branch), each once.
     const members = [full];
     const isMember = new Set<ConsolidationStream>(members);
-    const reached = new Set([full.toGuid]);
-    for (let grew = true; grew; ) {
-      grew = false;
-      for (const s of streams) {
-        if (s.kind === 'incremental' && s.fromGuid !== null && reached.has(s.fromGuid) && !isMember.has(s)) {
-          members.push(s);
-          isMember.add(s);
-          reached.add(s.toGuid);
-          grew = true;
-        }
+    for (let i = 0; i < members.length; i++) {
+      for (const s of childrenOf.get(members[i]!.toGuid) ?? []) {
+        if (isMember.has(s)) continue;
+        members.push(s);
+        isMember.add(s);
       }
     }
     const neededBy = new Set<string>();
@@ -331,21 +338,23 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
   const oneTimeCost = uploadCost + earlyDeletionCharges;
 
   // Month-by-month saving: deleted storage from its deletion day, minus the new full.
+  // Objects deleted on the same day are summed first (a push's volumes share it): months × days, not × objects.
+  const monthlyByDelay = new Map<number, number>();
+  for (const o of consolidateObjs) {
+    const d = del.at.get(o.key)!;
+    monthlyByDelay.set(d, (monthlyByDelay.get(d) ?? 0) + objectMonthlyCost(o, prices).total);
+  }
   let cumulative = -oneTimeCost;
   let breakEvenMonth: number | null = null;
   for (let m = 1; m <= horizon; m++) {
     let saved = 0;
-    for (const o of consolidateObjs) {
-      const d = del.at.get(o.key)!;
-      const lo = DAYS_PER_MONTH * (m - 1);
-      const hi = DAYS_PER_MONTH * m;
-      const frac = Math.min(1, Math.max(0, (hi - Math.max(d, lo)) / DAYS_PER_MONTH));
-      saved += objectMonthlyCost(o, prices).total * frac;
-    }
+    const lo = DAYS_PER_MONTH * (m - 1);
+    const hi = DAYS_PER_MONTH * m;
+    for (const [d, monthly] of monthlyByDelay) saved += monthly * Math.min(1, Math.max(0, (hi - Math.max(d, lo)) / DAYS_PER_MONTH));
     cumulative += saved - newMonthly;
     if (breakEvenMonth === null && cumulative >= 0 && consolidateObjs.length > 0) breakEvenMonth = m;
   }
-  const monthlySavings = consolidateObjs.reduce((a, o) => a + objectMonthlyCost(o, prices).total, 0) - newMonthly;
+  const monthlySavings = [...monthlyByDelay.values()].reduce((a, b) => a + b, 0) - newMonthly;
 
   const beforeSizes = latestChain.flatMap((s) => s.volumes.map((v) => v.bytes));
   const restoreBefore = { bytes: beforeSizes.reduce((a, b) => a + b, 0), months: capBytes > 0 ? packInOrder(beforeSizes, capBytes).length : 0 };
@@ -361,10 +370,14 @@ export function planConsolidation(input: ConsolidationInput): ConsolidationPlan 
     reason = 'kept snapshots still need every object of the current chain: a new full would only add storage';
   } else if (breakEvenMonth === null) {
     reason = `does not pay back within ${horizon} months (net ${cumulative >= 0 ? '+' : '−'}$${Math.abs(cumulative).toFixed(2)} at the horizon)`;
+  } else if (monthlySavings < MIN_SAVING_FRACTION * newMonthly) {
+    // Where uploads are free and nothing has a minimum duration (hot S3, Scaleway) any waste at all "pays back" at once.
+    reason = `a new full would save only $${Math.max(0, monthlySavings).toFixed(4)}/month, under 1 % of its own storage: not worth sending the whole snapshot again`;
   } else if (interval.timing === 'interval' && interval.chainAgeDays < interval.cheapestDays) {
     reason =
-      `pays back in month ${breakEvenMonth}, but waiting is cheaper: at this chain's ${formatRate(interval.wasteBytesPerDay)} of waste a day the cheapest interval between fulls is ` +
-      `${interval.cheapestDays} days and the chain is ${Math.floor(interval.chainAgeDays)} days old (due ${interval.dueAt.slice(0, 10)})`;
+      `a new full now would pay back in month ${breakEvenMonth} against never re-basing, but one made on ${interval.dueAt.slice(0, 10)} costs about ` +
+      `$${interval.waitingSavesPerYear.toFixed(2)}/year less: the chain adds ${formatRate(interval.wasteBytesPerDay)} a day of waste (data rewritten or deleted since its full), ` +
+      `so the cheapest interval between fulls is ${interval.cheapestDays} days and the chain is ${Math.floor(interval.chainAgeDays)} days old (the date is re-estimated on each run)`;
   } else {
     recommend = true;
     reason = `pays back in month ${breakEvenMonth}: one-time $${oneTimeCost.toFixed(2)}, then saves $${monthlySavings.toFixed(2)}/month once old objects are deleted`;
@@ -407,17 +420,24 @@ function intervalOf(chain: readonly ConsolidationStream[], newFullBytes: number,
   const ageForRates = Math.max(1, chainAgeDays);
   const chainBytes = chain.reduce((n, s) => n + s.storedBytes, 0);
   const wasteBytesPerDay = Math.max(0, chainBytes - newFullBytes) / ageForRates;
-  const { days } = cheapestInterval({
-    fullBytes: newFullBytes,
+  const minDays = prices.minStorageDays[cls];
+  const model: IntervalInput = {
+    // The old full is what stays beside the new one until its minimum duration.
+    fullBytes: full.storedBytes,
     wasteBytesPerDay,
     incrementalBytesPerDay: (chainBytes - full.storedBytes) / ageForRates,
     pricePerByteDay: storagePrice(prices, cls) / BYTES_PER_GB / DAYS_PER_MONTH,
     uploadCost,
-    minDays: prices.minStorageDays[cls],
-  });
-  return { timing, chainAgeDays, wasteBytesPerDay, cheapestDays: days, dueAt: new Date(born + days * MS_PER_DAY).toISOString() };
+    minDays,
+  };
+  const best = cheapestInterval(model);
+  // Never before the old full may go for free: deleting it early costs the same storage (deleted data can make waste outrun the incrementals, and the model alone then says sooner).
+  const days = Math.max(best.days, minDays);
+  const perDay = (t: number): number => cycleCost(model, t) / t;
+  const waitingSavesPerYear = Math.max(0, (perDay(Math.max(1, Math.min(chainAgeDays, days))) - perDay(days)) * 365);
+  return { timing, chainAgeDays, wasteBytesPerDay, cheapestDays: days, dueAt: new Date(born + days * MS_PER_DAY).toISOString(), waitingSavesPerYear };
 }
 
 function formatRate(bytesPerDay: number): string {
-  return bytesPerDay >= BYTES_PER_GB ? `${(bytesPerDay / BYTES_PER_GB).toFixed(1)} GB` : `${(bytesPerDay / 1e6).toFixed(1)} MB`;
+  return bytesPerDay >= BYTES_PER_GB / 10 ? `${(bytesPerDay / BYTES_PER_GB).toFixed(2)} GB` : `${(bytesPerDay / 1e6).toFixed(1)} MB`;
 }

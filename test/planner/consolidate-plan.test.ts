@@ -148,7 +148,8 @@ test('interval timing: a chain that pays back but is younger than the cheapest i
   const waiting = planConsolidation(base);
   assert.equal(waiting.breakEvenMonth, paying.breakEvenMonth);
   assert.equal(waiting.recommend, false);
-  assert.match(waiting.reason, /waiting is cheaper/);
+  assert.match(waiting.reason, /would pay back in month \d+ against never re-basing, but one made on 2027-10-17 costs about \$\d+\.\d\d\/year less/);
+  assert.ok(waiting.interval.waitingSavesPerYear > 0);
   assert.deepEqual([waiting.deleteNow, waiting.deleteLater], [[], []], 'nothing is deleted for a consolidation that waits');
   assert.equal(waiting.interval.chainAgeDays, 100);
   approx(waiting.interval.wasteBytesPerDay, 0.3 * GB);
@@ -159,4 +160,15 @@ test('interval timing: a chain that pays back but is younger than the cheapest i
   // Once the chain is that old (the same streams, later), the interval rule recommends it too.
   const later = planConsolidation({ ...base, now: new Date(waiting.interval.dueAt) });
   assert.equal(later.recommend, true, later.reason);
+});
+
+test('a chain barely larger than a new full is not re-uploaded, whatever the timing: the saving must be 1 % of the full', () => {
+  // F 100 GB (273 days), I 0.5 GB; a new full of 100.1 GB sheds 0.4 GB: $0.0004/month against the full's $0.099.
+  const streams = [F, stream('I', 'incremental', 'g0', 'g1', 0.5, '2027-01-01T00:00:00Z')];
+  for (const timing of ['payback', 'interval'] as const) {
+    const p = planConsolidation(input({ streams, keptGuids: ['g1'], latestGuid: 'g1', newFullBytes: 100.1 * GB, timing }));
+    assert.ok(p.breakEvenMonth !== null, 'it pays back over the horizon');
+    assert.equal(p.recommend, false, timing);
+    assert.match(p.reason, /under 1 % of its own storage/);
+  }
 });
