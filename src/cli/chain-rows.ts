@@ -20,11 +20,13 @@ export interface ElidedLinks {
 
 export type ChainRow = ChainEntry | ElidedLinks;
 
-/** Rows of `chain`, keeping the first `head` and last `tail` links and every damaged one; `all` keeps every link. */
-export function chainRows(chain: readonly ChainEntry[], opts: { head?: number; tail?: number; all?: boolean } = {}): ChainRow[] {
-  const head = opts.head ?? 1;
-  const tail = opts.tail ?? 10;
-  const keep = (c: ChainEntry, i: number): boolean => opts.all === true || i < head || i >= chain.length - tail || c.damaged.length > 0;
+/** Links printed at the start of a chain (its full) and at its end (the newest). */
+const HEAD = 1;
+const TAIL = 10;
+
+/** Rows of `chain`, keeping the full, the 10 newest links and every damaged one; `all` keeps every link. */
+export function chainRows(chain: readonly ChainEntry[], opts: { all?: boolean } = {}): ChainRow[] {
+  const keep = (c: ChainEntry, i: number): boolean => opts.all === true || i < HEAD || i >= chain.length - TAIL || c.damaged.length > 0;
   const rows: ChainRow[] = [];
   let run: ChainEntry[] = [];
   const flush = (): void => {

@@ -25,6 +25,7 @@ import { describeProtection } from './push/base-protection.js';
 import { rawForNewChain } from './push/send-flags.js';
 import { resolveBtrfsDataset } from './push/btrfs-source.js';
 import { sourceKindOf } from './push/source.js';
+import type { SourceKind } from '../source/types.js';
 import { PIN_ROOT } from '../btrfs/btrfs.js';
 import { formatBytesPair } from '../cli/format.js';
 
@@ -121,12 +122,29 @@ async function btrfsCheck(ctx: ServiceContext, datasets: DatasetConfig[]): Promi
   return out;
 }
 
-/** The snapshot tools the configured datasets need (ZFS unless every dataset is on btrfs), and each dataset. */
+/** The checks of each snapshot source, for the configured datasets it serves. */
+const SOURCE_CHECKS: Record<SourceKind, (ctx: ServiceContext, datasets: DatasetConfig[]) => Promise<DoctorCheck[]>> = { btrfs: btrfsCheck, zfs: zfsCheck };
+
+/**
+ * The snapshot tools the configured datasets need, and each dataset: every
+ * source some dataset is on (btrfs first, as before), ZFS when none is
+ * configured (the default source).
+ */
 async function sourceChecks(ctx: ServiceContext): Promise<DoctorCheck[]> {
-  const btrfsDatasets = ctx.config.datasets.filter((d) => sourceKindOf(d.name) === 'btrfs');
-  const zfsDatasets = ctx.config.datasets.filter((d) => sourceKindOf(d.name) === 'zfs');
-  if (btrfsDatasets.length > 0 && zfsDatasets.length === 0) return btrfsCheck(ctx, btrfsDatasets);
-  const out: DoctorCheck[] = btrfsDatasets.length > 0 ? await btrfsCheck(ctx, btrfsDatasets) : [];
+  const byKind = new Map<SourceKind, DatasetConfig[]>();
+  for (const d of ctx.config.datasets) byKind.set(sourceKindOf(d.name), [...(byKind.get(sourceKindOf(d.name)) ?? []), d]);
+  if (byKind.size === 0) byKind.set('zfs', []);
+  const out: DoctorCheck[] = [];
+  for (const kind of ['btrfs', 'zfs'] as const) {
+    const datasets = byKind.get(kind);
+    if (datasets) out.push(...(await SOURCE_CHECKS[kind](ctx, datasets)));
+  }
+  return out;
+}
+
+/** zfs itself (implementation, version, features), the base protection, and each ZFS dataset. */
+async function zfsCheck(ctx: ServiceContext, datasets: DatasetConfig[]): Promise<DoctorCheck[]> {
+  const out: DoctorCheck[] = [];
   let c: ZfsCapabilities;
   try {
     c = await ctx.zfs.capabilities();
@@ -141,7 +159,7 @@ async function sourceChecks(ctx: ServiceContext): Promise<DoctorCheck[]> {
   if (ctx.config.datasets.length === 0) {
     out.push(row('datasets', 'warn', 'no [[dataset]] configured: "zbk push" needs dataset arguments', 'add [[dataset]] name = "pool/ds" to the config'));
   }
-  for (const d of zfsDatasets) out.push(await datasetCheck(ctx, c, d));
+  for (const d of datasets) out.push(await datasetCheck(ctx, c, d));
   return out;
 }
 

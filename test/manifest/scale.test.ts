@@ -39,10 +39,19 @@ function input(to: bigint, from: bigint | null, sizes: number[] = [10]): ImportS
   };
 }
 
+/** Run `fn` on a new manifest in the test's temp dir, closed afterwards whatever happens. */
+async function withManifest(fn: (m: Manifest) => void | Promise<void>): Promise<void> {
+  const m = Manifest.open(join(tmp.dir, `m${n++}.db`));
+  try {
+    await fn(m);
+  } finally {
+    m.close();
+  }
+}
+
 describe('manifest at scale', () => {
-  it('importCompleteStreams adds a batch in one go; a refused stream is rolled back alone and reported', () => {
-    const m = Manifest.open(join(tmp.dir, `m${n++}.db`));
-    try {
+  it('importCompleteStreams adds a batch in one go; a refused stream is rolled back alone and reported', () =>
+    withManifest((m) => {
       const full = input(1n, null);
       const inc = input(2n, 1n, [5, 6]);
       const bad = input(3n, 2n);
@@ -55,15 +64,11 @@ describe('manifest at scale', () => {
       assert.deepEqual(m.volumes(bad.streamId), []);
       assert.deepEqual(m.chainFor(DS).map((s) => s.streamId), [full.streamId, inc.streamId]);
       assert.ok(m.integrityCheck().ok);
-    } finally {
-      m.close();
-    }
-  });
+    }));
 
-  it('volumesByStream is volumes() for every stream, in one query', async () => {
-    const store = new MemoryStore({ minPartSize: 1, now: () => at });
-    const m = Manifest.open(join(tmp.dir, `m${n++}.db`));
-    try {
+  it('volumesByStream is volumes() for every stream, in one query', () =>
+    withManifest(async (m) => {
+      const store = new MemoryStore({ minPartSize: 1, now: () => at });
       m.initRepository({ storeUrl: store.url, keyId: keyring.keyId });
       const a = snap(`${DS}@a`, 11n, 10n);
       const b = snap(`${DS}@b`, 12n, 20n);
@@ -88,10 +93,7 @@ describe('manifest at scale', () => {
         assert.deepEqual(m.storedVolumes(ds, ['complete', 'superseded']), walk);
         assert.equal(walk.length, 4, 'the deleted stream of tank/other is not billed');
       }
-    } finally {
-      m.close();
-    }
-  });
+    }));
 });
 
 describe('forEachInOrder', () => {
