@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../src/cli/base-command.js';
 import { parseDuration } from '../src/services/check.js';
-import { DEFAULT_LISTEN, assertListenAllowed, loadToken, parseListen } from '../src/services/serve/auth.js';
+import { DEFAULT_LISTEN, assertListenAllowed, loadToken, parseListen, tokenFileWarning } from '../src/services/serve/auth.js';
 import { startServer } from '../src/services/serve/server.js';
 
 export interface ServeResult {
@@ -35,6 +35,8 @@ Exit codes: 0 stopped by a signal, 1 cannot listen (the port is in use), 2 bad -
     const maxAgeSeconds = parseDuration(flags['max-age']);
     const token = loadToken(flags['token-file']);
     assertListenAllowed(listen, token);
+    const loose = flags['token-file'] === undefined ? null : tokenFileWarning(flags['token-file']);
+    if (loose) this.note(`warning: ${loose}`);
     const ctx = this.context(flags);
     // An access line per request on stderr (the journal under systemd): method, path without the query, status.
     const running = await startServer(ctx, { listen, token, maxAgeSeconds, onRequest: (line) => this.note(line) });

@@ -7,13 +7,13 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ConfigError, OperationError, UsageError } from '../../src/errors.js';
 import { costReport } from '../../src/services/cost.js';
 import { restoreStatus } from '../../src/services/restore/status.js';
-import { assertListenAllowed, loadToken, parseListen } from '../../src/services/serve/auth.js';
+import { assertListenAllowed, loadToken, parseListen, tokenFileWarning } from '../../src/services/serve/auth.js';
 import { startServer, type RunningServer } from '../../src/services/serve/server.js';
 import { status } from '../../src/services/status.js';
 import { runZbk, startZbk } from '../helpers/cli.js';
@@ -149,6 +149,12 @@ test('serve: addresses and tokens are checked before listening; a port in use is
   const good = join(fx.dir, 'token');
   writeFileSync(good, `${TOKEN}\n`, { mode: 0o600 });
   assert.equal(loadToken(good, {}), TOKEN);
+  assert.equal(tokenFileWarning(good), null);
+  chmodSync(good, 0o640);
+  assert.match(tokenFileWarning(good) ?? '', /readable by its group \(mode 0640\): chmod 600 /);
+  chmodSync(good, 0o644);
+  assert.match(tokenFileWarning(good) ?? '', /readable by every user \(mode 0644\)/);
+  assert.ok(!(tokenFileWarning(good) ?? '').includes(TOKEN), 'the warning never quotes the token');
   assert.equal(loadToken(undefined, { ZBK_SERVE_TOKEN: TOKEN }), TOKEN);
   assert.equal(loadToken(undefined, {}), null);
   const port = Number(new URL(open.url).port);

@@ -19,7 +19,7 @@
  *   asks the store for its unfinished uploads.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ConfigError, UsageError } from '../../errors.js';
 
@@ -66,6 +66,17 @@ export function loadToken(tokenFile: string | undefined, env: NodeJS.ProcessEnv 
     return fromEnv;
   }
   return null;
+}
+
+/**
+ * A warning when the token file can be read by its group or by others
+ * (anyone who reads it reads the page), else null. Not an error: a token
+ * shared with a group may be meant.
+ */
+export function tokenFileWarning(tokenFile: string): string | null {
+  const mode = statSync(tokenFile).mode & 0o777;
+  if ((mode & 0o044) === 0) return null;
+  return `the token file ${tokenFile} is readable by ${mode & 0o004 ? 'every user' : 'its group'} (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 ${tokenFile}`;
 }
 
 /** Refuses a non-loopback address without a token (exit 2). */
