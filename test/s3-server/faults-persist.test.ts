@@ -1,10 +1,13 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListPartsCommand,
@@ -107,6 +110,46 @@ describe('s3-server faults, persistence, STS', () => {
       assert.deepEqual(parts.Parts?.map((p) => [p.PartNumber, p.ETag, p.Size]), [[3, etag, body.length]]);
       const list = await s3.send(new ListObjectsV2Command({ Bucket: 'bkt', Prefix: 'p/' }));
       assert.deepEqual(list.Contents?.map((c) => c.Key), ['p/obj']);
+    } finally {
+      s3.destroy();
+      await server.close();
+    }
+  });
+
+  it('a completed multipart object is its parts end to end, without a copy: across a restart, ranges over part edges, a corrupted byte in its part', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 's3srv-'));
+    dirs.push(dir);
+    const parts = [bytes(6_000_000, 5), bytes(5_500_000, 6), bytes(1234, 7)];
+    const blobs = (): string[] => readdirSync(join(dir, 'blobs')).sort();
+    {
+      const server = await startS3TestServer({ buckets: ['bkt'], persistDir: dir });
+      const s3 = clientFor(server);
+      const id = (await s3.send(new CreateMultipartUploadCommand({ Bucket: 'bkt', Key: 'mp' }))).UploadId!;
+      const etags: string[] = [];
+      for (const [i, b] of parts.entries()) etags.push((await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'mp', UploadId: id, PartNumber: i + 1, Body: b }))).ETag!);
+      // A fourth part left out of the complete: its blob goes, the others become the object's.
+      await s3.send(new UploadPartCommand({ Bucket: 'bkt', Key: 'mp', UploadId: id, PartNumber: 4, Body: bytes(10, 8) }));
+      const before = blobs();
+      assert.equal(before.length, 4);
+      await s3.send(new CompleteMultipartUploadCommand({ Bucket: 'bkt', Key: 'mp', UploadId: id, MultipartUpload: { Parts: etags.map((ETag, i) => ({ ETag, PartNumber: i + 1 })) } }));
+      assert.equal(blobs().length, 3, 'no copy: the three chosen parts are the object');
+      assert.ok(blobs().every((b) => before.includes(b)));
+      s3.destroy();
+      await server.close();
+    }
+    const server = await startS3TestServer({ persistDir: dir, anonymous: false });
+    const s3 = clientFor(server);
+    try {
+      const whole = Buffer.concat(parts);
+      const got = async (Range?: string): Promise<Buffer> => Buffer.from(await (await s3.send(new GetObjectCommand({ Bucket: 'bkt', Key: 'mp', Range }))).Body!.transformToByteArray());
+      assert.ok((await got()).equals(whole));
+      assert.ok((await got('bytes=5999990-11500010')).equals(whole.subarray(5_999_990, 11_500_011)), 'a range over both part edges');
+      server.corruptObject('bkt', 'mp', 6_000_005);
+      const after = await got();
+      assert.equal(after[6_000_005], whole[6_000_005]! ^ 0xff);
+      assert.ok(after.subarray(0, 6_000_005).equals(whole.subarray(0, 6_000_005)));
+      await s3.send(new DeleteObjectCommand({ Bucket: 'bkt', Key: 'mp' }));
+      assert.deepEqual(blobs(), [], 'deleting the object drops every part blob');
     } finally {
       s3.destroy();
       await server.close();

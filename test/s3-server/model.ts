@@ -1,12 +1,15 @@
 /** In-memory model of buckets, objects, uploads and parts (persisted by `persist.ts`). */
 
 /**
- * Where a body lives: a Buffer (in-memory mode) or a file (persistDir mode).
- * Exactly one is set.
+ * Where a body lives: a Buffer (in-memory mode), a file (persistDir mode),
+ * or, for a completed multipart object, `pieces`: its parts' blobs end to
+ * end (completing does not copy them, as S3 does not read them again
+ * either). Exactly one is set.
  */
 export interface BlobRef {
   mem?: Buffer;
   file?: string;
+  pieces?: BlobRef[];
   size: number;
 }
 

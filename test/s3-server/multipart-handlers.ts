@@ -2,10 +2,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { receiveBody, receiveSmallBody } from './body.js';
 import { ALL_ALGORITHMS, checksumOf, rawDigest, VERIFIABLE, type ChecksumAlgorithm } from './checksums.js';
-import { readBlob } from './persist.js';
 import { hdr, type Reply, type RequestContext } from './context.js';
 import { invalidArgument, malformedXml, noSuchUpload, S3Error } from './errors.js';
-import type { StoredObject, StoredPart, Upload } from './model.js';
+import type { BlobRef, StoredObject, StoredPart, Upload } from './model.js';
 import { checksumHeaders, partNumberOf, storageClassOf, userMetadataOf } from './object-meta.js';
 import { storeObject } from './object-handlers.js';
 import { child, children, isoDate, parseXml, text, xmlDoc, type XmlNode } from './xml.js';
@@ -177,20 +176,9 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<Repl
     }
   });
 
-  // Assemble part by part so only one part's data is in flight at a time.
-  const sink = state.persist.newSink();
-  let size = 0;
-  try {
-    for (const p of parts) {
-      if (p.blob.mem) await sink.write(p.blob.mem);
-      else for await (const chunk of readBlob(p.blob)) await sink.write(chunk as Buffer);
-      size += p.size;
-    }
-  } catch (e) {
-    sink.discard();
-    throw e;
-  }
-  const blob = await sink.commit();
+  // The object is its parts' blobs end to end: nothing is copied (the parts left out are dropped below).
+  const size = parts.reduce((n, p) => n + p.size, 0);
+  const blob: BlobRef = { pieces: parts.map((p) => p.blob), size };
   const md5s = createHash('md5');
   for (const p of parts) md5s.update(Buffer.from(unquote(p.etag), 'hex'));
   const o: StoredObject = {
@@ -209,7 +197,8 @@ export async function completeMultipartUpload(ctx: RequestContext): Promise<Repl
   storeObject(ctx, o);
   b.uploads.delete(u.uploadId);
   state.persist.deleteUpload(b.name, u.uploadId);
-  for (const p of u.parts.values()) state.persist.dropBlob(p.blob);
+  const kept = new Set(parts.map((p) => p.blob));
+  for (const p of u.parts.values()) if (!kept.has(p.blob)) state.persist.dropBlob(p.blob);
   return completeResult(ctx, o);
 }
 

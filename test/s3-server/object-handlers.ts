@@ -278,16 +278,25 @@ export async function restoreObject(ctx: RequestContext): Promise<Reply> {
 /** Test backdoor: flip one byte of a stored object in place (simulates bit rot the ETag no longer matches). */
 export function corrupt(o: StoredObject, offset: number): void {
   if (!Number.isInteger(offset) || offset < 0 || offset >= o.size) throw new RangeError(`offset ${offset} outside object of ${o.size} bytes`);
-  if (o.blob.mem) {
-    o.blob.mem[offset] ^= 0xff;
+  // The leaf blob that holds the byte (a multipart object is its parts' blobs).
+  let blob = o.blob;
+  let at = offset;
+  while (blob.pieces) {
+    let i = 0;
+    while (i < blob.pieces.length && at >= blob.pieces[i]!.size) at -= blob.pieces[i++]!.size;
+    if (i === blob.pieces.length) throw new RangeError(`offset ${offset} outside the pieces of ${o.key}`);
+    blob = blob.pieces[i]!;
+  }
+  if (blob.mem) {
+    blob.mem[at] ^= 0xff;
     return;
   }
-  const fd = openSync(o.blob.file as string, 'r+');
+  const fd = openSync(blob.file as string, 'r+');
   try {
     const one = Buffer.alloc(1);
-    readSync(fd, one, 0, 1, offset);
+    readSync(fd, one, 0, 1, at);
     one[0] ^= 0xff;
-    writeSync(fd, one, 0, 1, offset);
+    writeSync(fd, one, 0, 1, at);
   } finally {
     closeSync(fd);
   }

@@ -84,6 +84,7 @@ class FileSink implements BlobSink {
 
 /** Read a blob, optionally an inclusive byte range of it. */
 export function readBlob(blob: BlobRef, start = 0, end = blob.size - 1): Readable {
+  if (blob.pieces) return Readable.from(readPieces(blob.pieces, start, end));
   if (blob.mem) return Readable.from([blob.mem.subarray(start, end + 1)]);
   if (end < start) return Readable.from([]);
   // 1 MiB reads: the default 64 KiB made this stand-in for S3 spend more CPU per GB than the restore it serves.
@@ -92,13 +93,42 @@ export function readBlob(blob: BlobRef, start = 0, end = blob.size - 1): Readabl
 
 const keyFile = (key: string): string => createHash('sha256').update(key).digest('hex') + '.json';
 
+/** The bytes [start, end] of pieces laid end to end, piece by piece. */
+async function* readPieces(pieces: readonly BlobRef[], start: number, end: number): AsyncGenerator<Buffer> {
+  let at = 0;
+  for (const p of pieces) {
+    const lo = Math.max(start, at);
+    const hi = Math.min(end, at + p.size - 1);
+    if (lo <= hi) for await (const chunk of readBlob(p, lo - at, hi - at)) yield chunk as Buffer;
+    at += p.size;
+    if (at > end) return;
+  }
+}
+
+/** The leaf blobs of `blob` (itself, or its pieces'). */
+export function leafBlobs(blob: BlobRef): BlobRef[] {
+  return blob.pieces ? blob.pieces.flatMap(leafBlobs) : [blob];
+}
+
+interface SerializedBlob {
+  file?: string;
+  size: number;
+  pieces?: SerializedBlob[];
+}
+
 function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   writeFileSync(tmp, JSON.stringify(value));
   renameSync(tmp, path);
 }
 
-type Serialized<T> = Omit<T, 'blob'> & { blob: { file?: string; size: number } };
+type Serialized<T> = Omit<T, 'blob'> & { blob: SerializedBlob };
+
+/** Blob file names relative to blobs/, so the directory may move. */
+function serializeBlob(b: BlobRef): SerializedBlob {
+  if (b.pieces) return { size: b.size, pieces: b.pieces.map(serializeBlob) };
+  return { file: b.file && basename(b.file), size: b.size };
+}
 
 /** Persistence backend; `dir` undefined means in-memory only. */
 export class Persistence {
@@ -121,7 +151,7 @@ export class Persistence {
 
   /** Forget a blob that is no longer referenced. Open readers keep their data (POSIX unlink). */
   dropBlob(blob: BlobRef | undefined): void {
-    if (blob?.file) rmSync(blob.file, { force: true });
+    for (const leaf of blob ? leafBlobs(blob) : []) if (leaf.file) rmSync(leaf.file, { force: true });
   }
 
   private bucketDir(name: string): string {
@@ -138,7 +168,7 @@ export class Persistence {
 
   saveObject(bucket: string, o: StoredObject): void {
     if (!this.dir) return;
-    const s: Serialized<StoredObject> = { ...o, blob: { file: o.blob.file && basename(o.blob.file), size: o.blob.size } };
+    const s: Serialized<StoredObject> = { ...o, blob: serializeBlob(o.blob) };
     writeJsonAtomic(join(this.bucketDir(bucket), 'objects', keyFile(o.key)), s);
   }
 
@@ -157,7 +187,7 @@ export class Persistence {
 
   savePart(bucket: string, uploadId: string, p: StoredPart): void {
     if (!this.dir) return;
-    const s: Serialized<StoredPart> = { ...p, blob: { file: p.blob.file && basename(p.blob.file), size: p.blob.size } };
+    const s: Serialized<StoredPart> = { ...p, blob: serializeBlob(p.blob) };
     writeJsonAtomic(join(this.bucketDir(bucket), 'uploads', uploadId, `part-${p.partNumber}.json`), s);
   }
 
@@ -167,7 +197,8 @@ export class Persistence {
   }
 
   /** Stored blob names are relative to blobs/, so the directory may move. */
-  private resolveBlob(b: BlobRef): BlobRef {
+  private resolveBlob(b: SerializedBlob): BlobRef {
+    if (b.pieces) return { pieces: b.pieces.map((p) => this.resolveBlob(p)), size: b.size };
     return b.file ? { file: join(this.dir as string, 'blobs', b.file), size: b.size } : { mem: Buffer.alloc(0), size: 0 };
   }
 
@@ -186,7 +217,7 @@ export class Persistence {
         if (!f.endsWith('.json')) continue;
         const o = readJson<StoredObject>(join(d, 'objects', f));
         o.blob = this.resolveBlob(o.blob);
-        if (o.blob.file) referenced.add(o.blob.file);
+        for (const leaf of leafBlobs(o.blob)) if (leaf.file) referenced.add(leaf.file);
         b.objects.set(o.key, o);
       }
       for (const id of readdirSync(join(d, 'uploads'))) {
@@ -197,7 +228,7 @@ export class Persistence {
           if (!/^part-\d+\.json$/.test(f)) continue;
           const p = readJson<StoredPart>(join(ud, f));
           p.blob = this.resolveBlob(p.blob);
-          if (p.blob.file) referenced.add(p.blob.file);
+          for (const leaf of leafBlobs(p.blob)) if (leaf.file) referenced.add(leaf.file);
           u.parts.set(p.partNumber, p);
         }
         b.uploads.set(u.uploadId, u);
