@@ -22,6 +22,16 @@ runStoreSuite('LocalStore', async () => {
   };
 });
 
+/** A store on `dir` whose completes die right before the commit's rename (a kill at that point). */
+function crashingBeforeCommit(dir: string, message: string): LocalStore {
+  return new LocalStore(dir, {
+    minPartSize: 10,
+    testHookBeforeCommit: () => {
+      throw new Error(message);
+    },
+  });
+}
+
 async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'zbk-local-store-'));
   try {
@@ -194,12 +204,7 @@ describe('LocalStore specifics', () => {
       const id = await s.createMultipartUpload('obj');
       const acks = [];
       for (const [i, b] of parts.entries()) acks.push(await s.uploadPart('obj', id, i + 1, b, sha256b64(b)));
-      const crashing = new LocalStore(dir, {
-        minPartSize: 10,
-        testHookBeforeCommit: () => {
-          throw new Error('simulated crash after writing the temp file');
-        },
-      });
+      const crashing = crashingBeforeCommit(dir, 'simulated crash after writing the temp file');
       await assert.rejects(crashing.completeMultipartUpload('obj', id, acks), /simulated crash/);
       assert.equal(Buffer.from(await s.getBytes('obj')).toString(), 'previous');
       assert.equal((await s.head('obj')).etag, md5(Buffer.from('previous')));
@@ -321,12 +326,7 @@ describe('LocalStore specifics', () => {
       await assert.rejects(s.head('obj'), NotFoundError);
       acks[1] = await s.uploadPart('obj', id, 2, parts[1]!, sha256b64(parts[1]!));
       // A complete of parts 1–2 killed before its rename cuts the file: the entries of parts 3 and 4 go with their bytes.
-      const crashing = new LocalStore(dir, {
-        minPartSize: 10,
-        testHookBeforeCommit: () => {
-          throw new Error('simulated crash before the rename');
-        },
-      });
+      const crashing = crashingBeforeCommit(dir, 'simulated crash before the rename');
       await assert.rejects(crashing.completeMultipartUpload('obj', id, acks.slice(0, 2)), /simulated crash/);
       assert.deepEqual((await s.listParts('obj', id)).map((p) => p.partNumber), [1, 2]);
       await assert.rejects(s.completeMultipartUpload('obj', id, acks), { code: 'INVALID_PART' });
@@ -344,12 +344,7 @@ describe('LocalStore specifics', () => {
       const id = await s.createMultipartUpload('obj', { partSize: 20, metadata: { m: 'new' } });
       const acks = [];
       for (const [i, b] of parts.entries()) acks.push(await s.uploadPart('obj', id, i + 1, b, sha256b64(b)));
-      const crashing = new LocalStore(dir, {
-        minPartSize: 10,
-        testHookBeforeCommit: () => {
-          throw new Error('simulated crash before the rename');
-        },
-      });
+      const crashing = crashingBeforeCommit(dir, 'simulated crash before the rename');
       await assert.rejects(crashing.completeMultipartUpload('obj', id, acks), /simulated crash/);
       assert.equal(Buffer.from(await s.getBytes('obj')).toString(), 'previous');
       assert.deepEqual([(await s.head('obj')).etag, (await s.head('obj')).metadata], [md5(Buffer.from('previous')), { m: 'old' }]);
