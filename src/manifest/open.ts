@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
 import { corruptMessage } from './errors.js';
 import { migrate } from './schema.js';
+import { fileState, stampCovers, writeStamp } from './check-stamp.js';
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
@@ -88,8 +89,9 @@ export function quickCheck(db: Database.Database, path: string): void {
 }
 
 /**
- * Open an existing manifest file (header check + quick_check), or throw
- * MANIFEST_CORRUPT. Does not migrate.
+ * Open an existing manifest file (header check + quick_check, skipped when
+ * it passed within the hour on the same bytes), or throw MANIFEST_CORRUPT.
+ * Does not migrate.
  */
 export function openExisting(path: string, readonly: boolean): Database.Database {
   checkHeader(path);
@@ -102,12 +104,32 @@ export function openExisting(path: string, readonly: boolean): Database.Database
     throw err;
   }
   try {
-    quickCheck(db, path);
+    checkUnlessStamped(db, path);
   } catch (err) {
     db.close();
     throw err;
   }
   return db;
+}
+
+/**
+ * quick_check, unless it passed within the hour on exactly these bytes
+ * (check-stamp.ts); a pass is stamped only when nothing wrote the file
+ * while it ran.
+ */
+function checkUnlessStamped(db: Database.Database, path: string): void {
+  // A first read makes SQLite settle the -wal (it creates an empty one), so the state below is what the check sees.
+  try {
+    db.pragma('schema_version');
+  } catch (err) {
+    if (isSqliteCorruption(err)) throw corrupt(path, (err as Error).message);
+    throw err;
+  }
+  const state = fileState(path);
+  const now = Date.now();
+  if (stampCovers(path, state, now)) return;
+  quickCheck(db, path);
+  if (fileState(path) === state) writeStamp(path, state, now);
 }
 
 /**

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { normalizedStoreUrl, type ZbkConfig } from '../config/config.js';
 import { ConfigError, ManifestError, ZbkError } from '../errors.js';
 import { acquireLock, lockPathFor, type AcquireOptions, type Lock } from '../manifest/lock.js';
+import { stampPath } from '../manifest/check-stamp.js';
 import { PUSH_STATUS_FILE } from './push-status.js';
 import { KEY_FILE_KEY } from '../layout.js';
 import type { ObjectStore, IdentityProvider } from '../store/object-store.js';
@@ -331,6 +332,8 @@ export function settleStateDir(config: ZbkConfig, log: Logger): ZbkConfig {
     renameSync(legacy, here);
     moved = true;
     for (const f of [`${legacy}-wal`, `${legacy}-shm`]) if (statSize(f) === 0) rmSync(f, { force: true });
+    // Its quick_check stamp names the old path's file: the next open checks the moved one.
+    rmSync(stampPath(legacy), { force: true });
     log.info(`moved the manifest of ${url} from ${base} to ${config.stateDir} (the default state directory is per repository now)`);
     return config;
   } catch (err) {

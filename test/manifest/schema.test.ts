@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync, statSync, truncateSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, statSync, truncateSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../../src/errors.js';
 import { Manifest } from '../../src/manifest/manifest.js';
+import { STAMP_FRESH_MS, stampPath } from '../../src/manifest/check-stamp.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/manifest/schema.js';
 import { tempDir } from './helpers.js';
 
@@ -157,6 +158,75 @@ describe('corrupted manifest files are refused at open', () => {
     const empty = fresh();
     writeFileSync(empty, '');
     assertRefused(empty);
+  });
+});
+
+describe('the quick_check stamp (check-stamp.ts)', () => {
+  function populated(): string {
+    const path = fresh();
+    const m = Manifest.open(path);
+    m.initRepository({ storeUrl: 'memory://', keyId: '0123456789abcdef' });
+    for (let i = 0; i < 200; i++) m.logEvent('filler', 'tank/x', { i, pad: 'x'.repeat(200) });
+    m.close();
+    return path;
+  }
+  const checkedAt = (path: string): number => (JSON.parse(readFileSync(stampPath(path), 'utf8')) as { checkedAt: number }).checkedAt;
+  /** Set the stamp's time to `ago` ms before now (its state kept) and return it: a check rewrites it to now. */
+  function backdate(path: string, ago: number): number {
+    const stamp = JSON.parse(readFileSync(stampPath(path), 'utf8')) as { checkedAt: number };
+    const at = Date.now() - ago;
+    writeFileSync(stampPath(path), JSON.stringify({ ...stamp, checkedAt: at }));
+    return at;
+  }
+  const openClose = (path: string): void => Manifest.open(path).close();
+
+  it('checks an unchanged file once within the hour, and again once the hour is past', () => {
+    const path = populated();
+    openClose(path); // the writes above changed the file since the stamp its creation left: checked again
+    const recent = backdate(path, 5000);
+    openClose(path);
+    assert.equal(checkedAt(path), recent, 'an open of the same bytes within the hour is not checked again');
+    const old = backdate(path, STAMP_FRESH_MS + 1000);
+    openClose(path);
+    assert.ok(checkedAt(path) > old + STAMP_FRESH_MS, 'a check older than the hour is run again');
+  });
+
+  it('checks a file written since its check, even with its mtime put back', () => {
+    const path = populated();
+    openClose(path);
+    assert.ok(existsSync(stampPath(path)));
+    const { atime, mtime } = statSync(path);
+    const buf = readFileSync(path);
+    const pageSize = buf.readUInt16BE(16);
+    const at = buf.length - pageSize;
+    for (let i = 0; i < 12; i++) buf[at + i] = buf[at + i]! ^ 0xa5;
+    writeFileSync(path, buf);
+    utimesSync(path, atime, mtime);
+    assert.throws(() => Manifest.open(path), isCode('MANIFEST_CORRUPT'));
+  });
+
+  it('checks a file whose write-ahead log has data since its check', () => {
+    const path = populated();
+    openClose(path);
+    const recent = backdate(path, 5000);
+    // A second connection keeps the WAL from being checkpointed away while the manifest is opened.
+    const writer = new Database(path);
+    try {
+      writer.exec("INSERT INTO kv (key, value, updated_at) VALUES ('probe', '\"x\"', '2026-01-01T00:00:00Z')");
+      assert.ok(statSync(`${path}-wal`).size > 0, 'the write is in the WAL');
+      openClose(path);
+      assert.notEqual(checkedAt(path), recent, 'a WAL with data is part of what was checked');
+    } finally {
+      writer.close();
+    }
+  });
+
+  it('a torn or foreign stamp only means another check', () => {
+    const path = populated();
+    openClose(path);
+    writeFileSync(stampPath(path), '{"v":1,"state":"');
+    openClose(path);
+    assert.ok(checkedAt(path) > 0, 'a torn stamp is replaced after a check');
   });
 });
 
