@@ -103,7 +103,8 @@ export class Manifest {
 
   /**
    * Open (or create) the manifest at `path`. An existing file is checked
-   * first (header, quick_check) and refused with MANIFEST_CORRUPT if damaged;
+   * first (header, quick_check unless it passed within the hour on the same
+   * file state: check-stamp.ts) and refused with MANIFEST_CORRUPT if damaged;
    * a newer schema is refused with MANIFEST_TOO_NEW; an older one is migrated
    * (not when readonly: MANIFEST_OUTDATED). A missing file is created unless
    * `readonly` or `create: false` (then NO_MANIFEST).

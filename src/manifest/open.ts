@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
 import { corruptMessage } from './errors.js';
 import { migrate } from './schema.js';
-import { fileState, stampCovers, writeStamp } from './check-stamp.js';
+import { fileState, settled, stampCovers, writeStamp, type FileState } from './check-stamp.js';
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
@@ -113,9 +113,10 @@ export function openExisting(path: string, readonly: boolean): Database.Database
 }
 
 /**
- * quick_check, unless it passed within the hour on exactly these bytes
- * (check-stamp.ts); a pass is stamped only when nothing wrote the file
- * while it ran.
+ * quick_check, unless it passed within the hour on this very state
+ * (check-stamp.ts). A pass is stamped only when both files had been
+ * unchanged for a while before the check (a write in the same timestamp
+ * tick could not show) and nothing wrote them while it ran.
  */
 function checkUnlessStamped(db: Database.Database, path: string): void {
   // A first read makes SQLite settle the -wal (it creates an empty one), so the state below is what the check sees.
@@ -125,11 +126,24 @@ function checkUnlessStamped(db: Database.Database, path: string): void {
     if (isSqliteCorruption(err)) throw corrupt(path, (err as Error).message);
     throw err;
   }
-  const state = fileState(path);
+  let state: FileState | null = null;
   const now = Date.now();
-  if (stampCovers(path, state, now)) return;
+  try {
+    state = fileState(path);
+  } catch {
+    // the files cannot be looked at closely (permissions): check, stamp nothing
+  }
+  if (state && stampCovers(path, state, now)) return;
   quickCheck(db, path);
-  if (fileState(path) === state) writeStamp(path, state, now);
+  if (state && settled(state, now) && sameState(path, state)) writeStamp(path, state, now);
+}
+
+function sameState(path: string, state: FileState): boolean {
+  try {
+    return fileState(path).key === state.key;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -30,6 +30,7 @@ import { BLOB_STREAM_RECORD, DATA_PREFIX, STREAMS_PREFIX, VOLUME_META_HEADER, pa
 import type { StreamRecord } from '../layout.js';
 import { NotFoundError, StoreError } from '../store/errors.js';
 import type { ListEntry, ObjectStore } from '../store/object-store.js';
+import { stampPath } from './check-stamp.js';
 import { textToId, textToU64 } from './guid.js';
 import { type ImportStreamInput, Manifest } from './manifest.js';
 import { MIRROR_SEQ_KV, localMirrorSeq, newerAuthenticMirror, readNewestMirror, type SkippedMirror } from './mirror.js';
@@ -325,7 +326,7 @@ function seenSeqOf(path: string, now: () => Date): number {
 }
 
 function removeDbFiles(path: string): void {
-  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) rmSync(p, { force: true });
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`, stampPath(path)]) rmSync(p, { force: true });
 }
 
 /** Rebuild the manifest at `targetPath` from the bucket. See the module comment. */

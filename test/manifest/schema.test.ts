@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync, existsSync, statSync, truncateSync, utimesSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, lstatSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../../src/errors.js';
 import { Manifest } from '../../src/manifest/manifest.js';
-import { STAMP_FRESH_MS, stampPath } from '../../src/manifest/check-stamp.js';
+import { STAMP_FRESH_MS, fileState, settled, stampCovers, stampPath } from '../../src/manifest/check-stamp.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/manifest/schema.js';
 import { tempDir } from './helpers.js';
 
@@ -170,6 +172,10 @@ describe('the quick_check stamp (check-stamp.ts)', () => {
     m.close();
     return path;
   }
+  /** Wait until the file's last write is older than the racy window (only then is a check stamped). */
+  async function settle(path: string): Promise<void> {
+    while (!settled(fileState(path), Date.now())) await sleep(100);
+  }
   const checkedAt = (path: string): number => (JSON.parse(readFileSync(stampPath(path), 'utf8')) as { checkedAt: number }).checkedAt;
   /** Set the stamp's time to `ago` ms before now (its state kept) and return it: a check rewrites it to now. */
   function backdate(path: string, ago: number): number {
@@ -180,9 +186,10 @@ describe('the quick_check stamp (check-stamp.ts)', () => {
   }
   const openClose = (path: string): void => Manifest.open(path).close();
 
-  it('checks an unchanged file once within the hour, and again once the hour is past', () => {
+  it('checks an unchanged file once within the hour, and again once the hour is past', async () => {
     const path = populated();
-    openClose(path); // the writes above changed the file since the stamp its creation left: checked again
+    await settle(path);
+    openClose(path);
     const recent = backdate(path, 5000);
     openClose(path);
     assert.equal(checkedAt(path), recent, 'an open of the same bytes within the hour is not checked again');
@@ -191,42 +198,65 @@ describe('the quick_check stamp (check-stamp.ts)', () => {
     assert.ok(checkedAt(path) > old + STAMP_FRESH_MS, 'a check older than the hour is run again');
   });
 
-  it('checks a file written since its check, even with its mtime put back', () => {
+  it('stamps no file written moments before its check (a write in the same timestamp tick would not show)', () => {
     const path = populated();
     openClose(path);
+    assert.equal(existsSync(stampPath(path)), false);
+  });
+
+  it('checks a file written since its check, with its mtime put back to the nanosecond', async () => {
+    const path = populated();
+    await settle(path);
+    openClose(path);
     assert.ok(existsSync(stampPath(path)));
-    const { atime, mtime } = statSync(path);
+    const { mtimeNs } = statSync(path, { bigint: true });
     const buf = readFileSync(path);
     const pageSize = buf.readUInt16BE(16);
     const at = buf.length - pageSize;
     for (let i = 0; i < 12; i++) buf[at + i] = buf[at + i]! ^ 0xa5;
     writeFileSync(path, buf);
-    utimesSync(path, atime, mtime);
+    const touched = spawnSync('touch', ['-m', '-d', `@${mtimeNs / 1_000_000_000n}.${String(mtimeNs % 1_000_000_000n).padStart(9, '0')}`, path]);
+    assert.equal(touched.status, 0, String(touched.stderr));
+    assert.equal(statSync(path, { bigint: true }).mtimeNs, mtimeNs, 'mtime is back as it was');
     assert.throws(() => Manifest.open(path), isCode('MANIFEST_CORRUPT'));
   });
 
-  it('checks a file whose write-ahead log has data since its check', () => {
+  it('a write-ahead log with data is another state than the one checked', async () => {
     const path = populated();
+    await settle(path);
     openClose(path);
-    const recent = backdate(path, 5000);
-    // A second connection keeps the WAL from being checkpointed away while the manifest is opened.
+    assert.ok(stampCovers(path, fileState(path), Date.now()), 'stamped');
+    // A second connection keeps the WAL from being checkpointed away.
     const writer = new Database(path);
     try {
-      writer.exec("INSERT INTO kv (key, value, updated_at) VALUES ('probe', '\"x\"', '2026-01-01T00:00:00Z')");
+      writer.exec(`INSERT INTO kv (key, value, updated_at) VALUES ('probe', '"x"', '2026-01-01T00:00:00Z')`);
       assert.ok(statSync(`${path}-wal`).size > 0, 'the write is in the WAL');
-      openClose(path);
-      assert.notEqual(checkedAt(path), recent, 'a WAL with data is part of what was checked');
+      assert.equal(stampCovers(path, fileState(path), Date.now()), false);
     } finally {
       writer.close();
     }
+    assert.equal(stampCovers(path, fileState(path), Date.now()), false, 'nor is the file the WAL was checkpointed into');
   });
 
-  it('a torn or foreign stamp only means another check', () => {
+  it('a stamp that is torn, not private or a symlink is not believed, and a planted symlink is replaced, not followed', async () => {
     const path = populated();
+    await settle(path);
     openClose(path);
-    writeFileSync(stampPath(path), '{"v":1,"state":"');
-    openClose(path);
-    assert.ok(checkedAt(path) > 0, 'a torn stamp is replaced after a check');
+    const state = fileState(path);
+    assert.ok(stampCovers(path, state, Date.now()));
+    const good = readFileSync(stampPath(path), 'utf8');
+    chmodSync(stampPath(path), 0o644);
+    assert.equal(stampCovers(path, state, Date.now()), false, 'readable by others');
+    rmSync(stampPath(path));
+    const victim = `${path}.victim`;
+    writeFileSync(victim, good, { mode: 0o600 });
+    symlinkSync(victim, stampPath(path));
+    assert.equal(stampCovers(path, state, Date.now()), false, 'a symlink');
+    openClose(path); // checks, and stamps by rename over the link
+    assert.equal(readFileSync(victim, 'utf8'), good, 'the link target is untouched');
+    assert.ok(lstatSync(stampPath(path)).isFile(), 'the stamp is a file again');
+    writeFileSync(stampPath(path), '{"v":2,"state":"');
+    assert.equal(stampCovers(path, state, Date.now()), false, 'torn');
   });
 });
 
