@@ -117,15 +117,17 @@ describe('schema migrations', () => {
   });
 });
 
+/** A manifest with a repository row and a few pages of events (enough pages to damage one). */
+function populated(): string {
+  const path = fresh();
+  const m = Manifest.open(path);
+  m.initRepository({ storeUrl: 'memory://', keyId: '0123456789abcdef' });
+  for (let i = 0; i < 200; i++) m.logEvent('filler', 'tank/x', { i, pad: 'x'.repeat(200) });
+  m.close();
+  return path;
+}
+
 describe('corrupted manifest files are refused at open', () => {
-  function populated(): string {
-    const path = fresh();
-    const m = Manifest.open(path);
-    m.initRepository({ storeUrl: 'memory://', keyId: '0123456789abcdef' });
-    for (let i = 0; i < 200; i++) m.logEvent('filler', 'tank/x', { i, pad: 'x'.repeat(200) });
-    m.close();
-    return path;
-  }
 
   function assertRefused(path: string): void {
     const before = readFileSync(path);
@@ -164,14 +166,6 @@ describe('corrupted manifest files are refused at open', () => {
 });
 
 describe('the quick_check stamp (check-stamp.ts)', () => {
-  function populated(): string {
-    const path = fresh();
-    const m = Manifest.open(path);
-    m.initRepository({ storeUrl: 'memory://', keyId: '0123456789abcdef' });
-    for (let i = 0; i < 200; i++) m.logEvent('filler', 'tank/x', { i, pad: 'x'.repeat(200) });
-    m.close();
-    return path;
-  }
   /** Wait until the file's last write is older than the racy window (only then is a check stamped). */
   async function settle(path: string): Promise<void> {
     while (!settled(fileState(path), Date.now())) await sleep(100);
