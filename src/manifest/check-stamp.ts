@@ -16,9 +16,14 @@
  * File times come from a coarse clock (a tick of 1–10 ms; one second on
  * some filesystems), so two writes in one tick can leave them equal. As in
  * git's "racy clean" rule, a state is therefore stamped only when both
- * files' times are more than `RACY_MS` old when the check starts: any later
- * write then stamps a time at least that much newer, which differs at any
- * granularity up to a second.
+ * files' times are more than `RACY_MS` older than the check's start, taken
+ * from the same file system's clock (the mtime of the stamp's temp file,
+ * made before the check: on NFS the server's clock, not this host's). Any
+ * later write then carries a time at least that much newer, which differs
+ * at any granularity up to a second.
+ *
+ * The -wal is looked for beside the database's real path, where SQLite
+ * keeps it when `manifest.db` is a symlink.
  *
  * The stamp is a cache and never a reason to trust more: a missing, torn,
  * foreign or stale stamp, or one that is not a private regular file of
@@ -26,7 +31,7 @@
  * state directory) changes nothing but speed.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, renameSync, rmSync, writeSync } from 'node:fs';
 
 /** How long a passed check stands for an unchanged file. */
 export const STAMP_FRESH_MS = 60 * 60 * 1000;
@@ -86,8 +91,9 @@ function one(path: string, headerBytes: number, isWal: boolean): { key: string; 
 
 /** The database file and its -wal: a key that changes with any write to either, and how recent the newest change is. */
 export function fileState(dbPath: string): FileState {
-  const db = one(dbPath, 100, false);
-  const wal = one(`${dbPath}-wal`, 32, true);
+  const real = realpathSync(dbPath);
+  const db = one(real, 100, false);
+  const wal = one(`${real}-wal`, 32, true);
   return { key: `${db.key} ${wal.key}`, newestChangeMs: Math.max(db.changedMs, wal.changedMs) };
 }
 
@@ -112,35 +118,103 @@ export function stampCovers(dbPath: string, state: FileState, nowMs: number): bo
   return stamp.v === 2 && stamp.state === state.key && typeof stamp.checkedAt === 'number' && nowMs >= stamp.checkedAt && nowMs - stamp.checkedAt < STAMP_FRESH_MS;
 }
 
-/** Whether `state` may be stamped at `nowMs`: both files unchanged for more than RACY_MS. */
-export function settled(state: FileState, nowMs: number): boolean {
-  return nowMs - state.newestChangeMs > RACY_MS;
+/** Whether `state` may be stamped for a check that started at `fsNowMs` (the file system's clock): both files unchanged for more than RACY_MS before it. */
+export function settled(state: FileState, fsNowMs: number): boolean {
+  return fsNowMs - state.newestChangeMs > RACY_MS;
+}
+
+export interface StampOptions {
+  /** The file system's time at the check's start, instead of the temp file's mtime (tests). */
+  fsNowMs?: number;
+  /** Wall-clock now, for the hour (tests). */
+  nowMs?: number;
 }
 
 /**
- * Record that the check passed on `state` at `nowMs`. The temp file is new
- * (O_EXCL, a random name, never through a symlink) and 0600; renaming it
- * replaces whatever is at the stamp path without following it. Best effort:
- * any failure leaves no new stamp.
+ * Run `check` (quick_check; it throws on damage) unless a stamp covers the
+ * files' present state; after a pass, stamp the state seen before it when
+ * that state had settled and nothing wrote the files while it ran.
+ * @returns whether `check` ran
  */
-export function writeStamp(dbPath: string, state: FileState, nowMs: number): void {
-  const path = stampPath(dbPath);
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  const stamp: Stamp = { v: 2, state: state.key, checkedAt: nowMs };
-  let fd: number | undefined;
+export function checkUnlessStamped(dbPath: string, check: () => void, opts: StampOptions = {}): boolean {
+  const nowMs = opts.nowMs ?? Date.now();
+  let state: FileState | null = null;
+  try {
+    state = fileState(dbPath);
+  } catch {
+    // the files cannot be looked at closely (permissions): check, stamp nothing
+  }
+  if (state && stampCovers(dbPath, state, nowMs)) return false;
+  const pending = state ? beginStamp(dbPath) : null;
+  try {
+    check();
+    const fsNowMs = opts.fsNowMs ?? pending?.fsNowMs;
+    if (pending && state && fsNowMs !== undefined && settled(state, fsNowMs) && sameState(dbPath, state)) {
+      commitStamp(dbPath, pending, { v: 2, state: state.key, checkedAt: nowMs });
+    }
+  } finally {
+    if (pending) discard(pending);
+  }
+  return true;
+}
+
+function sameState(dbPath: string, state: FileState): boolean {
+  try {
+    return fileState(dbPath).key === state.key;
+  } catch {
+    return false;
+  }
+}
+
+interface PendingStamp {
+  tmp: string;
+  fd: number | null;
+  /** The temp file's mtime: the file system's clock when the check starts. */
+  fsNowMs: number;
+  committed: boolean;
+}
+
+/**
+ * A new temp file beside the stamp (O_EXCL, a random name, never through a
+ * symlink, 0600), made before the check so its mtime dates the check's
+ * start on the file system's clock. Null when it cannot be made (a
+ * read-only or full state directory): nothing is stamped then.
+ */
+function beginStamp(dbPath: string): PendingStamp | null {
+  const tmp = `${stampPath(dbPath)}.${randomBytes(6).toString('hex')}.tmp`;
+  let fd: number;
   try {
     fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    writeSync(fd, JSON.stringify(stamp));
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
   } catch {
-    // A read-only or full state directory: no stamp, the next open checks. An old stamp left behind names another state.
-    try {
-      if (fd !== undefined) closeSync(fd);
-      rmSync(tmp, { force: true });
-    } catch {
-      // nothing was created
-    }
+    return null;
+  }
+  try {
+    return { tmp, fd, fsNowMs: fstatSync(fd).mtimeMs, committed: false };
+  } catch {
+    discard({ tmp, fd, fsNowMs: 0, committed: false });
+    return null;
+  }
+}
+
+/** Write the stamp into the temp file and rename it over the stamp path (which replaces a planted symlink, not its target). Best effort. */
+function commitStamp(dbPath: string, pending: PendingStamp, stamp: Stamp): void {
+  try {
+    writeSync(pending.fd!, JSON.stringify(stamp));
+    closeSync(pending.fd!);
+    pending.fd = null;
+    renameSync(pending.tmp, stampPath(dbPath));
+    pending.committed = true;
+  } catch {
+    // a full state directory: no stamp, the next open checks
+  }
+}
+
+function discard(pending: PendingStamp): void {
+  try {
+    if (pending.fd !== null) closeSync(pending.fd);
+    pending.fd = null;
+    if (!pending.committed) rmSync(pending.tmp, { force: true });
+  } catch {
+    // nothing more to tidy
   }
 }

@@ -10,12 +10,12 @@
  * one wider than 0600 (from an older zbk: 0644 under umask 022) is narrowed
  * when opened, with its -wal and -shm.
  */
-import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, openSync, readSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fchmodSync, fstatSync, linkSync, openSync, readSync, realpathSync, rmSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../errors.js';
 import { corruptMessage } from './errors.js';
 import { migrate } from './schema.js';
-import { fileState, settled, stampCovers, writeStamp, type FileState } from './check-stamp.js';
+import { checkUnlessStamped } from './check-stamp.js';
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
@@ -61,7 +61,14 @@ function createPrivate(path: string): void {
 
 /** Narrow the database file and its -wal/-shm to 0600 where group or others have bits. Best effort: not our file, or a read-only filesystem, stays as it is. */
 function narrowModes(path: string): void {
-  for (const p of [path, `${path}-wal`, `${path}-shm`]) {
+  let real = path;
+  try {
+    real = realpathSync(path);
+  } catch {
+    // opening decides
+  }
+  // SQLite keeps the -wal and -shm beside the real file when `path` is a symlink.
+  for (const p of [path, `${real}-wal`, `${real}-shm`]) {
     try {
       if ((statSync(p).mode & 0o077) !== 0) chmodSync(p, 0o600);
     } catch {
@@ -104,7 +111,7 @@ export function openExisting(path: string, readonly: boolean): Database.Database
     throw err;
   }
   try {
-    checkUnlessStamped(db, path);
+    checkOpened(db, path);
   } catch (err) {
     db.close();
     throw err;
@@ -114,36 +121,18 @@ export function openExisting(path: string, readonly: boolean): Database.Database
 
 /**
  * quick_check, unless it passed within the hour on this very state
- * (check-stamp.ts). A pass is stamped only when both files had been
- * unchanged for a while before the check (a write in the same timestamp
- * tick could not show) and nothing wrote them while it ran.
+ * (check-stamp.ts: a pass is stamped only when the files had settled before
+ * it and nothing wrote them while it ran).
  */
-function checkUnlessStamped(db: Database.Database, path: string): void {
-  // A first read makes SQLite settle the -wal (it creates an empty one), so the state below is what the check sees.
+function checkOpened(db: Database.Database, path: string): void {
+  // A first read makes SQLite settle the -wal (it creates an empty one), so the state the stamp sees is what the check sees.
   try {
     db.pragma('schema_version');
   } catch (err) {
     if (isSqliteCorruption(err)) throw corrupt(path, (err as Error).message);
     throw err;
   }
-  let state: FileState | null = null;
-  const now = Date.now();
-  try {
-    state = fileState(path);
-  } catch {
-    // the files cannot be looked at closely (permissions): check, stamp nothing
-  }
-  if (state && stampCovers(path, state, now)) return;
-  quickCheck(db, path);
-  if (state && settled(state, now) && sameState(path, state)) writeStamp(path, state, now);
-}
-
-function sameState(path: string, state: FileState): boolean {
-  try {
-    return fileState(path).key === state.key;
-  } catch {
-    return false;
-  }
+  checkUnlessStamped(path, () => quickCheck(db, path));
 }
 
 /**

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { ManifestError } from '../../src/errors.js';
 import { Manifest } from '../../src/manifest/manifest.js';
-import { STAMP_FRESH_MS, fileState, settled, stampCovers, stampPath } from '../../src/manifest/check-stamp.js';
+import { STAMP_FRESH_MS, checkUnlessStamped, fileState, settled, stampCovers, stampPath } from '../../src/manifest/check-stamp.js';
 import { MIGRATIONS, SCHEMA_VERSION, migrate } from '../../src/manifest/schema.js';
 import { tempDir } from './helpers.js';
 
@@ -171,38 +171,64 @@ describe('the quick_check stamp (check-stamp.ts)', () => {
     while (!settled(fileState(path), Date.now())) await sleep(100);
   }
   const checkedAt = (path: string): number => (JSON.parse(readFileSync(stampPath(path), 'utf8')) as { checkedAt: number }).checkedAt;
-  /** Set the stamp's time to `ago` ms before now (its state kept) and return it: a check rewrites it to now. */
-  function backdate(path: string, ago: number): number {
+  /** Set the stamp's time to `ago` ms before now (its state kept). */
+  function backdate(path: string, ago: number): void {
     const stamp = JSON.parse(readFileSync(stampPath(path), 'utf8')) as { checkedAt: number };
-    const at = Date.now() - ago;
-    writeFileSync(stampPath(path), JSON.stringify({ ...stamp, checkedAt: at }));
-    return at;
+    writeFileSync(stampPath(path), JSON.stringify({ ...stamp, checkedAt: Date.now() - ago }));
+  }
+  /** How many times `PRAGMA quick_check` runs while `f` runs. */
+  function quickChecks(f: () => void): number {
+    const proto = Database.prototype as unknown as { pragma: (source: string, options?: unknown) => unknown };
+    const pragma = proto.pragma;
+    let n = 0;
+    proto.pragma = function (this: unknown, source: string, options?: unknown) {
+      if (/quick_check/i.test(source)) n++;
+      return pragma.call(this, source, options);
+    };
+    try {
+      f();
+    } finally {
+      proto.pragma = pragma;
+    }
+    return n;
   }
   const openClose = (path: string): void => Manifest.open(path).close();
+  const covered = (path: string): boolean => stampCovers(path, fileState(path), Date.now());
 
   it('checks an unchanged file once within the hour, and again once the hour is past', async () => {
     const path = populated();
     await settle(path);
-    openClose(path);
-    const recent = backdate(path, 5000);
-    openClose(path);
-    assert.equal(checkedAt(path), recent, 'an open of the same bytes within the hour is not checked again');
-    const old = backdate(path, STAMP_FRESH_MS + 1000);
-    openClose(path);
-    assert.ok(checkedAt(path) > old + STAMP_FRESH_MS, 'a check older than the hour is run again');
+    assert.equal(quickChecks(() => openClose(path)), 1, 'checked, and stamped');
+    assert.equal(quickChecks(() => openClose(path)), 0, 'the same bytes within the hour: not checked again');
+    backdate(path, STAMP_FRESH_MS + 1000);
+    assert.equal(quickChecks(() => openClose(path)), 1, 'a pass older than the hour: checked again');
+    assert.ok(checkedAt(path) > Date.now() - 60_000);
   });
 
-  it('stamps no file written moments before its check (a write in the same timestamp tick would not show)', () => {
+  it('stamps no state written less than 2 s before the check by the file system clock, nor one written while it ran', () => {
     const path = populated();
-    openClose(path);
-    assert.equal(existsSync(stampPath(path)), false);
+    rmSync(stampPath(path), { force: true });
+    const { newestChangeMs } = fileState(path);
+    assert.equal(checkUnlessStamped(path, () => {}, { fsNowMs: newestChangeMs + 1000 }), true);
+    assert.equal(existsSync(stampPath(path)), false, 'a write in the same timestamp tick would not show: no stamp');
+    const writer = new Database(path);
+    try {
+      checkUnlessStamped(path, () => writer.exec(`INSERT INTO kv (key, value, updated_at) VALUES ('during', '"x"', '2026-01-01T00:00:00Z')`), { fsNowMs: newestChangeMs + 3000 });
+      assert.equal(existsSync(stampPath(path)), false, 'written while the check ran: no stamp');
+    } finally {
+      writer.close();
+    }
+    const now = fileState(path).newestChangeMs;
+    checkUnlessStamped(path, () => {}, { fsNowMs: now + 3000 });
+    assert.ok(covered(path), 'settled and untouched: stamped');
+    assert.deepEqual(readdirSync(dirname(path)).filter((f) => f.endsWith('.tmp')), [], 'no temp stamp left');
   });
 
   it('checks a file written since its check, with its mtime put back to the nanosecond', async () => {
     const path = populated();
     await settle(path);
     openClose(path);
-    assert.ok(existsSync(stampPath(path)));
+    assert.ok(covered(path));
     const { mtimeNs } = statSync(path, { bigint: true });
     const buf = readFileSync(path);
     const pageSize = buf.readUInt16BE(16);
@@ -215,22 +241,29 @@ describe('the quick_check stamp (check-stamp.ts)', () => {
     assert.throws(() => Manifest.open(path), isCode('MANIFEST_CORRUPT'));
   });
 
-  it('a write-ahead log with data is another state than the one checked', async () => {
-    const path = populated();
-    await settle(path);
-    openClose(path);
-    assert.ok(stampCovers(path, fileState(path), Date.now()), 'stamped');
-    // A second connection keeps the WAL from being checkpointed away.
-    const writer = new Database(path);
-    try {
-      writer.exec(`INSERT INTO kv (key, value, updated_at) VALUES ('probe', '"x"', '2026-01-01T00:00:00Z')`);
-      assert.ok(statSync(`${path}-wal`).size > 0, 'the write is in the WAL');
-      assert.equal(stampCovers(path, fileState(path), Date.now()), false);
-    } finally {
-      writer.close();
-    }
-    assert.equal(stampCovers(path, fileState(path), Date.now()), false, 'nor is the file the WAL was checkpointed into');
-  });
+  for (const via of ['its path', 'a symlink']) {
+    it(`a write-ahead log with data is another state than the one checked (manifest opened through ${via})`, async () => {
+      const real = populated();
+      let path = real;
+      if (via === 'a symlink') {
+        path = `${real}.link`;
+        symlinkSync(real, path);
+      }
+      await settle(path);
+      openClose(path);
+      assert.ok(covered(path), 'stamped');
+      // A second connection keeps the WAL from being checkpointed away; SQLite keeps it beside the real file.
+      const writer = new Database(path);
+      try {
+        writer.exec(`INSERT INTO kv (key, value, updated_at) VALUES ('probe', '"x"', '2026-01-01T00:00:00Z')`);
+        assert.ok(statSync(`${real}-wal`).size > 0, 'the write is in the WAL');
+        assert.equal(covered(path), false);
+      } finally {
+        writer.close();
+      }
+      assert.equal(covered(path), false, 'nor is the file the WAL was checkpointed into');
+    });
+  }
 
   it('a stamp that is torn, not private or a symlink is not believed, and a planted symlink is replaced, not followed', async () => {
     const path = populated();
