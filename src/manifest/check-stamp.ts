@@ -171,7 +171,6 @@ interface PendingStamp {
   fd: number | null;
   /** The temp file's mtime: the file system's clock when the check starts. */
   fsNowMs: number;
-  committed: boolean;
 }
 
 /**
@@ -181,17 +180,13 @@ interface PendingStamp {
  * read-only or full state directory): nothing is stamped then.
  */
 function beginStamp(dbPath: string): PendingStamp | null {
-  const tmp = `${stampPath(dbPath)}.${randomBytes(6).toString('hex')}.tmp`;
-  let fd: number;
+  const pending: PendingStamp = { tmp: `${stampPath(dbPath)}.${randomBytes(6).toString('hex')}.tmp`, fd: null, fsNowMs: 0 };
   try {
-    fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    pending.fd = openSync(pending.tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    pending.fsNowMs = fstatSync(pending.fd).mtimeMs;
+    return pending;
   } catch {
-    return null;
-  }
-  try {
-    return { tmp, fd, fsNowMs: fstatSync(fd).mtimeMs, committed: false };
-  } catch {
-    discard({ tmp, fd, fsNowMs: 0, committed: false });
+    discard(pending);
     return null;
   }
 }
@@ -203,17 +198,17 @@ function commitStamp(dbPath: string, pending: PendingStamp, stamp: Stamp): void 
     closeSync(pending.fd!);
     pending.fd = null;
     renameSync(pending.tmp, stampPath(dbPath));
-    pending.committed = true;
   } catch {
     // a full state directory: no stamp, the next open checks
   }
 }
 
+/** Close the temp file and remove it (after a rename there is nothing at its name). */
 function discard(pending: PendingStamp): void {
   try {
     if (pending.fd !== null) closeSync(pending.fd);
     pending.fd = null;
-    if (!pending.committed) rmSync(pending.tmp, { force: true });
+    rmSync(pending.tmp, { force: true });
   } catch {
     // nothing more to tidy
   }
